@@ -1,0 +1,185 @@
+//! `pydx dump`: every thread's current Python stack.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use pydx_cpython::{Frame, PythonProcess};
+use pydx_sampler::{Activity, Consistency, Snapshotter, ThreadSnapshot};
+use serde::Serialize;
+
+use crate::cli::DumpArgs;
+
+/// The whole dump, as printed with `--json`.
+#[derive(Debug, Serialize)]
+struct DumpReport {
+    pid: u32,
+    python_version: String,
+    binary: String,
+    paused: bool,
+    threads: Vec<ThreadReport>,
+}
+
+/// One thread of the dump.
+#[derive(Debug, Serialize)]
+struct ThreadReport {
+    /// `threading.get_ident()`.
+    thread_id: u64,
+    /// The OS thread id (TID), when known.
+    native_id: Option<u32>,
+    name: Option<String>,
+    holds_gil: bool,
+    /// `on_cpu`, `idle` or `unknown`.
+    activity: &'static str,
+    truncated: bool,
+    error: Option<String>,
+    /// Innermost first.
+    frames: Vec<FrameReport>,
+}
+
+/// One frame of a thread.
+#[derive(Debug, Serialize)]
+struct FrameReport {
+    /// The qualified name (`Class.method` from 3.11 on).
+    function: String,
+    file: String,
+    line: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locals: Option<Vec<LocalReport>>,
+}
+
+/// One local variable of a frame.
+#[derive(Debug, Serialize)]
+struct LocalReport {
+    name: String,
+    arg: bool,
+    repr: String,
+}
+
+/// Runs `pydx dump`.
+pub fn run(args: &DumpArgs) -> anyhow::Result<ExitCode> {
+    let process = PythonProcess::attach(args.pid)?;
+    let consistency = if args.nonblocking {
+        Consistency::NonBlocking
+    } else {
+        Consistency::Paused
+    };
+    let mut snapshotter = Snapshotter::new(process, consistency);
+    let threads = snapshotter
+        .snapshot()
+        .with_context(|| format!("cannot read the threads of process {}", args.pid))?;
+    let process = snapshotter.process();
+    let report = DumpReport {
+        pid: args.pid,
+        python_version: process.version().to_string(),
+        binary: process.binary().to_string(),
+        paused: consistency == Consistency::Paused,
+        threads: threads
+            .iter()
+            .map(|t| thread_report(process, t, args.locals))
+            .collect(),
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        write_text(&mut out, &report)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn thread_report(process: &mut PythonProcess, thread: &ThreadSnapshot, with_locals: bool) -> ThreadReport {
+    let python = &thread.python;
+    // `threading` names the main thread only once it is imported.
+    let name = python.name.clone().or_else(|| {
+        (python.native_id == Some(process.pid())).then(|| "MainThread".to_string())
+    });
+    ThreadReport {
+        thread_id: python.thread_id,
+        native_id: python.native_id,
+        name,
+        holds_gil: python.holds_gil,
+        activity: match thread.activity {
+            Activity::OnCpu => "on_cpu",
+            Activity::Idle => "idle",
+            Activity::Unknown => "unknown",
+        },
+        truncated: python.truncated,
+        error: python.error.map(|e| e.to_string()),
+        frames: python
+            .frames
+            .iter()
+            .map(|frame| frame_report(process, frame, with_locals))
+            .collect(),
+    }
+}
+
+fn frame_report(process: &mut PythonProcess, frame: &Frame, with_locals: bool) -> FrameReport {
+    let locals = with_locals.then(|| match process.locals(frame) {
+        Ok(locals) => locals
+            .into_iter()
+            .map(|l| LocalReport {
+                name: l.name,
+                arg: l.is_arg,
+                repr: l.value.to_string(),
+            })
+            .collect(),
+        Err(e) => vec![LocalReport {
+            name: "<error>".into(),
+            arg: false,
+            repr: e.to_string(),
+        }],
+    });
+    FrameReport {
+        function: frame.code.qualname.clone(),
+        file: frame.code.filename.clone(),
+        line: frame.line,
+        locals,
+    }
+}
+
+fn write_text(out: &mut impl Write, report: &DumpReport) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "Process {}: Python {} ({})",
+        report.pid, report.python_version, report.binary
+    )?;
+    for thread in &report.threads {
+        writeln!(out)?;
+        let id = match thread.native_id {
+            Some(tid) => tid.to_string(),
+            None => format!("{:#x}", thread.thread_id),
+        };
+        let name = thread
+            .name
+            .as_deref()
+            .map(|n| format!(" \"{n}\""))
+            .unwrap_or_default();
+        let mut states = Vec::new();
+        if thread.holds_gil {
+            states.push("holds GIL");
+        }
+        states.push(match thread.activity {
+            "on_cpu" => "on CPU",
+            "idle" => "idle",
+            _ => "state unknown",
+        });
+        writeln!(out, "Thread {id}{name} ({})", states.join(", "))?;
+        if let Some(error) = &thread.error {
+            writeln!(out, "    <stack unreadable: {error}>")?;
+        }
+        for frame in &thread.frames {
+            writeln!(out, "    {} ({}:{})", frame.function, frame.file, frame.line)?;
+            for local in frame.locals.iter().flatten() {
+                let marker = if local.arg { " (arg)" } else { "" };
+                writeln!(out, "        {}{} = {}", local.name, marker, local.repr)?;
+            }
+        }
+        if thread.truncated {
+            writeln!(out, "    <more frames not shown>")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! CPython version knowledge: find the interpreter in a process and read its
+//! threads, frames, code objects and values from outside, without stopping
+//! or changing it.
+//!
+//! Supported: CPython 3.8 to 3.15 on Linux x86_64, shared-libpython and
+//! static builds, in the host or in a chroot/container. From 3.13 on, the
+//! structure layout is taken from the target's own `_Py_DebugOffsets`, so
+//! patch releases (and, after a check, newer minor versions) read without a
+//! code change.
+//!
+//! # Design constraints
+//! - Every read of interpreter state goes through one [`Layout`]; there are
+//!   no version `match`es scattered through the walker.
+//! - Everything is generic over [`pydx_remote::MemoryReader`], so the walker
+//!   runs the same over a live process and over test memory images.
+//! - Foreign memory is untrusted: every loop is bounded (stack depth, thread
+//!   count, dictionary size, string length, line-table size) and every
+//!   allocation is capped, so garbage can cost an error, never a hang.
+//!
+//! ```
+//! use pydx_cpython::{LineTable, LineTableFormat};
+//! // 3.10 line table: 4 bytes on line 11, then 2 bytes on line 13.
+//! let table = LineTable::decode(LineTableFormat::LineTable310, &[4, 1, 2, 2], 10);
+//! assert_eq!(table.line_at(2), Some(11));
+//! assert_eq!(table.line_at(4), Some(13));
+//! ```
+
+mod debug_offsets;
+mod error;
+mod frames;
+mod layout;
+mod linetable;
+mod locals;
+mod locate;
+mod objects;
+mod process;
+mod reader;
+mod threads;
+mod version;
+
+pub use debug_offsets::{DebugOffsets, DebugOffsetsError};
+pub use error::{AttachError, WalkError};
+pub use frames::{CodeInfo, Frame, RawFrame, RawStack};
+pub use layout::{
+    DictKeysFormat, FrameEntry, InstructionPointer, Layout, LineTableFormat, LongFormat, ManagedDict,
+};
+pub use linetable::LineTable;
+pub use locals::Local;
+pub use objects::{decode_string_data, Value};
+pub use process::{PythonProcess, PythonThread};
+pub use reader::{PythonReader, TypeInfo, MAX_STACK_DEPTH, MAX_STRING_CHARS};
+pub use threads::ThreadState;
+pub use version::{PythonVersion, ReleaseLevel};

@@ -1,0 +1,596 @@
+//! Reading Python objects: types, strings, numbers, containers, dictionaries
+//! and instance attributes.
+
+use std::fmt;
+use std::sync::Arc;
+
+use pydx_remote::{MemoryReader, ReadExt};
+
+use crate::error::WalkError;
+use crate::layout::{DictKeysFormat, LongFormat, ManagedDict};
+use crate::reader::{
+    u64_at, PythonReader, TypeInfo, MAX_DICT_ENTRIES, MAX_STRING_CHARS,
+};
+
+/// `ob_type` in every non-free-threaded build.
+const OB_TYPE: u64 = 0x8;
+/// `ob_size` of variable-sized objects.
+const OB_SIZE: u64 = 0x10;
+/// `PyTypeObject.tp_name`.
+const TP_NAME: u64 = 0x18;
+/// `PyModuleObject.md_dict`.
+const MODULE_DICT: u64 = 0x10;
+/// `PyCellObject.ob_ref`.
+const CELL_REF: u64 = 0x10;
+/// `PyBytesObject.ob_sval`.
+const BYTES_DATA: u64 = 0x20;
+/// `PyFloatObject.ob_fval`.
+const FLOAT_VALUE: u64 = 0x10;
+/// `PyLongObject` digits.
+const LONG_DIGITS: u64 = 0x18;
+/// `PyListObject.ob_item`.
+const LIST_ITEMS: u64 = 0x18;
+
+/// `Py_TPFLAGS_INLINE_VALUES` (3.13+).
+const TPFLAGS_INLINE_VALUES: u64 = 1 << 2;
+/// `Py_TPFLAGS_MANAGED_DICT` (3.11+).
+const TPFLAGS_MANAGED_DICT: u64 = 1 << 4;
+/// `Py_TPFLAGS_LONG_SUBCLASS`.
+const TPFLAGS_LONG: u64 = 1 << 24;
+/// `Py_TPFLAGS_LIST_SUBCLASS`.
+const TPFLAGS_LIST: u64 = 1 << 25;
+/// `Py_TPFLAGS_TUPLE_SUBCLASS`.
+const TPFLAGS_TUPLE: u64 = 1 << 26;
+/// `Py_TPFLAGS_BYTES_SUBCLASS`.
+const TPFLAGS_BYTES: u64 = 1 << 27;
+/// `Py_TPFLAGS_UNICODE_SUBCLASS`.
+const TPFLAGS_UNICODE: u64 = 1 << 28;
+/// `Py_TPFLAGS_DICT_SUBCLASS`.
+const TPFLAGS_DICT: u64 = 1 << 29;
+
+/// Longest type name pydx reads.
+const MAX_TYPE_NAME: usize = 256;
+/// Most digits of an integer pydx decodes into a number.
+const MAX_INT_DIGITS: u64 = 4;
+/// Characters of a string or bytes value shown in a repr.
+const REPR_CHARS: usize = 64;
+
+/// A value read out of the target, decoded as far as is safe and cheap.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `None`.
+    None,
+    /// A `bool`.
+    Bool(bool),
+    /// An `int` that fits in 128 bits.
+    Int(i128),
+    /// An `int` too large to decode, with its digit count.
+    BigInt {
+        /// Number of 30-bit digits.
+        digits: u64,
+        /// Whether it is negative.
+        negative: bool,
+    },
+    /// A `float`.
+    Float(f64),
+    /// A `str`: its first characters and its full length in characters.
+    Str {
+        /// The first characters (all of them for short strings).
+        head: String,
+        /// The full length.
+        len: u64,
+    },
+    /// `bytes` (at most the first few).
+    Bytes {
+        /// The first bytes.
+        head: Vec<u8>,
+        /// The full length.
+        len: u64,
+    },
+    /// A container: its type name and number of items.
+    Container {
+        /// `list`, `tuple`, `dict`, `set`, or a subclass name.
+        type_name: String,
+        /// Number of items.
+        len: u64,
+    },
+    /// Any other object: its type name and address.
+    Object {
+        /// The type's `tp_name`.
+        type_name: String,
+        /// Where the object lives in the target.
+        addr: u64,
+    },
+    /// A local that has no value yet (unbound).
+    Unbound,
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::None => f.write_str("None"),
+            Value::Bool(true) => f.write_str("True"),
+            Value::Bool(false) => f.write_str("False"),
+            Value::Int(v) => write!(f, "{v}"),
+            Value::BigInt { digits, negative } => write!(
+                f,
+                "<int {}~{} digits>",
+                if *negative { "-" } else { "" },
+                digits * 9
+            ),
+            Value::Float(v) => f.write_str(&float_repr(*v)),
+            Value::Str { head, len } => write_quoted_str(f, head, *len),
+            Value::Bytes { head, len } => {
+                f.write_str("b'")?;
+                for &b in head.iter().take(REPR_CHARS) {
+                    match b {
+                        b'\'' => f.write_str("\\'")?,
+                        b'\\' => f.write_str("\\\\")?,
+                        b'\n' => f.write_str("\\n")?,
+                        b'\t' => f.write_str("\\t")?,
+                        0x20..=0x7e => write!(f, "{}", b as char)?,
+                        _ => write!(f, "\\x{b:02x}")?,
+                    }
+                }
+                f.write_str("'")?;
+                if *len > head.len().min(REPR_CHARS) as u64 {
+                    write!(f, "... ({len} bytes)")?;
+                }
+                Ok(())
+            }
+            Value::Container { type_name, len } => write!(f, "<{type_name} of {len}>"),
+            Value::Object { type_name, addr } => write!(f, "<{type_name} at {addr:#x}>"),
+            Value::Unbound => f.write_str("<unbound>"),
+        }
+    }
+}
+
+fn write_quoted_str(f: &mut fmt::Formatter<'_>, s: &str, len: u64) -> fmt::Result {
+    f.write_str("'")?;
+    for (count, c) in s.chars().enumerate() {
+        if count == REPR_CHARS {
+            break;
+        }
+        match c {
+            '\'' => f.write_str("\\'")?,
+            '\\' => f.write_str("\\\\")?,
+            '\n' => f.write_str("\\n")?,
+            '\r' => f.write_str("\\r")?,
+            '\t' => f.write_str("\\t")?,
+            c if c.is_control() => write!(f, "\\x{:02x}", c as u32)?,
+            c => write!(f, "{c}")?,
+        }
+    }
+    f.write_str("'")?;
+    if len > REPR_CHARS as u64 {
+        write!(f, "... ({len} chars)")?;
+    }
+    Ok(())
+}
+
+/// Formats a float the way Python's `repr` does for common values.
+fn float_repr(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let magnitude = v.abs();
+    if magnitude != 0.0 && !(1e-4..1e16).contains(&magnitude) {
+        let text = format!("{v:e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let exponent: i32 = exponent.parse().unwrap_or(0);
+        return format!("{mantissa}e{}{:02}", if exponent < 0 { '-' } else { '+' }, exponent.abs());
+    }
+    let text = format!("{v}");
+    if text.contains('.') {
+        text
+    } else {
+        format!("{text}.0")
+    }
+}
+
+/// Decodes the characters of a compact or legacy string's data.
+/// `kind` is 1 (Latin-1), 2 (UCS-2) or 4 (UCS-4); invalid code points
+/// (lone surrogates) become U+FFFD.
+pub fn decode_string_data(kind: u8, data: &[u8]) -> Option<String> {
+    match kind {
+        1 => Some(data.iter().map(|&b| b as char).collect()),
+        2 => Some(
+            data.chunks_exact(2)
+                .map(|c| char::from_u32(u32::from(u16::from_le_bytes([c[0], c[1]]))).unwrap_or('\u{fffd}'))
+                .collect(),
+        ),
+        4 => Some(
+            data.chunks_exact(4)
+                .map(|c| char::from_u32(u32::from_le_bytes([c[0], c[1], c[2], c[3]])).unwrap_or('\u{fffd}'))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+impl<M: MemoryReader> PythonReader<M> {
+    /// The type of the object at `addr` (cached by type address).
+    pub fn type_of(&mut self, addr: u64) -> Result<Arc<TypeInfo>, WalkError> {
+        let type_addr = self.word(addr + OB_TYPE)?;
+        self.type_info(type_addr)
+    }
+
+    /// What pydx knows about the type object at `type_addr`.
+    pub fn type_info(&mut self, type_addr: u64) -> Result<Arc<TypeInfo>, WalkError> {
+        if let Some(info) = self.types.get(&type_addr) {
+            return Ok(info.clone());
+        }
+        if type_addr == 0 || type_addr % 8 != 0 {
+            return Err(WalkError::invalid("type pointer", type_addr));
+        }
+        let layout = &self.layout;
+        let name_ptr = self.word(type_addr + TP_NAME)?;
+        let name = self.memory.read_c_string(name_ptr, MAX_TYPE_NAME)?;
+        if name.is_empty() || !name.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+            return Err(WalkError::invalid("type name", type_addr));
+        }
+        let info = Arc::new(TypeInfo {
+            name: String::from_utf8_lossy(&name).into_owned(),
+            flags: self.word(type_addr + layout.type_flags)?,
+            basicsize: self.word(type_addr + layout.type_basicsize)?,
+            dictoffset: self.word(type_addr + layout.type_dictoffset)? as i64,
+        });
+        self.types.insert(type_addr, info.clone());
+        Ok(info)
+    }
+
+    /// Reads the `str` object at `addr`, at most `max_chars` characters.
+    pub fn read_str_limited(&mut self, addr: u64, max_chars: usize) -> Result<String, WalkError> {
+        let info = self.type_of(addr)?;
+        if info.flags & TPFLAGS_UNICODE == 0 {
+            return Err(WalkError::invalid("str object", addr));
+        }
+        Ok(self.read_str_unchecked(addr, max_chars)?.0)
+    }
+
+    /// Reads the `str` object at `addr` (cut at [`MAX_STRING_CHARS`]).
+    pub fn read_str(&mut self, addr: u64) -> Result<String, WalkError> {
+        self.read_str_limited(addr, MAX_STRING_CHARS)
+    }
+
+    /// Reads a string without checking its type first; returns its first
+    /// `max_chars` characters and its length.
+    fn read_str_unchecked(&self, addr: u64, max_chars: usize) -> Result<(String, u64), WalkError> {
+        let layout = &self.layout;
+        let mut header = [0u8; 0x28];
+        self.memory.read_into(addr, &mut header)?;
+        let length = u64_at(&header, 0x10).unwrap_or(0);
+        let state = u32::from_le_bytes([header[0x20], header[0x21], header[0x22], header[0x23]]);
+        let kind = ((state >> 2) & 7) as u8;
+        let compact = state & (1 << 5) != 0;
+        let ascii = state & (1 << 6) != 0;
+        if !matches!(kind, 1 | 2 | 4) || length > 1 << 40 {
+            return Err(WalkError::invalid("str header", addr));
+        }
+        let data = if compact {
+            addr + if ascii { layout.unicode_ascii_data } else { layout.unicode_compact_data }
+        } else {
+            // Legacy string: the data pointer follows the compact header.
+            self.word(addr + layout.unicode_compact_data)?
+        };
+        let chars = (length as usize).min(max_chars);
+        let bytes = self
+            .memory
+            .read_vec(data, chars * kind as usize, MAX_STRING_CHARS * 4)?;
+        let text = decode_string_data(kind, &bytes).ok_or(WalkError::invalid("str data", addr))?;
+        Ok((text, length))
+    }
+
+    /// Reads an `int` (or `bool`) object's value.
+    pub fn read_int(&mut self, addr: u64) -> Result<Value, WalkError> {
+        let mut header = [0u8; 0x18 + 4 * MAX_INT_DIGITS as usize];
+        self.memory.read_into(addr, &mut header[..0x18])?;
+        let size_word = u64_at(&header, OB_SIZE).unwrap_or(0);
+        let (digits, negative) = match self.layout.long_format {
+            LongFormat::SignedSize => {
+                let size = size_word as i64;
+                (size.unsigned_abs(), size < 0)
+            }
+            LongFormat::Tagged => (size_word >> 3, size_word & 3 == 2),
+        };
+        if digits > MAX_INT_DIGITS {
+            return Ok(Value::BigInt { digits, negative });
+        }
+        let bytes = &mut header[0x18..0x18 + 4 * digits as usize];
+        self.memory.read_into(addr + LONG_DIGITS, bytes)?;
+        let mut value: i128 = 0;
+        for (i, digit) in bytes.chunks_exact(4).enumerate() {
+            let digit = u32::from_le_bytes([digit[0], digit[1], digit[2], digit[3]]) & 0x3fff_ffff;
+            value |= i128::from(digit) << (30 * i);
+        }
+        Ok(Value::Int(if negative { -value } else { value }))
+    }
+
+    /// Reads an `int` object as an `i64`, if it fits.
+    pub fn read_i64(&mut self, addr: u64) -> Result<i64, WalkError> {
+        match self.read_int(addr)? {
+            Value::Int(v) => i64::try_from(v).map_err(|_| WalkError::invalid("int range", addr)),
+            _ => Err(WalkError::invalid("int range", addr)),
+        }
+    }
+
+    /// The number of items of a `tuple` or `list` (`ob_size`).
+    pub fn sequence_len(&self, addr: u64) -> Result<u64, WalkError> {
+        self.word(addr + OB_SIZE)
+    }
+
+    /// The item pointers of a `tuple` or `list`, at most `max` of them.
+    pub fn sequence_items(&mut self, addr: u64, max: usize) -> Result<Vec<u64>, WalkError> {
+        let info = self.type_of(addr)?;
+        let len = self.sequence_len(addr)?;
+        let items = if info.flags & TPFLAGS_TUPLE != 0 {
+            addr + self.layout.tuple_items
+        } else if info.flags & TPFLAGS_LIST != 0 {
+            self.word(addr + LIST_ITEMS)?
+        } else {
+            return Err(WalkError::invalid("sequence", addr));
+        };
+        let count = (len as usize).min(max);
+        let bytes = self.memory.read_vec(items, count * 8, max * 8)?;
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("eight bytes")))
+            .collect())
+    }
+
+    /// Reads a `bytes` object's size and up to `max` of its bytes.
+    pub fn read_bytes(&self, addr: u64, max: usize) -> Result<(u64, Vec<u8>), WalkError> {
+        let len = self.word(addr + OB_SIZE)?;
+        let count = (len as usize).min(max);
+        Ok((len, self.memory.read_vec(addr + BYTES_DATA, count, max)?))
+    }
+
+    /// Decodes the object at `addr` into a [`Value`] for display.
+    pub fn read_value(&mut self, addr: u64) -> Result<Value, WalkError> {
+        if addr == 0 {
+            return Ok(Value::Unbound);
+        }
+        let info = self.type_of(addr)?;
+        let flags = info.flags;
+        Ok(match info.name.as_str() {
+            "NoneType" => Value::None,
+            "bool" => Value::Bool(self.read_int(addr)? != Value::Int(0)),
+            "float" => Value::Float(f64::from_bits(self.word(addr + FLOAT_VALUE)?)),
+            _ if flags & TPFLAGS_LONG != 0 => self.read_int(addr)?,
+            _ if flags & TPFLAGS_UNICODE != 0 => {
+                let (head, len) = self.read_str_unchecked(addr, REPR_CHARS)?;
+                Value::Str { head, len }
+            }
+            _ if flags & TPFLAGS_BYTES != 0 => {
+                let (len, head) = self.read_bytes(addr, REPR_CHARS)?;
+                Value::Bytes { head, len }
+            }
+            _ if flags & (TPFLAGS_LIST | TPFLAGS_TUPLE) != 0 => Value::Container {
+                type_name: info.name.clone(),
+                len: self.sequence_len(addr)?,
+            },
+            _ if flags & TPFLAGS_DICT != 0 => Value::Container {
+                type_name: info.name.clone(),
+                len: self.word(addr + self.layout.dict_used_keys_values.0)?,
+            },
+            "set" | "frozenset" => Value::Container {
+                type_name: info.name.clone(),
+                len: self.word(addr + self.layout.set_used_mask_table.0)?,
+            },
+            _ => Value::Object {
+                type_name: info.name.clone(),
+                addr,
+            },
+        })
+    }
+
+    /// The contents of a cell object (for closure variables).
+    pub fn cell_contents(&self, addr: u64) -> Result<u64, WalkError> {
+        self.word(addr + CELL_REF)
+    }
+
+    /// The `(key, value)` pointers of a `dict`, at most `max` of them.
+    pub fn dict_items(&mut self, addr: u64, max: usize) -> Result<Vec<(u64, u64)>, WalkError> {
+        let info = self.type_of(addr)?;
+        if info.flags & TPFLAGS_DICT == 0 {
+            return Err(WalkError::invalid("dict", addr));
+        }
+        let (_, keys_off, values_off) = self.layout.dict_used_keys_values;
+        let keys = self.word(addr + keys_off)?;
+        let values = self.word(addr + values_off)?;
+        self.keys_items(keys, values, max)
+    }
+
+    /// Entries of a keys object, with values from `values` when the table is
+    /// split (shared keys) and `values` is non-null.
+    fn keys_items(&self, keys: u64, values: u64, max: usize) -> Result<Vec<(u64, u64)>, WalkError> {
+        let mut header = [0u8; 0x28];
+        self.memory.read_into(keys, &mut header)?;
+        let (entries_at, count, entry_size) = match self.layout.dict_keys_format {
+            DictKeysFormat::Sized => {
+                let size = u64_at(&header, 0x8).unwrap_or(0);
+                let nentries = u64_at(&header, 0x20).unwrap_or(0);
+                if !size.is_power_of_two() || size > 1 << 32 {
+                    return Err(WalkError::invalid("dict keys", keys));
+                }
+                let index_bytes = match size {
+                    0..=0xff => 1,
+                    0x100..=0xffff => 2,
+                    _ => 4,
+                };
+                (keys + 0x28 + size * index_bytes, nentries, 24)
+            }
+            DictKeysFormat::Log2 => {
+                let log2_index_bytes = u64::from(header[9]);
+                let kind = header[10];
+                let nentries = u64_at(&header, 0x18).unwrap_or(0);
+                if log2_index_bytes > 40 || kind > 2 {
+                    return Err(WalkError::invalid("dict keys", keys));
+                }
+                let entry_size = if kind == 0 { 24 } else { 16 };
+                (keys + 0x20 + (1u64 << log2_index_bytes), nentries, entry_size)
+            }
+        };
+        if count > MAX_DICT_ENTRIES as u64 {
+            return Err(WalkError::invalid("dict size", keys));
+        }
+        let count = count as usize;
+        let bytes = self
+            .memory
+            .read_vec(entries_at, count * entry_size, MAX_DICT_ENTRIES * 24)?;
+        let split_values = if values != 0 {
+            let array = values + self.layout.dict_values_array;
+            let raw = self.memory.read_vec(array, count * 8, MAX_DICT_ENTRIES * 8)?;
+            Some(raw)
+        } else {
+            None
+        };
+        let mut items = Vec::new();
+        for (index, entry) in bytes.chunks_exact(entry_size).enumerate() {
+            if items.len() >= max {
+                break;
+            }
+            let key_at = if entry_size == 24 { 8 } else { 0 };
+            let key = u64_at(entry, key_at).unwrap_or(0);
+            let value = match &split_values {
+                Some(raw) => u64_at(raw, index as u64 * 8).unwrap_or(0),
+                None => u64_at(entry, key_at + 8).unwrap_or(0),
+            };
+            if key != 0 && value != 0 {
+                items.push((key, value));
+            }
+        }
+        Ok(items)
+    }
+
+    /// Looks up the string key `name` in the `dict` at `addr`.
+    pub fn dict_get_str(&mut self, addr: u64, name: &str) -> Result<Option<u64>, WalkError> {
+        let items = self.dict_items(addr, MAX_DICT_ENTRIES)?;
+        self.find_str_key(&items, name)
+    }
+
+    fn find_str_key(&mut self, items: &[(u64, u64)], name: &str) -> Result<Option<u64>, WalkError> {
+        for &(key, value) in items {
+            // Keys that are not strings, or that cannot be read, do not match.
+            if let Ok(text) = self.read_str_limited(key, name.chars().count() + 1) {
+                if text == name {
+                    return Ok(Some(value));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The instance attribute `name` of the object at `addr`, read from its
+    /// `__dict__` wherever this version keeps it (`None` if absent).
+    pub fn instance_attr(&mut self, addr: u64, name: &str) -> Result<Option<u64>, WalkError> {
+        let type_addr = self.word(addr + OB_TYPE)?;
+        let info = self.type_info(type_addr)?;
+        let managed = info.flags & TPFLAGS_MANAGED_DICT != 0;
+        match self.layout.managed_dict {
+            ManagedDict::Split311 if managed => {
+                let values = self.word(addr.wrapping_sub(32))?;
+                if values != 0 {
+                    return self.shared_keys_lookup(type_addr, values, name);
+                }
+                let dict = self.word(addr.wrapping_sub(24))?;
+                self.optional_dict_get(dict, name)
+            }
+            ManagedDict::Tagged312 if managed => {
+                let word = self.word(addr.wrapping_sub(24))?;
+                if word & 1 == 1 {
+                    return self.shared_keys_lookup(type_addr, word + 1, name);
+                }
+                self.optional_dict_get(word, name)
+            }
+            ManagedDict::Inline313 if managed => {
+                let dict = self.word(addr.wrapping_sub(24))?;
+                if dict != 0 {
+                    return self.optional_dict_get(dict, name);
+                }
+                if info.flags & TPFLAGS_INLINE_VALUES == 0 {
+                    return Ok(None);
+                }
+                let values = addr + info.basicsize;
+                // `PyDictValues.valid` says whether the inline values are in use.
+                if self.memory.read_u8(values + 3)? == 0 {
+                    return Ok(None);
+                }
+                self.shared_keys_lookup(type_addr, values, name)
+            }
+            _ => {
+                if info.dictoffset <= 0 {
+                    return Ok(None);
+                }
+                let dict = self.word(addr + info.dictoffset as u64)?;
+                self.optional_dict_get(dict, name)
+            }
+        }
+    }
+
+    fn optional_dict_get(&mut self, dict: u64, name: &str) -> Result<Option<u64>, WalkError> {
+        if dict == 0 {
+            return Ok(None);
+        }
+        self.dict_get_str(dict, name)
+    }
+
+    /// Looks `name` up in a type's shared keys and returns the matching
+    /// entry of the instance's value array.
+    fn shared_keys_lookup(&mut self, type_addr: u64, values: u64, name: &str) -> Result<Option<u64>, WalkError> {
+        let keys = self.word(type_addr + self.layout.heap_type_cached_keys)?;
+        if keys == 0 {
+            return Ok(None);
+        }
+        let items = self.keys_items(keys, values, MAX_DICT_ENTRIES)?;
+        self.find_str_key(&items, name)
+    }
+
+    /// The `__dict__` of a module object.
+    pub fn module_dict(&self, module: u64) -> Result<u64, WalkError> {
+        self.word(module + MODULE_DICT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_every_string_kind() {
+        assert_eq!(decode_string_data(1, b"caf\xe9").unwrap(), "café");
+        assert_eq!(decode_string_data(2, &[0xbb, 0x03, b'x', 0]).unwrap(), "λx");
+        assert_eq!(
+            decode_string_data(4, &[0x00, 0xf6, 0x01, 0x00, b'y', 0, 0, 0]).unwrap(),
+            "😀y"
+        );
+        // A lone surrogate is legal in Python but not in Rust.
+        assert_eq!(decode_string_data(2, &[0x00, 0xd8]).unwrap(), "\u{fffd}");
+        assert_eq!(decode_string_data(3, b"abc"), None);
+    }
+
+    #[test]
+    fn reprs_are_short_and_python_like() {
+        let short = Value::Str { head: "it's".into(), len: 4 };
+        assert_eq!(short.to_string(), r"'it\'s'");
+        assert_eq!(Value::Float(1.5).to_string(), "1.5");
+        assert_eq!(Value::Float(2.0).to_string(), "2.0");
+        assert_eq!(Value::Float(1e20).to_string(), "1e+20");
+        assert_eq!(Value::Float(1.5e-7).to_string(), "1.5e-07");
+        assert_eq!(Value::Int(-42).to_string(), "-42");
+        assert_eq!(Value::Bool(true).to_string(), "True");
+        assert_eq!(
+            Value::Bytes { head: b"a\x00'".to_vec(), len: 3 }.to_string(),
+            r"b'a\x00\''"
+        );
+        assert_eq!(
+            Value::Container { type_name: "dict".into(), len: 3 }.to_string(),
+            "<dict of 3>"
+        );
+        let long = Value::Str { head: "x".repeat(64), len: 100 }.to_string();
+        assert_eq!(long, format!("'{}'... (100 chars)", "x".repeat(64)));
+    }
+}

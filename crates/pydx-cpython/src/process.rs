@@ -1,0 +1,286 @@
+//! [`PythonProcess`]: a live CPython process, attached for reading.
+
+use std::collections::HashMap;
+
+use pydx_remote::{thread_ids, MemoryMaps, NamespaceTids, ProcessInfo, ProcessMemory};
+
+use crate::error::{AttachError, WalkError};
+use crate::frames::Frame;
+use crate::layout::Layout;
+use crate::locals::Local;
+use crate::locate::{locate, Location};
+use crate::reader::PythonReader;
+use crate::version::PythonVersion;
+
+/// One Python thread of a snapshot.
+#[derive(Debug, Clone)]
+pub struct PythonThread {
+    /// `threading.get_ident()` of the thread (its `pthread_t`).
+    pub thread_id: u64,
+    /// The OS thread id in pydx's PID namespace, when known.
+    pub native_id: Option<u32>,
+    /// The name `threading` gave it, if any.
+    pub name: Option<String>,
+    /// Whether it held the GIL when read.
+    pub holds_gil: bool,
+    /// Its frames, innermost first.
+    pub frames: Vec<Frame>,
+    /// The stack was cut (too deep, or an outer frame was unreadable).
+    pub truncated: bool,
+    /// Why its stack could not be read, if it could not.
+    pub error: Option<WalkError>,
+}
+
+/// A CPython process pydx has attached to (read-only).
+#[derive(Debug)]
+pub struct PythonProcess {
+    pid: u32,
+    location: Location,
+    reader: PythonReader<ProcessMemory>,
+    /// ≤3.10: where the TID is in glibc's thread descriptor.
+    pthread_tid_offset: Option<u64>,
+    /// Thread names by `thread_id`.
+    names: HashMap<u64, String>,
+    /// Target TIDs to pydx TIDs when the target is in another PID namespace.
+    namespace: Option<NamespaceTids>,
+}
+
+impl PythonProcess {
+    /// Attaches to process `pid`: finds its interpreter, checks the version
+    /// and reads its layout. Nothing is written to the process.
+    pub fn attach(pid: u32) -> Result<Self, AttachError> {
+        let info = ProcessInfo::read(pid)?;
+        let maps = MemoryMaps::read(pid)?;
+        let memory = ProcessMemory::new(pid);
+        let location = locate(&info, &maps, &memory)?;
+        let version = location.version;
+        if version.minor_version() < PythonVersion::OLDEST_SUPPORTED {
+            return Err(AttachError::unsupported(pid, version));
+        }
+        let layout = match &location.debug_offsets {
+            Some(offsets) if offsets.free_threaded => {
+                return Err(AttachError::UnsupportedVersion {
+                    pid,
+                    version: format!("{version} (free-threaded)"),
+                    reason: "free-threaded builds of CPython are not supported yet".into(),
+                })
+            }
+            Some(offsets) => Layout::from_debug_offsets(offsets).map_err(|reason| {
+                AttachError::UnsupportedVersion {
+                    pid,
+                    version: version.to_string(),
+                    reason,
+                }
+            })?,
+            None => Layout::from_tables(version).ok_or_else(|| AttachError::unsupported(pid, version))?,
+        };
+        let namespace = if in_other_pid_namespace(pid) {
+            Some(NamespaceTids::read(pid)?)
+        } else {
+            None
+        };
+        let mut process = Self {
+            pid,
+            location,
+            reader: PythonReader::new(memory, layout),
+            pthread_tid_offset: None,
+            names: HashMap::new(),
+            namespace,
+        };
+        process.check_running()?;
+        process.refresh_thread_names();
+        Ok(process)
+    }
+
+    /// Checks that the interpreter is initialised and readable, with a
+    /// clear error if the version's layout does not fit the process.
+    fn check_running(&mut self) -> Result<(), AttachError> {
+        let runtime = self.location.runtime;
+        let interpreters = self.reader.interpreters(runtime).map_err(|e| self.walk_to_attach(e))?;
+        let Some(&main) = interpreters.last() else {
+            return Err(AttachError::NotRunning {
+                pid: self.pid,
+                reason: "the interpreter has not started yet or has shut down".into(),
+            });
+        };
+        let states = self.reader.thread_states(main).map_err(|e| self.walk_to_attach(e))?;
+        if states.is_empty() {
+            return Err(AttachError::NotRunning {
+                pid: self.pid,
+                reason: "the interpreter has no threads".into(),
+            });
+        }
+        // A layout that does not fit shows as unreadable stacks everywhere.
+        let stacks = self
+            .reader
+            .stacks(&states.iter().map(|s| s.bytes.clone()).collect::<Vec<_>>())
+            .map_err(|e| self.walk_to_attach(e))?;
+        let any_good = stacks.iter().any(|s| s.is_ok());
+        if !any_good {
+            let first_error = stacks.into_iter().find_map(Result::err);
+            return Err(AttachError::UnsupportedVersion {
+                pid: self.pid,
+                version: self.location.version.to_string(),
+                reason: format!(
+                    "its thread stacks do not read with the {} layout ({})",
+                    self.location.version,
+                    first_error.map(|e| e.to_string()).unwrap_or_default()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn walk_to_attach(&self, error: WalkError) -> AttachError {
+        if error.is_process_gone() {
+            AttachError::Remote(pydx_remote::Error::NoSuchProcess(self.pid))
+        } else if error.is_permission_denied() {
+            AttachError::Remote(pydx_remote::Error::PermissionDenied {
+                pid: self.pid,
+                hint: pydx_remote::permission_hint(self.pid),
+            })
+        } else {
+            AttachError::UnsupportedVersion {
+                pid: self.pid,
+                version: self.location.version.to_string(),
+                reason: format!("its interpreter state does not read with the known layout ({error})"),
+            }
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The interpreter's version.
+    pub fn version(&self) -> PythonVersion {
+        self.location.version
+    }
+
+    /// The file holding the interpreter (libpython or the executable).
+    pub fn binary(&self) -> &str {
+        &self.location.binary
+    }
+
+    /// The reader, for lower-level access (objects, dictionaries, ...).
+    pub fn reader(&mut self) -> &mut PythonReader<ProcessMemory> {
+        &mut self.reader
+    }
+
+    /// Re-reads thread names from `threading._active`. Names are cached
+    /// because they rarely change; call this when new threads appear.
+    pub fn refresh_thread_names(&mut self) {
+        let Ok(interpreters) = self.reader.interpreters(self.location.runtime) else {
+            return;
+        };
+        let mut names = HashMap::new();
+        for interp in interpreters {
+            if let Ok(found) = self.reader.thread_names(interp) {
+                names.extend(found);
+            }
+        }
+        self.names = names;
+    }
+
+    /// Reads every Python thread of every interpreter: stack, GIL, name.
+    /// Fails only if the process is gone or access is lost; a thread whose
+    /// stack cannot be read carries the error instead.
+    pub fn threads(&mut self) -> Result<Vec<PythonThread>, WalkError> {
+        let runtime = self.location.runtime;
+        let mut states = Vec::new();
+        let mut holders = Vec::new();
+        for interp in self.reader.interpreters(runtime)? {
+            holders.extend(self.reader.gil_holder(runtime, interp)?);
+            states.extend(self.reader.thread_states(interp)?);
+        }
+        let stacks = self
+            .reader
+            .stacks(&states.iter().map(|s| s.bytes.clone()).collect::<Vec<_>>())?;
+        if states.iter().any(|s| !self.names.contains_key(&s.thread_id)) {
+            self.refresh_thread_names();
+        }
+        let native_ids = self.native_ids(&states);
+        Ok(states
+            .into_iter()
+            .zip(stacks)
+            .zip(native_ids)
+            .map(|((state, stack), native_id)| {
+                let (frames, truncated, error) = match stack {
+                    Ok((frames, truncated)) => (frames, truncated, None),
+                    Err(e) => (Vec::new(), false, Some(e)),
+                };
+                PythonThread {
+                    name: self.names.get(&state.thread_id).cloned(),
+                    holds_gil: holders.contains(&state.addr),
+                    thread_id: state.thread_id,
+                    native_id,
+                    frames,
+                    truncated,
+                    error,
+                }
+            })
+            .collect())
+    }
+
+    /// OS thread ids (in pydx's namespace) of the given thread states.
+    fn native_ids(&mut self, states: &[crate::threads::ThreadState]) -> Vec<Option<u32>> {
+        let host_tids = thread_ids(self.pid).unwrap_or_default();
+        let inner: Vec<Option<u32>> = if self.reader.layout().tstate_native_thread_id.is_some() {
+            states.iter().map(|s| s.native_thread_id).collect()
+        } else {
+            self.pthread_tids(states, &host_tids)
+        };
+        inner
+            .into_iter()
+            .map(|tid| {
+                let tid = tid?;
+                match &self.namespace {
+                    Some(ns) => ns.to_host(tid),
+                    None => host_tids.contains(&tid).then_some(tid),
+                }
+            })
+            .collect()
+    }
+
+    /// ≤3.10: TIDs read from glibc's thread descriptors.
+    fn pthread_tids(&mut self, states: &[crate::threads::ThreadState], host_tids: &[u32]) -> Vec<Option<u32>> {
+        let pthreads: Vec<u64> = states.iter().map(|s| s.thread_id).collect();
+        let inner_tids: Vec<u32> = match &self.namespace {
+            Some(_) => NamespaceTids::read(self.pid)
+                .map(|ns| {
+                    self.namespace = Some(ns.clone());
+                    ns.inner_ids()
+                })
+                .unwrap_or_default(),
+            None => host_tids.to_vec(),
+        };
+        if self.pthread_tid_offset.is_none() {
+            self.pthread_tid_offset = self.reader.find_pthread_tid_offset(&pthreads, &inner_tids);
+        }
+        let Some(offset) = self.pthread_tid_offset else {
+            return vec![None; states.len()];
+        };
+        pthreads
+            .iter()
+            .map(|&p| {
+                let tid = pydx_remote::ReadExt::read_u32(self.reader.memory(), p + offset).ok()?;
+                inner_tids.contains(&tid).then_some(tid)
+            })
+            .collect()
+    }
+
+    /// The local variables of a frame from [`PythonProcess::threads`].
+    pub fn locals(&mut self, frame: &Frame) -> Result<Vec<Local>, WalkError> {
+        self.reader.locals(frame)
+    }
+}
+
+/// Whether `pid` lives in a PID namespace other than pydx's.
+fn in_other_pid_namespace(pid: u32) -> bool {
+    let namespace = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    match (namespace("self"), namespace(&pid.to_string())) {
+        (Some(mine), Some(theirs)) => mine != theirs,
+        _ => false,
+    }
+}

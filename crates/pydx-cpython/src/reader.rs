@@ -1,0 +1,112 @@
+//! [`PythonReader`]: reads interpreter state through a [`Layout`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pydx_remote::{MemoryReader, ReadExt};
+
+use crate::error::WalkError;
+use crate::frames::CodeInfo;
+use crate::layout::Layout;
+
+/// Longest string pydx reads out of a target, in characters.
+pub const MAX_STRING_CHARS: usize = 4096;
+/// Largest line table pydx reads, in bytes.
+pub const MAX_LINETABLE_BYTES: usize = 1 << 20;
+/// Deepest stack pydx walks; deeper stacks are cut and marked truncated.
+pub const MAX_STACK_DEPTH: usize = 4096;
+/// Most thread states pydx walks per interpreter.
+pub const MAX_THREADS: usize = 4096;
+/// Most interpreters pydx walks.
+pub const MAX_INTERPRETERS: usize = 256;
+/// Most dictionary entries pydx visits in one dictionary.
+pub const MAX_DICT_ENTRIES: usize = 1 << 16;
+
+/// What pydx remembers about a type object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeInfo {
+    /// `tp_name`, e.g. `"str"` or `"myapp.models.User"`.
+    pub name: String,
+    /// `tp_flags`.
+    pub flags: u64,
+    /// `tp_basicsize`.
+    pub basicsize: u64,
+    /// `tp_dictoffset`.
+    pub dictoffset: i64,
+}
+
+/// Reads CPython objects, code objects and frames from a target.
+///
+/// It is generic over the memory source so that the same code runs on a live
+/// process ([`pydx_remote::ProcessMemory`]) and on test images
+/// ([`pydx_remote::FakeMemory`]). Caches of type and code objects live here,
+/// keyed by address in the target.
+#[derive(Debug)]
+pub struct PythonReader<M> {
+    pub(crate) memory: M,
+    pub(crate) layout: Layout,
+    pub(crate) types: HashMap<u64, Arc<TypeInfo>>,
+    pub(crate) code: HashMap<u64, CodeEntry>,
+}
+
+/// A cached code object and the bytes that identify it.
+#[derive(Debug, Clone)]
+pub(crate) struct CodeEntry {
+    /// The bytes at [`PythonReader::code_fingerprint_range`]; if they change,
+    /// the address now holds another object.
+    pub fingerprint: Vec<u8>,
+    /// `None` when the object at this address is not a code object.
+    pub info: Option<Arc<CodeInfo>>,
+}
+
+impl<M: MemoryReader> PythonReader<M> {
+    /// A reader of `memory` laid out as `layout`.
+    pub fn new(memory: M, layout: Layout) -> Self {
+        Self {
+            memory,
+            layout,
+            types: HashMap::new(),
+            code: HashMap::new(),
+        }
+    }
+
+    /// The layout in use.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The memory being read.
+    pub fn memory(&self) -> &M {
+        &self.memory
+    }
+
+    /// Reads a pointer-sized word.
+    pub(crate) fn word(&self, addr: u64) -> Result<u64, WalkError> {
+        Ok(self.memory.read_u64(addr)?)
+    }
+
+    /// Drops every cached type and code object.
+    pub fn clear_caches(&mut self) {
+        self.types.clear();
+        self.code.clear();
+    }
+}
+
+/// Reads a little-endian `u64` out of a local copy of target memory.
+pub(crate) fn u64_at(bytes: &[u8], offset: u64) -> Option<u64> {
+    let start = usize::try_from(offset).ok()?;
+    let chunk = bytes.get(start..start.checked_add(8)?)?;
+    Some(u64::from_le_bytes(chunk.try_into().ok()?))
+}
+
+/// Reads a little-endian `i32` out of a local copy of target memory.
+pub(crate) fn i32_at(bytes: &[u8], offset: u64) -> Option<i32> {
+    let start = usize::try_from(offset).ok()?;
+    let chunk = bytes.get(start..start.checked_add(4)?)?;
+    Some(i32::from_le_bytes(chunk.try_into().ok()?))
+}
+
+/// Reads one byte out of a local copy of target memory.
+pub(crate) fn u8_at(bytes: &[u8], offset: u64) -> Option<u8> {
+    bytes.get(usize::try_from(offset).ok()?).copied()
+}

@@ -1,0 +1,157 @@
+//! Interpreters, thread states, the GIL holder and `threading` names.
+
+use std::collections::HashMap;
+
+use pydx_remote::{MemoryReader, ReadExt};
+
+use crate::error::WalkError;
+use crate::reader::{u64_at, PythonReader, MAX_DICT_ENTRIES, MAX_INTERPRETERS, MAX_THREADS};
+
+/// A thread state read out of the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadState {
+    /// Address of the `PyThreadState`.
+    pub addr: u64,
+    /// Address of its interpreter.
+    pub interp: u64,
+    /// `thread_id`: the `pthread_t`, which `threading.get_ident()` returns.
+    pub thread_id: u64,
+    /// `native_thread_id` (3.11+): the OS thread id in the target's namespace.
+    pub native_thread_id: Option<u32>,
+    /// The bytes of the thread state, for walking its frames.
+    pub bytes: Vec<u8>,
+}
+
+impl<M: MemoryReader> PythonReader<M> {
+    /// Addresses of all interpreters, main interpreter last.
+    pub fn interpreters(&self, runtime: u64) -> Result<Vec<u64>, WalkError> {
+        let mut interpreters = Vec::new();
+        let mut interp = self.word(runtime + self.layout.runtime_interpreters_head)?;
+        while interp != 0 {
+            if interpreters.len() >= MAX_INTERPRETERS || interpreters.contains(&interp) {
+                return Err(WalkError::invalid("interpreter list", interp));
+            }
+            interpreters.push(interp);
+            interp = self.word(interp + self.layout.interp_next)?;
+        }
+        Ok(interpreters)
+    }
+
+    /// The thread states of interpreter `interp`, newest first.
+    pub fn thread_states(&self, interp: u64) -> Result<Vec<ThreadState>, WalkError> {
+        let layout = &self.layout;
+        let mut states: Vec<ThreadState> = Vec::new();
+        let mut addr = self.word(interp + layout.interp_threads_head)?;
+        while addr != 0 {
+            if states.len() >= MAX_THREADS || states.iter().any(|s| s.addr == addr) {
+                return Err(WalkError::invalid("thread list", addr));
+            }
+            let bytes = self
+                .memory
+                .read_vec(addr, layout.tstate_size as usize, 0x10000)?;
+            let next = u64_at(&bytes, layout.tstate_next).unwrap_or(0);
+            states.push(ThreadState {
+                addr,
+                interp,
+                thread_id: u64_at(&bytes, layout.tstate_thread_id).unwrap_or(0),
+                native_thread_id: layout
+                    .tstate_native_thread_id
+                    .and_then(|offset| u64_at(&bytes, offset))
+                    .map(|tid| tid as u32),
+                bytes,
+            });
+            addr = next;
+        }
+        Ok(states)
+    }
+
+    /// The thread state that holds the GIL of interpreter `interp`, if any.
+    pub fn gil_holder(&self, runtime: u64, interp: u64) -> Result<Option<u64>, WalkError> {
+        let (locked_at, holder_at) = match (self.layout.runtime_gil, self.layout.interp_ceval_gil) {
+            (Some((locked, holder)), _) => (runtime + locked, runtime + holder),
+            (None, Some(gil_pointer)) => {
+                let gil = self.word(interp + gil_pointer)?;
+                if gil == 0 {
+                    return Ok(None);
+                }
+                let (locked, holder) = self.layout.gil_locked_holder;
+                (gil + locked, gil + holder)
+            }
+            (None, None) => return Ok(None),
+        };
+        // `last_holder` stays set after a release, so `locked` decides.
+        let locked = self.memory.read_i32(locked_at)?;
+        if locked == 0 {
+            return Ok(None);
+        }
+        let holder = self.word(holder_at)?;
+        Ok((holder != 0).then_some(holder))
+    }
+
+    /// Whether the interpreter runtime is shutting down.
+    pub fn finalizing(&self, runtime: u64) -> Result<bool, WalkError> {
+        Ok(self.word(runtime + self.layout.runtime_finalizing)? != 0)
+    }
+
+    /// The module object `name` from the interpreter's `sys.modules`.
+    pub fn module(&mut self, interp: u64, name: &str) -> Result<Option<u64>, WalkError> {
+        let modules = self.word(interp + self.layout.interp_modules)?;
+        if modules == 0 {
+            return Ok(None);
+        }
+        self.dict_get_str(modules, name)
+    }
+
+    /// Names of the threads the `threading` module knows, by `thread_id`.
+    /// Empty if `threading` was never imported.
+    pub fn thread_names(&mut self, interp: u64) -> Result<HashMap<u64, String>, WalkError> {
+        let mut names = HashMap::new();
+        let Some(threading) = self.module(interp, "threading")? else {
+            return Ok(names);
+        };
+        let globals = self.module_dict(threading)?;
+        let Some(active) = self.dict_get_str(globals, "_active")? else {
+            return Ok(names);
+        };
+        for (ident, thread) in self.dict_items(active, MAX_DICT_ENTRIES)? {
+            let Ok(ident) = self.read_i64(ident) else { continue };
+            if let Some(name) = self.instance_attr(thread, "_name")? {
+                if let Ok(name) = self.read_str(name) {
+                    names.insert(ident as u64, name);
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    /// Finds the offset of the kernel thread id inside the C library's
+    /// thread descriptor (`struct pthread`), which pre-3.11 thread states
+    /// point to only through `thread_id`. An offset is accepted when it gives
+    /// a distinct, live TID for every thread.
+    pub fn find_pthread_tid_offset(&self, pthreads: &[u64], tids: &[u32]) -> Option<u64> {
+        /// glibc on x86_64 (2.26 and later); tried first.
+        const GLIBC_TID_OFFSET: u64 = 0x2d0;
+        const SEARCHED: usize = 0x800;
+        let descriptors: Vec<Vec<u8>> = pthreads
+            .iter()
+            .map(|&p| self.memory.read_vec(p, SEARCHED, SEARCHED))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        let fits = |offset: u64| {
+            let mut seen = Vec::with_capacity(descriptors.len());
+            descriptors.iter().all(|d| {
+                let start = offset as usize;
+                let tid = u32::from_le_bytes(d[start..start + 4].try_into().expect("four bytes"));
+                let fresh = !seen.contains(&tid);
+                seen.push(tid);
+                fresh && tids.contains(&tid)
+            })
+        };
+        if descriptors.is_empty() {
+            return None;
+        }
+        std::iter::once(GLIBC_TID_OFFSET)
+            .chain((0..SEARCHED as u64 - 4).step_by(4))
+            .find(|&offset| fits(offset))
+    }
+}

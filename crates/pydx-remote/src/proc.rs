@@ -1,0 +1,390 @@
+//! Facts about a process and its threads from `/proc`.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::maps::MemoryMap;
+
+/// Whether a process with this PID exists (zombies included).
+pub fn process_exists(pid: u32) -> bool {
+    pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The process's command line, arguments joined by spaces.
+pub fn read_cmdline(pid: u32) -> Result<String> {
+    let path = format!("/proc/{pid}/cmdline");
+    let bytes = std::fs::read(&path).map_err(|e| Error::from_proc_io(pid, &path, e))?;
+    let args: Vec<String> = bytes
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    Ok(args.join(" "))
+}
+
+/// The OS thread ids (TIDs, in pydx's PID namespace) of a process.
+pub fn thread_ids(pid: u32) -> Result<Vec<u32>> {
+    let path = format!("/proc/{pid}/task");
+    let entries = std::fs::read_dir(&path).map_err(|e| Error::from_proc_io(pid, &path, e))?;
+    let mut tids: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    Ok(tids)
+}
+
+/// The direct children of a process.
+pub fn child_pids(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    let Ok(tids) = thread_ids(pid) else {
+        return children;
+    };
+    let mut any_file = false;
+    for tid in tids {
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/children")) {
+            any_file = true;
+            children.extend(text.split_whitespace().filter_map(|s| s.parse::<u32>().ok()));
+        }
+    }
+    if !any_file {
+        // Kernels without CONFIG_PROC_CHILDREN: scan every process's parent.
+        children = all_pids()
+            .into_iter()
+            .filter(|&p| parent_pid(p) == Some(pid))
+            .collect();
+    }
+    children.sort_unstable();
+    children.dedup();
+    children
+}
+
+fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    after_comm.split(' ').nth(1)?.parse().ok()
+}
+
+/// Where a process's executable and root directory are.
+#[derive(Debug, Clone)]
+pub struct ProcessInfo {
+    /// The process id.
+    pub pid: u32,
+    /// The executable's path as the target sees it (inside its own root).
+    pub exe: Option<String>,
+    /// The command line, arguments joined by spaces.
+    pub cmdline: String,
+    /// The target's root directory as pydx sees it (`/` unless chrooted).
+    pub root: Option<String>,
+}
+
+impl ProcessInfo {
+    /// Reads what `/proc` says about `pid`.
+    pub fn read(pid: u32) -> Result<Self> {
+        if !process_exists(pid) {
+            return Err(Error::NoSuchProcess(pid));
+        }
+        let exe_link = format!("/proc/{pid}/exe");
+        let exe = match std::fs::read_link(&exe_link) {
+            Ok(target) => Some(
+                target
+                    .to_string_lossy()
+                    .trim_end_matches(" (deleted)")
+                    .to_string(),
+            ),
+            // Kernel threads and zombies have no executable.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+            Err(e) => return Err(Error::from_proc_io(pid, exe_link, e)),
+        };
+        let root = std::fs::read_link(format!("/proc/{pid}/root"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+        Ok(Self {
+            pid,
+            exe,
+            cmdline: read_cmdline(pid)?,
+            root,
+        })
+    }
+
+    /// A path through which pydx can open the file mapped by `map`.
+    ///
+    /// The kernel names mapped files relative to the *reader's* root when it
+    /// can (a chroot shows host paths) and relative to the target's mount
+    /// namespace otherwise (a container shows its own paths), so both
+    /// readings are tried, and the one with the mapping's inode wins.
+    pub fn mapped_file(&self, map: &MemoryMap) -> Option<PathBuf> {
+        let path = map.path.as_deref()?;
+        let candidates = [self.target_path(path), PathBuf::from(path)];
+        let inode_matches = |p: &PathBuf| std::fs::metadata(p).is_ok_and(|m| m.ino() == map.inode);
+        candidates
+            .iter()
+            .find(|p| inode_matches(p))
+            .or_else(|| candidates.iter().find(|p| p.exists()))
+            .cloned()
+    }
+
+    /// The path through which pydx can open a file the target itself calls
+    /// `path` (for example a source file named in a code object).
+    pub fn target_path(&self, path: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{}", self.pid, path))
+    }
+
+    /// `path` as the target sees it, when pydx sees it under the target's
+    /// root directory (a chroot); otherwise `path` unchanged.
+    pub fn path_in_target<'a>(&self, path: &'a str) -> &'a str {
+        match &self.root {
+            Some(root) if root != "/" => match path.strip_prefix(root.as_str()) {
+                Some(inner) if inner.starts_with('/') => inner,
+                _ => path,
+            },
+            _ => path,
+        }
+    }
+
+    /// The path through which pydx can open the target's executable, even if
+    /// it has been deleted or replaced on disk.
+    pub fn exe_host_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/exe", self.pid))
+    }
+}
+
+/// The scheduler state of a thread, from the third field of its `stat` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// `R`: running or runnable (on a CPU or waiting for one).
+    Running,
+    /// `S`: interruptible sleep (waiting on a lock, I/O, a timer, ...).
+    Sleeping,
+    /// `D`: uninterruptible sleep, usually disk I/O.
+    DiskSleep,
+    /// `T`/`t`: stopped by a signal or a tracer.
+    Stopped,
+    /// `Z`/`X`: exiting.
+    Dead,
+    /// `I` and any other letter.
+    Other,
+}
+
+impl RunState {
+    /// Parses the state letter out of a `stat` line.
+    pub fn from_stat(stat: &[u8]) -> Option<Self> {
+        let close = stat.iter().rposition(|&b| b == b')')?;
+        Some(match *stat.get(close + 2)? {
+            b'R' => RunState::Running,
+            b'S' => RunState::Sleeping,
+            b'D' => RunState::DiskSleep,
+            b'T' | b't' => RunState::Stopped,
+            b'Z' | b'X' => RunState::Dead,
+            _ => RunState::Other,
+        })
+    }
+
+    /// Whether the thread is using (or waiting for) a CPU rather than sleeping.
+    pub fn is_running(self) -> bool {
+        self == RunState::Running
+    }
+}
+
+/// Reads the run state of many threads repeatedly, keeping their `stat`
+/// files open so that each read is a single `pread`.
+#[derive(Debug)]
+pub struct ThreadStateReader {
+    pid: u32,
+    files: HashMap<u32, File>,
+}
+
+impl ThreadStateReader {
+    /// A reader for threads of process `pid`.
+    pub fn new(pid: u32) -> Self {
+        Self {
+            pid,
+            files: HashMap::new(),
+        }
+    }
+
+    /// The current state of thread `tid`, or `None` if it has exited.
+    pub fn state(&mut self, tid: u32) -> Option<RunState> {
+        let pid = self.pid;
+        let file = match self.files.entry(tid) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(File::open(format!("/proc/{pid}/task/{tid}/stat")).ok()?)
+            }
+        };
+        let mut buf = [0u8; 512];
+        match file.read_at(&mut buf, 0) {
+            Ok(n) if n > 0 => RunState::from_stat(&buf[..n]),
+            _ => {
+                self.files.remove(&tid);
+                None
+            }
+        }
+    }
+
+    /// Closes the files of threads that are not in `live`.
+    pub fn retain(&mut self, live: &[u32]) {
+        self.files.retain(|tid, _| live.contains(tid));
+    }
+}
+
+/// What a thread is doing in the kernel, from `/proc/PID/task/TID/syscall`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyscallState {
+    /// Running in user space.
+    Running,
+    /// Blocked, but not in a system call (e.g. a page fault).
+    BlockedOutsideSyscall,
+    /// Blocked in system call `number` with these arguments.
+    InSyscall {
+        /// The x86_64 system call number.
+        number: i64,
+        /// The first six arguments.
+        args: [u64; 6],
+    },
+}
+
+/// Reads `/proc/PID/task/TID/syscall`; `None` if the thread has exited or the
+/// file cannot be read.
+pub fn read_thread_syscall(pid: u32, tid: u32) -> Option<SyscallState> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).ok()?;
+    parse_syscall(&text)
+}
+
+fn parse_syscall(text: &str) -> Option<SyscallState> {
+    let mut fields = text.split_whitespace();
+    let first = fields.next()?;
+    if first == "running" {
+        return Some(SyscallState::Running);
+    }
+    let number: i64 = first.parse().ok()?;
+    if number < 0 {
+        return Some(SyscallState::BlockedOutsideSyscall);
+    }
+    let mut args = [0u64; 6];
+    for arg in &mut args {
+        *arg = u64::from_str_radix(fields.next()?.trim_start_matches("0x"), 16).ok()?;
+    }
+    Some(SyscallState::InSyscall { number, args })
+}
+
+/// Maps thread ids as the target sees them (in its own PID namespace) to
+/// thread ids in pydx's namespace, from the `NSpid:` lines in `/proc`.
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceTids {
+    inner_to_host: HashMap<u32, u32>,
+}
+
+impl NamespaceTids {
+    /// Reads the mapping for every current thread of `pid`.
+    pub fn read(pid: u32) -> Result<Self> {
+        let mut inner_to_host = HashMap::new();
+        for tid in thread_ids(pid)? {
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else {
+                continue;
+            };
+            if let Some(inner) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .and_then(|ids| ids.split_whitespace().last()?.parse().ok())
+            {
+                inner_to_host.insert(inner, tid);
+            }
+        }
+        Ok(Self { inner_to_host })
+    }
+
+    /// The host TID of a thread the target knows as `inner`.
+    pub fn to_host(&self, inner: u32) -> Option<u32> {
+        self.inner_to_host.get(&inner).copied()
+    }
+
+    /// Every thread id as the target knows it.
+    pub fn inner_ids(&self) -> Vec<u32> {
+        self.inner_to_host.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_state_letter_after_a_command_with_parentheses() {
+        let stat = b"1234 (a (weird) name) S 1 1234 1234 0 -1";
+        assert_eq!(RunState::from_stat(stat), Some(RunState::Sleeping));
+        assert_eq!(RunState::from_stat(b"1 (x) R 0"), Some(RunState::Running));
+        assert_eq!(RunState::from_stat(b"garbage"), None);
+    }
+
+    #[test]
+    fn own_threads_are_listed_and_readable() {
+        let pid = std::process::id();
+        let tids = thread_ids(pid).unwrap();
+        assert!(tids.contains(&pid));
+        let mut reader = ThreadStateReader::new(pid);
+        // The test thread itself is running while it reads its own state.
+        let me = nix_gettid();
+        assert_eq!(reader.state(me), Some(RunState::Running));
+        assert_eq!(reader.state(u32::MAX), None);
+    }
+
+    fn nix_gettid() -> u32 {
+        #[allow(unsafe_code)]
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        tid as u32
+    }
+
+    #[test]
+    fn parses_syscall_lines() {
+        assert_eq!(parse_syscall("running\n"), Some(SyscallState::Running));
+        assert_eq!(
+            parse_syscall("-1 0x7ffc 0x7f00\n"),
+            Some(SyscallState::BlockedOutsideSyscall)
+        );
+        assert_eq!(
+            parse_syscall("202 0x55d0 0x189 0x0 0x0 0x0 0xffffffff 0x7ffc 0x7f00\n"),
+            Some(SyscallState::InSyscall {
+                number: 202,
+                args: [0x55d0, 0x189, 0, 0, 0, 0xffff_ffff],
+            })
+        );
+    }
+
+    #[test]
+    fn reads_own_process_info() {
+        let info = ProcessInfo::read(std::process::id()).unwrap();
+        assert!(info.exe.is_some());
+        assert!(matches!(ProcessInfo::read(0x7fff_fff0), Err(Error::NoSuchProcess(_))));
+    }
+
+    #[test]
+    fn mapped_files_are_found_by_inode() {
+        let info = ProcessInfo::read(std::process::id()).unwrap();
+        let maps = crate::maps::MemoryMaps::read(std::process::id()).unwrap();
+        let here = mapped_files_are_found_by_inode as *const () as u64;
+        let map = maps.find(here).unwrap();
+        let path = info.mapped_file(map).unwrap();
+        assert_eq!(std::fs::metadata(path).unwrap().ino(), map.inode);
+        assert_eq!(info.path_in_target("/usr/bin/x"), "/usr/bin/x");
+    }
+
+    #[test]
+    fn own_namespace_maps_tids_to_themselves() {
+        let pid = std::process::id();
+        let tids = NamespaceTids::read(pid).unwrap();
+        assert_eq!(tids.to_host(pid), Some(pid));
+    }
+}
