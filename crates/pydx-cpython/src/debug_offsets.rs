@@ -379,7 +379,10 @@ impl DebugOffsets {
 
     /// The value of field `name` (e.g. `"thread_state.current_frame"`).
     pub fn get(&self, name: &str) -> Option<u64> {
-        self.values.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+        self.values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, v)| v)
     }
 
     /// Facts that hold on every CPython build; a block that breaks one was
@@ -388,7 +391,10 @@ impl DebugOffsets {
         let ob_type = if self.free_threaded { 0x18 } else { 0x8 };
         let expectations: [(&str, Option<u64>); 6] = [
             ("pyobject.ob_type", Some(ob_type)),
-            ("thread_state.next", self.get("thread_state.prev").map(|p| p + 8)),
+            (
+                "thread_state.next",
+                self.get("thread_state.prev").map(|p| p + 8),
+            ),
             ("type_object.tp_name", Some(ob_type + 0x10)),
             ("unicode_object.length", Some(ob_type + 0x8)),
             ("runtime_state.size", runtime_size),
@@ -432,8 +438,11 @@ pub(crate) mod tests {
     pub(crate) fn block(hex: u64, fields: &[&str], overrides: &[(&str, u64)]) -> Vec<u8> {
         let mut bytes = COOKIE.to_vec();
         for &name in fields {
-            let value = overrides.iter().find(|(n, _)| *n == name).map(|&(_, v)| v).unwrap_or(
-                match name {
+            let value = overrides
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|&(_, v)| v)
+                .unwrap_or(match name {
                     "version" => hex,
                     "free_threaded" => 0,
                     "pyobject.ob_type" => 8,
@@ -444,8 +453,7 @@ pub(crate) mod tests {
                     "list_object.ob_size" => 0x10,
                     n if n.ends_with(".size") => 0x100,
                     _ => 0x20,
-                },
-            );
+                });
             bytes.extend_from_slice(&value.to_le_bytes());
         }
         bytes
@@ -479,7 +487,10 @@ pub(crate) mod tests {
         // A 3.14 block read as 3.13 puts every later field in the wrong place.
         let bytes = block(0x030d00f0, FIELDS_3_14, &[("version", 0x030d00f0)]);
         let err = DebugOffsets::parse(&bytes, None).unwrap_err();
-        assert!(matches!(err, DebugOffsetsError::UnknownShape { .. }), "{err}");
+        assert!(
+            matches!(err, DebugOffsetsError::UnknownShape { .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -491,7 +502,10 @@ pub(crate) mod tests {
 
     #[test]
     fn rejects_missing_cookie_and_bad_versions() {
-        assert_eq!(DebugOffsets::parse(&[0; 64], None).unwrap_err(), DebugOffsetsError::NoCookie);
+        assert_eq!(
+            DebugOffsets::parse(&[0; 64], None).unwrap_err(),
+            DebugOffsetsError::NoCookie
+        );
         let mut bytes = block(0x030d00f0, FIELDS_3_13, &[]);
         bytes[8..16].copy_from_slice(&0x0207_00f0u64.to_le_bytes());
         assert!(matches!(

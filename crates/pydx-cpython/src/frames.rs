@@ -7,7 +7,7 @@
 //! the triples name against the cache in one batched read and decodes the
 //! ones it has not seen.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use pydx_remote::{MemoryReader, ReadExt, ReadRequest};
@@ -15,12 +15,24 @@ use pydx_remote::{MemoryReader, ReadExt, ReadRequest};
 use crate::error::WalkError;
 use crate::layout::{FrameEntry, InstructionPointer};
 use crate::linetable::LineTable;
-use crate::reader::{i32_at, u64_at, u8_at, CodeEntry, PythonReader, MAX_LINETABLE_BYTES, MAX_STACK_DEPTH};
+use crate::reader::{
+    i32_at, u64_at, u8_at, CodeEntry, PythonReader, MAX_LINETABLE_BYTES, MAX_STACK_DEPTH,
+    MAX_STRING_CHARS,
+};
 
 /// Largest stretch of a data-stack chunk copied in one read.
 const MAX_CHUNK_COPY: u64 = 1 << 20;
-/// `ob_size` of a code object (code units in 3.11+).
+/// Bytes read ahead at each name, file name and line table of a new code
+/// object: enough for the whole object in the common case.
+const PREFETCH: usize = 256;
+/// `ob_type` of every object.
+const OB_TYPE: u64 = 0x8;
+/// `ob_size`: code units of a code object (3.11+), length of a bytes object.
 const OB_SIZE: u64 = 0x10;
+/// `PyBytesObject.ob_sval`.
+const BYTES_DATA: u64 = 0x20;
+/// `Py_TPFLAGS_UNICODE_SUBCLASS`.
+const TPFLAGS_UNICODE: u64 = 1 << 28;
 
 /// A decoded code object: the function's names, file and line table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +72,15 @@ pub struct RawStack {
     pub truncated: bool,
 }
 
+/// A thread's resolved stack.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stack {
+    /// The frames, innermost first.
+    pub frames: Vec<Frame>,
+    /// The walk stopped at [`MAX_STACK_DEPTH`] or at an unreadable frame.
+    pub truncated: bool,
+}
+
 /// One Python frame of a stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -77,7 +98,10 @@ impl<M: MemoryReader> PythonReader<M> {
     pub(crate) fn current_frame(&self, tstate: &[u8]) -> Result<u64, WalkError> {
         match self.layout.tstate_frame {
             FrameEntry::Direct(offset) => Ok(u64_at(tstate, offset).unwrap_or(0)),
-            FrameEntry::ViaCFrame { cframe, current_frame } => {
+            FrameEntry::ViaCFrame {
+                cframe,
+                current_frame,
+            } => {
                 let cframe = u64_at(tstate, cframe).unwrap_or(0);
                 if cframe == 0 {
                     return Ok(0);
@@ -173,7 +197,10 @@ impl<M: MemoryReader> PythonReader<M> {
         if end - chunk > MAX_CHUNK_COPY {
             return None;
         }
-        let data = self.memory.read_vec(chunk, (end - chunk) as usize, MAX_CHUNK_COPY as usize).ok()?;
+        let data = self
+            .memory
+            .read_vec(chunk, (end - chunk) as usize, MAX_CHUNK_COPY as usize)
+            .ok()?;
         // The chunk header records its size: the frame must be inside it.
         let size = u64_at(&data, 8)?;
         (end - chunk <= size).then_some((chunk, data))
@@ -204,52 +231,138 @@ impl<M: MemoryReader> PythonReader<M> {
         self.memory.read_batch(&mut requests)?;
         let done: Vec<bool> = requests.iter().map(|r| r.done).collect();
         drop(requests);
+        let mut stale = Vec::new();
         for (i, &addr) in unique.iter().enumerate() {
             if !done[i] {
                 self.code.remove(&addr);
                 continue;
             }
             let fingerprint = &buffers[i * len..(i + 1) * len];
-            if self.code.get(&addr).is_some_and(|e| e.fingerprint == fingerprint) {
-                continue;
+            if self
+                .code
+                .get(&addr)
+                .is_none_or(|e| e.fingerprint != fingerprint)
+            {
+                stale.push((addr, fingerprint.to_vec()));
             }
-            let info = match self.load_code(addr) {
-                Ok(info) => Some(Arc::new(info)),
-                Err(WalkError::Read(e)) if e.is_process_gone() => return Err(e.into()),
-                Err(_) => None,
-            };
+        }
+        let addrs: Vec<u64> = stale.iter().map(|(addr, _)| *addr).collect();
+        let loaded = self.load_codes(&addrs)?;
+        for ((addr, fingerprint), info) in stale.into_iter().zip(loaded) {
             self.code.insert(
                 addr,
                 CodeEntry {
-                    fingerprint: fingerprint.to_vec(),
-                    info,
+                    fingerprint,
+                    info: info.ok().map(Arc::new),
                 },
             );
         }
         Ok(())
     }
 
-    /// Decodes the code object at `addr`.
-    fn load_code(&mut self, addr: u64) -> Result<CodeInfo, WalkError> {
-        let type_info = self.type_of(addr)?;
-        if type_info.name != "code" {
-            return Err(WalkError::invalid("code object", addr));
+    /// Decodes the code objects at `addrs` with a few batched reads: all
+    /// headers at once, then the start of every name, file name and line
+    /// table at once; only long ones need a read of their own.
+    fn load_codes(&mut self, addrs: &[u64]) -> Result<Vec<Result<CodeInfo, WalkError>>, WalkError> {
+        if addrs.is_empty() {
+            return Ok(Vec::new());
         }
         let layout = self.layout.clone();
-        let header = self.memory.read_vec(addr, layout.code_size as usize, 0x400)?;
-        let pointer = |offset| u64_at(&header, offset).unwrap_or(0);
-        let filename = self.read_str(pointer(layout.code_filename))?;
-        let name = self.read_str(pointer(layout.code_name))?;
+        let header_len = layout.code_size as usize;
+        let mut headers = vec![0u8; addrs.len() * header_len];
+        let header_done = self.read_all(addrs, header_len, &mut headers)?;
+        let fields: Vec<u64> = [
+            Some(layout.code_filename),
+            Some(layout.code_name),
+            layout.code_qualname,
+            Some(layout.code_linetable),
+            layout.code_code,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let pointers: Vec<u64> = headers
+            .chunks(header_len)
+            .flat_map(|header| {
+                fields
+                    .iter()
+                    .map(|&offset| u64_at(header, offset).unwrap_or(0))
+            })
+            .collect();
+        let mut objects = vec![0u8; pointers.len() * PREFETCH];
+        let object_done = self.read_all(&pointers, PREFETCH, &mut objects)?;
+        let mut loaded = Vec::with_capacity(addrs.len());
+        for (i, &addr) in addrs.iter().enumerate() {
+            if !header_done[i] {
+                loaded.push(Err(WalkError::invalid("code object", addr)));
+                continue;
+            }
+            let header = &headers[i * header_len..(i + 1) * header_len];
+            let prefetched: Vec<(u64, &[u8])> = (0..fields.len())
+                .map(|field| {
+                    let index = i * fields.len() + field;
+                    let bytes = &objects[index * PREFETCH..(index + 1) * PREFETCH];
+                    (
+                        pointers[index],
+                        if object_done[index] { bytes } else { &[][..] },
+                    )
+                })
+                .collect();
+            loaded.push(self.decode_code(addr, header, &prefetched));
+        }
+        Ok(loaded)
+    }
+
+    /// Reads `len` bytes at each address into consecutive slices of `out`;
+    /// returns which reads succeeded.
+    fn read_all(&self, addrs: &[u64], len: usize, out: &mut [u8]) -> Result<Vec<bool>, WalkError> {
+        let mut requests: Vec<ReadRequest<'_>> = out
+            .chunks_mut(len)
+            .zip(addrs)
+            .map(|(buf, &addr)| ReadRequest::new(addr, buf))
+            .collect();
+        self.memory.read_batch(&mut requests)?;
+        Ok(requests.iter().map(|r| r.done).collect())
+    }
+
+    /// Builds a [`CodeInfo`] from a code object's header and the prefetched
+    /// starts of the objects it points to: file name, name, qualified name
+    /// (3.11+), line table and bytecode (≤3.10), in that order.
+    fn decode_code(
+        &mut self,
+        addr: u64,
+        header: &[u8],
+        prefetched: &[(u64, &[u8])],
+    ) -> Result<CodeInfo, WalkError> {
+        let layout = self.layout.clone();
+        if self.type_info(u64_at(header, OB_TYPE).unwrap_or(0))?.name != "code" {
+            return Err(WalkError::invalid("code object", addr));
+        }
+        let mut objects = prefetched.iter().copied();
+        let mut next = || {
+            objects
+                .next()
+                .ok_or(WalkError::invalid("code object", addr))
+        };
+        let filename = self.prefetched_str(next()?)?;
+        let name = self.prefetched_str(next()?)?;
         let qualname = match layout.code_qualname {
-            Some(offset) => self.read_str(pointer(offset))?,
+            Some(_) => self.prefetched_str(next()?)?,
             None => name.clone(),
         };
-        let first_line = i32_at(&header, layout.code_firstlineno).unwrap_or(0).max(0) as u32;
-        let (_, table) = self.read_bytes(pointer(layout.code_linetable), MAX_LINETABLE_BYTES)?;
+        let (table_addr, table_prefix) = next()?;
+        let table = self.prefetched_bytes(table_addr, table_prefix, MAX_LINETABLE_BYTES)?;
         let code_bytes = match layout.code_code {
-            Some(offset) => self.word(pointer(offset) + OB_SIZE)?,
-            None => u64_at(&header, OB_SIZE).unwrap_or(0).saturating_mul(2),
+            Some(_) => {
+                let (code_addr, code_prefix) = next()?;
+                match u64_at(code_prefix, OB_SIZE) {
+                    Some(size) => size,
+                    None => self.word(code_addr + OB_SIZE)?,
+                }
+            }
+            None => u64_at(header, OB_SIZE).unwrap_or(0).saturating_mul(2),
         };
+        let first_line = i32_at(header, layout.code_firstlineno).unwrap_or(0).max(0) as u32;
         Ok(CodeInfo {
             addr,
             name,
@@ -259,6 +372,29 @@ impl<M: MemoryReader> PythonReader<M> {
             code_bytes,
             line_table: LineTable::decode(layout.linetable_format, &table, first_line),
         })
+    }
+
+    /// A `str` object, from its prefetched start where possible.
+    fn prefetched_str(&mut self, (addr, bytes): (u64, &[u8])) -> Result<String, WalkError> {
+        let type_addr = match u64_at(bytes, OB_TYPE) {
+            Some(type_addr) => type_addr,
+            None => self.word(addr + OB_TYPE)?,
+        };
+        if self.type_info(type_addr)?.flags & TPFLAGS_UNICODE == 0 {
+            return Err(WalkError::invalid("str object", addr));
+        }
+        Ok(self.read_str_prefetched(addr, MAX_STRING_CHARS, bytes)?.0)
+    }
+
+    /// The contents of a `bytes` object, from its prefetched start where possible.
+    fn prefetched_bytes(&self, addr: u64, bytes: &[u8], max: usize) -> Result<Vec<u8>, WalkError> {
+        if let Some(size) = u64_at(bytes, OB_SIZE) {
+            let start = BYTES_DATA as usize;
+            if let Some(data) = bytes.get(start..start.saturating_add(size as usize)) {
+                return Ok(data.to_vec());
+            }
+        }
+        Ok(self.read_bytes(addr, max)?.1)
     }
 
     /// The cached code object at `addr`, if it is one.
@@ -299,10 +435,17 @@ impl<M: MemoryReader> PythonReader<M> {
     }
 
     /// Reads the stacks of several threads and resolves them with one shared
-    /// code-cache refresh. Each thread gets its frames or its error.
-    pub fn stacks(&mut self, tstates: &[Vec<u8>]) -> Result<Vec<Result<(Vec<Frame>, bool), WalkError>>, WalkError> {
-        let raw: Vec<Result<RawStack, WalkError>> = tstates.iter().map(|t| self.raw_stack(t)).collect();
-        if let Some(Err(e)) = raw.iter().find(|r| matches!(r, Err(e) if e.is_process_gone())) {
+    /// code-cache refresh. Each thread gets its stack or its error.
+    pub fn stacks(
+        &mut self,
+        tstates: &[Vec<u8>],
+    ) -> Result<Vec<Result<Stack, WalkError>>, WalkError> {
+        let raw: Vec<Result<RawStack, WalkError>> =
+            tstates.iter().map(|t| self.raw_stack(t)).collect();
+        if let Some(Err(e)) = raw
+            .iter()
+            .find(|r| matches!(r, Err(e) if e.is_process_gone()))
+        {
             return Err(*e);
         }
         let codes: Vec<u64> = raw
@@ -313,20 +456,12 @@ impl<M: MemoryReader> PythonReader<M> {
         self.refresh_code_cache(&codes)?;
         Ok(raw
             .into_iter()
-            .map(|r| r.map(|s| (self.resolve(&s.frames), s.truncated)))
+            .map(|r| {
+                r.map(|s| Stack {
+                    frames: self.resolve(&s.frames),
+                    truncated: s.truncated,
+                })
+            })
             .collect())
-    }
-
-    /// Number of code objects in the cache.
-    pub fn cached_code_count(&self) -> usize {
-        self.code.len()
-    }
-
-    /// The code objects in the cache, by address.
-    pub fn code_cache(&self) -> HashMap<u64, Arc<CodeInfo>> {
-        self.code
-            .iter()
-            .filter_map(|(&addr, entry)| Some((addr, entry.info.clone()?)))
-            .collect()
     }
 }

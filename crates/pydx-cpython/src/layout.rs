@@ -160,8 +160,10 @@ pub struct Layout {
     pub linetable_format: LineTableFormat,
     /// `co_firstlineno` (an `int`).
     pub code_firstlineno: u64,
-    /// `co_argcount` (an `int`).
+    /// `co_argcount` (an `int`); `co_kwonlyargcount` follows 8 bytes later.
     pub code_argcount: u64,
+    /// `co_flags` (an `int`).
+    pub code_flags: u64,
     /// 3.11+: `co_code_adaptive`, where the bytecode starts.
     pub code_code_adaptive: Option<u64>,
     /// ≤3.10: `co_code`, the bytecode as a bytes object.
@@ -228,7 +230,11 @@ impl Layout {
     /// The layout of a 3.13+ target, from its `_Py_DebugOffsets` plus what
     /// those do not cover. Fails if a field the reader needs is missing.
     pub fn from_debug_offsets(offsets: &DebugOffsets) -> Result<Self, String> {
-        let get = |name: &str| offsets.get(name).ok_or_else(|| format!("no {name} in _Py_DebugOffsets"));
+        let get = |name: &str| {
+            offsets
+                .get(name)
+                .ok_or_else(|| format!("no {name} in _Py_DebugOffsets"))
+        };
         let version = offsets.version;
         let mut layout = Self::base_3_8(version);
         layout.apply_3_11();
@@ -244,8 +250,12 @@ impl Layout {
         let locked = get("interpreter_state.gil_runtime_state_locked")?;
         let holder = get("interpreter_state.gil_runtime_state_holder")?;
         layout.gil_locked_holder = (
-            locked.checked_sub(gil_base).ok_or("GIL offsets out of order")?,
-            holder.checked_sub(gil_base).ok_or("GIL offsets out of order")?,
+            locked
+                .checked_sub(gil_base)
+                .ok_or("GIL offsets out of order")?,
+            holder
+                .checked_sub(gil_base)
+                .ok_or("GIL offsets out of order")?,
         );
 
         layout.tstate_size = get("thread_state.size")?;
@@ -345,6 +355,7 @@ impl Layout {
             linetable_format: LineTableFormat::Lnotab,
             code_firstlineno: 0x28,
             code_argcount: 0x10,
+            code_flags: 0x24,
             code_code_adaptive: None,
             code_code: Some(0x30),
             code_varnames: 0x48,
@@ -412,6 +423,7 @@ impl Layout {
         self.linetable_format = LineTableFormat::Locations;
         self.code_firstlineno = 0x48;
         self.code_argcount = 0x38;
+        self.code_flags = 0x30;
         self.code_code_adaptive = Some(0xb8);
         self.code_code = None;
         self.code_varnames = 0x60;
@@ -470,7 +482,10 @@ mod tests {
     fn versions_differ_where_the_headers_differ() {
         let table = |minor| Layout::from_tables(PythonVersion::new(3, minor, 0)).unwrap();
         assert_eq!(table(8).runtime_gil, Some((0x490, 0x488)));
-        assert_eq!(table(10).instruction_pointer, InstructionPointer::LastiUnits);
+        assert_eq!(
+            table(10).instruction_pointer,
+            InstructionPointer::LastiUnits
+        );
         assert_eq!(table(11).frame_is_entry, Some(0x44));
         assert_eq!(table(12).frame_owner, Some(0x46));
         assert_eq!(table(12).interp_ceval_gil, Some(0x180));

@@ -40,9 +40,10 @@ mod version;
 
 pub use debug_offsets::{DebugOffsets, DebugOffsetsError};
 pub use error::{AttachError, WalkError};
-pub use frames::{CodeInfo, Frame, RawFrame, RawStack};
+pub use frames::{CodeInfo, Frame, RawFrame, RawStack, Stack};
 pub use layout::{
-    DictKeysFormat, FrameEntry, InstructionPointer, Layout, LineTableFormat, LongFormat, ManagedDict,
+    DictKeysFormat, FrameEntry, InstructionPointer, Layout, LineTableFormat, LongFormat,
+    ManagedDict,
 };
 pub use linetable::LineTable;
 pub use locals::Local;

@@ -36,7 +36,9 @@ impl LineTable {
             return Some(self.first_line);
         }
         let offset = u32::try_from(offset).ok()?;
-        let index = self.ranges.partition_point(|&(start, _, _)| start <= offset);
+        let index = self
+            .ranges
+            .partition_point(|&(start, _, _)| start <= offset);
         let &(_, end, line) = self.ranges.get(index.checked_sub(1)?)?;
         if offset < end {
             line

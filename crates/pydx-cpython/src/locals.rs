@@ -13,13 +13,11 @@ const MAX_LOCALS: usize = 512;
 const FAST_HIDDEN: u8 = 0x10;
 /// `CO_FAST_CELL` and `CO_FAST_FREE`: the slot holds a cell.
 const FAST_CELL_OR_FREE: u8 = 0x40 | 0x80;
-/// `CO_FAST_ARG_POS | CO_FAST_ARG_KW | CO_FAST_ARG_VAR`.
-const FAST_ARG: u8 = 0x02 | 0x04 | 0x08;
-/// ≤3.10 `co_kwonlyargcount` and `co_flags`.
-const CODE_KWONLYARGCOUNT_310: u64 = 0x18;
-const CODE_FLAGS_310: u64 = 0x24;
-/// `CO_VARARGS | CO_VARKEYWORDS`.
+/// `co_kwonlyargcount` follows `co_argcount` (and `co_posonlyargcount`).
+const KWONLYARGCOUNT_AFTER_ARGCOUNT: u64 = 8;
+/// `CO_VARARGS` in `co_flags`.
 const CO_VARARGS: i32 = 0x4;
+/// `CO_VARKEYWORDS` in `co_flags`.
 const CO_VARKEYWORDS: i32 = 0x8;
 
 /// A local variable of a frame.
@@ -40,9 +38,22 @@ impl<M: MemoryReader> PythonReader<M> {
     pub fn locals(&mut self, frame: &Frame) -> Result<Vec<Local>, WalkError> {
         let layout = self.layout.clone();
         let code = frame.code.addr;
-        let header = self.memory.read_vec(code, layout.code_size as usize, 0x400)?;
+        let header = self
+            .memory
+            .read_vec(code, layout.code_size as usize, 0x400)?;
         let pointer = |offset| u64_at(&header, offset).unwrap_or(0);
         let mut names = self.str_tuple(pointer(layout.code_varnames))?;
+        // Parameters come first: positional, keyword-only, *args, **kwargs.
+        let flags = i32_at(&header, layout.code_flags).unwrap_or(0);
+        let parameters = i32_at(&header, layout.code_argcount).unwrap_or(0)
+            + i32_at(
+                &header,
+                layout.code_argcount + KWONLYARGCOUNT_AFTER_ARGCOUNT,
+            )
+            .unwrap_or(0)
+            + i32::from(flags & CO_VARARGS != 0)
+            + i32::from(flags & CO_VARKEYWORDS != 0);
+        let parameters = parameters.clamp(0, MAX_LOCALS as i32) as usize;
         let kinds: Vec<u8> = match layout.code_localspluskinds {
             Some(offset) => self.read_bytes(pointer(offset), MAX_LOCALS)?.1,
             None => {
@@ -53,15 +64,7 @@ impl<M: MemoryReader> PythonReader<M> {
                     .unwrap_or(0)
                     .clamp(0, MAX_LOCALS as i32) as usize;
                 names.truncate(nlocals);
-                let argcount = i32_at(&header, layout.code_argcount).unwrap_or(0)
-                    + i32_at(&header, CODE_KWONLYARGCOUNT_310).unwrap_or(0);
-                let flags = i32_at(&header, CODE_FLAGS_310).unwrap_or(0);
-                let argcount = argcount
-                    + i32::from(flags & CO_VARARGS != 0)
-                    + i32::from(flags & CO_VARKEYWORDS != 0);
-                let mut kinds: Vec<u8> = (0..names.len())
-                    .map(|i| if (i as i32) < argcount { FAST_ARG } else { 0 })
-                    .collect();
+                let mut kinds = vec![0u8; names.len()];
                 if let Some((cells, frees)) = layout.code_cell_free_vars {
                     for offset in [cells, frees] {
                         let extra = self.str_tuple(pointer(offset))?;
@@ -73,9 +76,11 @@ impl<M: MemoryReader> PythonReader<M> {
             }
         };
         let count = names.len().min(kinds.len()).min(MAX_LOCALS);
-        let slots = self
-            .memory
-            .read_vec(frame.addr + layout.frame_localsplus, count * 8, MAX_LOCALS * 8)?;
+        let slots = self.memory.read_vec(
+            frame.addr + layout.frame_localsplus,
+            count * 8,
+            MAX_LOCALS * 8,
+        )?;
         let mut locals = Vec::with_capacity(count);
         for (index, name) in names.into_iter().take(count).enumerate() {
             let kind = kinds[index];
@@ -92,14 +97,15 @@ impl<M: MemoryReader> PythonReader<M> {
                 if layout.stack_refs_tagged {
                     addr &= !3;
                 }
-                if kind & FAST_CELL_OR_FREE != 0 && addr != 0 && self.type_of(addr)?.name == "cell" {
+                if kind & FAST_CELL_OR_FREE != 0 && addr != 0 && self.type_of(addr)?.name == "cell"
+                {
                     addr = self.cell_contents(addr)?;
                 }
                 self.read_value(addr)?
             };
             locals.push(Local {
                 name,
-                is_arg: kind & FAST_ARG != 0,
+                is_arg: index < parameters,
                 addr,
                 value,
             });
@@ -115,5 +121,4 @@ impl<M: MemoryReader> PythonReader<M> {
         let items = self.sequence_items(tuple, MAX_LOCALS)?;
         items.into_iter().map(|item| self.read_str(item)).collect()
     }
-
 }

@@ -47,7 +47,7 @@ pub fn locate<M: MemoryReader>(
         let Ok(image) = ElfImage::open(&candidate.host_path) else {
             continue;
         };
-        let Ok(symbols) = image.symbols(&["_PyRuntime", "Py_Version"]) else {
+        let Ok(symbols) = image.symbols(&["_PyRuntime", "Py_Version"], &["_PyRuntime"]) else {
             continue;
         };
         let runtime_symbol = match symbols[0] {
@@ -66,8 +66,16 @@ pub fn locate<M: MemoryReader>(
         };
         let runtime = bias.wrapping_add(runtime_symbol.address);
         let runtime_size = (runtime_symbol.size > 0).then_some(runtime_symbol.size);
-        let (version, debug_offsets) =
-            detect_version(info.pid, memory, runtime, runtime_size, bias, symbols[1], &image, &candidate.path)?;
+        let (version, debug_offsets) = detect_version(
+            info.pid,
+            memory,
+            runtime,
+            runtime_size,
+            bias,
+            symbols[1],
+            &image,
+            &candidate.path,
+        )?;
         return Ok(Location {
             binary: info.path_in_target(&candidate.path).to_string(),
             runtime,
@@ -75,7 +83,9 @@ pub fn locate<M: MemoryReader>(
             debug_offsets,
         });
     }
-    if let Some(version) = version_hint.filter(|v| v.minor_version() < PythonVersion::OLDEST_SUPPORTED) {
+    if let Some(version) =
+        version_hint.filter(|v| v.minor_version() < PythonVersion::OLDEST_SUPPORTED)
+    {
         return Err(AttachError::unsupported(info.pid, version));
     }
     Err(AttachError::NotPython {
@@ -157,11 +167,15 @@ fn detect_version<M: MemoryReader>(
     if head.starts_with(COOKIE) {
         return match DebugOffsets::parse(&head, runtime_size) {
             Ok(offsets) => Ok((offsets.version, Some(offsets))),
-            Err(DebugOffsetsError::UnknownShape { version, reason }) => Err(AttachError::UnsupportedVersion {
-                pid,
-                version: version.to_string(),
-                reason: format!("its _Py_DebugOffsets do not match any layout pydx knows: {reason}"),
-            }),
+            Err(DebugOffsetsError::UnknownShape { version, reason }) => {
+                Err(AttachError::UnsupportedVersion {
+                    pid,
+                    version: version.to_string(),
+                    reason: format!(
+                        "its _Py_DebugOffsets do not match any layout pydx knows: {reason}"
+                    ),
+                })
+            }
             Err(other) => Err(AttachError::NotRunning {
                 pid,
                 reason: other.to_string(),
@@ -201,11 +215,19 @@ fn read_failure(pid: u32, error: pydx_remote::ReadError) -> pydx_remote::Error {
 
 /// The full version string `3.X.Y (...` that `Py_GetVersion` writes into a
 /// static buffer at start-up, found in the binary's `.bss`.
-fn version_from_bss<M: MemoryReader>(memory: &M, image: &ElfImage, bias: u64) -> Option<PythonVersion> {
+fn version_from_bss<M: MemoryReader>(
+    memory: &M,
+    image: &ElfImage,
+    bias: u64,
+) -> Option<PythonVersion> {
     let bss = image.section(".bss").ok()??;
     let size = bss.size.min(MAX_BSS_SCAN);
     let bytes = memory
-        .read_vec(bias.wrapping_add(bss.address), size as usize, MAX_BSS_SCAN as usize)
+        .read_vec(
+            bias.wrapping_add(bss.address),
+            size as usize,
+            MAX_BSS_SCAN as usize,
+        )
         .ok()?;
     bytes.windows(5).enumerate().find_map(|(i, window)| {
         if !(window.starts_with(b"3.") && window[2].is_ascii_digit()) {
@@ -214,7 +236,9 @@ fn version_from_bss<M: MemoryReader>(memory: &M, image: &ElfImage, bias: u64) ->
         let tail = &bytes[i..(i + 24).min(bytes.len())];
         let text = std::str::from_utf8(&tail[..tail.iter().position(|&b| b == b' ')?]).ok()?;
         let after = tail.get(text.len()..text.len() + 2)?;
-        (after == b" (").then(|| PythonVersion::parse(text)).flatten()
+        (after == b" (")
+            .then(|| PythonVersion::parse(text))
+            .flatten()
     })
 }
 
@@ -228,8 +252,14 @@ mod tests {
             version_from_file_name("/usr/lib/libpython3.10.so.1.0"),
             Some(PythonVersion::minor_only(3, 10))
         );
-        assert_eq!(version_from_file_name("/usr/bin/python3.8"), Some(PythonVersion::minor_only(3, 8)));
-        assert_eq!(version_from_file_name("/usr/bin/python2.7"), Some(PythonVersion::minor_only(2, 7)));
+        assert_eq!(
+            version_from_file_name("/usr/bin/python3.8"),
+            Some(PythonVersion::minor_only(3, 8))
+        );
+        assert_eq!(
+            version_from_file_name("/usr/bin/python2.7"),
+            Some(PythonVersion::minor_only(2, 7))
+        );
         assert_eq!(version_from_file_name("/usr/bin/python3"), None);
         assert_eq!(version_from_file_name("/usr/bin/bash"), None);
     }

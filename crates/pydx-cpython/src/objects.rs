@@ -4,13 +4,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use pydx_remote::{MemoryReader, ReadExt};
+use pydx_remote::{MemoryReader, ReadExt, ReadRequest};
 
 use crate::error::WalkError;
 use crate::layout::{DictKeysFormat, LongFormat, ManagedDict};
-use crate::reader::{
-    u64_at, PythonReader, TypeInfo, MAX_DICT_ENTRIES, MAX_STRING_CHARS,
-};
+use crate::reader::{u64_at, PythonReader, TypeInfo, MAX_DICT_ENTRIES, MAX_STRING_CHARS};
 
 /// `ob_type` in every non-free-threaded build.
 const OB_TYPE: u64 = 0x8;
@@ -181,7 +179,11 @@ fn float_repr(v: f64) -> String {
         let text = format!("{v:e}");
         let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
         let exponent: i32 = exponent.parse().unwrap_or(0);
-        return format!("{mantissa}e{}{:02}", if exponent < 0 { '-' } else { '+' }, exponent.abs());
+        return format!(
+            "{mantissa}e{}{:02}",
+            if exponent < 0 { '-' } else { '+' },
+            exponent.abs()
+        );
     }
     let text = format!("{v}");
     if text.contains('.') {
@@ -199,12 +201,18 @@ pub fn decode_string_data(kind: u8, data: &[u8]) -> Option<String> {
         1 => Some(data.iter().map(|&b| b as char).collect()),
         2 => Some(
             data.chunks_exact(2)
-                .map(|c| char::from_u32(u32::from(u16::from_le_bytes([c[0], c[1]]))).unwrap_or('\u{fffd}'))
+                .map(|c| {
+                    char::from_u32(u32::from(u16::from_le_bytes([c[0], c[1]])))
+                        .unwrap_or('\u{fffd}')
+                })
                 .collect(),
         ),
         4 => Some(
             data.chunks_exact(4)
-                .map(|c| char::from_u32(u32::from_le_bytes([c[0], c[1], c[2], c[3]])).unwrap_or('\u{fffd}'))
+                .map(|c| {
+                    char::from_u32(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .unwrap_or('\u{fffd}')
+                })
                 .collect(),
         ),
         _ => None,
@@ -227,16 +235,27 @@ impl<M: MemoryReader> PythonReader<M> {
             return Err(WalkError::invalid("type pointer", type_addr));
         }
         let layout = &self.layout;
-        let name_ptr = self.word(type_addr + TP_NAME)?;
-        let name = self.memory.read_c_string(name_ptr, MAX_TYPE_NAME)?;
+        let end = [
+            TP_NAME,
+            layout.type_flags,
+            layout.type_basicsize,
+            layout.type_dictoffset,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(TP_NAME)
+            + 8;
+        let header = self.memory.read_vec(type_addr, end as usize, 0x1000)?;
+        let field = |offset| u64_at(&header, offset).unwrap_or(0);
+        let name = self.memory.read_c_string(field(TP_NAME), MAX_TYPE_NAME)?;
         if name.is_empty() || !name.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
             return Err(WalkError::invalid("type name", type_addr));
         }
         let info = Arc::new(TypeInfo {
             name: String::from_utf8_lossy(&name).into_owned(),
-            flags: self.word(type_addr + layout.type_flags)?,
-            basicsize: self.word(type_addr + layout.type_basicsize)?,
-            dictoffset: self.word(type_addr + layout.type_dictoffset)? as i64,
+            flags: field(layout.type_flags),
+            basicsize: field(layout.type_basicsize),
+            dictoffset: field(layout.type_dictoffset) as i64,
         });
         self.types.insert(type_addr, info.clone());
         Ok(info)
@@ -259,10 +278,28 @@ impl<M: MemoryReader> PythonReader<M> {
     /// Reads a string without checking its type first; returns its first
     /// `max_chars` characters and its length.
     fn read_str_unchecked(&self, addr: u64, max_chars: usize) -> Result<(String, u64), WalkError> {
+        self.read_str_prefetched(addr, max_chars, &[])
+    }
+
+    /// Like [`PythonReader::read_str`] without the type check, using
+    /// `prefetched` (bytes already read from `addr`) where it reaches, so a
+    /// short string costs no read at all.
+    pub(crate) fn read_str_prefetched(
+        &self,
+        addr: u64,
+        max_chars: usize,
+        prefetched: &[u8],
+    ) -> Result<(String, u64), WalkError> {
         let layout = &self.layout;
-        let mut header = [0u8; 0x28];
-        self.memory.read_into(addr, &mut header)?;
-        let length = u64_at(&header, 0x10).unwrap_or(0);
+        let mut read_header = [0u8; 0x28];
+        let header = match prefetched.get(..0x28) {
+            Some(header) => header,
+            None => {
+                self.memory.read_into(addr, &mut read_header)?;
+                &read_header
+            }
+        };
+        let length = u64_at(header, 0x10).unwrap_or(0);
         let state = u32::from_le_bytes([header[0x20], header[0x21], header[0x22], header[0x23]]);
         let kind = ((state >> 2) & 7) as u8;
         let compact = state & (1 << 5) != 0;
@@ -270,18 +307,29 @@ impl<M: MemoryReader> PythonReader<M> {
         if !matches!(kind, 1 | 2 | 4) || length > 1 << 40 {
             return Err(WalkError::invalid("str header", addr));
         }
-        let data = if compact {
-            addr + if ascii { layout.unicode_ascii_data } else { layout.unicode_compact_data }
+        let size = (length as usize).min(max_chars) * kind as usize;
+        let data_offset = if ascii {
+            layout.unicode_ascii_data
         } else {
-            // Legacy string: the data pointer follows the compact header.
-            self.word(addr + layout.unicode_compact_data)?
+            layout.unicode_compact_data
         };
-        let chars = (length as usize).min(max_chars);
-        let bytes = self
-            .memory
-            .read_vec(data, chars * kind as usize, MAX_STRING_CHARS * 4)?;
-        let text = decode_string_data(kind, &bytes).ok_or(WalkError::invalid("str data", addr))?;
-        Ok((text, length))
+        let local = compact
+            .then(|| prefetched.get(data_offset as usize..data_offset as usize + size))
+            .flatten();
+        let text = match local {
+            Some(bytes) => decode_string_data(kind, bytes),
+            None => {
+                let data = if compact {
+                    addr + data_offset
+                } else {
+                    // Legacy string: the data pointer follows the compact header.
+                    self.word(addr + layout.unicode_compact_data)?
+                };
+                let bytes = self.memory.read_vec(data, size, MAX_STRING_CHARS * 4)?;
+                decode_string_data(kind, &bytes)
+            }
+        };
+        Ok((text.ok_or(WalkError::invalid("str data", addr))?, length))
     }
 
     /// Reads an `int` (or `bool`) object's value.
@@ -431,7 +479,11 @@ impl<M: MemoryReader> PythonReader<M> {
                     return Err(WalkError::invalid("dict keys", keys));
                 }
                 let entry_size = if kind == 0 { 24 } else { 16 };
-                (keys + 0x20 + (1u64 << log2_index_bytes), nentries, entry_size)
+                (
+                    keys + 0x20 + (1u64 << log2_index_bytes),
+                    nentries,
+                    entry_size,
+                )
             }
         };
         if count > MAX_DICT_ENTRIES as u64 {
@@ -443,7 +495,9 @@ impl<M: MemoryReader> PythonReader<M> {
             .read_vec(entries_at, count * entry_size, MAX_DICT_ENTRIES * 24)?;
         let split_values = if values != 0 {
             let array = values + self.layout.dict_values_array;
-            let raw = self.memory.read_vec(array, count * 8, MAX_DICT_ENTRIES * 8)?;
+            let raw = self
+                .memory
+                .read_vec(array, count * 8, MAX_DICT_ENTRIES * 8)?;
             Some(raw)
         } else {
             None
@@ -472,13 +526,45 @@ impl<M: MemoryReader> PythonReader<M> {
         self.find_str_key(&items, name)
     }
 
+    /// The value of the entry whose key is the string `name`. All keys are
+    /// compared in one batched read of their headers and first characters.
     fn find_str_key(&mut self, items: &[(u64, u64)], name: &str) -> Result<Option<u64>, WalkError> {
-        for &(key, value) in items {
-            // Keys that are not strings, or that cannot be read, do not match.
-            if let Ok(text) = self.read_str_limited(key, name.chars().count() + 1) {
-                if text == name {
+        if !name.is_ascii() {
+            for &(key, value) in items {
+                if self
+                    .read_str_limited(key, name.chars().count() + 1)
+                    .is_ok_and(|text| text == name)
+                {
                     return Ok(Some(value));
                 }
+            }
+            return Ok(None);
+        }
+        let data_at = self.layout.unicode_ascii_data as usize;
+        let span = data_at + name.len();
+        let mut buffers = vec![0u8; items.len() * span];
+        let mut requests: Vec<ReadRequest<'_>> = buffers
+            .chunks_mut(span)
+            .zip(items)
+            .map(|(buf, &(key, _))| ReadRequest::new(key, buf))
+            .collect();
+        self.memory.read_batch(&mut requests)?;
+        let done: Vec<bool> = requests.iter().map(|r| r.done).collect();
+        drop(requests);
+        for (index, &(_, value)) in items.iter().enumerate() {
+            let key = &buffers[index * span..(index + 1) * span];
+            let state = u32::from_le_bytes([key[0x20], key[0x21], key[0x22], key[0x23]]);
+            let compact_ascii = state & (0b111 << 2) == 1 << 2 && state & (0b11 << 5) == 0b11 << 5;
+            if !done[index]
+                || u64_at(key, OB_SIZE) != Some(name.len() as u64)
+                || !compact_ascii
+                || &key[data_at..] != name.as_bytes()
+            {
+                continue;
+            }
+            let key_type = u64_at(key, OB_TYPE).unwrap_or(0);
+            if self.type_info(key_type)?.flags & TPFLAGS_UNICODE != 0 {
+                return Ok(Some(value));
             }
         }
         Ok(None)
@@ -540,7 +626,12 @@ impl<M: MemoryReader> PythonReader<M> {
 
     /// Looks `name` up in a type's shared keys and returns the matching
     /// entry of the instance's value array.
-    fn shared_keys_lookup(&mut self, type_addr: u64, values: u64, name: &str) -> Result<Option<u64>, WalkError> {
+    fn shared_keys_lookup(
+        &mut self,
+        type_addr: u64,
+        values: u64,
+        name: &str,
+    ) -> Result<Option<u64>, WalkError> {
         let keys = self.word(type_addr + self.layout.heap_type_cached_keys)?;
         if keys == 0 {
             return Ok(None);
@@ -558,6 +649,101 @@ impl<M: MemoryReader> PythonReader<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::Layout;
+    use crate::version::PythonVersion;
+    use pydx_remote::FakeMemory;
+
+    const STR_TYPE: u64 = 0x9000;
+
+    /// Memory with a `str` type object at [`STR_TYPE`].
+    fn memory_with_str_type(layout: &Layout) -> FakeMemory {
+        let mut memory = FakeMemory::default();
+        memory.insert(STR_TYPE, vec![0; 0x200]);
+        memory.write_u64(STR_TYPE + TP_NAME, 0x9800);
+        memory.write_u64(STR_TYPE + layout.type_flags, TPFLAGS_UNICODE);
+        memory.insert(0x9800, b"str\0".to_vec());
+        memory
+    }
+
+    /// Writes a compact string object at `addr` the way CPython lays it out.
+    fn write_compact(memory: &mut FakeMemory, layout: &Layout, addr: u64, text: &str) {
+        let chars: Vec<u32> = text.chars().map(u32::from).collect();
+        let max = chars.iter().copied().max().unwrap_or(0);
+        let (kind, ascii) = match max {
+            0..=0x7f => (1u32, true),
+            0x80..=0xff => (1, false),
+            0x100..=0xffff => (2, false),
+            _ => (4, false),
+        };
+        let data_at = if ascii {
+            layout.unicode_ascii_data
+        } else {
+            layout.unicode_compact_data
+        };
+        let mut bytes = vec![0u8; data_at as usize];
+        bytes[8..16].copy_from_slice(&STR_TYPE.to_le_bytes());
+        bytes[0x10..0x18].copy_from_slice(&(chars.len() as u64).to_le_bytes());
+        let state = (kind << 2) | (1 << 5) | (u32::from(ascii) << 6);
+        bytes[0x20..0x24].copy_from_slice(&state.to_le_bytes());
+        for c in chars {
+            bytes.extend_from_slice(&c.to_le_bytes()[..kind as usize]);
+        }
+        memory.insert(addr, bytes);
+    }
+
+    #[test]
+    fn reads_strings_of_every_kind_in_every_layout() {
+        let mut layouts: Vec<Layout> = (8..=12)
+            .map(|minor| Layout::from_tables(PythonVersion::new(3, minor, 0)).unwrap())
+            .collect();
+        // 3.13+ layouts take the 3.12 string offsets from the debug offsets.
+        let mut modern = layouts[4].clone();
+        modern.version = PythonVersion::new(3, 15, 0);
+        layouts.push(modern);
+        for layout in layouts {
+            let mut memory = memory_with_str_type(&layout);
+            let samples = ["abc", "café", "λx", "😀y", ""];
+            for (i, text) in samples.iter().enumerate() {
+                write_compact(&mut memory, &layout, 0x1000 * (i as u64 + 1), text);
+            }
+            let version = layout.version;
+            let mut reader = PythonReader::new(&memory, layout);
+            for (i, text) in samples.iter().enumerate() {
+                let read = reader.read_str(0x1000 * (i as u64 + 1));
+                assert_eq!(read.as_deref(), Ok(*text), "{version}: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_legacy_string_is_read_through_its_data_pointer() {
+        let layout = Layout::from_tables(PythonVersion::new(3, 10, 0)).unwrap();
+        let mut memory = memory_with_str_type(&layout);
+        let mut header = vec![0u8; 0x60];
+        header[8..16].copy_from_slice(&STR_TYPE.to_le_bytes());
+        header[0x10..0x18].copy_from_slice(&2u64.to_le_bytes());
+        // Kind 2, not compact, not ASCII, ready.
+        header[0x20..0x24].copy_from_slice(&((2u32 << 2) | (1 << 7)).to_le_bytes());
+        let data_pointer = layout.unicode_compact_data as usize;
+        header[data_pointer..data_pointer + 8].copy_from_slice(&0x5000u64.to_le_bytes());
+        memory.insert(0x4000, header);
+        memory.insert(0x5000, vec![0xbb, 0x03, 0xbc, 0x03]);
+        let mut reader = PythonReader::new(&memory, layout);
+        assert_eq!(reader.read_str(0x4000).unwrap(), "λμ");
+    }
+
+    #[test]
+    fn a_non_string_is_not_read_as_one() {
+        let layout = Layout::from_tables(PythonVersion::new(3, 11, 0)).unwrap();
+        let mut memory = memory_with_str_type(&layout);
+        memory.write_u64(STR_TYPE + layout.type_flags, 0);
+        write_compact(&mut memory, &layout, 0x1000, "abc");
+        let mut reader = PythonReader::new(&memory, layout);
+        assert_eq!(
+            reader.read_str(0x1000),
+            Err(WalkError::invalid("str object", 0x1000))
+        );
+    }
 
     #[test]
     fn decodes_every_string_kind() {
@@ -574,7 +760,10 @@ mod tests {
 
     #[test]
     fn reprs_are_short_and_python_like() {
-        let short = Value::Str { head: "it's".into(), len: 4 };
+        let short = Value::Str {
+            head: "it's".into(),
+            len: 4,
+        };
         assert_eq!(short.to_string(), r"'it\'s'");
         assert_eq!(Value::Float(1.5).to_string(), "1.5");
         assert_eq!(Value::Float(2.0).to_string(), "2.0");
@@ -583,14 +772,26 @@ mod tests {
         assert_eq!(Value::Int(-42).to_string(), "-42");
         assert_eq!(Value::Bool(true).to_string(), "True");
         assert_eq!(
-            Value::Bytes { head: b"a\x00'".to_vec(), len: 3 }.to_string(),
+            Value::Bytes {
+                head: b"a\x00'".to_vec(),
+                len: 3
+            }
+            .to_string(),
             r"b'a\x00\''"
         );
         assert_eq!(
-            Value::Container { type_name: "dict".into(), len: 3 }.to_string(),
+            Value::Container {
+                type_name: "dict".into(),
+                len: 3
+            }
+            .to_string(),
             "<dict of 3>"
         );
-        let long = Value::Str { head: "x".repeat(64), len: 100 }.to_string();
+        let long = Value::Str {
+            head: "x".repeat(64),
+            len: 100,
+        }
+        .to_string();
         assert_eq!(long, format!("'{}'... (100 chars)", "x".repeat(64)));
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use pydx_remote::{thread_ids, MemoryMaps, NamespaceTids, ProcessInfo, ProcessMemory};
 
 use crate::error::{AttachError, WalkError};
-use crate::frames::Frame;
+use crate::frames::{Frame, Stack};
 use crate::layout::Layout;
 use crate::locals::Local;
 use crate::locate::{locate, Location};
@@ -72,7 +72,8 @@ impl PythonProcess {
                     reason,
                 }
             })?,
-            None => Layout::from_tables(version).ok_or_else(|| AttachError::unsupported(pid, version))?,
+            None => Layout::from_tables(version)
+                .ok_or_else(|| AttachError::unsupported(pid, version))?,
         };
         let namespace = if in_other_pid_namespace(pid) {
             Some(NamespaceTids::read(pid)?)
@@ -96,14 +97,20 @@ impl PythonProcess {
     /// clear error if the version's layout does not fit the process.
     fn check_running(&mut self) -> Result<(), AttachError> {
         let runtime = self.location.runtime;
-        let interpreters = self.reader.interpreters(runtime).map_err(|e| self.walk_to_attach(e))?;
+        let interpreters = self
+            .reader
+            .interpreters(runtime)
+            .map_err(|e| self.walk_to_attach(e))?;
         let Some(&main) = interpreters.last() else {
             return Err(AttachError::NotRunning {
                 pid: self.pid,
                 reason: "the interpreter has not started yet or has shut down".into(),
             });
         };
-        let states = self.reader.thread_states(main).map_err(|e| self.walk_to_attach(e))?;
+        let states = self
+            .reader
+            .thread_states(main)
+            .map_err(|e| self.walk_to_attach(e))?;
         if states.is_empty() {
             return Err(AttachError::NotRunning {
                 pid: self.pid,
@@ -143,7 +150,9 @@ impl PythonProcess {
             AttachError::UnsupportedVersion {
                 pid: self.pid,
                 version: self.location.version.to_string(),
-                reason: format!("its interpreter state does not read with the known layout ({error})"),
+                reason: format!(
+                    "its interpreter state does not read with the known layout ({error})"
+                ),
             }
         }
     }
@@ -197,7 +206,10 @@ impl PythonProcess {
         let stacks = self
             .reader
             .stacks(&states.iter().map(|s| s.bytes.clone()).collect::<Vec<_>>())?;
-        if states.iter().any(|s| !self.names.contains_key(&s.thread_id)) {
+        if states
+            .iter()
+            .any(|s| !self.names.contains_key(&s.thread_id))
+        {
             self.refresh_thread_names();
         }
         let native_ids = self.native_ids(&states);
@@ -206,17 +218,17 @@ impl PythonProcess {
             .zip(stacks)
             .zip(native_ids)
             .map(|((state, stack), native_id)| {
-                let (frames, truncated, error) = match stack {
-                    Ok((frames, truncated)) => (frames, truncated, None),
-                    Err(e) => (Vec::new(), false, Some(e)),
+                let (stack, error) = match stack {
+                    Ok(stack) => (stack, None),
+                    Err(e) => (Stack::default(), Some(e)),
                 };
                 PythonThread {
                     name: self.names.get(&state.thread_id).cloned(),
                     holds_gil: holders.contains(&state.addr),
                     thread_id: state.thread_id,
                     native_id,
-                    frames,
-                    truncated,
+                    frames: stack.frames,
+                    truncated: stack.truncated,
                     error,
                 }
             })
@@ -244,7 +256,11 @@ impl PythonProcess {
     }
 
     /// ≤3.10: TIDs read from glibc's thread descriptors.
-    fn pthread_tids(&mut self, states: &[crate::threads::ThreadState], host_tids: &[u32]) -> Vec<Option<u32>> {
+    fn pthread_tids(
+        &mut self,
+        states: &[crate::threads::ThreadState],
+        host_tids: &[u32],
+    ) -> Vec<Option<u32>> {
         let pthreads: Vec<u64> = states.iter().map(|s| s.thread_id).collect();
         let inner_tids: Vec<u32> = match &self.namespace {
             Some(_) => NamespaceTids::read(self.pid)

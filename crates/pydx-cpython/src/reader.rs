@@ -84,12 +84,6 @@ impl<M: MemoryReader> PythonReader<M> {
     pub(crate) fn word(&self, addr: u64) -> Result<u64, WalkError> {
         Ok(self.memory.read_u64(addr)?)
     }
-
-    /// Drops every cached type and code object.
-    pub fn clear_caches(&mut self) {
-        self.types.clear();
-        self.code.clear();
-    }
 }
 
 /// Reads a little-endian `u64` out of a local copy of target memory.

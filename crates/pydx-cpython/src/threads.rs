@@ -114,7 +114,9 @@ impl<M: MemoryReader> PythonReader<M> {
             return Ok(names);
         };
         for (ident, thread) in self.dict_items(active, MAX_DICT_ENTRIES)? {
-            let Ok(ident) = self.read_i64(ident) else { continue };
+            let Ok(ident) = self.read_i64(ident) else {
+                continue;
+            };
             if let Some(name) = self.instance_attr(thread, "_name")? {
                 if let Ok(name) = self.read_str(name) {
                     names.insert(ident as u64, name);

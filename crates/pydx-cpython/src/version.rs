@@ -145,17 +145,32 @@ mod tests {
 
     #[test]
     fn decodes_py_version_hex() {
-        assert_eq!(PythonVersion::from_hex(0x030d00f0).unwrap().to_string(), "3.13.0");
-        assert_eq!(PythonVersion::from_hex(0x030b02f0).unwrap().to_string(), "3.11.2");
-        assert_eq!(PythonVersion::from_hex(0x030f00a2).unwrap().to_string(), "3.15.0a2");
-        assert_eq!(PythonVersion::from_hex(0x030e00c1).unwrap().to_string(), "3.14.0rc1");
+        assert_eq!(
+            PythonVersion::from_hex(0x030d00f0).unwrap().to_string(),
+            "3.13.0"
+        );
+        assert_eq!(
+            PythonVersion::from_hex(0x030b02f0).unwrap().to_string(),
+            "3.11.2"
+        );
+        assert_eq!(
+            PythonVersion::from_hex(0x030f00a2).unwrap().to_string(),
+            "3.15.0a2"
+        );
+        assert_eq!(
+            PythonVersion::from_hex(0x030e00c1).unwrap().to_string(),
+            "3.14.0rc1"
+        );
         assert!(PythonVersion::from_hex(0x020700f0).is_none());
         assert!(PythonVersion::from_hex(0x030b0000).is_none());
     }
 
     #[test]
     fn parses_version_strings() {
-        assert_eq!(PythonVersion::parse("3.10.13 (main, Jan").unwrap(), PythonVersion::new(3, 10, 13));
+        assert_eq!(
+            PythonVersion::parse("3.10.13 (main, Jan").unwrap(),
+            PythonVersion::new(3, 10, 13)
+        );
         let pre = PythonVersion::parse("3.13.0rc2+").unwrap();
         assert_eq!((pre.level, pre.serial), (ReleaseLevel::Candidate, 2));
         assert!(PythonVersion::parse("2.7.18").is_none());

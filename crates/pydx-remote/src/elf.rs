@@ -36,7 +36,9 @@ pub struct ElfImage {
 
 impl std::fmt::Debug for ElfImage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ElfImage").field("path", &self.path).finish()
+        f.debug_struct("ElfImage")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -72,26 +74,29 @@ impl ElfImage {
         })
     }
 
-    /// Looks up each name in `.dynsym`, then in `.symtab`. The result has one
-    /// entry per name, `None` for names that are defined in neither table.
-    pub fn symbols(&self, names: &[&str]) -> Result<Vec<Option<ElfSymbol>>> {
+    /// Looks up each name in `.dynsym`, where exported symbols are (it is
+    /// small, and present even in stripped binaries). Names in `full_names`
+    /// that are not exported are then looked up in `.symtab` too, which can
+    /// be large. One entry per name, `None` for names defined in neither.
+    pub fn symbols(&self, names: &[&str], full_names: &[&str]) -> Result<Vec<Option<ElfSymbol>>> {
         let file = self.parse()?;
         let mut found = vec![None; names.len()];
-        for table in [file.dynamic_symbols(), file.symbols()] {
-            for symbol in table {
-                if symbol.is_undefined() {
-                    continue;
-                }
-                let Ok(name) = symbol.name() else { continue };
-                if let Some(index) = names.iter().position(|n| *n == name) {
-                    found[index].get_or_insert(ElfSymbol {
-                        address: symbol.address(),
-                        size: symbol.size(),
-                    });
-                }
-            }
-            if found.iter().all(Option::is_some) {
-                break;
+        collect_symbols(file.dynamic_symbols(), names, &mut found);
+        let wanted: Vec<&str> = names
+            .iter()
+            .zip(&found)
+            .filter(|(name, symbol)| symbol.is_none() && full_names.contains(name))
+            .map(|(name, _)| *name)
+            .collect();
+        if !wanted.is_empty() {
+            let mut more = vec![None; wanted.len()];
+            collect_symbols(file.symbols(), &wanted, &mut more);
+            for (name, symbol) in wanted.iter().zip(more) {
+                let index = names
+                    .iter()
+                    .position(|n| n == name)
+                    .expect("wanted names come from names");
+                found[index] = symbol;
             }
         }
         Ok(found)
@@ -132,6 +137,26 @@ impl ElfImage {
     }
 }
 
+/// Fills `found[i]` with the first defined symbol of `table` named `names[i]`.
+fn collect_symbols<'data>(
+    table: impl Iterator<Item = impl ObjectSymbol<'data>>,
+    names: &[&str],
+    found: &mut [Option<ElfSymbol>],
+) {
+    for symbol in table {
+        if symbol.is_undefined() {
+            continue;
+        }
+        let Ok(name) = symbol.name() else { continue };
+        if let Some(index) = names.iter().position(|n| *n == name) {
+            found[index].get_or_insert(ElfSymbol {
+                address: symbol.address(),
+                size: symbol.size(),
+            });
+        }
+    }
+}
+
 impl LoadInfo {
     /// The load bias (runtime address minus link-time address) of a file,
     /// given the target's mappings of it. Uses the mapping with the lowest
@@ -166,10 +191,16 @@ mod tests {
             .expect("test binary links libc");
         let path = libc_map.path.clone().unwrap();
         let image = ElfImage::open(&path).unwrap();
-        let symbols = image.symbols(&["getpid", "no_such_symbol_here"]).unwrap();
+        let symbols = image
+            .symbols(&["getpid", "no_such_symbol_here"], &["no_such_symbol_here"])
+            .unwrap();
         let getpid = symbols[0].expect("libc exports getpid");
         assert!(symbols[1].is_none());
-        let bias = image.load_info().unwrap().bias(maps.of_file(&path)).unwrap();
+        let bias = image
+            .load_info()
+            .unwrap()
+            .bias(maps.of_file(&path))
+            .unwrap();
         assert_eq!(bias + getpid.address, libc::getpid as *const () as u64);
     }
 
@@ -185,9 +216,19 @@ mod tests {
     fn bias_of_a_fixed_address_executable_is_zero() {
         let info = LoadInfo {
             position_independent: false,
-            segments: [Some((0x400000, 0, 0x1000)), None, None, None, None, None, None, None],
+            segments: [
+                Some((0x400000, 0, 0x1000)),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            ],
         };
-        let maps = MemoryMaps::parse("00400000-00420000 r--p 00000000 fe:01 1 /usr/bin/python3.11\n");
+        let maps =
+            MemoryMaps::parse("00400000-00420000 r--p 00000000 fe:01 1 /usr/bin/python3.11\n");
         assert_eq!(info.bias(maps.iter()), Some(0));
     }
 }

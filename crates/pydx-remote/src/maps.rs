@@ -36,7 +36,9 @@ impl MemoryMap {
 
     /// The last path component of the mapped file, if any.
     pub fn file_name(&self) -> Option<&str> {
-        self.path.as_deref().map(|p| p.rsplit('/').next().unwrap_or(p))
+        self.path
+            .as_deref()
+            .map(|p| p.rsplit('/').next().unwrap_or(p))
     }
 
     fn parse(line: &str) -> Option<Self> {
@@ -79,7 +81,8 @@ impl MemoryMaps {
     /// Reads `/proc/PID/maps`.
     pub fn read(pid: u32) -> Result<Self> {
         let path = PathBuf::from(format!("/proc/{pid}/maps"));
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::from_proc_io(pid, &path, e))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| Error::from_proc_io(pid, &path, e))?;
         Ok(Self::parse(&text))
     }
 
@@ -98,7 +101,10 @@ impl MemoryMaps {
     /// The mapping that contains `addr`.
     pub fn find(&self, addr: u64) -> Option<&MemoryMap> {
         let index = self.maps.partition_point(|m| m.start <= addr);
-        index.checked_sub(1).map(|i| &self.maps[i]).filter(|m| m.contains(addr))
+        index
+            .checked_sub(1)
+            .map(|i| &self.maps[i])
+            .filter(|m| m.contains(addr))
     }
 
     /// Whether `addr..addr+len` lies in readable mappings.
@@ -109,7 +115,9 @@ impl MemoryMaps {
 
     /// All mappings of the file at `path` (as the target names it).
     pub fn of_file<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a MemoryMap> + 'a {
-        self.maps.iter().filter(move |m| m.path.as_deref() == Some(path))
+        self.maps
+            .iter()
+            .filter(move |m| m.path.as_deref() == Some(path))
     }
 
     /// Whether there are no mappings at all (a zombie or kernel thread).

@@ -218,7 +218,10 @@ mod tests {
         let mut memory = FakeMemory::default();
         memory.insert(0x1000, vec![7; 8]);
         let (mut a, mut b) = ([0u8; 4], [0u8; 4]);
-        let mut requests = [ReadRequest::new(0x1000, &mut a), ReadRequest::new(0x9000, &mut b)];
+        let mut requests = [
+            ReadRequest::new(0x1000, &mut a),
+            ReadRequest::new(0x9000, &mut b),
+        ];
         memory.read_batch(&mut requests).unwrap();
         assert!(requests[0].done);
         assert!(!requests[1].done);

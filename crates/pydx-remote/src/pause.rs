@@ -136,7 +136,10 @@ mod tests {
 
     #[test]
     fn pauses_and_resumes_a_child() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let pid = child.id();
         let mut states = ThreadStateReader::new(pid);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

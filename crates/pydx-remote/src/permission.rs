@@ -12,7 +12,11 @@ fn status_field(pid: &str, field: &str) -> Option<String> {
 }
 
 fn effective_uid(pid: &str) -> Option<u32> {
-    status_field(pid, "Uid:")?.split_whitespace().nth(1)?.parse().ok()
+    status_field(pid, "Uid:")?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn has_cap_sys_ptrace() -> bool {
@@ -83,6 +87,9 @@ mod tests {
     fn hint_is_one_line_and_actionable() {
         let hint = permission_hint(std::process::id());
         assert!(!hint.contains('\n'));
-        assert!(hint.contains("sudo") || hint.contains("SYS_PTRACE"), "{hint}");
+        assert!(
+            hint.contains("sudo") || hint.contains("SYS_PTRACE"),
+            "{hint}"
+        );
     }
 }

@@ -46,7 +46,10 @@ pub fn child_pids(pid: u32) -> Vec<u32> {
     for tid in tids {
         if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/children")) {
             any_file = true;
-            children.extend(text.split_whitespace().filter_map(|s| s.parse::<u32>().ok()));
+            children.extend(
+                text.split_whitespace()
+                    .filter_map(|s| s.parse::<u32>().ok()),
+            );
         }
     }
     if !any_file {
@@ -291,7 +294,8 @@ impl NamespaceTids {
     pub fn read(pid: u32) -> Result<Self> {
         let mut inner_to_host = HashMap::new();
         for tid in thread_ids(pid)? {
-            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else {
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
+            else {
                 continue;
             };
             if let Some(inner) = status
@@ -367,7 +371,10 @@ mod tests {
     fn reads_own_process_info() {
         let info = ProcessInfo::read(std::process::id()).unwrap();
         assert!(info.exe.is_some());
-        assert!(matches!(ProcessInfo::read(0x7fff_fff0), Err(Error::NoSuchProcess(_))));
+        assert!(matches!(
+            ProcessInfo::read(0x7fff_fff0),
+            Err(Error::NoSuchProcess(_))
+        ));
     }
 
     #[test]

@@ -88,8 +88,10 @@ impl Snapshotter {
         let tids = thread_ids(pid).map_err(|_| SnapshotError::ProcessExited(pid))?;
         // A stopped thread never shows as running, so the OS states are read
         // before pausing.
-        let states: Vec<(u32, Option<RunState>)> =
-            tids.iter().map(|&tid| (tid, self.os_states.state(tid))).collect();
+        let states: Vec<(u32, Option<RunState>)> = tids
+            .iter()
+            .map(|&tid| (tid, self.os_states.state(tid)))
+            .collect();
         self.os_states.retain(&tids);
         let pause = match self.consistency {
             Consistency::Paused => Some(ProcessPause::new(pid, &tids)?),

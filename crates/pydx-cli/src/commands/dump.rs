@@ -90,12 +90,17 @@ pub fn run(args: &DumpArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn thread_report(process: &mut PythonProcess, thread: &ThreadSnapshot, with_locals: bool) -> ThreadReport {
+fn thread_report(
+    process: &mut PythonProcess,
+    thread: &ThreadSnapshot,
+    with_locals: bool,
+) -> ThreadReport {
     let python = &thread.python;
     // `threading` names the main thread only once it is imported.
-    let name = python.name.clone().or_else(|| {
-        (python.native_id == Some(process.pid())).then(|| "MainThread".to_string())
-    });
+    let name = python
+        .name
+        .clone()
+        .or_else(|| (python.native_id == Some(process.pid())).then(|| "MainThread".to_string()));
     ThreadReport {
         thread_id: python.thread_id,
         native_id: python.native_id,
@@ -171,7 +176,11 @@ fn write_text(out: &mut impl Write, report: &DumpReport) -> std::io::Result<()> 
             writeln!(out, "    <stack unreadable: {error}>")?;
         }
         for frame in &thread.frames {
-            writeln!(out, "    {} ({}:{})", frame.function, frame.file, frame.line)?;
+            writeln!(
+                out,
+                "    {} ({}:{})",
+                frame.function, frame.file, frame.line
+            )?;
             for local in frame.locals.iter().flatten() {
                 let marker = if local.arg { " (arg)" } else { "" };
                 writeln!(out, "        {}{} = {}", local.name, marker, local.repr)?;

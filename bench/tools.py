@@ -1,0 +1,64 @@
+"""Builds the benchmark tools once into the test cache: pydx (release),
+py-spy and Austin from PyPI."""
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import zipfile
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+CACHE = pathlib.Path(os.environ.get("PYDX_TEST_CACHE", pathlib.Path.home() / ".cache/pydx-test"))
+VENV = CACHE / "bench-venv"
+PY_SPY_VERSION = "0.4.3"
+AUSTIN_VERSION = "4.0.0"
+# Austin's glibc build needs glibc 2.38; its musl build runs with Debian's musl.
+AUSTIN_WHEEL_PLATFORM = "musllinux_1_1_x86_64"
+
+
+def run(*args, **kwargs):
+    return subprocess.run(args, check=True, **kwargs)
+
+
+def pyenv_python(minor):
+    """The newest pyenv build of 3.minor."""
+    root = pathlib.Path(os.environ.get("PYENV_ROOT", pathlib.Path.home() / ".pyenv"))
+    builds = sorted(
+        (p for p in (root / "versions").glob(f"3.{minor}.*") if p.name.split(".")[-1].isdigit()),
+        key=lambda p: int(p.name.split(".")[-1]),
+    )
+    if not builds:
+        sys.exit(f"no pyenv build of Python 3.{minor}")
+    return str(builds[-1] / "bin" / f"python3.{minor}")
+
+
+def pydx():
+    run("cargo", "build", "--release", "--quiet", "-p", "pydx-cli", cwd=REPO)
+    return str(REPO / "target" / "release" / "pydx")
+
+
+def py_spy():
+    binary = VENV / "bin" / "py-spy"
+    if not binary.exists():
+        run(sys.executable, "-m", "venv", str(VENV))
+        run(str(VENV / "bin" / "pip"), "install", "-q", f"py-spy=={PY_SPY_VERSION}", "austin-python")
+    return str(binary)
+
+
+def austin():
+    binary = CACHE / "bench-tools" / "austin"
+    if not binary.exists():
+        if not pathlib.Path("/lib/ld-musl-x86_64.so.1").exists():
+            run("apt-get", "install", "-y", "-qq", "musl")
+        py_spy()
+        download = CACHE / "bench-tools" / "download"
+        run(str(VENV / "bin" / "pip"), "download", "-q", "--no-deps", "--only-binary=:all:",
+            "--platform", AUSTIN_WHEEL_PLATFORM, f"austin-dist=={AUSTIN_VERSION}", "-d", str(download))
+        wheel = next(download.glob("austin_dist-*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            member = next(n for n in archive.namelist() if n.endswith("/scripts/austin"))
+            binary.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(member) as source, open(binary, "wb") as target:
+                shutil.copyfileobj(source, target)
+        binary.chmod(0o755)
+    return str(binary)

@@ -1,0 +1,295 @@
+//! `pydx dump` against real interpreters: exact functions, files, lines,
+//! thread names, GIL and CPU states on every supported CPython.
+
+use std::process::Command;
+use std::time::Duration;
+
+use pydx_testkit::{eventually, interpreter, marker_line, Interpreter};
+use serde_json::Value;
+
+/// How long a test program may take to reach the state a test expects.
+const SETTLE: Duration = Duration::from_secs(15);
+
+fn pydx() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pydx"))
+}
+
+fn dump_json(pid: u32, extra: &[&str]) -> Result<Value, String> {
+    let output = pydx()
+        .args(["dump", "--json", "--pid", &pid.to_string()])
+        .args(extra)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(format!(
+            "pydx dump failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())
+}
+
+fn thread_named<'a>(dump: &'a Value, name: &str) -> Result<&'a Value, String> {
+    dump["threads"]
+        .as_array()
+        .and_then(|threads| threads.iter().find(|t| t["name"] == name))
+        .ok_or_else(|| format!("no thread named {name} in {dump:#}"))
+}
+
+/// `(function, file, line)` of each frame, innermost first.
+fn frames(thread: &Value) -> Vec<(String, String, u64)> {
+    thread["frames"]
+        .as_array()
+        .map(|frames| {
+            frames
+                .iter()
+                .map(|f| {
+                    (
+                        f["function"].as_str().unwrap_or_default().to_string(),
+                        f["file"].as_str().unwrap_or_default().to_string(),
+                        f["line"].as_u64().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn expect(condition: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if condition {
+        Ok(())
+    } else {
+        Err(what())
+    }
+}
+
+/// Checks the three-thread program's dump; `Err` says what did not match.
+fn check_threads_dump(
+    python: &Interpreter,
+    script: &str,
+    pid: u32,
+    dump: &Value,
+) -> Result<(), String> {
+    let line = |marker| u64::from(marker_line("threads.py", marker));
+    let own = |function: &str, marker| (function.to_string(), script.to_string(), line(marker));
+    let qualified = |plain: &str, qualname: &str| {
+        if python.at_least(11) {
+            qualname.to_string()
+        } else {
+            plain.to_string()
+        }
+    };
+
+    let deep = thread_named(dump, "deep-λ")?;
+    let deep_frames = frames(deep);
+    expect(deep_frames.len() >= 42, || {
+        format!("deep stack too short: {deep_frames:?}")
+    })?;
+    expect(deep_frames[0] == own("recurse_λ", "LINE:bottom"), || {
+        format!("deep[0]: {:?}", deep_frames[0])
+    })?;
+    for (depth, frame) in deep_frames[1..41].iter().enumerate() {
+        expect(*frame == own("recurse_λ", "LINE:recurse"), || {
+            format!("deep[{}]: {frame:?}", depth + 1)
+        })?;
+    }
+    expect(deep_frames[41] == own("deep", "LINE:deep"), || {
+        format!("deep[41]: {:?}", deep_frames[41])
+    })?;
+    expect(deep_frames[42].0 == qualified("run", "Thread.run"), || {
+        format!("deep[42]: {:?}", deep_frames[42])
+    })?;
+    expect(deep_frames[42].1.ends_with("threading.py"), || {
+        format!("deep[42]: {:?}", deep_frames[42])
+    })?;
+    expect(
+        deep["activity"] == "idle" && deep["holds_gil"] == false,
+        || format!("deep state: {deep}"),
+    )?;
+
+    let napper = thread_named(dump, "napper")?;
+    let nap_frames = frames(napper);
+    expect(nap_frames.first() == Some(&own("nap", "LINE:nap")), || {
+        format!("napper: {nap_frames:?}")
+    })?;
+    expect(napper["activity"] == "idle", || {
+        format!("napper state: {napper}")
+    })?;
+
+    let busy = thread_named(dump, "busy")?;
+    let busy_frames = frames(busy);
+    let spin = qualified("spin", "Outer.Inner.spin");
+    expect(
+        busy_frames.first() == Some(&(spin, script.to_string(), line("LINE:spin"))),
+        || format!("busy: {busy_frames:?}"),
+    )?;
+    expect(
+        busy_frames.get(1) == Some(&own("busy", "LINE:busy")),
+        || format!("busy: {busy_frames:?}"),
+    )?;
+    expect(
+        busy["holds_gil"] == true && busy["activity"] == "on_cpu",
+        || format!("busy state: {busy}"),
+    )?;
+
+    let main = thread_named(dump, "MainThread")?;
+    let main_frames = frames(main);
+    expect(
+        main_frames.last() == Some(&own("<module>", "LINE:main")),
+        || format!("main: {main_frames:?}"),
+    )?;
+    expect(main["native_id"] == pid, || {
+        format!("main thread id: {main}")
+    })?;
+    expect(main["activity"] == "idle", || format!("main state: {main}"))?;
+
+    let threads = dump["threads"].as_array().map(Vec::len).unwrap_or(0);
+    expect(threads == 4, || {
+        format!("expected 4 threads, got {threads}")
+    })?;
+    expect(
+        dump["python_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with(&format!("{}.{}.", python.version.0, python.version.1))),
+        || format!("version: {}", dump["python_version"]),
+    )
+}
+
+fn dump_shows_exact_stacks(label: &str) {
+    let python = interpreter(label);
+    let child = python.spawn("threads.py", &[]);
+    let outcome = eventually(SETTLE, || {
+        let dump = dump_json(child.pid, &[])?;
+        check_threads_dump(&python, &child.script_path, child.pid, &dump)
+    });
+    if let Err(reason) = outcome {
+        panic!("{label}: {reason}");
+    }
+}
+
+fn dump_shows_locals(label: &str) {
+    let python = interpreter(label);
+    let child = python.spawn("locals.py", &[]);
+    let line = u64::from(marker_line("locals.py", "LINE:sleep"));
+    let outcome = eventually(SETTLE, || {
+        let dump = dump_json(child.pid, &["--locals"])?;
+        let main = thread_named(&dump, "MainThread")?;
+        let frame = &main["frames"][0];
+        expect(frame["function"] == "show" && frame["line"] == line, || {
+            format!("frame: {frame}")
+        })?;
+        let locals: Vec<(String, bool, String)> = frame["locals"]
+            .as_array()
+            .ok_or("no locals")?
+            .iter()
+            .map(|l| {
+                (
+                    l["name"].as_str().unwrap_or_default().to_string(),
+                    l["arg"].as_bool().unwrap_or_default(),
+                    l["repr"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let find = |name: &str| locals.iter().find(|l| l.0 == name).cloned();
+        let expected: [(&str, bool, String); 16] = [
+            ("count", true, "7".into()),
+            ("ratio", true, "2.5".into()),
+            ("rest", true, "<tuple of 1>".into()),
+            ("label", true, "'tag'".into()),
+            ("options", true, "<dict of 1>".into()),
+            ("text", false, "'héllo wörld'".into()),
+            ("wide", false, "'λ😀'".into()),
+            ("big", false, "1267650600228229401496703205376".into()),
+            ("negative", false, "-12345678901234".into()),
+            ("flag", false, "True".into()),
+            ("nothing", false, "None".into()),
+            ("items", false, "<list of 3>".into()),
+            ("mapping", false, "<dict of 2>".into()),
+            ("raw", false, r"b'\x00ab'".into()),
+            ("pair", false, "<tuple of 2>".into()),
+            (
+                "long_text",
+                false,
+                format!("'{}'... (1000 chars)", "y".repeat(64)),
+            ),
+        ];
+        for (name, arg, repr) in expected {
+            let found = find(name);
+            expect(found == Some((name.to_string(), arg, repr.clone())), || {
+                format!("local {name}: expected {repr:?} (arg {arg}), got {found:?}")
+            })?;
+        }
+        let closure = find("closure").ok_or("no local closure")?;
+        expect(closure.2.starts_with("<function at 0x"), || {
+            format!("closure: {closure:?}")
+        })
+    });
+    if let Err(reason) = outcome {
+        panic!("{label}: {reason}");
+    }
+}
+
+macro_rules! per_interpreter {
+    ($($name:ident => $label:literal),* $(,)?) => {
+        mod stacks {
+            $(#[test] fn $name() { super::dump_shows_exact_stacks($label); })*
+        }
+        mod locals {
+            $(#[test] fn $name() { super::dump_shows_locals($label); })*
+        }
+    };
+}
+
+per_interpreter! {
+    pyenv_3_8 => "pyenv-3.8",
+    pyenv_3_9 => "pyenv-3.9",
+    pyenv_3_10 => "pyenv-3.10",
+    pyenv_3_11 => "pyenv-3.11",
+    pyenv_3_12 => "pyenv-3.12",
+    pyenv_3_13 => "pyenv-3.13",
+    debian_3_11_static => "debian-3.11",
+    sid_3_13 => "sid-3.13",
+    sid_3_14 => "sid-3.14",
+    sid_3_15 => "sid-3.15",
+}
+
+#[test]
+fn text_output_names_threads_states_and_frames() {
+    let python = interpreter("pyenv-3.12");
+    let child = python.spawn("threads.py", &[]);
+    let line = marker_line("threads.py", "LINE:nap");
+    let outcome = eventually(SETTLE, || {
+        let output = pydx()
+            .args(["dump", "--pid", &child.pid.to_string()])
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let header = format!("Process {}: Python 3.12.", child.pid);
+        expect(text.starts_with(&header), || format!("header: {text}"))?;
+        let napper = text
+            .split("\n\n")
+            .find(|block| block.contains("\"napper\""))
+            .ok_or_else(|| format!("no napper block: {text}"))?;
+        let mut lines = napper.lines();
+        let head = lines.next().unwrap_or_default();
+        expect(
+            head.starts_with("Thread ") && head.ends_with("\"napper\" (idle)"),
+            || format!("head: {head}"),
+        )?;
+        let top = lines.next().unwrap_or_default();
+        expect(
+            top == format!("    nap ({}:{line})", child.script_path),
+            || format!("top frame: {top}"),
+        )?;
+        let busy = text
+            .lines()
+            .find(|l| l.contains("\"busy\""))
+            .unwrap_or_default();
+        expect(busy.ends_with("\"busy\" (holds GIL, on CPU)"), || {
+            format!("busy: {busy}")
+        })
+    });
+    if let Err(reason) = outcome {
+        panic!("{reason}");
+    }
+}

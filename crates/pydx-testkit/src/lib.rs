@@ -1,0 +1,297 @@
+//! Test support for pydx: the real CPython interpreters to test against, and
+//! a way to run the small Python programs in `scripts/` under each of them.
+//!
+//! The interpreters are the pyenv builds 3.8–3.13 (shared libpython),
+//! Debian's static `/usr/bin/python3.11`, and 3.13, 3.14 and 3.15 inside a
+//! Debian sid chroot that `scripts/setup-test-env.sh` builds into the test
+//! cache (`$PYDX_TEST_CACHE`, default `~/.cache/pydx-test`). A missing
+//! interpreter fails the test run, so that CI never passes by skipping one;
+//! set `PYDX_ALLOW_MISSING_PYTHONS=1` to run with what is there.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a test program may take to print `ready`.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A CPython interpreter available for tests.
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    /// A short label, e.g. `pyenv-3.11`, `debian-3.11` or `sid-3.15`.
+    pub label: String,
+    /// `(major, minor)`.
+    pub version: (u8, u8),
+    /// The interpreter's path (inside `root` for chroot interpreters).
+    pub python: PathBuf,
+    /// The chroot it runs in, if any.
+    pub root: Option<PathBuf>,
+}
+
+/// The folder that holds test environments built once and reused.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PYDX_TEST_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    Path::new(&home).join(".cache/pydx-test")
+}
+
+/// The Debian sid chroot with Python 3.13, 3.14 and 3.15.
+pub fn sid_root() -> PathBuf {
+    cache_dir().join("sid")
+}
+
+fn pyenv_root() -> PathBuf {
+    if let Some(root) = std::env::var_os("PYENV_ROOT") {
+        return PathBuf::from(root);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    Path::new(&home).join(".pyenv")
+}
+
+/// The newest pyenv build of `3.minor` (e.g. `3.11.7`) and its interpreter, if installed.
+fn pyenv_build(minor: u8) -> Option<(String, PathBuf)> {
+    let versions = std::fs::read_dir(pyenv_root().join("versions")).ok()?;
+    let prefix = format!("3.{minor}.");
+    let mut found: Vec<(Vec<u32>, String)> = versions
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let rest = name.strip_prefix(&prefix)?;
+            let micro: u32 = rest.parse().ok()?;
+            Some((vec![micro], name))
+        })
+        .collect();
+    found.sort();
+    let (_, name) = found.pop()?;
+    let python = pyenv_root().join(format!("versions/{name}/bin/python3.{minor}"));
+    python.exists().then_some((name, python))
+}
+
+/// Every interpreter the tests must cover, in version order. Panics naming
+/// the missing ones unless `PYDX_ALLOW_MISSING_PYTHONS=1`.
+pub fn interpreters() -> Vec<Interpreter> {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for minor in 8..=13u8 {
+        match pyenv_build(minor) {
+            Some((_, python)) => found.push(Interpreter {
+                label: format!("pyenv-3.{minor}"),
+                version: (3, minor),
+                python,
+                root: None,
+            }),
+            None => missing.push(format!("pyenv 3.{minor}")),
+        }
+    }
+    let debian = PathBuf::from("/usr/bin/python3.11");
+    if debian.exists() {
+        found.push(Interpreter {
+            label: "debian-3.11".into(),
+            version: (3, 11),
+            python: debian,
+            root: None,
+        });
+    } else {
+        missing.push("Debian /usr/bin/python3.11".into());
+    }
+    let sid = sid_root();
+    for minor in 13..=15u8 {
+        let python = PathBuf::from(format!("/usr/bin/python3.{minor}"));
+        if sid
+            .join(python.strip_prefix("/").expect("absolute"))
+            .exists()
+        {
+            found.push(Interpreter {
+                label: format!("sid-3.{minor}"),
+                version: (3, minor),
+                python,
+                root: Some(sid.clone()),
+            });
+        } else {
+            missing.push(format!("sid chroot python3.{minor} (in {})", sid.display()));
+        }
+    }
+    if !missing.is_empty() && std::env::var_os("PYDX_ALLOW_MISSING_PYTHONS").is_none() {
+        panic!(
+            "test interpreters missing: {}; run scripts/setup-test-env.sh \
+             (or set PYDX_ALLOW_MISSING_PYTHONS=1 to test with what is there)",
+            missing.join(", ")
+        );
+    }
+    found
+}
+
+/// The interpreter with this label (see [`interpreters`]).
+pub fn interpreter(label: &str) -> Interpreter {
+    interpreters()
+        .into_iter()
+        .find(|i| i.label == label)
+        .unwrap_or_else(|| panic!("no test interpreter {label}"))
+}
+
+/// The folder of the test programs.
+pub fn scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")
+}
+
+/// The text of test program `name`.
+pub fn script_source(name: &str) -> String {
+    std::fs::read_to_string(scripts_dir().join(name))
+        .unwrap_or_else(|e| panic!("cannot read script {name}: {e}"))
+}
+
+/// The 1-based line of `script` that contains `marker` (a comment such as
+/// `# LINE:sleep`), so that tests assert exact lines without hard-coding them.
+pub fn marker_line(script: &str, marker: &str) -> u32 {
+    let source = script_source(script);
+    let lines: Vec<usize> = source
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(marker))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "marker {marker} must be on exactly one line of {script}"
+    );
+    lines[0] as u32
+}
+
+/// A running test program; killed when dropped.
+#[derive(Debug)]
+pub struct PythonChild {
+    child: Child,
+    /// The program's process id.
+    pub pid: u32,
+    /// The program's path as the interpreter sees it (`co_filename`).
+    pub script_path: String,
+    /// Lines the program printed after `ready`, if read with [`PythonChild::read_line`].
+    lines: mpsc::Receiver<String>,
+}
+
+impl Interpreter {
+    /// Whether this is at least `3.minor`.
+    pub fn at_least(&self, minor: u8) -> bool {
+        self.version >= (3, minor)
+    }
+
+    /// Makes `script` visible to this interpreter; returns the path it sees.
+    pub fn install_script(&self, script: &str) -> String {
+        let source = scripts_dir().join(script);
+        match &self.root {
+            None => source.to_string_lossy().into_owned(),
+            Some(root) => {
+                let dir = root.join("pydx-tests");
+                std::fs::create_dir_all(&dir).expect("create script folder in chroot");
+                std::fs::copy(&source, dir.join(script)).expect("copy script into chroot");
+                format!("/pydx-tests/{script}")
+            }
+        }
+    }
+
+    /// A command that runs this interpreter with `args`.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = match &self.root {
+            None => Command::new(&self.python),
+            Some(root) => {
+                let mut c = Command::new("chroot");
+                c.arg(root).arg(&self.python);
+                c
+            }
+        };
+        command
+            .args(args)
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        command
+    }
+
+    /// Starts `script` with `args` and waits until it prints `ready`.
+    pub fn spawn(&self, script: &str, args: &[&str]) -> PythonChild {
+        let script_path = self.install_script(script);
+        let mut all_args = vec![script_path.as_str()];
+        all_args.extend_from_slice(args);
+        let mut child = self
+            .command(&all_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.label));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let pid = child.id();
+        let program = PythonChild {
+            child,
+            pid,
+            script_path,
+            lines,
+        };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match program
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) if line.trim() == "ready" => break,
+                Ok(_) => continue,
+                Err(_) => panic!("{} running {script} did not print ready", self.label),
+            }
+        }
+        program
+    }
+}
+
+impl PythonChild {
+    /// The next line the program prints, waiting at most `timeout`.
+    pub fn read_line(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// Kills the program and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the program to exit by itself.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for test program")
+    }
+}
+
+impl Drop for PythonChild {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Retries `attempt` until it returns `Some` or `timeout` passes; returns
+/// the last failure description on timeout. For conditions that a running
+/// program reaches soon but not at a known instant (a thread entering a
+/// sleep), without sleeping a fixed time.
+pub fn eventually<T>(
+    timeout: Duration,
+    mut attempt: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match attempt() {
+            Ok(value) => return Ok(value),
+            Err(reason) if Instant::now() >= deadline => return Err(reason),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Builds what pydx's tests need, once, into a cache folder outside the repo
+# ($PYDX_TEST_CACHE, default ~/.cache/pydx-test), and reuses it afterwards:
+#   - Debian packages: debootstrap, musl (for the Austin benchmark binary);
+#   - a Debian sid chroot with CPython 3.13, 3.14 and 3.15.
+# The pyenv builds 3.8-3.13 and Debian's /usr/bin/python3.11 come with the
+# machine; the script checks that they are there.
+set -euo pipefail
+
+CACHE="${PYDX_TEST_CACHE:-$HOME/.cache/pydx-test}"
+mkdir -p "$CACHE"
+
+say() { printf 'setup-test-env: %s\n' "$*" >&2; }
+
+missing_packages=()
+command -v debootstrap >/dev/null 2>&1 || missing_packages+=(debootstrap)
+command -v setpriv >/dev/null 2>&1 || missing_packages+=(util-linux)
+[ -e /lib/ld-musl-x86_64.so.1 ] || missing_packages+=(musl)
+if [ "${#missing_packages[@]}" -gt 0 ]; then
+    say "installing ${missing_packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "${missing_packages[@]}" >/dev/null 2>&1 || {
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq "${missing_packages[@]}" >/dev/null
+    }
+fi
+
+SID="$CACHE/sid"
+if [ ! -x "$SID/usr/bin/python3.15" ] || [ ! -x "$SID/usr/bin/python3.14" ] || [ ! -x "$SID/usr/bin/python3.13" ]; then
+    say "building the Debian sid chroot with Python 3.13-3.15 in $SID (about a minute)"
+    rm -rf "$SID.partial"
+    if ! debootstrap --variant=minbase --include=python3.15,python3.14,python3.13 sid "$SID.partial" \
+        >"$CACHE/debootstrap.log" 2>&1; then
+        tail -n 20 "$CACHE/debootstrap.log" >&2
+        say "debootstrap failed; see $CACHE/debootstrap.log"
+        exit 1
+    fi
+    rm -rf "$SID"
+    mv "$SID.partial" "$SID"
+fi
+
+PYENV_ROOT="${PYENV_ROOT:-$HOME/.pyenv}"
+for minor in 8 9 10 11 12 13; do
+    if ! ls -d "$PYENV_ROOT"/versions/3."$minor".* >/dev/null 2>&1; then
+        say "missing pyenv build of Python 3.$minor in $PYENV_ROOT/versions"
+        exit 1
+    fi
+done
+[ -x /usr/bin/python3.11 ] || { say "missing Debian's /usr/bin/python3.11"; exit 1; }
+say "ready: $CACHE"
