@@ -293,3 +293,53 @@ fn text_output_names_threads_states_and_frames() {
         panic!("{reason}");
     }
 }
+
+/// A process in its own PID namespace (as in a container) knows its threads
+/// by other ids than pydx does; the dump must show pydx's ids, on both the
+/// pre-3.11 path (glibc's thread descriptor) and the 3.11+ one
+/// (`native_thread_id`).
+fn dump_in_pid_namespace(label: &str) {
+    let python = interpreter(label);
+    let child = python.spawn_wrapped(
+        &["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"],
+        "threads.py",
+        &[],
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.pid)).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert_eq!(
+        nspid.split_whitespace().count(),
+        3,
+        "not in a nested PID namespace: {nspid}"
+    );
+    let outcome = eventually(SETTLE, || {
+        let dump = dump_json(child.pid, &[])?;
+        check_threads_dump(&python, &child.script_path, child.pid, &dump)?;
+        let host_tids: Vec<u64> = std::fs::read_dir(format!("/proc/{}/task", child.pid))
+            .map_err(|e| e.to_string())?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        for thread in dump["threads"].as_array().into_iter().flatten() {
+            let tid = thread["native_id"]
+                .as_u64()
+                .ok_or("thread without native id")?;
+            expect(host_tids.contains(&tid), || {
+                format!("{tid} is not a host TID: {host_tids:?}")
+            })?;
+        }
+        Ok(())
+    });
+    if let Err(reason) = outcome {
+        panic!("{label}: {reason}");
+    }
+}
+
+#[test]
+fn pid_namespace_before_3_11() {
+    dump_in_pid_namespace("pyenv-3.9");
+}
+
+#[test]
+fn pid_namespace_from_3_11() {
+    dump_in_pid_namespace("pyenv-3.12");
+}

@@ -212,11 +212,30 @@ impl Interpreter {
 
     /// Starts `script` with `args` and waits until it prints `ready`.
     pub fn spawn(&self, script: &str, args: &[&str]) -> PythonChild {
+        self.spawn_wrapped(&[], script, args)
+    }
+
+    /// Like [`Interpreter::spawn`], but runs the interpreter under a wrapper
+    /// command (such as `unshare --pid --fork`); `pid` is then the
+    /// interpreter's, found among the wrapper's descendants.
+    pub fn spawn_wrapped(&self, wrapper: &[&str], script: &str, args: &[&str]) -> PythonChild {
         let script_path = self.install_script(script);
         let mut all_args = vec![script_path.as_str()];
         all_args.extend_from_slice(args);
-        let mut child = self
-            .command(&all_args)
+        let command = self.command(&all_args);
+        let mut command = match wrapper.split_first() {
+            None => command,
+            Some((program, wrapper_args)) => {
+                let mut wrapped = Command::new(program);
+                wrapped
+                    .args(wrapper_args)
+                    .arg(command.get_program())
+                    .args(command.get_args())
+                    .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))));
+                wrapped
+            }
+        };
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -233,7 +252,7 @@ impl Interpreter {
             }
         });
         let pid = child.id();
-        let program = PythonChild {
+        let mut program = PythonChild {
             child,
             pid,
             script_path,
@@ -250,8 +269,28 @@ impl Interpreter {
                 Err(_) => panic!("{} running {script} did not print ready", self.label),
             }
         }
+        if !wrapper.is_empty() {
+            program.pid = descendant_running(pid, &program.script_path)
+                .unwrap_or_else(|| panic!("no process running {script} under {wrapper:?}"));
+        }
         program
     }
+}
+
+/// The first descendant of `pid` whose command line mentions `needle`.
+fn descendant_running(pid: u32, needle: &str) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .find_map(|child: u32| {
+            let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).ok()?;
+            if String::from_utf8_lossy(&cmdline).contains(needle) {
+                Some(child)
+            } else {
+                descendant_running(child, needle)
+            }
+        })
 }
 
 impl PythonChild {
@@ -260,8 +299,14 @@ impl PythonChild {
         self.lines.recv_timeout(timeout).ok()
     }
 
-    /// Kills the program and waits for it.
+    /// Kills the program (and the interpreter, if it runs under a wrapper)
+    /// and waits for it.
     pub fn kill(&mut self) {
+        if self.pid != self.child.id() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.pid.to_string()])
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
