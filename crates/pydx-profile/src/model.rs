@@ -1,0 +1,452 @@
+//! The in-memory profile: interned strings, frames, stacks and threads,
+//! exact sample counts, and a per-thread timeline.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use serde::{Deserialize, Serialize};
+
+use crate::timeline::{Run, Timeline};
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u32);
+
+        impl $name {
+            /// The position of this id in its table.
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An interned string.
+    StrId
+);
+id_type!(
+    /// An interned frame (function, file, line).
+    FrameId
+);
+id_type!(
+    /// A node of the stack tree: a frame and the stack it was called from.
+    StackId
+);
+id_type!(
+    /// A thread of a sampled process.
+    ThreadId
+);
+id_type!(
+    /// An interned set of labels (such as the HTTP endpoint being served).
+    LabelSetId
+);
+
+/// One frame: a line of a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Frame {
+    /// The qualified function name (`Class.method` from Python 3.11 on).
+    pub function: StrId,
+    /// The source file as the target names it.
+    pub file: StrId,
+    /// The line being executed; 0 if unknown.
+    pub line: u32,
+    /// The line where the function starts (`co_firstlineno`).
+    pub first_line: u32,
+}
+
+/// A node of the stack tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StackNode {
+    /// The innermost frame of this stack.
+    pub frame: FrameId,
+    /// The stack this frame was called from; `None` for an outermost frame.
+    pub parent: Option<StackId>,
+}
+
+/// A sampled thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadInfo {
+    /// The process it belongs to.
+    pub pid: u32,
+    /// Its OS thread id (0 if unknown).
+    pub tid: u32,
+    /// `threading.get_ident()`.
+    pub ident: u64,
+    /// The name `threading` gave it.
+    pub name: Option<StrId>,
+}
+
+/// What a thread was doing in a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    /// Running on (or ready for) a CPU.
+    OnCpu,
+    /// Blocked waiting for the GIL, which another thread holds.
+    GilWait,
+    /// Sleeping or blocked on anything else (I/O, locks, timers).
+    Idle,
+    /// Not known (the thread was exiting).
+    Unknown,
+}
+
+impl Activity {
+    /// The label value used in files: `on_cpu`, `gil_wait`, `idle`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activity::OnCpu => "on_cpu",
+            Activity::GilWait => "gil_wait",
+            Activity::Idle => "idle",
+            Activity::Unknown => "unknown",
+        }
+    }
+
+    /// Parses [`Activity::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "on_cpu" => Activity::OnCpu,
+            "gil_wait" => Activity::GilWait,
+            "idle" => Activity::Idle,
+            "unknown" => Activity::Unknown,
+            _ => return None,
+        })
+    }
+
+    /// Whether the thread was waiting rather than computing.
+    pub fn is_waiting(self) -> bool {
+        matches!(self, Activity::Idle | Activity::GilWait)
+    }
+}
+
+/// A thread's state in one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SampleState {
+    /// On a CPU, waiting for the GIL, or idle.
+    pub activity: Activity,
+    /// Whether it held the GIL.
+    pub holds_gil: bool,
+}
+
+/// What identifies a group of identical samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SampleKey {
+    /// The thread.
+    pub thread: ThreadId,
+    /// Its stack; `None` when it ran no Python code.
+    pub stack: Option<StackId>,
+    /// Its state.
+    pub state: SampleState,
+    /// Labels attached to the sample; [`LabelSetId`] 0 is the empty set.
+    pub labels: LabelSetId,
+}
+
+/// A sampled process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessMeta {
+    /// Its PID.
+    pub pid: u32,
+    /// Its command line.
+    pub command: String,
+    /// The Python version it runs.
+    pub python_version: String,
+}
+
+/// Facts about a recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    /// The tool and version that recorded it.
+    pub tool: String,
+    /// Wall-clock start, in nanoseconds since the Unix epoch.
+    pub start_unix_ns: u64,
+    /// How long the recording lasted.
+    pub duration_ns: u64,
+    /// The sampling rate asked for.
+    pub rate_hz: f64,
+    /// Snapshots taken (each covers every thread of every process).
+    pub snapshots: u64,
+    /// Snapshots that failed.
+    pub errors: u64,
+    /// `paused` or `nonblocking`.
+    pub mode: String,
+    /// The processes sampled.
+    pub processes: Vec<ProcessMeta>,
+    /// Timeline runs shorter than this were merged (0: the timeline is exact).
+    pub timeline_resolution_ns: u64,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Self {
+            tool: concat!("pydx ", env!("CARGO_PKG_VERSION")).to_string(),
+            start_unix_ns: 0,
+            duration_ns: 0,
+            rate_hz: 100.0,
+            snapshots: 0,
+            errors: 0,
+            mode: String::new(),
+            processes: Vec::new(),
+            timeline_resolution_ns: 0,
+        }
+    }
+}
+
+impl Meta {
+    /// The nominal time between samples, in nanoseconds.
+    pub fn interval_ns(&self) -> u64 {
+        if self.rate_hz > 0.0 {
+            (1e9 / self.rate_hz) as u64
+        } else {
+            0
+        }
+    }
+}
+
+/// Values interned into a table with an index for lookup.
+#[derive(Debug, Clone)]
+struct Table<T: Hash + Eq + Clone> {
+    items: Vec<T>,
+    index: HashMap<T, u32>,
+}
+
+impl<T: Hash + Eq + Clone> Default for Table<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+}
+
+impl<T: Hash + Eq + Clone> Table<T> {
+    fn intern(&mut self, item: T) -> u32 {
+        if let Some(&id) = self.index.get(&item) {
+            return id;
+        }
+        let id = u32::try_from(self.items.len()).expect("fewer than 2^32 interned values");
+        self.items.push(item.clone());
+        self.index.insert(item, id);
+        id
+    }
+}
+
+/// A profile: what was sampled, how often, and when.
+///
+/// Memory grows with the number of distinct stacks (the exact counts) and
+/// with the number of times a thread changed what it was doing (the
+/// timeline, which is merged to a coarser resolution if it grows past a
+/// budget), not with the number of samples.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    /// Facts about the recording.
+    pub meta: Meta,
+    strings: Table<String>,
+    frames: Table<Frame>,
+    stacks: Table<StackNode>,
+    threads: Vec<ThreadInfo>,
+    thread_index: HashMap<(u32, u64, u32), ThreadId>,
+    label_sets: Table<Vec<(StrId, StrId)>>,
+    counts: HashMap<SampleKey, u64>,
+    timeline: Timeline,
+}
+
+impl Profile {
+    /// An empty profile with the given metadata.
+    pub fn new(meta: Meta) -> Self {
+        let mut profile = Self {
+            meta,
+            ..Self::default()
+        };
+        // Label set 0 is the empty set.
+        profile.label_sets.intern(Vec::new());
+        profile
+    }
+
+    /// Interns a string.
+    pub fn intern(&mut self, text: &str) -> StrId {
+        if let Some(&id) = self.strings.index.get(text) {
+            return StrId(id);
+        }
+        StrId(self.strings.intern(text.to_string()))
+    }
+
+    /// The text of an interned string.
+    pub fn str(&self, id: StrId) -> &str {
+        &self.strings.items[id.index()]
+    }
+
+    /// Interns a frame.
+    pub fn frame(&mut self, function: &str, file: &str, line: u32, first_line: u32) -> FrameId {
+        let frame = Frame {
+            function: self.intern(function),
+            file: self.intern(file),
+            line,
+            first_line,
+        };
+        FrameId(self.frames.intern(frame))
+    }
+
+    /// The frame with this id.
+    pub fn frame_info(&self, id: FrameId) -> &Frame {
+        &self.frames.items[id.index()]
+    }
+
+    /// The number of distinct frames.
+    pub fn frame_count(&self) -> usize {
+        self.frames.items.len()
+    }
+
+    /// Interns the stack made of `frame` called from `parent`.
+    pub fn stack(&mut self, parent: Option<StackId>, frame: FrameId) -> StackId {
+        StackId(self.stacks.intern(StackNode { frame, parent }))
+    }
+
+    /// Interns a whole stack given outermost frame first.
+    pub fn stack_from_root(
+        &mut self,
+        frames: impl IntoIterator<Item = FrameId>,
+    ) -> Option<StackId> {
+        frames
+            .into_iter()
+            .fold(None, |parent, frame| Some(self.stack(parent, frame)))
+    }
+
+    /// The node of a stack.
+    pub fn stack_node(&self, id: StackId) -> &StackNode {
+        &self.stacks.items[id.index()]
+    }
+
+    /// The number of distinct stacks (nodes of the stack tree).
+    pub fn stack_count(&self) -> usize {
+        self.stacks.items.len()
+    }
+
+    /// The frames of a stack, innermost first.
+    pub fn frames_innermost_first(&self, stack: Option<StackId>) -> Vec<FrameId> {
+        let mut frames = Vec::new();
+        let mut next = stack;
+        while let Some(id) = next {
+            let node = self.stack_node(id);
+            frames.push(node.frame);
+            next = node.parent;
+        }
+        frames
+    }
+
+    /// The frames of a stack, outermost first.
+    pub fn frames_root_first(&self, stack: Option<StackId>) -> Vec<FrameId> {
+        let mut frames = self.frames_innermost_first(stack);
+        frames.reverse();
+        frames
+    }
+
+    /// Registers a thread (or finds it again) and updates its name.
+    pub fn thread(&mut self, pid: u32, tid: u32, ident: u64, name: Option<&str>) -> ThreadId {
+        let name = name.map(|n| self.intern(n));
+        if let Some(&id) = self.thread_index.get(&(pid, ident, tid)) {
+            if name.is_some() {
+                self.threads[id.index()].name = name;
+            }
+            return id;
+        }
+        let id = ThreadId(u32::try_from(self.threads.len()).expect("fewer than 2^32 threads"));
+        self.threads.push(ThreadInfo {
+            pid,
+            tid,
+            ident,
+            name,
+        });
+        self.thread_index.insert((pid, ident, tid), id);
+        id
+    }
+
+    /// The thread with this id.
+    pub fn thread_info(&self, id: ThreadId) -> &ThreadInfo {
+        &self.threads[id.index()]
+    }
+
+    /// Every thread, in the order they were first seen.
+    pub fn threads(&self) -> impl Iterator<Item = (ThreadId, &ThreadInfo)> {
+        self.threads
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (ThreadId(i as u32), t))
+    }
+
+    /// A readable name for a thread: its `threading` name, else its TID.
+    pub fn thread_label(&self, id: ThreadId) -> String {
+        let thread = self.thread_info(id);
+        match thread.name {
+            Some(name) => self.str(name).to_string(),
+            None if thread.tid != 0 => format!("thread {}", thread.tid),
+            None => format!("thread {:#x}", thread.ident),
+        }
+    }
+
+    /// Interns a set of labels, given as `(key, value)` pairs.
+    pub fn label_set(&mut self, labels: &[(&str, &str)]) -> LabelSetId {
+        let mut pairs: Vec<(StrId, StrId)> = labels
+            .iter()
+            .map(|(k, v)| (self.intern(k), self.intern(v)))
+            .collect();
+        pairs.sort();
+        LabelSetId(self.label_sets.intern(pairs))
+    }
+
+    /// The `(key, value)` pairs of a label set.
+    pub fn labels(&self, id: LabelSetId) -> impl Iterator<Item = (&str, &str)> {
+        self.label_sets.items[id.index()]
+            .iter()
+            .map(|&(k, v)| (self.str(k), self.str(v)))
+    }
+
+    /// Adds one sample taken at `time_ns` (since the start of the recording).
+    pub fn add_sample(&mut self, time_ns: u64, key: SampleKey) {
+        self.add_samples(time_ns, key, 1);
+    }
+
+    /// Adds `count` identical samples, the last one taken at `time_ns`.
+    pub fn add_samples(&mut self, time_ns: u64, key: SampleKey, count: u64) {
+        *self.counts.entry(key).or_insert(0) += count;
+        self.timeline
+            .push(time_ns, key, count, self.meta.interval_ns());
+        if self.timeline.needs_compaction() {
+            self.meta.timeline_resolution_ns = self.timeline.compact();
+        }
+    }
+
+    /// The exact count of every distinct sample.
+    pub fn samples(&self) -> impl Iterator<Item = (&SampleKey, u64)> {
+        self.counts.iter().map(|(k, &c)| (k, c))
+    }
+
+    /// Every distinct sample, in a stable order (for deterministic output).
+    pub fn samples_sorted(&self) -> Vec<(SampleKey, u64)> {
+        let mut samples: Vec<(SampleKey, u64)> =
+            self.counts.iter().map(|(k, &c)| (*k, c)).collect();
+        samples.sort();
+        samples
+    }
+
+    /// The total number of thread samples.
+    pub fn total_samples(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    /// The timeline: for each thread, what it did from when to when, in order.
+    pub fn runs(&self) -> impl Iterator<Item = &Run> {
+        self.timeline.runs()
+    }
+
+    /// Restores a timeline run read from a file.
+    pub(crate) fn push_run(&mut self, run: Run) {
+        self.timeline.restore(run);
+    }
+
+    /// Adds to a sample count without touching the timeline (when loading).
+    pub(crate) fn add_count(&mut self, key: SampleKey, count: u64) {
+        *self.counts.entry(key).or_insert(0) += count;
+    }
+}

@@ -1,0 +1,1 @@
+//! Renderers for pydx profiles (being written).
