@@ -33,6 +33,8 @@ const OB_SIZE: u64 = 0x10;
 const BYTES_DATA: u64 = 0x20;
 /// `Py_TPFLAGS_UNICODE_SUBCLASS`.
 const TPFLAGS_UNICODE: u64 = 1 << 28;
+/// The error that marks an executable that is not a code object.
+const NOT_CODE: &str = "not a code object";
 
 /// A decoded code object: the function's names, file and line table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +52,23 @@ pub struct CodeInfo {
     /// Size of the bytecode in bytes, to reject torn instruction pointers.
     pub(crate) code_bytes: u64,
     pub(crate) line_table: LineTable,
+}
+
+impl CodeInfo {
+    /// The name shown for a code object that could not be read.
+    pub const UNREADABLE: &'static str = "<unreadable code object>";
+
+    fn unreadable(addr: u64) -> Self {
+        Self {
+            addr,
+            name: Self::UNREADABLE.into(),
+            qualname: Self::UNREADABLE.into(),
+            filename: "<unknown>".into(),
+            first_line: 0,
+            code_bytes: 0,
+            line_table: LineTable::default(),
+        }
+    }
 }
 
 /// One step of a frame chain before its code object is decoded.
@@ -248,14 +267,18 @@ impl<M: MemoryReader> PythonReader<M> {
         }
         let addrs: Vec<u64> = stale.iter().map(|(addr, _)| *addr).collect();
         let loaded = self.load_codes(&addrs)?;
-        for ((addr, fingerprint), info) in stale.into_iter().zip(loaded) {
-            self.code.insert(
-                addr,
-                CodeEntry {
-                    fingerprint,
-                    info: info.ok().map(Arc::new),
-                },
-            );
+        for ((addr, fingerprint), loaded) in stale.into_iter().zip(loaded) {
+            let info = match loaded {
+                Ok(info) => Some(Arc::new(info)),
+                Err(WalkError::Invalid { what: NOT_CODE, .. }) => None,
+                // A read that failed (a torn or freed object) is tried again
+                // next time; until then the frame shows as unreadable.
+                Err(_) => {
+                    self.code.remove(&addr);
+                    continue;
+                }
+            };
+            self.code.insert(addr, CodeEntry { fingerprint, info });
         }
         Ok(())
     }
@@ -294,7 +317,7 @@ impl<M: MemoryReader> PythonReader<M> {
         let mut loaded = Vec::with_capacity(addrs.len());
         for (i, &addr) in addrs.iter().enumerate() {
             if !header_done[i] {
-                loaded.push(Err(WalkError::invalid("code object", addr)));
+                loaded.push(Err(WalkError::invalid("code object header", addr)));
                 continue;
             }
             let header = &headers[i * header_len..(i + 1) * header_len];
@@ -397,21 +420,21 @@ impl<M: MemoryReader> PythonReader<M> {
         Ok(self.read_bytes(addr, max)?.1)
     }
 
-    /// The cached code object at `addr`, if it is one.
-    pub fn cached_code(&self, addr: u64) -> Option<&Arc<CodeInfo>> {
-        self.code.get(&addr)?.info.as_ref()
-    }
-
     /// Turns raw frames into frames with code and line, using the cache
-    /// (call [`PythonReader::refresh_code_cache`] first). Frames whose code
-    /// object could not be decoded are left out.
+    /// (call [`PythonReader::refresh_code_cache`] first). Frames whose
+    /// executable is not a code object (3.13+ shims) are left out; frames
+    /// whose code object could not be read are kept as
+    /// [`CodeInfo::UNREADABLE`], so the stack keeps its shape.
     pub fn resolve(&self, raw: &[RawFrame]) -> Vec<Frame> {
         raw.iter()
             .filter_map(|f| {
-                let code = self.cached_code(f.code)?;
+                let code = match self.code.get(&f.code) {
+                    Some(entry) => entry.info.clone()?,
+                    None => Arc::new(CodeInfo::unreadable(f.code)),
+                };
                 Some(Frame {
-                    line: self.line_of(code, f.instruction),
-                    code: code.clone(),
+                    line: self.line_of(&code, f.instruction),
+                    code,
                     addr: f.addr,
                 })
             })

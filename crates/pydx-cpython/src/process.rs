@@ -23,6 +23,9 @@ pub struct PythonThread {
     pub name: Option<String>,
     /// Whether it held the GIL when read.
     pub holds_gil: bool,
+    /// Address of its interpreter's GIL state, to recognise threads that
+    /// are blocked waiting for it (see [`crate::GIL_STATE_SIZE`]).
+    pub gil_address: Option<u64>,
     /// Its frames, innermost first.
     pub frames: Vec<Frame>,
     /// The stack was cut (too deep, or an outer frame was unreadable).
@@ -198,9 +201,9 @@ impl PythonProcess {
     pub fn threads(&mut self) -> Result<Vec<PythonThread>, WalkError> {
         let runtime = self.location.runtime;
         let mut states = Vec::new();
-        let mut holders = Vec::new();
+        let mut gils = Vec::new();
         for interp in self.reader.interpreters(runtime)? {
-            holders.extend(self.reader.gil_holder(runtime, interp)?);
+            gils.push((interp, self.reader.gil(runtime, interp)?));
             states.extend(self.reader.thread_states(interp)?);
         }
         let stacks = self
@@ -222,9 +225,14 @@ impl PythonProcess {
                     Ok(stack) => (stack, None),
                     Err(e) => (Stack::default(), Some(e)),
                 };
+                let gil = gils
+                    .iter()
+                    .find(|(interp, _)| *interp == state.interp)
+                    .and_then(|(_, gil)| *gil);
                 PythonThread {
                     name: self.names.get(&state.thread_id).cloned(),
-                    holds_gil: holders.contains(&state.addr),
+                    holds_gil: gil.is_some_and(|g| g.holder == Some(state.addr)),
+                    gil_address: gil.map(|g| g.address),
                     thread_id: state.thread_id,
                     native_id,
                     frames: stack.frames,

@@ -5,7 +5,22 @@ use std::collections::HashMap;
 use pydx_remote::{MemoryReader, ReadExt};
 
 use crate::error::WalkError;
-use crate::reader::{u64_at, PythonReader, MAX_DICT_ENTRIES, MAX_INTERPRETERS, MAX_THREADS};
+use crate::reader::{
+    i32_at, u64_at, PythonReader, MAX_DICT_ENTRIES, MAX_INTERPRETERS, MAX_THREADS,
+};
+
+/// Size of `struct _gil_runtime_state` (3.8 to 3.15): a thread blocked on a
+/// futex inside it is waiting for the GIL.
+pub const GIL_STATE_SIZE: u64 = 0xd0;
+
+/// An interpreter's GIL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gil {
+    /// Address of its `_gil_runtime_state`.
+    pub address: u64,
+    /// The thread state holding it, if it is locked.
+    pub holder: Option<u64>,
+}
 
 /// A thread state read out of the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,27 +80,25 @@ impl<M: MemoryReader> PythonReader<M> {
         Ok(states)
     }
 
-    /// The thread state that holds the GIL of interpreter `interp`, if any.
-    pub fn gil_holder(&self, runtime: u64, interp: u64) -> Result<Option<u64>, WalkError> {
-        let (locked_at, holder_at) = match (self.layout.runtime_gil, self.layout.interp_ceval_gil) {
-            (Some((locked, holder)), _) => (runtime + locked, runtime + holder),
-            (None, Some(gil_pointer)) => {
-                let gil = self.word(interp + gil_pointer)?;
-                if gil == 0 {
-                    return Ok(None);
-                }
-                let (locked, holder) = self.layout.gil_locked_holder;
-                (gil + locked, gil + holder)
-            }
-            (None, None) => return Ok(None),
+    /// The GIL of interpreter `interp`: where it is and which thread state
+    /// holds it. `None` if the interpreter has no GIL in use.
+    pub fn gil(&self, runtime: u64, interp: u64) -> Result<Option<Gil>, WalkError> {
+        let (locked, holder) = self.layout.gil_locked_holder;
+        let address = match (self.layout.runtime_gil, self.layout.interp_ceval_gil) {
+            // ≤3.11: one GIL in the runtime; `last_holder` is its second word.
+            (Some((_, holder_in_runtime)), _) => runtime + holder_in_runtime - holder,
+            (None, Some(gil_pointer)) => self.word(interp + gil_pointer)?,
+            (None, None) => 0,
         };
-        // `last_holder` stays set after a release, so `locked` decides.
-        let locked = self.memory.read_i32(locked_at)?;
-        if locked == 0 {
+        if address == 0 {
             return Ok(None);
         }
-        let holder = self.word(holder_at)?;
-        Ok((holder != 0).then_some(holder))
+        let mut fields = [0u8; 0x18];
+        self.memory.read_into(address, &mut fields)?;
+        // `last_holder` stays set after a release, so `locked` decides.
+        let is_locked = i32_at(&fields, locked).unwrap_or(0) != 0;
+        let holder = u64_at(&fields, holder).filter(|&h| is_locked && h != 0);
+        Ok(Some(Gil { address, holder }))
     }
 
     /// Whether the interpreter runtime is shutting down.

@@ -45,7 +45,7 @@ fn exercise(memory: &FakeMemory, layout: Layout, start: u64) -> Duration {
     let mut reader = PythonReader::new(memory, layout);
     let interpreters = reader.interpreters(start).unwrap_or_default();
     for &interp in interpreters.iter().take(4) {
-        let _ = reader.gil_holder(start, interp);
+        let _ = reader.gil(start, interp);
         let _ = reader.thread_names(interp);
         if let Ok(states) = reader.thread_states(interp) {
             let bytes: Vec<Vec<u8>> = states.iter().map(|s| s.bytes.clone()).collect();

@@ -200,12 +200,14 @@ impl RunState {
     }
 }
 
-/// Reads the run state of many threads repeatedly, keeping their `stat`
-/// files open so that each read is a single `pread`.
+/// Reads the run state and current system call of many threads
+/// repeatedly, keeping their `stat` and `syscall` files open so that each
+/// read is a single `pread`.
 #[derive(Debug)]
 pub struct ThreadStateReader {
     pid: u32,
-    files: HashMap<u32, File>,
+    stat_files: HashMap<u32, File>,
+    syscall_files: HashMap<u32, File>,
 }
 
 impl ThreadStateReader {
@@ -213,32 +215,53 @@ impl ThreadStateReader {
     pub fn new(pid: u32) -> Self {
         Self {
             pid,
-            files: HashMap::new(),
+            stat_files: HashMap::new(),
+            syscall_files: HashMap::new(),
         }
     }
 
     /// The current state of thread `tid`, or `None` if it has exited.
     pub fn state(&mut self, tid: u32) -> Option<RunState> {
-        let pid = self.pid;
-        let file = match self.files.entry(tid) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(File::open(format!("/proc/{pid}/task/{tid}/stat")).ok()?)
-            }
-        };
         let mut buf = [0u8; 512];
-        match file.read_at(&mut buf, 0) {
-            Ok(n) if n > 0 => RunState::from_stat(&buf[..n]),
-            _ => {
-                self.files.remove(&tid);
-                None
-            }
-        }
+        let n = read_cached(&mut self.stat_files, self.pid, tid, "stat", &mut buf)?;
+        RunState::from_stat(&buf[..n])
+    }
+
+    /// The system call thread `tid` is blocked in, or `None` if it has
+    /// exited or the file cannot be read.
+    pub fn syscall(&mut self, tid: u32) -> Option<SyscallState> {
+        let mut buf = [0u8; 256];
+        let n = read_cached(&mut self.syscall_files, self.pid, tid, "syscall", &mut buf)?;
+        parse_syscall(std::str::from_utf8(&buf[..n]).ok()?)
     }
 
     /// Closes the files of threads that are not in `live`.
     pub fn retain(&mut self, live: &[u32]) {
-        self.files.retain(|tid, _| live.contains(tid));
+        self.stat_files.retain(|tid, _| live.contains(tid));
+        self.syscall_files.retain(|tid, _| live.contains(tid));
+    }
+}
+
+/// Reads `/proc/PID/task/TID/<name>` through a cached open file.
+fn read_cached(
+    files: &mut HashMap<u32, File>,
+    pid: u32,
+    tid: u32,
+    name: &str,
+    buf: &mut [u8],
+) -> Option<usize> {
+    let file = match files.entry(tid) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(File::open(format!("/proc/{pid}/task/{tid}/{name}")).ok()?)
+        }
+    };
+    match file.read_at(buf, 0) {
+        Ok(n) if n > 0 => Some(n),
+        _ => {
+            files.remove(&tid);
+            None
+        }
     }
 }
 
@@ -256,13 +279,6 @@ pub enum SyscallState {
         /// The first six arguments.
         args: [u64; 6],
     },
-}
-
-/// Reads `/proc/PID/task/TID/syscall`; `None` if the thread has exited or the
-/// file cannot be read.
-pub fn read_thread_syscall(pid: u32, tid: u32) -> Option<SyscallState> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).ok()?;
-    parse_syscall(&text)
 }
 
 fn parse_syscall(text: &str) -> Option<SyscallState> {
@@ -349,6 +365,31 @@ mod tests {
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() };
         tid as u32
+    }
+
+    #[test]
+    fn reads_the_system_call_of_a_sleeping_thread() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let mut reader = ThreadStateReader::new(pid);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        // sleep(1) waits in clock_nanosleep (230 on x86_64).
+        while !matches!(
+            reader.syscall(pid),
+            Some(SyscallState::InSyscall { number: 230, .. })
+        ) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                reader.syscall(pid)
+            );
+            std::thread::yield_now();
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

@@ -1,35 +1,18 @@
 //! One consistent snapshot of every Python thread of a process.
 
-use pydx_cpython::{PythonProcess, PythonThread, WalkError};
-use pydx_remote::{thread_ids, ProcessPause, RunState, ThreadStateReader};
+use pydx_cpython::{PythonProcess, PythonThread, WalkError, GIL_STATE_SIZE};
+use pydx_profile::Activity;
+use pydx_remote::{thread_ids, ProcessPause, RunState, SyscallState, ThreadStateReader};
 
-/// What a thread was doing when it was sampled, as the OS saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activity {
-    /// Running or runnable on a CPU.
-    OnCpu,
-    /// Sleeping or blocked (I/O, a lock, a timer, ...).
-    Idle,
-    /// The OS state could not be read (the thread was exiting).
-    Unknown,
-}
-
-impl Activity {
-    fn from_run_state(state: Option<RunState>) -> Self {
-        match state {
-            Some(RunState::Running) => Activity::OnCpu,
-            Some(_) => Activity::Idle,
-            None => Activity::Unknown,
-        }
-    }
-}
+/// The x86_64 `futex` system call number.
+const SYS_FUTEX: i64 = 202;
 
 /// A Python thread and its OS state at one instant.
 #[derive(Debug, Clone)]
 pub struct ThreadSnapshot {
     /// The Python-level view: stack, GIL, name.
     pub python: PythonThread,
-    /// The OS-level view.
+    /// On a CPU, waiting for the GIL, or idle.
     pub activity: Activity,
 }
 
@@ -38,10 +21,20 @@ pub struct ThreadSnapshot {
 pub enum Consistency {
     /// Stop the target's threads for the duration of the read (a few
     /// microseconds per thread), so every stack is exactly as it was.
-    #[default]
     Paused,
     /// Read while the target runs; cheaper, but a stack may be torn.
+    #[default]
     NonBlocking,
+}
+
+impl Consistency {
+    /// `paused` or `nonblocking`, as recorded in profiles.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::Paused => "paused",
+            Consistency::NonBlocking => "nonblocking",
+        }
+    }
 }
 
 /// Takes snapshots of one process.
@@ -85,39 +78,91 @@ impl Snapshotter {
     /// Reads every Python thread with its OS state.
     pub fn snapshot(&mut self) -> Result<Vec<ThreadSnapshot>, SnapshotError> {
         let pid = self.process.pid();
-        let tids = thread_ids(pid).map_err(|_| SnapshotError::ProcessExited(pid))?;
-        // A stopped thread never shows as running, so the OS states are read
-        // before pausing.
-        let states: Vec<(u32, Option<RunState>)> = tids
-            .iter()
-            .map(|&tid| (tid, self.os_states.state(tid)))
-            .collect();
-        self.os_states.retain(&tids);
-        let pause = match self.consistency {
-            Consistency::Paused => Some(ProcessPause::new(pid, &tids)?),
-            Consistency::NonBlocking => None,
-        };
-        let threads = self.process.threads();
-        drop(pause);
-        let threads = threads.map_err(|e| {
-            if e.is_process_gone() {
-                SnapshotError::ProcessExited(pid)
-            } else {
-                SnapshotError::Walk(e)
+        let (threads, states_before) = match self.consistency {
+            Consistency::NonBlocking => (self.process.threads(), None),
+            Consistency::Paused => {
+                // A stopped thread never shows as running and its system call
+                // is interrupted, so the OS states are read before pausing.
+                let tids = thread_ids(pid).map_err(|_| SnapshotError::ProcessExited(pid))?;
+                let states: Vec<(u32, Option<RunState>, Option<SyscallState>)> = tids
+                    .iter()
+                    .map(|&tid| {
+                        let run = self.os_states.state(tid);
+                        let syscall = match run {
+                            Some(RunState::Sleeping) => self.os_states.syscall(tid),
+                            _ => None,
+                        };
+                        (tid, run, syscall)
+                    })
+                    .collect();
+                let pause = ProcessPause::new(pid, &tids)?;
+                let threads = self.process.threads();
+                drop(pause);
+                (threads, Some(states))
             }
-        })?;
-        Ok(threads
-            .into_iter()
-            .map(|python| {
-                let state = python
-                    .native_id
-                    .and_then(|tid| states.iter().find(|(t, _)| *t == tid))
-                    .and_then(|(_, s)| *s);
-                ThreadSnapshot {
-                    activity: Activity::from_run_state(state),
-                    python,
+        };
+        let threads = threads.map_err(|e| self.walk_error(e))?;
+        // Only threads of an interpreter whose GIL is held can be waiting for it.
+        let contended: Vec<u64> = threads
+            .iter()
+            .filter(|t| t.holds_gil)
+            .filter_map(|t| t.gil_address)
+            .collect();
+        let mut snapshots = Vec::with_capacity(threads.len());
+        for python in threads {
+            let gil_contended = python
+                .gil_address
+                .is_some_and(|gil| contended.contains(&gil));
+            let activity = match (&states_before, python.native_id) {
+                (_, None) => Activity::Unknown,
+                (Some(states), Some(tid)) => {
+                    let (run, syscall) = states
+                        .iter()
+                        .find(|(t, _, _)| *t == tid)
+                        .map_or((None, None), |&(_, run, syscall)| (run, syscall));
+                    classify(&python, run, gil_contended, || syscall)
                 }
-            })
-            .collect())
+                (None, Some(tid)) => {
+                    let run = self.os_states.state(tid);
+                    classify(&python, run, gil_contended, || self.os_states.syscall(tid))
+                }
+            };
+            snapshots.push(ThreadSnapshot { python, activity });
+        }
+        Ok(snapshots)
+    }
+
+    fn walk_error(&self, error: WalkError) -> SnapshotError {
+        if error.is_process_gone() {
+            SnapshotError::ProcessExited(self.process.pid())
+        } else {
+            SnapshotError::Walk(error)
+        }
+    }
+}
+
+/// Classifies a thread: on a CPU when the scheduler says it runs; waiting
+/// for the GIL when it sleeps on a futex inside the GIL's own state (its
+/// mutex or condition variable) while another thread holds the GIL; idle
+/// otherwise. `syscall` is only asked for when it can matter.
+fn classify(
+    thread: &PythonThread,
+    run: Option<RunState>,
+    gil_contended: bool,
+    syscall: impl FnOnce() -> Option<SyscallState>,
+) -> Activity {
+    match run {
+        Some(RunState::Running) => Activity::OnCpu,
+        None => Activity::Unknown,
+        Some(_) => match thread.gil_address {
+            Some(gil) if gil_contended && !thread.holds_gil => match syscall() {
+                Some(SyscallState::InSyscall {
+                    number: SYS_FUTEX,
+                    args,
+                }) if (gil..gil + GIL_STATE_SIZE).contains(&args[0]) => Activity::GilWait,
+                _ => Activity::Idle,
+            },
+            _ => Activity::Idle,
+        },
     }
 }

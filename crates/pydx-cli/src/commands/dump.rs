@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use pydx_cpython::{Frame, PythonProcess};
-use pydx_sampler::{Activity, Consistency, Snapshotter, ThreadSnapshot};
+use pydx_profile::Activity;
+use pydx_sampler::{Consistency, Snapshotter, ThreadSnapshot};
 use serde::Serialize;
 
 use crate::cli::DumpArgs;
@@ -29,7 +30,7 @@ struct ThreadReport {
     native_id: Option<u32>,
     name: Option<String>,
     holds_gil: bool,
-    /// `on_cpu`, `idle` or `unknown`.
+    /// `on_cpu`, `gil_wait`, `idle` or `unknown`.
     activity: &'static str,
     truncated: bool,
     error: Option<String>,
@@ -106,11 +107,7 @@ fn thread_report(
         native_id: python.native_id,
         name,
         holds_gil: python.holds_gil,
-        activity: match thread.activity {
-            Activity::OnCpu => "on_cpu",
-            Activity::Idle => "idle",
-            Activity::Unknown => "unknown",
-        },
+        activity: thread.activity.as_str(),
         truncated: python.truncated,
         error: python.error.map(|e| e.to_string()),
         frames: python
@@ -166,9 +163,10 @@ fn write_text(out: &mut impl Write, report: &DumpReport) -> std::io::Result<()> 
         if thread.holds_gil {
             states.push("holds GIL");
         }
-        states.push(match thread.activity {
-            "on_cpu" => "on CPU",
-            "idle" => "idle",
+        states.push(match Activity::parse(thread.activity) {
+            Some(Activity::OnCpu) => "on CPU",
+            Some(Activity::GilWait) => "waiting for GIL",
+            Some(Activity::Idle) => "idle",
             _ => "state unknown",
         });
         writeln!(out, "Thread {id}{name} ({})", states.join(", "))?;
