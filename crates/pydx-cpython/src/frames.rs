@@ -7,10 +7,9 @@
 //! the triples name against the cache in one batched read and decodes the
 //! ones it has not seen.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use pydx_remote::{MemoryReader, ReadExt, ReadRequest};
+use pydx_remote::{MemoryReader, ReadRequest};
 
 use crate::error::WalkError;
 use crate::layout::{FrameEntry, InstructionPointer};
@@ -100,6 +99,95 @@ pub struct Stack {
     pub truncated: bool,
 }
 
+/// One thread's frame walk in progress.
+struct Walk {
+    stack: RawStack,
+    /// The next frame to visit; 0 once the walk is over.
+    next: u64,
+    /// Brent's cycle detection: a frame address seen earlier, and the
+    /// steps taken since it was set and until it is moved again.
+    cycle_mark: u64,
+    steps_since_mark: usize,
+    steps_until_move: usize,
+    /// The copied part of the thread's data-stack chunk: (address, bytes).
+    copy: Option<(u64, Vec<u8>)>,
+    error: Option<WalkError>,
+}
+
+impl Walk {
+    fn new(first: Result<u64, WalkError>, copy: Option<(u64, Vec<u8>)>) -> Self {
+        let (next, error) = match first {
+            Ok(first) => (first, None),
+            Err(error) => (0, Some(error)),
+        };
+        Self {
+            stack: RawStack::default(),
+            next,
+            cycle_mark: 0,
+            steps_since_mark: 0,
+            steps_until_move: 1,
+            copy,
+            error,
+        }
+    }
+
+    /// The frame to visit next, after checking the walk's bounds; `None`
+    /// when the walk is over.
+    fn next_address(&mut self) -> Option<u64> {
+        let addr = self.next;
+        if addr == 0 {
+            return None;
+        }
+        if self.stack.frames.len() >= MAX_STACK_DEPTH {
+            self.stack.truncated = true;
+            self.next = 0;
+            return None;
+        }
+        if addr % 8 != 0 || addr == self.cycle_mark {
+            // A broken chain makes the whole stack suspect, not just its end.
+            self.next = 0;
+            self.error = Some(WalkError::invalid("frame chain", addr));
+            return None;
+        }
+        self.steps_since_mark += 1;
+        if self.steps_since_mark == self.steps_until_move {
+            self.cycle_mark = addr;
+            self.steps_since_mark = 0;
+            self.steps_until_move *= 2;
+        }
+        Some(addr)
+    }
+
+    /// The bytes of the frame at `addr` if the chunk copy holds them.
+    fn local_frame(&self, addr: u64, frame_size: usize) -> Option<&[u8]> {
+        let (start, data) = self.copy.as_ref()?;
+        let offset = usize::try_from(addr.checked_sub(*start)?).ok()?;
+        data.get(offset..offset.checked_add(frame_size)?)
+    }
+
+    fn visit(&mut self, frame: Option<RawFrame>, previous: u64) {
+        self.stack.frames.extend(frame);
+        self.next = previous;
+    }
+
+    /// Ends the walk: a failure after some frames only truncates the stack.
+    fn fail(&mut self, error: WalkError) {
+        self.next = 0;
+        if self.stack.frames.is_empty() || error.is_process_gone() {
+            self.error = Some(error);
+        } else {
+            self.stack.truncated = true;
+        }
+    }
+
+    fn finish(self) -> Result<RawStack, WalkError> {
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok(self.stack),
+        }
+    }
+}
+
 /// One Python frame of a stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -112,117 +200,222 @@ pub struct Frame {
 }
 
 impl<M: MemoryReader> PythonReader<M> {
-    /// The address of the innermost frame of the thread whose state was read
-    /// into `tstate` (0 if the thread runs no Python code).
-    pub(crate) fn current_frame(&self, tstate: &[u8]) -> Result<u64, WalkError> {
+    /// Follows the frame chain of a thread whose state was read into `tstate`.
+    pub fn raw_stack(&self, tstate: &[u8]) -> Result<RawStack, WalkError> {
+        self.raw_stacks(&[tstate])
+            .pop()
+            .expect("one result per thread state")
+    }
+
+    /// Follows the frame chains of several threads at once, so that each
+    /// step costs one batched read for all of them: their `_PyCFrame`s
+    /// (3.11/3.12), then their data-stack chunks (3.11+), then, round by
+    /// round, the frames that lie outside those copies (heap frames before
+    /// 3.11, generator and entry frames after).
+    pub fn raw_stacks(&self, tstates: &[&[u8]]) -> Vec<Result<RawStack, WalkError>> {
+        let layout = &self.layout;
+        let frame_size = layout.frame_size as usize;
+        let firsts = self.innermost_frames(tstates);
+        let chunks: Vec<u64> = tstates
+            .iter()
+            .map(|t| {
+                layout
+                    .tstate_datastack_chunk
+                    .and_then(|offset| u64_at(t, offset))
+                    .unwrap_or(0)
+            })
+            .collect();
+        let copies = self.copy_chunks(&chunks, &firsts);
+        let mut walks: Vec<Walk> = firsts
+            .into_iter()
+            .zip(copies)
+            .map(|(first, copy)| Walk::new(first, copy))
+            .collect();
+        let mut buffer = Vec::new();
+        loop {
+            let mut pending: Vec<(usize, u64)> = Vec::new();
+            for (index, walk) in walks.iter_mut().enumerate() {
+                while let Some(addr) = walk.next_address() {
+                    let decoded = walk
+                        .local_frame(addr, frame_size)
+                        .map(|bytes| self.decode_frame(addr, bytes));
+                    match decoded {
+                        Some((frame, previous)) => walk.visit(frame, previous),
+                        None => {
+                            pending.push((index, addr));
+                            break;
+                        }
+                    }
+                }
+            }
+            if pending.is_empty() {
+                break;
+            }
+            buffer.clear();
+            buffer.resize(pending.len() * frame_size, 0);
+            let done = match self.read_all_of(pending.iter().map(|p| p.1), frame_size, &mut buffer)
+            {
+                Ok(done) => done,
+                Err(error) => {
+                    for (index, _) in &pending {
+                        walks[*index].fail(error);
+                    }
+                    continue;
+                }
+            };
+            for (i, &(index, addr)) in pending.iter().enumerate() {
+                if done[i] {
+                    let bytes = &buffer[i * frame_size..(i + 1) * frame_size];
+                    let (frame, previous) = self.decode_frame(addr, bytes);
+                    walks[index].visit(frame, previous);
+                } else {
+                    walks[index].fail(WalkError::Read(pydx_remote::ReadError::new(
+                        addr,
+                        frame_size,
+                        pydx_remote::ReadErrorKind::Unmapped,
+                    )));
+                }
+            }
+        }
+        walks.into_iter().map(Walk::finish).collect()
+    }
+
+    /// The innermost frame of each thread (0 for a thread without Python
+    /// frames); 3.11/3.12 need one batched read of the `_PyCFrame`s.
+    fn innermost_frames(&self, tstates: &[&[u8]]) -> Vec<Result<u64, WalkError>> {
         match self.layout.tstate_frame {
-            FrameEntry::Direct(offset) => Ok(u64_at(tstate, offset).unwrap_or(0)),
+            FrameEntry::Direct(offset) => tstates
+                .iter()
+                .map(|t| Ok(u64_at(t, offset).unwrap_or(0)))
+                .collect(),
             FrameEntry::ViaCFrame {
                 cframe,
                 current_frame,
             } => {
-                let cframe = u64_at(tstate, cframe).unwrap_or(0);
-                if cframe == 0 {
-                    return Ok(0);
-                }
-                self.word(cframe + current_frame)
-            }
-        }
-    }
-
-    /// Follows the frame chain of a thread whose state was read into `tstate`.
-    pub fn raw_stack(&self, tstate: &[u8]) -> Result<RawStack, WalkError> {
-        let first = self.current_frame(tstate)?;
-        if first == 0 {
-            return Ok(RawStack::default());
-        }
-        let chunk = self
-            .layout
-            .tstate_datastack_chunk
-            .and_then(|offset| u64_at(tstate, offset))
-            .unwrap_or(0);
-        self.walk_from(first, chunk)
-    }
-
-    /// Walks the chain starting at frame `first`. `chunk` is the thread's
-    /// newest data-stack chunk (3.11+), copied in one read when `first` is in it.
-    fn walk_from(&self, first: u64, chunk: u64) -> Result<RawStack, WalkError> {
-        let layout = &self.layout;
-        let frame_size = layout.frame_size as usize;
-        let copy = self.copy_chunk(chunk, first);
-        let mut stack = RawStack::default();
-        let mut seen = HashSet::with_capacity(64);
-        let mut scratch = vec![0u8; frame_size];
-        let mut addr = first;
-        while addr != 0 {
-            if stack.frames.len() >= MAX_STACK_DEPTH {
-                stack.truncated = true;
-                break;
-            }
-            if addr % 8 != 0 || !seen.insert(addr) {
-                return Err(WalkError::invalid("frame chain", addr));
-            }
-            let bytes: &[u8] = match copy.as_ref().and_then(|(start, data)| {
-                let offset = usize::try_from(addr.checked_sub(*start)?).ok()?;
-                data.get(offset..offset.checked_add(frame_size)?)
-            }) {
-                Some(bytes) => bytes,
-                None => match self.memory.read_into(addr, &mut scratch) {
-                    Ok(()) => &scratch,
-                    Err(_) if !stack.frames.is_empty() => {
-                        // A torn outer frame: keep what was read.
-                        stack.truncated = true;
-                        break;
-                    }
-                    Err(e) => return Err(e.into()),
-                },
-            };
-            let mut code = u64_at(bytes, layout.frame_code).unwrap_or(0);
-            if layout.stack_refs_tagged {
-                code &= !3;
-            }
-            let previous = u64_at(bytes, layout.frame_previous).unwrap_or(0);
-            let skipped = layout
-                .frame_owner
-                .and_then(|offset| u8_at(bytes, offset))
-                .is_some_and(|owner| owner >= layout.frame_owner_first_skipped);
-            if !skipped && code != 0 {
-                let instruction = match layout.instruction_pointer {
-                    InstructionPointer::LastiBytes | InstructionPointer::LastiUnits => {
-                        i64::from(i32_at(bytes, layout.frame_instr).unwrap_or(-1)) as u64
-                    }
-                    InstructionPointer::PrevInstr | InstructionPointer::InstrPtr => {
-                        u64_at(bytes, layout.frame_instr).unwrap_or(0)
-                    }
+                let cframes: Vec<u64> = tstates
+                    .iter()
+                    .map(|t| u64_at(t, cframe).unwrap_or(0))
+                    .collect();
+                let mut words = vec![0u8; cframes.len() * 8];
+                let done = match self.read_all_of(
+                    cframes.iter().map(|c| c + current_frame),
+                    8,
+                    &mut words,
+                ) {
+                    Ok(done) => done,
+                    Err(error) => return vec![Err(error); cframes.len()],
                 };
-                stack.frames.push(RawFrame {
-                    addr,
-                    code,
-                    instruction,
-                });
+                cframes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &c)| match (c, done[i]) {
+                        (0, _) => Ok(0),
+                        (_, true) => Ok(u64_at(&words, i as u64 * 8).unwrap_or(0)),
+                        (_, false) => Err(WalkError::invalid("current frame", c)),
+                    })
+                    .collect()
             }
-            addr = previous;
         }
-        Ok(stack)
     }
 
-    /// Copies the part of a data-stack chunk that holds frames up to and
-    /// including `innermost`, if `innermost` lies in that chunk.
-    fn copy_chunk(&self, chunk: u64, innermost: u64) -> Option<(u64, Vec<u8>)> {
-        if chunk == 0 || innermost < chunk {
-            return None;
+    /// Copies, in one batched read, the part of each thread's newest
+    /// data-stack chunk that holds its frames (up to and including the
+    /// innermost one), where the innermost frame lies in that chunk.
+    fn copy_chunks(
+        &self,
+        chunks: &[u64],
+        firsts: &[Result<u64, WalkError>],
+    ) -> Vec<Option<(u64, Vec<u8>)>> {
+        let frame_size = self.layout.frame_size;
+        let spans: Vec<Option<(u64, u64)>> = chunks
+            .iter()
+            .zip(firsts)
+            .map(|(&chunk, first)| {
+                let first = *first.as_ref().ok()?;
+                let end = first.checked_add(frame_size)?;
+                (chunk != 0 && first >= chunk && end - chunk <= MAX_CHUNK_COPY)
+                    .then_some((chunk, end - chunk))
+            })
+            .collect();
+        let mut copies: Vec<Vec<u8>> = spans
+            .iter()
+            .map(|s| vec![0u8; s.map_or(0, |(_, len)| len as usize)])
+            .collect();
+        let mut requests: Vec<ReadRequest<'_>> = copies
+            .iter_mut()
+            .zip(&spans)
+            .filter_map(|(buf, span)| Some(ReadRequest::new(span.as_ref()?.0, buf)))
+            .collect();
+        let done: Vec<bool> = match self.memory.read_batch(&mut requests) {
+            Ok(()) => requests.iter().map(|r| r.done).collect(),
+            Err(_) => vec![false; requests.len()],
+        };
+        drop(requests);
+        let mut done = done.into_iter();
+        copies
+            .into_iter()
+            .zip(spans)
+            .map(|(data, span)| {
+                let (chunk, len) = span?;
+                if !done.next()? {
+                    return None;
+                }
+                // The chunk header records its size: the frame must be inside it.
+                let size = u64_at(&data, 8)?;
+                (len <= size).then_some((chunk, data))
+            })
+            .collect()
+    }
+
+    /// The frame stored in `bytes` (read from `addr`), unless it is not a
+    /// Python frame (a shim or entry frame), and the address of its caller.
+    fn decode_frame(&self, addr: u64, bytes: &[u8]) -> (Option<RawFrame>, u64) {
+        let layout = &self.layout;
+        let mut code = u64_at(bytes, layout.frame_code).unwrap_or(0);
+        if layout.stack_refs_tagged {
+            code &= !3;
         }
-        let end = innermost.checked_add(self.layout.frame_size)?;
-        if end - chunk > MAX_CHUNK_COPY {
-            return None;
+        let previous = u64_at(bytes, layout.frame_previous).unwrap_or(0);
+        let skipped = layout
+            .frame_owner
+            .and_then(|offset| u8_at(bytes, offset))
+            .is_some_and(|owner| owner >= layout.frame_owner_first_skipped);
+        if skipped || code == 0 {
+            return (None, previous);
         }
-        let data = self
-            .memory
-            .read_vec(chunk, (end - chunk) as usize, MAX_CHUNK_COPY as usize)
-            .ok()?;
-        // The chunk header records its size: the frame must be inside it.
-        let size = u64_at(&data, 8)?;
-        (end - chunk <= size).then_some((chunk, data))
+        let instruction = match layout.instruction_pointer {
+            InstructionPointer::LastiBytes | InstructionPointer::LastiUnits => {
+                i64::from(i32_at(bytes, layout.frame_instr).unwrap_or(-1)) as u64
+            }
+            InstructionPointer::PrevInstr | InstructionPointer::InstrPtr => {
+                u64_at(bytes, layout.frame_instr).unwrap_or(0)
+            }
+        };
+        (
+            Some(RawFrame {
+                addr,
+                code,
+                instruction,
+            }),
+            previous,
+        )
+    }
+
+    /// Reads `len` bytes at each address in one batch into consecutive
+    /// slices of `out`; returns which reads succeeded.
+    fn read_all_of(
+        &self,
+        addrs: impl Iterator<Item = u64>,
+        len: usize,
+        out: &mut [u8],
+    ) -> Result<Vec<bool>, WalkError> {
+        let mut requests: Vec<ReadRequest<'_>> = out
+            .chunks_mut(len)
+            .zip(addrs)
+            .map(|(buf, addr)| ReadRequest::new(addr, buf))
+            .collect();
+        self.memory.read_batch(&mut requests)?;
+        Ok(requests.iter().map(|r| r.done).collect())
     }
 
     /// The byte range of a code object that identifies it: the pointers to
@@ -293,7 +486,7 @@ impl<M: MemoryReader> PythonReader<M> {
         let layout = self.layout.clone();
         let header_len = layout.code_size as usize;
         let mut headers = vec![0u8; addrs.len() * header_len];
-        let header_done = self.read_all(addrs, header_len, &mut headers)?;
+        let header_done = self.read_all_of(addrs.iter().copied(), header_len, &mut headers)?;
         let fields: Vec<u64> = [
             Some(layout.code_filename),
             Some(layout.code_name),
@@ -313,7 +506,7 @@ impl<M: MemoryReader> PythonReader<M> {
             })
             .collect();
         let mut objects = vec![0u8; pointers.len() * PREFETCH];
-        let object_done = self.read_all(&pointers, PREFETCH, &mut objects)?;
+        let object_done = self.read_all_of(pointers.iter().copied(), PREFETCH, &mut objects)?;
         let mut loaded = Vec::with_capacity(addrs.len());
         for (i, &addr) in addrs.iter().enumerate() {
             if !header_done[i] {
@@ -334,18 +527,6 @@ impl<M: MemoryReader> PythonReader<M> {
             loaded.push(self.decode_code(addr, header, &prefetched));
         }
         Ok(loaded)
-    }
-
-    /// Reads `len` bytes at each address into consecutive slices of `out`;
-    /// returns which reads succeeded.
-    fn read_all(&self, addrs: &[u64], len: usize, out: &mut [u8]) -> Result<Vec<bool>, WalkError> {
-        let mut requests: Vec<ReadRequest<'_>> = out
-            .chunks_mut(len)
-            .zip(addrs)
-            .map(|(buf, &addr)| ReadRequest::new(addr, buf))
-            .collect();
-        self.memory.read_batch(&mut requests)?;
-        Ok(requests.iter().map(|r| r.done).collect())
     }
 
     /// Builds a [`CodeInfo`] from a code object's header and the prefetched
@@ -461,10 +642,9 @@ impl<M: MemoryReader> PythonReader<M> {
     /// code-cache refresh. Each thread gets its stack or its error.
     pub fn stacks(
         &mut self,
-        tstates: &[Vec<u8>],
+        tstates: &[&[u8]],
     ) -> Result<Vec<Result<Stack, WalkError>>, WalkError> {
-        let raw: Vec<Result<RawStack, WalkError>> =
-            tstates.iter().map(|t| self.raw_stack(t)).collect();
+        let raw = self.raw_stacks(tstates);
         if let Some(Err(e)) = raw
             .iter()
             .find(|r| matches!(r, Err(e) if e.is_process_gone()))

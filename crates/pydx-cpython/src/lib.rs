@@ -50,5 +50,5 @@ pub use locals::Local;
 pub use objects::{decode_string_data, Value};
 pub use process::{PythonProcess, PythonThread};
 pub use reader::{PythonReader, TypeInfo, MAX_STACK_DEPTH, MAX_STRING_CHARS};
-pub use threads::{Gil, ThreadState, GIL_STATE_SIZE};
+pub use threads::{Gil, ThreadState, Threads, GIL_STATE_SIZE};
 pub use version::{PythonVersion, ReleaseLevel};

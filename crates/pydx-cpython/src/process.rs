@@ -1,6 +1,7 @@
 //! [`PythonProcess`]: a live CPython process, attached for reading.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use pydx_remote::{thread_ids, MemoryMaps, NamespaceTids, ProcessInfo, ProcessMemory};
 
@@ -10,6 +11,7 @@ use crate::layout::Layout;
 use crate::locals::Local;
 use crate::locate::{locate, Location};
 use crate::reader::PythonReader;
+use crate::threads::{ThreadState, Threads};
 use crate::version::PythonVersion;
 
 /// One Python thread of a snapshot.
@@ -44,6 +46,11 @@ pub struct PythonProcess {
     pthread_tid_offset: Option<u64>,
     /// Thread names by `thread_id`.
     names: HashMap<u64, String>,
+    /// Host TID and name of each thread state seen, so that a snapshot of
+    /// known threads needs no reads beyond their stacks.
+    identities: HashMap<ThreadKey, (Option<u32>, Option<String>)>,
+    /// When the identities were last read afresh.
+    identities_read: Instant,
     /// Target TIDs to pydx TIDs when the target is in another PID namespace.
     namespace: Option<NamespaceTids>,
 }
@@ -89,6 +96,8 @@ impl PythonProcess {
             reader: PythonReader::new(memory, layout),
             pthread_tid_offset: None,
             names: HashMap::new(),
+            identities: HashMap::new(),
+            identities_read: Instant::now(),
             namespace,
         };
         process.check_running()?;
@@ -123,7 +132,12 @@ impl PythonProcess {
         // A layout that does not fit shows as unreadable stacks everywhere.
         let stacks = self
             .reader
-            .stacks(&states.iter().map(|s| s.bytes.clone()).collect::<Vec<_>>())
+            .stacks(
+                &states
+                    .iter()
+                    .map(|s| s.bytes.as_slice())
+                    .collect::<Vec<_>>(),
+            )
             .map_err(|e| self.walk_to_attach(e))?;
         let any_good = stacks.iter().any(|s| s.is_ok());
         if !any_good {
@@ -199,28 +213,26 @@ impl PythonProcess {
     /// Fails only if the process is gone or access is lost; a thread whose
     /// stack cannot be read carries the error instead.
     pub fn threads(&mut self) -> Result<Vec<PythonThread>, WalkError> {
-        let runtime = self.location.runtime;
-        let mut states = Vec::new();
-        let mut gils = Vec::new();
-        for interp in self.reader.interpreters(runtime)? {
-            gils.push((interp, self.reader.gil(runtime, interp)?));
-            states.extend(self.reader.thread_states(interp)?);
+        let Threads {
+            interpreters: gils,
+            states,
+        } = self.reader.threads(self.location.runtime)?;
+        let stacks = self.reader.stacks(
+            &states
+                .iter()
+                .map(|s| s.bytes.as_slice())
+                .collect::<Vec<_>>(),
+        )?;
+        let keys: Vec<ThreadKey> = states.iter().map(ThreadKey::of).collect();
+        let stale = self.identities_read.elapsed() > IDENTITY_REFRESH;
+        if stale || keys.iter().any(|k| !self.identities.contains_key(k)) {
+            self.read_identities(&states);
         }
-        let stacks = self
-            .reader
-            .stacks(&states.iter().map(|s| s.bytes.clone()).collect::<Vec<_>>())?;
-        if states
-            .iter()
-            .any(|s| !self.names.contains_key(&s.thread_id))
-        {
-            self.refresh_thread_names();
-        }
-        let native_ids = self.native_ids(&states);
         Ok(states
             .into_iter()
             .zip(stacks)
-            .zip(native_ids)
-            .map(|((state, stack), native_id)| {
+            .zip(keys)
+            .map(|((state, stack), key)| {
                 let (stack, error) = match stack {
                     Ok(stack) => (stack, None),
                     Err(e) => (Stack::default(), Some(e)),
@@ -229,8 +241,9 @@ impl PythonProcess {
                     .iter()
                     .find(|(interp, _)| *interp == state.interp)
                     .and_then(|(_, gil)| *gil);
+                let (native_id, name) = self.identities.get(&key).cloned().unwrap_or_default();
                 PythonThread {
-                    name: self.names.get(&state.thread_id).cloned(),
+                    name,
                     holds_gil: gil.is_some_and(|g| g.holder == Some(state.addr)),
                     gil_address: gil.map(|g| g.address),
                     thread_id: state.thread_id,
@@ -243,9 +256,29 @@ impl PythonProcess {
             .collect())
     }
 
+    /// Reads the names and OS thread ids of `states` afresh.
+    fn read_identities(&mut self, states: &[ThreadState]) {
+        self.refresh_thread_names();
+        let native_ids = self.native_ids(states);
+        self.identities = states
+            .iter()
+            .zip(native_ids)
+            .map(|(state, native_id)| {
+                let name = self.names.get(&state.thread_id).cloned();
+                (ThreadKey::of(state), (native_id, name))
+            })
+            .collect();
+        self.identities_read = Instant::now();
+    }
+
     /// OS thread ids (in pydx's namespace) of the given thread states.
-    fn native_ids(&mut self, states: &[crate::threads::ThreadState]) -> Vec<Option<u32>> {
+    fn native_ids(&mut self, states: &[ThreadState]) -> Vec<Option<u32>> {
         let host_tids = thread_ids(self.pid).unwrap_or_default();
+        if self.namespace.is_some() {
+            if let Ok(namespace) = NamespaceTids::read(self.pid) {
+                self.namespace = Some(namespace);
+            }
+        }
         let inner: Vec<Option<u32>> = if self.reader.layout().tstate_native_thread_id.is_some() {
             states.iter().map(|s| s.native_thread_id).collect()
         } else {
@@ -264,19 +297,10 @@ impl PythonProcess {
     }
 
     /// ≤3.10: TIDs read from glibc's thread descriptors.
-    fn pthread_tids(
-        &mut self,
-        states: &[crate::threads::ThreadState],
-        host_tids: &[u32],
-    ) -> Vec<Option<u32>> {
+    fn pthread_tids(&mut self, states: &[ThreadState], host_tids: &[u32]) -> Vec<Option<u32>> {
         let pthreads: Vec<u64> = states.iter().map(|s| s.thread_id).collect();
         let inner_tids: Vec<u32> = match &self.namespace {
-            Some(_) => NamespaceTids::read(self.pid)
-                .map(|ns| {
-                    self.namespace = Some(ns.clone());
-                    ns.inner_ids()
-                })
-                .unwrap_or_default(),
+            Some(namespace) => namespace.inner_ids(),
             None => host_tids.to_vec(),
         };
         if self.pthread_tid_offset.is_none() {
@@ -297,6 +321,28 @@ impl PythonProcess {
     /// The local variables of a frame from [`PythonProcess::threads`].
     pub fn locals(&mut self, frame: &Frame) -> Result<Vec<Local>, WalkError> {
         self.reader.locals(frame)
+    }
+}
+
+/// How often thread names and ids are read again even if no new thread
+/// appeared (a thread state and `pthread_t` can be reused by a new thread).
+const IDENTITY_REFRESH: Duration = Duration::from_secs(2);
+
+/// Identifies a thread state between snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ThreadKey {
+    tstate: u64,
+    thread_id: u64,
+    native_thread_id: Option<u32>,
+}
+
+impl ThreadKey {
+    fn of(state: &ThreadState) -> Self {
+        Self {
+            tstate: state.addr,
+            thread_id: state.thread_id,
+            native_thread_id: state.native_thread_id,
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use pydx_remote::{MemoryReader, ReadExt};
 use crate::error::WalkError;
 use crate::frames::CodeInfo;
 use crate::layout::Layout;
+use crate::threads::Topology;
 
 /// Longest string pydx reads out of a target, in characters.
 pub const MAX_STRING_CHARS: usize = 4096;
@@ -47,6 +48,7 @@ pub struct PythonReader<M> {
     pub(crate) layout: Layout,
     pub(crate) types: HashMap<u64, Arc<TypeInfo>>,
     pub(crate) code: HashMap<u64, CodeEntry>,
+    pub(crate) topology: Option<Topology>,
 }
 
 /// A cached code object and the bytes that identify it.
@@ -67,6 +69,7 @@ impl<M: MemoryReader> PythonReader<M> {
             layout,
             types: HashMap::new(),
             code: HashMap::new(),
+            topology: None,
         }
     }
 

@@ -12,6 +12,9 @@ use crate::reader::{
 /// Size of `struct _gil_runtime_state` (3.8 to 3.15): a thread blocked on a
 /// futex inside it is waiting for the GIL.
 pub const GIL_STATE_SIZE: u64 = 0xd0;
+/// The leading fields of the GIL state pydx reads: `interval`,
+/// `last_holder`, `locked`.
+const GIL_FIELDS: usize = 0x18;
 
 /// An interpreter's GIL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +40,149 @@ pub struct ThreadState {
     pub bytes: Vec<u8>,
 }
 
+/// Every interpreter and thread state at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Threads {
+    /// Each interpreter (newest first, main last) and its GIL.
+    pub interpreters: Vec<(u64, Option<Gil>)>,
+    /// Every thread state, interpreter by interpreter, newest first.
+    pub states: Vec<ThreadState>,
+}
+
+/// Where the interpreters, GILs and thread states were at the last read, so
+/// that the next read can fetch them all in one batch and check the links.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Topology {
+    /// Each interpreter, its GIL's address, and its thread states.
+    interpreters: Vec<(u64, Option<u64>, Vec<u64>)>,
+}
+
+impl Topology {
+    fn of(threads: &Threads) -> Self {
+        Self {
+            interpreters: threads
+                .interpreters
+                .iter()
+                .map(|&(interp, gil)| {
+                    let states = threads
+                        .states
+                        .iter()
+                        .filter(|s| s.interp == interp)
+                        .map(|s| s.addr)
+                        .collect();
+                    (interp, gil.map(|g| g.address), states)
+                })
+                .collect(),
+        }
+    }
+}
+
 impl<M: MemoryReader> PythonReader<M> {
+    /// Every interpreter, its GIL and its thread states. When nothing was
+    /// created or destroyed since the last call, this is one batched read
+    /// whose every link is checked; otherwise the lists are walked again.
+    pub fn threads(&mut self, runtime: u64) -> Result<Threads, WalkError> {
+        if let Some(topology) = self.topology.take() {
+            if let Some(threads) = self.read_known_threads(runtime, &topology)? {
+                self.topology = Some(topology);
+                return Ok(threads);
+            }
+        }
+        let mut threads = Threads::default();
+        for interp in self.interpreters(runtime)? {
+            threads
+                .interpreters
+                .push((interp, self.gil(runtime, interp)?));
+            threads.states.extend(self.thread_states(interp)?);
+        }
+        self.topology = Some(Topology::of(&threads));
+        Ok(threads)
+    }
+
+    /// Reads the structures named in `topology` in one batch; `None` if the
+    /// lists no longer link up as they did (threads came or went).
+    fn read_known_threads(
+        &self,
+        runtime: u64,
+        topology: &Topology,
+    ) -> Result<Option<Threads>, WalkError> {
+        let layout = &self.layout;
+        let tstate_size = layout.tstate_size as usize;
+        let mut spans: Vec<(u64, usize)> = vec![(runtime + layout.runtime_interpreters_head, 8)];
+        for (interp, gil, states) in &topology.interpreters {
+            spans.push((interp + layout.interp_next, 8));
+            spans.push((interp + layout.interp_threads_head, 8));
+            if let Some(gil) = gil {
+                spans.push((*gil, GIL_FIELDS));
+            }
+            spans.extend(states.iter().map(|&s| (s, tstate_size)));
+        }
+        let mut buffers: Vec<Vec<u8>> = spans.iter().map(|&(_, len)| vec![0u8; len]).collect();
+        let mut requests: Vec<pydx_remote::ReadRequest<'_>> = buffers
+            .iter_mut()
+            .zip(&spans)
+            .map(|(buf, &(addr, _))| pydx_remote::ReadRequest::new(addr, buf))
+            .collect();
+        self.memory.read_batch(&mut requests)?;
+        if requests.iter().any(|r| !r.done) {
+            return Ok(None);
+        }
+        drop(requests);
+        let mut buffers = buffers.into_iter();
+        let next_word =
+            |buffers: &mut std::vec::IntoIter<Vec<u8>>| buffers.next().and_then(|b| u64_at(&b, 0));
+        let first_interp = topology.interpreters.first().map_or(0, |i| i.0);
+        if next_word(&mut buffers) != Some(first_interp) {
+            return Ok(None);
+        }
+        let mut threads = Threads::default();
+        for (index, (interp, gil, states)) in topology.interpreters.iter().enumerate() {
+            let expected_next = topology.interpreters.get(index + 1).map_or(0, |i| i.0);
+            let expected_head = states.first().copied().unwrap_or(0);
+            if next_word(&mut buffers) != Some(expected_next)
+                || next_word(&mut buffers) != Some(expected_head)
+            {
+                return Ok(None);
+            }
+            let gil =
+                gil.map(|address| self.parse_gil(address, &buffers.next().unwrap_or_default()));
+            threads.interpreters.push((*interp, gil));
+            for (position, &addr) in states.iter().enumerate() {
+                let bytes = buffers.next().unwrap_or_default();
+                let expected = states.get(position + 1).copied().unwrap_or(0);
+                if u64_at(&bytes, layout.tstate_next) != Some(expected) {
+                    return Ok(None);
+                }
+                threads
+                    .states
+                    .push(self.parse_thread_state(addr, *interp, bytes));
+            }
+        }
+        Ok(Some(threads))
+    }
+
+    fn parse_thread_state(&self, addr: u64, interp: u64, bytes: Vec<u8>) -> ThreadState {
+        let layout = &self.layout;
+        ThreadState {
+            addr,
+            interp,
+            thread_id: u64_at(&bytes, layout.tstate_thread_id).unwrap_or(0),
+            native_thread_id: layout
+                .tstate_native_thread_id
+                .and_then(|offset| u64_at(&bytes, offset))
+                .map(|tid| tid as u32),
+            bytes,
+        }
+    }
+
+    fn parse_gil(&self, address: u64, fields: &[u8]) -> Gil {
+        let (locked, holder) = self.layout.gil_locked_holder;
+        // `last_holder` stays set after a release, so `locked` decides.
+        let is_locked = i32_at(fields, locked).unwrap_or(0) != 0;
+        let holder = u64_at(fields, holder).filter(|&h| is_locked && h != 0);
+        Gil { address, holder }
+    }
+
     /// Addresses of all interpreters, main interpreter last.
     pub fn interpreters(&self, runtime: u64) -> Result<Vec<u64>, WalkError> {
         let mut interpreters = Vec::new();
@@ -65,16 +210,7 @@ impl<M: MemoryReader> PythonReader<M> {
                 .memory
                 .read_vec(addr, layout.tstate_size as usize, 0x10000)?;
             let next = u64_at(&bytes, layout.tstate_next).unwrap_or(0);
-            states.push(ThreadState {
-                addr,
-                interp,
-                thread_id: u64_at(&bytes, layout.tstate_thread_id).unwrap_or(0),
-                native_thread_id: layout
-                    .tstate_native_thread_id
-                    .and_then(|offset| u64_at(&bytes, offset))
-                    .map(|tid| tid as u32),
-                bytes,
-            });
+            states.push(self.parse_thread_state(addr, interp, bytes));
             addr = next;
         }
         Ok(states)
@@ -83,7 +219,7 @@ impl<M: MemoryReader> PythonReader<M> {
     /// The GIL of interpreter `interp`: where it is and which thread state
     /// holds it. `None` if the interpreter has no GIL in use.
     pub fn gil(&self, runtime: u64, interp: u64) -> Result<Option<Gil>, WalkError> {
-        let (locked, holder) = self.layout.gil_locked_holder;
+        let holder = self.layout.gil_locked_holder.1;
         let address = match (self.layout.runtime_gil, self.layout.interp_ceval_gil) {
             // ≤3.11: one GIL in the runtime; `last_holder` is its second word.
             (Some((_, holder_in_runtime)), _) => runtime + holder_in_runtime - holder,
@@ -93,12 +229,9 @@ impl<M: MemoryReader> PythonReader<M> {
         if address == 0 {
             return Ok(None);
         }
-        let mut fields = [0u8; 0x18];
+        let mut fields = [0u8; GIL_FIELDS];
         self.memory.read_into(address, &mut fields)?;
-        // `last_holder` stays set after a release, so `locked` decides.
-        let is_locked = i32_at(&fields, locked).unwrap_or(0) != 0;
-        let holder = u64_at(&fields, holder).filter(|&h| is_locked && h != 0);
-        Ok(Some(Gil { address, holder }))
+        Ok(Some(self.parse_gil(address, &fields)))
     }
 
     /// Whether the interpreter runtime is shutting down.

@@ -48,7 +48,7 @@ fn exercise(memory: &FakeMemory, layout: Layout, start: u64) -> Duration {
         let _ = reader.gil(start, interp);
         let _ = reader.thread_names(interp);
         if let Ok(states) = reader.thread_states(interp) {
-            let bytes: Vec<Vec<u8>> = states.iter().map(|s| s.bytes.clone()).collect();
+            let bytes: Vec<&[u8]> = states.iter().map(|s| s.bytes.as_slice()).collect();
             if let Ok(stacks) = reader.stacks(&bytes) {
                 for stack in stacks.into_iter().flatten() {
                     for frame in stack.frames.iter().take(8) {
@@ -105,13 +105,17 @@ fn a_cycle_in_the_frame_chain_is_an_error() {
     let (memory, layout, interp) = image_with_frames(&[(0x4000, 0x5000), (0x5000, 0x4000)]);
     let mut reader = PythonReader::new(&memory, layout);
     let states = reader.thread_states(interp).unwrap();
-    let stacks = reader.stacks(&[states[0].bytes.clone()]).unwrap();
-    assert_eq!(
-        stacks[0],
-        Err(WalkError::Invalid {
-            what: "frame chain",
-            addr: 0x4000
-        })
+    let stacks = reader.stacks(&[states[0].bytes.as_slice()]).unwrap();
+    assert!(
+        matches!(
+            stacks[0],
+            Err(WalkError::Invalid {
+                what: "frame chain",
+                ..
+            })
+        ),
+        "{:?}",
+        stacks[0]
     );
 }
 

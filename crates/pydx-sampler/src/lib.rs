@@ -1,8 +1,11 @@
-//! Sampling a Python process.
+//! Sampling Python processes.
 //!
 //! A [`Snapshotter`] reads every Python thread of a process at one instant,
 //! together with what the OS says each thread was doing: on a CPU, waiting
-//! for the GIL, or idle.
+//! for the GIL, or idle. A [`Sampler`] takes snapshots of a process (and,
+//! optionally, of its child processes as they come and go) at a steady rate
+//! and hands them to a [`SampleSink`]; [`ProfileRecorder`] is the sink that
+//! builds a [`pydx_profile::Profile`].
 //!
 //! # Design constraints
 //! - The target is only ever read. In [`Consistency::Paused`] mode its
@@ -13,7 +16,15 @@
 //! - A thread waiting for the GIL is told apart from one waiting for I/O by
 //!   the futex it sleeps on (from `/proc/PID/task/TID/syscall`), never by
 //!   the names of its frames.
+//! - Sampling intervals are randomised around the nominal one, so that a
+//!   periodic workload cannot alias with the sampler.
 
+mod recorder;
+mod sampler;
 mod snapshot;
 
+pub use recorder::ProfileRecorder;
+pub use sampler::{
+    attach_when_ready, Progress, SampleSink, Sampler, SamplingOptions, StopReason, Summary,
+};
 pub use snapshot::{Consistency, SnapshotError, Snapshotter, ThreadSnapshot};

@@ -1,6 +1,10 @@
 //! The subcommands.
 
 mod dump;
+mod output;
+mod progress;
+mod record;
+mod target;
 
 use std::process::ExitCode;
 
@@ -10,5 +14,6 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Dump(args) => dump::run(&args),
+        Command::Record(args) => record::run(&args),
     }
 }

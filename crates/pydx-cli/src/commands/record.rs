@@ -1,0 +1,144 @@
+//! `pydx record`: sample a process and write a profile.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use pydx_profile::{Meta, Profile};
+use pydx_render::{render, Format, RenderError, RenderOptions};
+use pydx_sampler::{Consistency, ProfileRecorder, Sampler, SamplingOptions, StopReason, Summary};
+
+use super::output::write_atomically;
+use super::progress::ProgressLine;
+use super::target::{interrupt_flag, Target};
+use crate::cli::{FormatArg, RecordArgs, SamplingArgs, TargetArgs};
+
+/// Runs `pydx record`.
+pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
+    let format = output_format(args.format, args.output.as_deref())?;
+    let (profile, summary, target) = record(&args.target, &args.sampling)?;
+    let path = args
+        .output
+        .clone()
+        .unwrap_or_else(|| default_path(&target.name(&args.target), format));
+    let mut options = RenderOptions::default();
+    options.include_idle = args.idle;
+    options.gil_only = args.gil;
+    options.per_thread = args.threads;
+    options.by_function = args.function;
+    options.title = format!("pydx {}", target.name(&args.target));
+    write_atomically(&path, |out| match render(format, &profile, &options, out) {
+        Err(RenderError::NoSamples) => bail!(
+            "no samples to draw: {} thread samples were recorded but none {} (try --idle)",
+            profile.total_samples(),
+            if args.gil {
+                "held the GIL"
+            } else {
+                "was on a CPU"
+            }
+        ),
+        other => Ok(other?),
+    })?;
+    eprintln!(
+        "pydx: wrote {}: {}",
+        path.display(),
+        describe(&profile, &summary)
+    );
+    target.finish()
+}
+
+/// Samples a target as the arguments say and returns the profile.
+pub fn record(
+    target_args: &TargetArgs,
+    sampling: &SamplingArgs,
+) -> anyhow::Result<(Profile, Summary, Target)> {
+    if !(sampling.rate > 0.0 && sampling.rate <= 1_000_000.0) {
+        bail!(
+            "--rate must be between 0 and 1000000 samples per second, not {}",
+            sampling.rate
+        );
+    }
+    let stop = interrupt_flag()?;
+    let mut target = Target::start(target_args, sampling.subprocesses)?;
+    let consistency = if sampling.blocking {
+        Consistency::Paused
+    } else {
+        Consistency::NonBlocking
+    };
+    let options = SamplingOptions {
+        rate_hz: sampling.rate,
+        duration: sampling.duration.map(Duration::from_secs_f64),
+        consistency,
+        subprocesses: sampling.subprocesses,
+    };
+    let meta = Meta {
+        start_unix_ns: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        rate_hz: sampling.rate,
+        mode: consistency.as_str().to_string(),
+        ..Meta::default()
+    };
+    let mut recorder = ProfileRecorder::new(meta);
+    let mut sampler = Sampler::new(target.pid, target.root.take(), options);
+    let mut progress = ProgressLine::new(sampling.rate);
+    let summary = sampler.run(&mut recorder, &stop, &mut |p| progress.update(p));
+    progress.finish();
+    Ok((recorder.finish(&summary), summary, target))
+}
+
+/// The format from `--format`, else from the file name, else flamegraph.
+fn output_format(format: Option<FormatArg>, output: Option<&Path>) -> anyhow::Result<Format> {
+    if let Some(format) = format {
+        return Ok(match format {
+            FormatArg::Pprof => Format::Pprof,
+            FormatArg::Flamegraph => Format::Flamegraph,
+            FormatArg::Speedscope => Format::Speedscope,
+            FormatArg::Collapsed => Format::Collapsed,
+            FormatArg::Chrometrace => Format::ChromeTrace,
+        });
+    }
+    match output {
+        None => Ok(Format::Flamegraph),
+        Some(path) => Format::from_path(path).with_context(|| {
+            format!(
+                "cannot tell the format from {}; use --format, or an extension such as \
+                 .pb.gz, .svg, .speedscope.json, .txt or .trace.json",
+                path.display()
+            )
+        }),
+    }
+}
+
+fn default_path(name: &str, format: Format) -> PathBuf {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    PathBuf::from(format!("pydx-{name}-{seconds}.{}", format.extension()))
+}
+
+/// One line about what was recorded.
+fn describe(profile: &Profile, summary: &Summary) -> String {
+    let threads = profile.threads().count();
+    let processes = summary.processes_seen;
+    let why = match summary.stop {
+        StopReason::DurationElapsed => "duration reached",
+        StopReason::Interrupted => "interrupted",
+        StopReason::TargetExited => "the program exited",
+    };
+    format!(
+        "{} samples of {} thread{} in {} process{} over {:.1} s ({:.0} Hz achieved of {:.0} requested), {} error{}; {}",
+        profile.total_samples(),
+        threads,
+        if threads == 1 { "" } else { "s" },
+        processes,
+        if processes == 1 { "" } else { "es" },
+        summary.elapsed.as_secs_f64(),
+        summary.rate_hz(),
+        profile.meta.rate_hz,
+        summary.errors,
+        if summary.errors == 1 { "" } else { "s" },
+        why
+    )
+}

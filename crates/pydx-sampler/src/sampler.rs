@@ -1,0 +1,326 @@
+//! The sampling loop: snapshots of one or more processes at a steady rate.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use pydx_cpython::{AttachError, PythonProcess};
+use pydx_remote::{child_pids, process_exists};
+
+use crate::snapshot::{Consistency, SnapshotError, Snapshotter, ThreadSnapshot};
+
+/// How often child processes are looked for with `subprocesses`.
+const CHILD_POLL: Duration = Duration::from_millis(100);
+/// How many times a new child is tried before it is taken for not Python.
+const CHILD_ATTEMPTS: u32 = 50;
+/// How often the progress callback is called.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// How to sample.
+#[derive(Debug, Clone)]
+pub struct SamplingOptions {
+    /// Snapshots per second (of every thread of every process).
+    pub rate_hz: f64,
+    /// Stop after this long; `None` runs until the target exits or `stop`.
+    pub duration: Option<Duration>,
+    /// Pause the target for each snapshot, or not.
+    pub consistency: Consistency,
+    /// Also sample child Python processes as they appear and go.
+    pub subprocesses: bool,
+}
+
+impl Default for SamplingOptions {
+    fn default() -> Self {
+        Self {
+            rate_hz: 100.0,
+            duration: None,
+            consistency: Consistency::default(),
+            subprocesses: false,
+        }
+    }
+}
+
+/// Receives what the sampler reads.
+pub trait SampleSink {
+    /// A process is being sampled from now on.
+    fn add_process(&mut self, pid: u32, command: &str, python_version: &str);
+    /// One snapshot of every thread of process `pid`, taken `elapsed` after
+    /// the start of sampling.
+    fn add_snapshot(&mut self, pid: u32, elapsed: Duration, threads: &[ThreadSnapshot]);
+}
+
+/// How sampling is going, reported a few times a second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Time since sampling started.
+    pub elapsed: Duration,
+    /// Snapshot rounds taken (one round samples every process once).
+    pub rounds: u64,
+    /// Process snapshots that failed.
+    pub errors: u64,
+    /// Processes being sampled.
+    pub processes: usize,
+    /// Rounds per second achieved over the last report period.
+    pub rate_hz: f64,
+    /// Rounds the schedule had to skip because sampling fell behind.
+    pub missed: u64,
+}
+
+/// Why sampling stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The requested duration elapsed.
+    DurationElapsed,
+    /// The caller asked to stop (Ctrl-C).
+    Interrupted,
+    /// The target process (and every sampled child) exited.
+    TargetExited,
+}
+
+/// What a sampling run did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    /// How long sampling ran.
+    pub elapsed: Duration,
+    /// Snapshot rounds taken.
+    pub rounds: u64,
+    /// Process snapshots that failed.
+    pub errors: u64,
+    /// Rounds skipped because sampling fell behind.
+    pub missed: u64,
+    /// Processes sampled over the whole run.
+    pub processes_seen: usize,
+    /// Why it stopped.
+    pub stop: StopReason,
+}
+
+impl Summary {
+    /// Rounds per second achieved over the whole run.
+    pub fn rate_hz(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        if seconds > 0.0 {
+            self.rounds as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Attaches to `pid` once its interpreter is up: a process just launched
+/// needs a few milliseconds before `_PyRuntime` holds a thread. Gives up
+/// after `timeout`, or as soon as the process exits.
+pub fn attach_when_ready(pid: u32, timeout: Duration) -> Result<PythonProcess, AttachError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match PythonProcess::attach(pid) {
+            Ok(process) => return Ok(process),
+            Err(error) => {
+                let retriable = matches!(
+                    error,
+                    AttachError::NotRunning { .. } | AttachError::NotPython { .. }
+                );
+                if !retriable || Instant::now() >= deadline || !process_exists(pid) {
+                    return Err(error);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// A sampling session over a process and, optionally, its descendants.
+#[derive(Debug)]
+pub struct Sampler {
+    options: SamplingOptions,
+    root: u32,
+    targets: Vec<Snapshotter>,
+    /// Children that were not (yet) Python, with the attempts made.
+    pending_children: HashMap<u32, u32>,
+    processes_seen: usize,
+}
+
+impl Sampler {
+    /// A sampler of `root` (already attached, if it is a Python process).
+    pub fn new(root_pid: u32, root: Option<PythonProcess>, options: SamplingOptions) -> Self {
+        let consistency = options.consistency;
+        let targets: Vec<Snapshotter> = root
+            .into_iter()
+            .map(|p| Snapshotter::new(p, consistency))
+            .collect();
+        Self {
+            processes_seen: targets.len(),
+            options,
+            root: root_pid,
+            targets,
+            pending_children: HashMap::new(),
+        }
+    }
+
+    /// Samples until the duration elapses, `stop` is set, or the target
+    /// exits. `progress` is called a few times a second.
+    pub fn run(
+        &mut self,
+        sink: &mut dyn SampleSink,
+        stop: &AtomicBool,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Summary {
+        pydx_remote::set_precise_sleep();
+        for target in &mut self.targets {
+            let process = target.process();
+            let command = pydx_remote::read_cmdline(process.pid()).unwrap_or_default();
+            sink.add_process(process.pid(), &command, &process.version().to_string());
+        }
+        let interval = Duration::from_secs_f64(1.0 / self.options.rate_hz.max(0.001));
+        let mut jitter = Jitter::new();
+        let start = Instant::now();
+        let mut next_round = start;
+        let mut next_child_poll = start;
+        let mut next_progress = start + PROGRESS_EVERY;
+        let (mut rounds, mut errors, mut missed) = (0u64, 0u64, 0u64);
+        let mut rounds_at_last_report = 0u64;
+        let mut last_report = start;
+        let stop_reason = loop {
+            let now = Instant::now();
+            if stop.load(Ordering::Relaxed) {
+                break StopReason::Interrupted;
+            }
+            if self.options.duration.is_some_and(|d| now - start >= d) {
+                break StopReason::DurationElapsed;
+            }
+            if self.options.subprocesses && now >= next_child_poll {
+                self.discover_children(sink);
+                next_child_poll = now + CHILD_POLL;
+            }
+            let elapsed = now - start;
+            let mut exited = Vec::new();
+            for (index, target) in self.targets.iter_mut().enumerate() {
+                match target.snapshot() {
+                    Ok(threads) => sink.add_snapshot(target.process().pid(), elapsed, &threads),
+                    Err(SnapshotError::ProcessExited(_)) => exited.push(index),
+                    Err(_) => errors += 1,
+                }
+            }
+            for index in exited.into_iter().rev() {
+                self.targets.remove(index);
+            }
+            rounds += 1;
+            if self.targets.is_empty() && (!self.options.subprocesses || !process_exists(self.root))
+            {
+                break StopReason::TargetExited;
+            }
+            if now >= next_progress {
+                let since = now - last_report;
+                progress(&Progress {
+                    elapsed,
+                    rounds,
+                    errors,
+                    processes: self.targets.len(),
+                    rate_hz: (rounds - rounds_at_last_report) as f64
+                        / since.as_secs_f64().max(1e-9),
+                    missed,
+                });
+                rounds_at_last_report = rounds;
+                last_report = now;
+                next_progress = now + PROGRESS_EVERY;
+            }
+            next_round += jitter.next(interval);
+            let after = Instant::now();
+            if after > next_round + interval {
+                // Too far behind to catch up: skip the rounds that were due.
+                let behind = after - next_round;
+                missed += (behind.as_secs_f64() / interval.as_secs_f64()) as u64;
+                next_round = after;
+            } else if next_round > after {
+                std::thread::sleep(next_round - after);
+            }
+        };
+        Summary {
+            elapsed: start.elapsed(),
+            rounds,
+            errors,
+            missed,
+            processes_seen: self.processes_seen,
+            stop: stop_reason,
+        }
+    }
+
+    /// Attaches to descendants of the root that run Python and are not
+    /// sampled yet.
+    fn discover_children(&mut self, sink: &mut dyn SampleSink) {
+        let mut descendants = Vec::new();
+        let mut queue = vec![self.root];
+        while let Some(pid) = queue.pop() {
+            for child in child_pids(pid) {
+                if !descendants.contains(&child) {
+                    descendants.push(child);
+                    queue.push(child);
+                }
+            }
+        }
+        self.pending_children
+            .retain(|pid, _| descendants.contains(pid));
+        for pid in descendants {
+            if self.targets.iter_mut().any(|t| t.process().pid() == pid) {
+                continue;
+            }
+            let attempts = self.pending_children.entry(pid).or_insert(0);
+            if *attempts >= CHILD_ATTEMPTS {
+                continue;
+            }
+            *attempts += 1;
+            if let Ok(process) = PythonProcess::attach(pid) {
+                self.pending_children.remove(&pid);
+                let command = pydx_remote::read_cmdline(pid).unwrap_or_default();
+                sink.add_process(pid, &command, &process.version().to_string());
+                self.targets
+                    .push(Snapshotter::new(process, self.options.consistency));
+                self.processes_seen += 1;
+            }
+        }
+    }
+}
+
+/// Random intervals averaging the nominal one, so that sampling cannot lock
+/// onto a periodic pattern in the target (every 10 ms timer, say).
+#[derive(Debug)]
+struct Jitter {
+    state: u64,
+}
+
+impl Jitter {
+    fn new() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64);
+        Self { state: seed | 1 }
+    }
+
+    /// An interval drawn uniformly from half to one and a half `interval`.
+    fn next(&mut self, interval: Duration) -> Duration {
+        // xorshift64*
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        let random = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let unit = (random >> 11) as f64 / (1u64 << 53) as f64;
+        interval.mul_f64(0.5 + unit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_averages_the_interval_and_stays_in_range() {
+        let mut jitter = Jitter::new();
+        let interval = Duration::from_millis(10);
+        let draws: Vec<Duration> = (0..10_000).map(|_| jitter.next(interval)).collect();
+        assert!(draws
+            .iter()
+            .all(|d| *d >= interval / 2 && *d <= interval * 3 / 2));
+        let mean = draws.iter().sum::<Duration>() / draws.len() as u32;
+        let error = (mean.as_secs_f64() - 0.010).abs();
+        assert!(error < 0.0002, "mean {mean:?}");
+    }
+}
