@@ -20,6 +20,8 @@ pub enum Command {
     Dump(DumpArgs),
     /// Sample a process and write a profile (pprof, flamegraph, speedscope, ...).
     Record(RecordArgs),
+    /// A live, top-like view of the functions a process spends its time in.
+    Top(TopArgs),
 }
 
 /// Arguments of `pydx dump`.
@@ -118,4 +120,21 @@ pub struct RecordArgs {
     /// Aggregate by function instead of by line.
     #[arg(short = 'F', long)]
     pub function: bool,
+}
+
+/// Arguments of `pydx top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The process to sample.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// How to sample.
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Only count samples of the thread holding the GIL.
+    #[arg(short, long)]
+    pub gil: bool,
+    /// Count idle and GIL-waiting time too.
+    #[arg(short, long)]
+    pub idle: bool,
 }

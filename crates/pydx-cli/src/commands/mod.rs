@@ -5,6 +5,7 @@ mod output;
 mod progress;
 mod record;
 mod target;
+mod top;
 
 use std::process::ExitCode;
 
@@ -15,5 +16,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Dump(args) => dump::run(&args),
         Command::Record(args) => record::run(&args),
+        Command::Top(args) => top::run(&args),
     }
 }
