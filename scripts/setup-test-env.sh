@@ -3,6 +3,8 @@
 # ($PYDX_TEST_CACHE, default ~/.cache/pydx-test), and reuses it afterwards:
 #   - Debian packages: debootstrap, musl (for the Austin benchmark binary);
 #   - a Debian sid chroot with CPython 3.13, 3.14 and 3.15.
+#   - a venv of pyenv's Python 3.12 with the pinned web stack of
+#     crates/pydx-testkit/requirements/web.txt (gunicorn, uvicorn, Django, ...).
 # The pyenv builds 3.8-3.13 and Debian's /usr/bin/python3.11 come with the
 # machine; the script checks that they are there.
 set -euo pipefail
@@ -47,4 +49,17 @@ for minor in 8 9 10 11 12 13; do
     fi
 done
 [ -x /usr/bin/python3.11 ] || { say "missing Debian's /usr/bin/python3.11"; exit 1; }
+
+REQUIREMENTS="$(dirname "$0")/../crates/pydx-testkit/requirements/web.txt"
+VENV="$CACHE/venv-web"
+STAMP="$VENV/.requirements.sha256"
+WANT="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+    say "building the web test venv in $VENV"
+    rm -rf "$VENV"
+    PY312="$(ls -d "$PYENV_ROOT"/versions/3.12.* | sort -V | tail -n 1)/bin/python3.12"
+    "$PY312" -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQUIREMENTS"
+    echo "$WANT" > "$STAMP"
+fi
 say "ready: $CACHE"

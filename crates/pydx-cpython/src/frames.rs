@@ -332,9 +332,9 @@ impl<M: MemoryReader> PythonReader<M> {
             .zip(firsts)
             .map(|(&chunk, first)| {
                 let first = *first.as_ref().ok()?;
-                let end = first.checked_add(frame_size)?;
-                (chunk != 0 && first >= chunk && end - chunk <= MAX_CHUNK_COPY)
-                    .then_some((chunk, end - chunk))
+                let length = first.checked_add(frame_size)?.checked_sub(chunk)?;
+                (chunk != 0 && first >= chunk && length <= MAX_CHUNK_COPY)
+                    .then_some((chunk, length))
             })
             .collect();
         let mut copies: Vec<Vec<u8>> = spans

@@ -129,30 +129,38 @@ impl PythonProcess {
                 reason: "the interpreter has no threads".into(),
             });
         }
-        // A layout that does not fit shows as unreadable stacks everywhere.
-        let stacks = self
-            .reader
-            .stacks(
-                &states
-                    .iter()
-                    .map(|s| s.bytes.as_slice())
-                    .collect::<Vec<_>>(),
-            )
-            .map_err(|e| self.walk_to_attach(e))?;
-        let any_good = stacks.iter().any(|s| s.is_ok());
-        if !any_good {
-            let first_error = stacks.into_iter().find_map(Result::err);
-            return Err(AttachError::UnsupportedVersion {
-                pid: self.pid,
-                version: self.location.version.to_string(),
-                reason: format!(
-                    "its thread stacks do not read with the {} layout ({})",
-                    self.location.version,
-                    first_error.map(|e| e.to_string()).unwrap_or_default()
-                ),
-            });
+        // A layout that does not fit shows as unreadable stacks every time;
+        // a process busy starting up may tear one read, so a few are tried.
+        let mut first_error = None;
+        for _ in 0..STACK_CHECK_ATTEMPTS {
+            let states = self
+                .reader
+                .thread_states(main)
+                .map_err(|e| self.walk_to_attach(e))?;
+            let stacks = self
+                .reader
+                .stacks(
+                    &states
+                        .iter()
+                        .map(|s| s.bytes.as_slice())
+                        .collect::<Vec<_>>(),
+                )
+                .map_err(|e| self.walk_to_attach(e))?;
+            if stacks.iter().any(|s| s.is_ok()) {
+                return Ok(());
+            }
+            first_error = first_error.or(stacks.into_iter().find_map(Result::err));
+            std::thread::sleep(Duration::from_millis(1));
         }
-        Ok(())
+        Err(AttachError::UnsupportedVersion {
+            pid: self.pid,
+            version: self.location.version.to_string(),
+            reason: format!(
+                "its thread stacks do not read with the {} layout ({})",
+                self.location.version,
+                first_error.map(|e| e.to_string()).unwrap_or_default()
+            ),
+        })
     }
 
     fn walk_to_attach(&self, error: WalkError) -> AttachError {
@@ -323,6 +331,10 @@ impl PythonProcess {
         self.reader.locals(frame)
     }
 }
+
+/// How many times attaching tries to read the stacks before it concludes
+/// that the layout does not fit the process.
+const STACK_CHECK_ATTEMPTS: usize = 20;
 
 /// How often thread names and ids are read again even if no new thread
 /// appeared (a thread state and `pthread_t` can be reused by a new thread).

@@ -31,6 +31,7 @@ mod pause;
 mod permission;
 mod proc;
 mod process_memory;
+mod signal;
 mod timer;
 
 pub use elf::{ElfImage, ElfSymbol, LoadInfo};
@@ -40,8 +41,9 @@ pub use memory::{FakeMemory, MemoryReader, ReadExt, ReadRequest};
 pub use pause::ProcessPause;
 pub use permission::permission_hint;
 pub use proc::{
-    child_pids, process_exists, read_cmdline, thread_ids, NamespaceTids, ProcessInfo, RunState,
-    SyscallState, ThreadStateReader,
+    child_pids, process_alive, process_exists, read_cmdline, thread_ids, NamespaceTids,
+    ProcessInfo, RunState, SyscallState, ThreadStateReader,
 };
 pub use process_memory::ProcessMemory;
+pub use signal::send_interrupt;
 pub use timer::set_precise_sleep;

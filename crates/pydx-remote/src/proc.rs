@@ -13,6 +13,15 @@ pub fn process_exists(pid: u32) -> bool {
     pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Whether a process with this PID exists and has not exited (a zombie
+/// waiting for its parent to reap it has exited).
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| RunState::from_stat(&stat))
+        .is_some_and(|state| state != RunState::Dead)
+}
+
 /// The process's command line, arguments joined by spaces.
 pub fn read_cmdline(pid: u32) -> Result<String> {
     let path = format!("/proc/{pid}/cmdline");
@@ -406,6 +415,20 @@ mod tests {
                 args: [0x55d0, 0x189, 0, 0, 0, 0xffff_ffff],
             })
         );
+    }
+
+    #[test]
+    fn a_zombie_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while process_alive(pid) {
+            assert!(std::time::Instant::now() < deadline, "true never exited");
+            std::thread::yield_now();
+        }
+        assert!(process_exists(pid), "not reaped yet, so still listed");
+        child.wait().unwrap();
+        assert!(process_alive(std::process::id()));
     }
 
     #[test]

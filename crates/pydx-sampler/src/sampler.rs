@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use pydx_cpython::{AttachError, PythonProcess};
-use pydx_remote::{child_pids, process_exists};
+use pydx_remote::{child_pids, process_alive};
 
 use crate::snapshot::{Consistency, SnapshotError, Snapshotter, ThreadSnapshot};
 
@@ -119,7 +119,7 @@ pub fn attach_when_ready(pid: u32, timeout: Duration) -> Result<PythonProcess, A
                     error,
                     AttachError::NotRunning { .. } | AttachError::NotPython { .. }
                 );
-                if !retriable || Instant::now() >= deadline || !process_exists(pid) {
+                if !retriable || Instant::now() >= deadline || !process_alive(pid) {
                     return Err(error);
                 }
                 std::thread::sleep(Duration::from_millis(5));
@@ -204,7 +204,7 @@ impl Sampler {
                 self.targets.remove(index);
             }
             rounds += 1;
-            if self.targets.is_empty() && (!self.options.subprocesses || !process_exists(self.root))
+            if self.targets.is_empty() && (!self.options.subprocesses || !process_alive(self.root))
             {
                 break StopReason::TargetExited;
             }

@@ -70,6 +70,36 @@ fn pyenv_build(minor: u8) -> Option<(String, PathBuf)> {
     python.exists().then_some((name, python))
 }
 
+/// The venv with the pinned web stack (gunicorn, uvicorn, Django, ...),
+/// built by `scripts/setup-test-env.sh` from pyenv's Python 3.12.
+pub fn web_venv() -> PathBuf {
+    let venv = cache_dir().join("venv-web");
+    assert!(
+        venv.join("bin/python").exists(),
+        "missing the web test venv in {}; run scripts/setup-test-env.sh",
+        venv.display()
+    );
+    venv
+}
+
+/// The Python of the web test venv, as an [`Interpreter`].
+pub fn web_python() -> Interpreter {
+    Interpreter {
+        label: "web-3.12".into(),
+        version: (3, 12),
+        python: web_venv().join("bin/python"),
+        root: None,
+    }
+}
+
+/// A free TCP port on localhost.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// Every interpreter the tests must cover, in version order. Panics naming
 /// the missing ones unless `PYDX_ALLOW_MISSING_PYTHONS=1`.
 pub fn interpreters() -> Vec<Interpreter> {
@@ -191,6 +221,16 @@ impl Interpreter {
                 format!("/pydx-tests/{script}")
             }
         }
+    }
+
+    /// The command line that runs this interpreter with `args` (through
+    /// `chroot` for chroot interpreters), for handing to `pydx ... --`.
+    pub fn argv(&self, args: &[&str]) -> Vec<String> {
+        let command = self.command(args);
+        std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
     }
 
     /// A command that runs this interpreter with `args`.

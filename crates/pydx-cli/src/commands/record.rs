@@ -17,7 +17,7 @@ use crate::cli::{FormatArg, RecordArgs, SamplingArgs, TargetArgs};
 /// Runs `pydx record`.
 pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     let format = output_format(args.format, args.output.as_deref())?;
-    let (profile, summary, target) = record(&args.target, &args.sampling)?;
+    let (profile, summary, mut target) = record(&args.target, &args.sampling)?;
     let path = args
         .output
         .clone()
@@ -45,6 +45,9 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         path.display(),
         describe(&profile, &summary)
     );
+    if summary.stop == StopReason::Interrupted {
+        target.interrupt();
+    }
     target.finish()
 }
 

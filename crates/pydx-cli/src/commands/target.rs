@@ -90,6 +90,16 @@ impl Target {
             .unwrap_or_else(|| self.pid.to_string())
     }
 
+    /// Interrupts a launched program that is still running, as Ctrl-C in
+    /// the terminal it shares with pydx would (for when only pydx got it).
+    pub fn interrupt(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = pydx_remote::send_interrupt(child.id());
+            }
+        }
+    }
+
     /// Waits for a launched program and returns its exit code (128 + the
     /// signal if it was killed); success when attached to a running process.
     pub fn finish(self) -> anyhow::Result<ExitCode> {

@@ -1,0 +1,400 @@
+//! `pydx record` against real interpreters: accuracy on a known split,
+//! every output format parsed back, launch mode, Ctrl-C and target exit.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use pydx_testkit::{eventually, interpreter, marker_line};
+
+fn pydx() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pydx"))
+}
+
+/// Sample counts per function name from collapsed stacks, counting the
+/// innermost frame of each line.
+fn innermost_counts(collapsed: &str) -> HashMap<String, u64> {
+    let mut counts = HashMap::new();
+    for line in collapsed.lines() {
+        let (stack, count) = line.rsplit_once(' ').expect("stack and count");
+        let leaf = stack.rsplit(';').next().unwrap_or_default();
+        let function = leaf.split(" (").next().unwrap_or_default().to_string();
+        *counts.entry(function).or_insert(0) += count.parse::<u64>().expect("count");
+    }
+    counts
+}
+
+/// The truth the split program printed: seconds spent per function.
+fn truth(stdout: &str) -> HashMap<String, f64> {
+    let json = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("split.py prints its timings");
+    serde_json::from_str(json).expect("timings are JSON")
+}
+
+fn record_split(label: &str) {
+    let python = interpreter(label);
+    let script = python.install_script("split.py");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("split.txt");
+    let output = pydx()
+        .args(["record", "--rate", "1000", "-o"])
+        .arg(&out)
+        .arg("--")
+        .args(python.argv(&[&script, "3"]))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{label}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let collapsed = std::fs::read_to_string(&out).unwrap();
+    let counts = innermost_counts(&collapsed);
+    let truth = truth(&String::from_utf8_lossy(&output.stdout));
+    let sampled: u64 = ["alpha", "beta", "gamma"]
+        .iter()
+        .map(|f| counts.get(*f).copied().unwrap_or(0))
+        .sum();
+    let true_total: f64 = truth.values().sum();
+    assert!(
+        sampled > 1500,
+        "{label}: only {sampled} samples in the three functions"
+    );
+    for function in ["alpha", "beta", "gamma"] {
+        let sampled_share =
+            counts.get(function).copied().unwrap_or(0) as f64 / sampled as f64 * 100.0;
+        let true_share = truth[function] / true_total * 100.0;
+        assert!(
+            (sampled_share - true_share).abs() < 4.0,
+            "{label}: {function} sampled {sampled_share:.1}% vs true {true_share:.1}%"
+        );
+    }
+    // Lines are exact: every sample of alpha is on its loop line.
+    let alpha_line = marker_line("split.py", "LINE:alpha");
+    let alpha_lines: Vec<&str> = collapsed
+        .lines()
+        .filter(|l| l.contains(";alpha ("))
+        .collect();
+    let on_loop: u64 = alpha_lines
+        .iter()
+        .filter(|l| l.contains(&format!("alpha ({script}:")))
+        .filter(|l| {
+            let line_no = l
+                .rsplit_once(' ')
+                .unwrap()
+                .0
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .trim_end_matches(')');
+            line_no
+                .parse::<u32>()
+                .is_ok_and(|n| n + 1 >= alpha_line && n <= alpha_line)
+        })
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+        .sum();
+    assert!(
+        on_loop * 10 >= counts["alpha"] * 9,
+        "{label}: most alpha samples must be on its loop (lines {}-{alpha_line}): {alpha_lines:?}",
+        alpha_line - 1
+    );
+}
+
+macro_rules! per_interpreter {
+    ($($name:ident => $label:literal),* $(,)?) => {
+        mod split_accuracy {
+            $(#[test] fn $name() { super::record_split($label); })*
+        }
+    };
+}
+
+per_interpreter! {
+    pyenv_3_8 => "pyenv-3.8",
+    pyenv_3_9 => "pyenv-3.9",
+    pyenv_3_10 => "pyenv-3.10",
+    pyenv_3_11 => "pyenv-3.11",
+    pyenv_3_12 => "pyenv-3.12",
+    pyenv_3_13 => "pyenv-3.13",
+    debian_3_11_static => "debian-3.11",
+    sid_3_13 => "sid-3.13",
+    sid_3_14 => "sid-3.14",
+    sid_3_15 => "sid-3.15",
+}
+
+/// Records the split program once, returning the pprof file's path.
+fn record_pprof(dir: &Path) -> std::path::PathBuf {
+    let python = interpreter("pyenv-3.12");
+    let script = python.install_script("split.py");
+    let out = dir.join("split.pb.gz");
+    let status = pydx()
+        .args(["record", "--rate", "500", "-o"])
+        .arg(&out)
+        .arg("--")
+        .args(python.argv(&[&script, "1"]))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    out
+}
+
+#[test]
+fn every_output_format_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let pprof = record_pprof(dir.path());
+    let profile = pydx_profile::read_pprof(std::fs::File::open(&pprof).unwrap()).unwrap();
+    assert!(profile.total_samples() > 200);
+    assert_eq!(profile.meta.processes.len(), 1);
+    assert!(profile.meta.processes[0]
+        .python_version
+        .starts_with("3.12."));
+    let functions: Vec<&str> = profile
+        .samples()
+        .flat_map(|(key, _)| {
+            profile
+                .frames_innermost_first(key.stack)
+                .into_iter()
+                .take(1)
+        })
+        .map(|f| profile.str(profile.frame_info(f).function))
+        .collect();
+    assert!(functions.contains(&"alpha"), "{functions:?}");
+
+    // The other formats, rendered from the same samples.
+    let python = interpreter("pyenv-3.12");
+    let script = python.install_script("split.py");
+    for (name, check) in [
+        ("out.svg", check_svg as fn(&str)),
+        ("out.speedscope.json", check_speedscope),
+        ("out.trace.json", check_chrometrace),
+        ("out.txt", check_collapsed),
+    ] {
+        let path = dir.path().join(name);
+        let output = pydx()
+            .args(["record", "--rate", "500", "-o"])
+            .arg(&path)
+            .arg("--")
+            .args(python.argv(&[&script, "1"]))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        check(&std::fs::read_to_string(&path).unwrap());
+    }
+}
+
+fn check_svg(svg: &str) {
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let document = roxmltree::Document::parse_with_options(svg, options).expect("well-formed SVG");
+    let titles: Vec<&str> = document
+        .descendants()
+        .filter(|n| n.has_tag_name("title"))
+        .filter_map(|n| n.text())
+        .collect();
+    assert!(
+        titles.iter().any(|t| t.starts_with("alpha (")),
+        "{titles:?}"
+    );
+    assert!(
+        titles.iter().any(|t| t.starts_with("gamma (")),
+        "{titles:?}"
+    );
+}
+
+fn check_speedscope(text: &str) {
+    let json: serde_json::Value = serde_json::from_str(text).expect("JSON");
+    assert_eq!(
+        json["$schema"],
+        "https://www.speedscope.app/file-format-schema.json"
+    );
+    let frames = json["shared"]["frames"].as_array().expect("shared frames");
+    assert!(frames
+        .iter()
+        .any(|f| f["name"].as_str().is_some_and(|n| n.starts_with("alpha"))));
+    let profiles = json["profiles"].as_array().expect("profiles");
+    assert!(!profiles.is_empty());
+    for profile in profiles {
+        assert_eq!(profile["type"], "sampled");
+        let samples = profile["samples"].as_array().unwrap();
+        let weights = profile["weights"].as_array().unwrap();
+        assert_eq!(samples.len(), weights.len());
+        for sample in samples {
+            for index in sample.as_array().unwrap() {
+                assert!((index.as_u64().unwrap() as usize) < frames.len());
+            }
+        }
+    }
+}
+
+fn check_chrometrace(text: &str) {
+    let json: serde_json::Value = serde_json::from_str(text).expect("JSON");
+    let events = json["traceEvents"].as_array().expect("traceEvents");
+    let mut open: HashMap<u64, Vec<String>> = HashMap::new();
+    for event in events {
+        let tid = event["tid"].as_u64().unwrap_or(0);
+        let name = event["name"].as_str().unwrap_or_default().to_string();
+        match event["ph"].as_str() {
+            Some("B") => open.entry(tid).or_default().push(name),
+            Some("E") => assert_eq!(open.entry(tid).or_default().pop(), Some(name)),
+            _ => {}
+        }
+    }
+    assert!(
+        open.values().all(Vec::is_empty),
+        "unclosed events: {open:?}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e["name"].as_str().is_some_and(|n| n.starts_with("alpha ("))));
+}
+
+fn check_collapsed(text: &str) {
+    let counts = innermost_counts(text);
+    assert!(
+        counts.contains_key("alpha") && counts.contains_key("beta"),
+        "{counts:?}"
+    );
+}
+
+#[test]
+fn launch_mode_passes_the_exit_code_through() {
+    let python = interpreter("pyenv-3.11");
+    let script = python.install_script("split.py");
+    let dir = tempfile::tempdir().unwrap();
+    let output = pydx()
+        .args(["record", "-o"])
+        .arg(dir.path().join("out.pb.gz"))
+        .arg("--")
+        .args(python.argv(&[&script, "0.5", "7"]))
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join("out.pb.gz").exists());
+}
+
+fn wait_for_exit(child: &mut std::process::Child, timeout: Duration) -> Output {
+    let started = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("pydx did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    Output {
+        status: child.wait().unwrap(),
+        stdout: Vec::new(),
+        stderr: stderr.into_bytes(),
+    }
+}
+
+#[test]
+fn ctrl_c_still_writes_the_profile() {
+    let python = interpreter("pyenv-3.12");
+    let target = python.spawn("threads.py", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("interrupted.txt");
+    let mut recorder = pydx()
+        .args(["record", "--idle", "-o"])
+        .arg(&out)
+        .args(["--pid", &target.pid.to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it take some samples, then interrupt it as Ctrl-C would.
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill")
+        .args(["-INT", &recorder.id().to_string()])
+        .status()
+        .unwrap();
+    let output = wait_for_exit(&mut recorder, Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("; interrupted"), "{stderr}");
+    let counts = innermost_counts(&std::fs::read_to_string(&out).unwrap());
+    assert!(counts.contains_key("nap"), "{counts:?}");
+}
+
+#[test]
+fn ctrl_c_in_launch_mode_interrupts_the_program_and_passes_its_exit_code() {
+    let python = interpreter("pyenv-3.12");
+    let script = python.install_script("split.py");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("launched.txt");
+    let mut recorder = pydx()
+        .args(["record", "-o"])
+        .arg(&out)
+        .arg("--")
+        .args(python.argv(&[&script, "60"]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    Command::new("kill")
+        .args(["-INT", &recorder.id().to_string()])
+        .status()
+        .unwrap();
+    let output = wait_for_exit(&mut recorder, Duration::from_secs(10));
+    // Python exits with status 1 after an unhandled KeyboardInterrupt... or
+    // by the signal itself (130) when it is interrupted outside Python code.
+    assert!(
+        matches!(output.status.code(), Some(1) | Some(130)),
+        "{:?}",
+        output.status
+    );
+    assert!(innermost_counts(&std::fs::read_to_string(&out).unwrap()).contains_key("alpha"));
+}
+
+#[test]
+fn a_target_that_exits_still_gets_its_profile_written() {
+    let python = interpreter("pyenv-3.12");
+    let target = python.spawn("split.py", &["1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("exited.txt");
+    let output = pydx()
+        .args(["record", "-o"])
+        .arg(&out)
+        .args(["--pid", &target.pid.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("; the program exited"), "{stderr}");
+    assert!(innermost_counts(&std::fs::read_to_string(&out).unwrap()).contains_key("alpha"));
+    let _ = eventually(Duration::from_secs(1), || Ok::<(), String>(()));
+}
+
+#[test]
+fn an_unknown_output_extension_is_a_clear_error() {
+    let output = pydx()
+        .args(["record", "--pid", "1", "-o", "profile.xyz"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error: cannot tell the format from profile.xyz"),
+        "{stderr}"
+    );
+}
