@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds what pydx's tests need, once, into a cache folder outside the repo
 # ($PYDX_TEST_CACHE, default ~/.cache/pydx-test), and reuses it afterwards:
-#   - Debian packages: debootstrap, musl (for the Austin benchmark binary);
+#   - Debian packages: debootstrap, tmux (to test `pydx top` in a real
+#     terminal), musl (for the Austin benchmark binary);
 #   - a Debian sid chroot with CPython 3.13, 3.14 and 3.15.
 #   - a venv of pyenv's Python 3.12 with the pinned web stack of
 #     crates/pydx-testkit/requirements/web.txt (gunicorn, uvicorn, Django, ...).
@@ -17,6 +18,7 @@ say() { printf 'setup-test-env: %s\n' "$*" >&2; }
 missing_packages=()
 command -v debootstrap >/dev/null 2>&1 || missing_packages+=(debootstrap)
 command -v setpriv >/dev/null 2>&1 || missing_packages+=(util-linux)
+command -v tmux >/dev/null 2>&1 || missing_packages+=(tmux)
 [ -e /lib/ld-musl-x86_64.so.1 ] || missing_packages+=(musl)
 if [ "${#missing_packages[@]}" -gt 0 ]; then
     say "installing ${missing_packages[*]}"

@@ -21,6 +21,8 @@ use crate::reader::{
 
 /// Largest stretch of a data-stack chunk copied in one read.
 const MAX_CHUNK_COPY: u64 = 1 << 20;
+/// Most bytecode kept per code object.
+const MAX_BYTECODE: usize = 64 * 1024;
 /// Bytes read ahead at each name, file name and line table of a new code
 /// object: enough for the whole object in the common case.
 const PREFETCH: usize = 256;
@@ -50,6 +52,9 @@ pub struct CodeInfo {
     pub first_line: u32,
     /// Size of the bytecode in bytes, to reject torn instruction pointers.
     pub(crate) code_bytes: u64,
+    /// The bytecode (at most [`MAX_BYTECODE`] bytes), to see which
+    /// instruction a frame is at.
+    pub(crate) bytecode: Vec<u8>,
     pub(crate) line_table: LineTable,
 }
 
@@ -65,6 +70,7 @@ impl CodeInfo {
             filename: "<unknown>".into(),
             first_line: 0,
             code_bytes: 0,
+            bytecode: Vec::new(),
             line_table: LineTable::default(),
         }
     }
@@ -197,6 +203,10 @@ pub struct Frame {
     pub line: u32,
     /// Address of the frame in the target, for reading its locals.
     pub addr: u64,
+    /// Whether the frame stopped at a call instruction, so that (as the
+    /// innermost Python frame) it is inside a call to native code; `None`
+    /// when the bytecode or the version's opcodes are unknown.
+    pub calling: Option<bool>,
 }
 
 impl<M: MemoryReader> PythonReader<M> {
@@ -401,6 +411,37 @@ impl<M: MemoryReader> PythonReader<M> {
         )
     }
 
+    /// Fills in the bytecode of freshly decoded code objects, in one batch.
+    fn load_bytecode(&self, codes: &mut [Result<CodeInfo, WalkError>]) -> Result<(), WalkError> {
+        let layout = &self.layout;
+        let mut targets: Vec<(usize, u64, usize)> = Vec::new();
+        for (index, code) in codes.iter().enumerate() {
+            let Ok(code) = code else { continue };
+            let start = match (layout.code_code_adaptive, layout.code_code) {
+                (Some(adaptive), _) => code.addr + adaptive,
+                (None, Some(co_code)) => self.word(code.addr + co_code)? + BYTES_DATA,
+                (None, None) => continue,
+            };
+            targets.push((index, start, (code.code_bytes as usize).min(MAX_BYTECODE)));
+        }
+        let mut buffers: Vec<Vec<u8>> = targets.iter().map(|&(_, _, len)| vec![0u8; len]).collect();
+        let mut requests: Vec<ReadRequest<'_>> = buffers
+            .iter_mut()
+            .zip(&targets)
+            .map(|(buf, &(_, start, _))| ReadRequest::new(start, buf))
+            .collect();
+        self.memory.read_batch(&mut requests)?;
+        let done: Vec<bool> = requests.iter().map(|r| r.done).collect();
+        drop(requests);
+        for ((index, _, _), (bytes, done)) in targets.into_iter().zip(buffers.into_iter().zip(done))
+        {
+            if let (true, Ok(code)) = (done, &mut codes[index]) {
+                code.bytecode = bytes;
+            }
+        }
+        Ok(())
+    }
+
     /// Reads `len` bytes at each address in one batch into consecutive
     /// slices of `out`; returns which reads succeeded.
     fn read_all_of(
@@ -459,7 +500,8 @@ impl<M: MemoryReader> PythonReader<M> {
             }
         }
         let addrs: Vec<u64> = stale.iter().map(|(addr, _)| *addr).collect();
-        let loaded = self.load_codes(&addrs)?;
+        let mut loaded = self.load_codes(&addrs)?;
+        self.load_bytecode(&mut loaded)?;
         for ((addr, fingerprint), loaded) in stale.into_iter().zip(loaded) {
             let info = match loaded {
                 Ok(info) => Some(Arc::new(info)),
@@ -574,6 +616,7 @@ impl<M: MemoryReader> PythonReader<M> {
             filename,
             first_line,
             code_bytes,
+            bytecode: Vec::new(),
             line_table: LineTable::decode(layout.linetable_format, &table, first_line),
         })
     }
@@ -613,25 +656,35 @@ impl<M: MemoryReader> PythonReader<M> {
                     Some(entry) => entry.info.clone()?,
                     None => Arc::new(CodeInfo::unreadable(f.code)),
                 };
+                let offset = self.instruction_offset(&code, f.instruction);
+                let calling = (!self.layout.call_opcodes.is_empty())
+                    .then(|| code.bytecode.get(usize::try_from(offset).ok()?))
+                    .flatten()
+                    .map(|opcode| self.layout.call_opcodes.contains(opcode));
                 Some(Frame {
-                    line: self.line_of(&code, f.instruction),
+                    line: self.line_at_offset(&code, offset),
                     code,
                     addr: f.addr,
+                    calling,
                 })
             })
             .collect()
     }
 
-    /// The line a frame of `code` is executing, from its raw instruction.
-    fn line_of(&self, code: &CodeInfo, instruction: u64) -> u32 {
-        let offset: i64 = match self.layout.instruction_pointer {
+    /// The byte offset into the bytecode of a frame's raw instruction.
+    fn instruction_offset(&self, code: &CodeInfo, instruction: u64) -> i64 {
+        match self.layout.instruction_pointer {
             InstructionPointer::LastiBytes => instruction as i64,
             InstructionPointer::LastiUnits => (instruction as i64).saturating_mul(2),
             InstructionPointer::PrevInstr | InstructionPointer::InstrPtr => {
                 let start = code.addr + self.layout.code_code_adaptive.unwrap_or(0);
                 instruction.wrapping_sub(start) as i64
             }
-        };
+        }
+    }
+
+    /// The line a frame of `code` is executing, from its bytecode offset.
+    fn line_at_offset(&self, code: &CodeInfo, offset: i64) -> u32 {
         if offset >= code.code_bytes as i64 && code.code_bytes > 0 {
             return 0;
         }

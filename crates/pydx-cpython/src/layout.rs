@@ -203,6 +203,50 @@ pub struct Layout {
     pub managed_dict: ManagedDict,
     /// `PySetObject` fields `used`, `mask`, `table`.
     pub set_used_mask_table: (u64, u64, u64),
+    /// Opcodes that call a callable (all their specialised forms too): a
+    /// frame stopped at one of them, with no frame above it, is inside a
+    /// call to native code. Empty when the version's opcodes are unknown.
+    pub call_opcodes: &'static [u8],
+}
+
+/// Call opcodes of 3.8-3.10: CALL_FUNCTION, _KW, _EX and CALL_METHOD.
+const CALL_OPCODES_3_8: &[u8] = &[131, 141, 142, 161];
+/// Call opcodes of 3.11: CALL, PRECALL, CALL_FUNCTION_EX and their specialisations.
+const CALL_OPCODES_3_11: &[u8] = &[
+    142, 166, 171, 22, 23, 24, 64, 65, 66, 67, 72, 73, 76, 77, 78, 79, 80, 81, 113, 121, 127, 141,
+    143,
+];
+/// Call opcodes of 3.12.
+const CALL_OPCODES_3_12: &[u8] = &[
+    142, 171, 173, 174, 23, 24, 28, 29, 34, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 56,
+];
+/// Call opcodes of 3.13 (CALL 53 to CALL_KW 57, specialisations 162-181).
+const CALL_OPCODES_3_13: &[u8] = &[
+    53, 54, 55, 56, 57, 162, 163, 164, 165, 166, 167, 168, 169, 170, 171, 172, 173, 174, 175, 176,
+    177, 178, 179, 180, 181,
+];
+/// Call opcodes of 3.14 (CALL_FUNCTION_EX 4, CALL 52 to CALL_KW 55, specialisations 143-165).
+const CALL_OPCODES_3_14: &[u8] = &[
+    4, 52, 53, 54, 55, 143, 144, 145, 146, 147, 148, 149, 150, 151, 152, 153, 154, 155, 156, 157,
+    158, 159, 160, 161, 162, 163, 164, 165,
+];
+/// Call opcodes of 3.15 (CALL_FUNCTION_EX 4, CALL 50 to CALL_KW 53, specialisations 144-168).
+const CALL_OPCODES_3_15: &[u8] = &[
+    4, 50, 51, 52, 53, 144, 145, 146, 147, 148, 149, 150, 151, 152, 153, 154, 155, 156, 157, 158,
+    159, 160, 161, 162, 163, 164, 165, 166, 167, 168,
+];
+
+/// The call opcodes of a minor version (empty if unknown).
+fn call_opcodes(version: PythonVersion) -> &'static [u8] {
+    match version.minor_version() {
+        (3, 8..=10) => CALL_OPCODES_3_8,
+        (3, 11) => CALL_OPCODES_3_11,
+        (3, 12) => CALL_OPCODES_3_12,
+        (3, 13) => CALL_OPCODES_3_13,
+        (3, 14) => CALL_OPCODES_3_14,
+        (3, 15) => CALL_OPCODES_3_15,
+        _ => &[],
+    }
 }
 
 impl Layout {
@@ -375,6 +419,7 @@ impl Layout {
             dict_values_array: 0,
             managed_dict: ManagedDict::None,
             set_used_mask_table: (0x18, 0x20, 0x28),
+            call_opcodes: call_opcodes(version),
         }
     }
 

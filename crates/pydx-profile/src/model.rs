@@ -44,6 +44,61 @@ id_type!(
     LabelSetId
 );
 
+/// Label carrying the asyncio task a sample belongs to (its name).
+pub const LABEL_TASK: &str = "pydx.task";
+/// Label set on samples of a task that was waiting (suspended in an await),
+/// recorded on a pseudo-thread per task.
+pub const LABEL_TASK_STATE: &str = "pydx.task.state";
+/// The value of [`LABEL_TASK_STATE`] for a waiting task.
+pub const TASK_WAITING: &str = "waiting";
+
+/// Observation kind for the arguments of one call, as `name=repr, ...`.
+pub const OBSERVED_CALL_ARGS: &str = "call.args";
+/// Observation kind prefix for the type of a local variable: `local.type:NAME`.
+pub const OBSERVED_LOCAL_TYPE: &str = "local.type:";
+
+/// Observation kind for how a sample's innermost frame was running: value
+/// [`EXEC_BYTECODE`] (the interpreter ran its bytecode) or
+/// [`EXEC_NATIVE_CALL`] (it was inside a call to native code).
+pub const OBSERVED_EXEC: &str = "exec";
+/// See [`OBSERVED_EXEC`].
+pub const EXEC_BYTECODE: &str = "bytecode";
+/// See [`OBSERVED_EXEC`].
+pub const EXEC_NATIVE_CALL: &str = "native-call";
+
+/// Whose code a source file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeKind {
+    /// The program's own code.
+    User,
+    /// An installed package (site-packages, dist-packages).
+    Library,
+    /// The standard library, or code without a file (`<frozen ...>`).
+    Stdlib,
+}
+
+impl CodeKind {
+    /// Whose code `file` (a `co_filename`) is.
+    pub fn of(file: &str) -> Self {
+        if file.contains("/site-packages/") || file.contains("/dist-packages/") {
+            CodeKind::Library
+        } else if file.starts_with('<') || is_stdlib_path(file) {
+            CodeKind::Stdlib
+        } else {
+            CodeKind::User
+        }
+    }
+}
+
+/// `…/lib/python3.X/…` outside site-packages: the standard library.
+fn is_stdlib_path(file: &str) -> bool {
+    file.contains("/lib/")
+        && file.split('/').any(|part| {
+            part.strip_prefix("python3.")
+                .is_some_and(|minor| !minor.is_empty() && minor.chars().all(|c| c.is_ascii_digit()))
+        })
+}
+
 /// One frame: a line of a function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Frame {
@@ -250,6 +305,7 @@ pub struct Profile {
     label_sets: Table<Vec<(StrId, StrId)>>,
     counts: HashMap<SampleKey, u64>,
     timeline: Timeline,
+    observations: HashMap<(FrameId, StrId, StrId), u64>,
 }
 
 impl Profile {
@@ -443,6 +499,27 @@ impl Profile {
     /// Restores a timeline run read from a file.
     pub(crate) fn push_run(&mut self, run: Run) {
         self.timeline.restore(run);
+    }
+
+    /// Records that `frame` was seen with a fact about its values: for
+    /// example kind `call.args` with the arguments of one call, or kind
+    /// `local.type:total` with the type of local `total`. Rules read these
+    /// to reason about values, which stacks alone do not show.
+    pub fn observe(&mut self, frame: FrameId, kind: &str, value: &str, count: u64) {
+        let key = (frame, self.intern(kind), self.intern(value));
+        *self.observations.entry(key).or_insert(0) += count;
+    }
+
+    /// Every observation: frame, kind, value and how often it was seen, in
+    /// a stable order.
+    pub fn observations(&self) -> Vec<(FrameId, &str, &str, u64)> {
+        let mut all: Vec<(FrameId, &str, &str, u64)> = self
+            .observations
+            .iter()
+            .map(|(&(frame, kind, value), &count)| (frame, self.str(kind), self.str(value), count))
+            .collect();
+        all.sort();
+        all
     }
 
     /// Adds to a sample count without touching the timeline (when loading).

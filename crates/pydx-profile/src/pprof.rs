@@ -17,7 +17,7 @@ use flate2::write::GzEncoder;
 use prost::Message;
 
 use crate::model::{
-    Activity, FrameId, LabelSetId, Meta, Profile, SampleKey, SampleState, StackId, ThreadId,
+    Activity, FrameId, LabelSetId, Meta, Profile, SampleKey, SampleState, ThreadId,
 };
 use crate::timeline::{Run, RunStack};
 
@@ -36,7 +36,10 @@ const LABEL_RUN_START: &str = "pydx.run.start_ns";
 const LABEL_RUN_END: &str = "pydx.run.end_ns";
 const LABEL_RUN_SAMPLES: &str = "pydx.run.samples";
 const LABEL_RUN_MIXED: &str = "pydx.run.mixed";
-const RESERVED_LABELS: [&str; 10] = [
+const LABEL_OBSERVATION_KIND: &str = "pydx.observation.kind";
+const LABEL_OBSERVATION_VALUE: &str = "pydx.observation.value";
+const LABEL_OBSERVATION_COUNT: &str = "pydx.observation.count";
+const RESERVED_LABELS: [&str; 13] = [
     LABEL_PID,
     LABEL_THREAD,
     LABEL_THREAD_ID,
@@ -47,6 +50,9 @@ const RESERVED_LABELS: [&str; 10] = [
     LABEL_RUN_END,
     LABEL_RUN_SAMPLES,
     LABEL_RUN_MIXED,
+    LABEL_OBSERVATION_KIND,
+    LABEL_OBSERVATION_VALUE,
+    LABEL_OBSERVATION_COUNT,
 ];
 
 /// Why a profile file could not be read.
@@ -241,11 +247,10 @@ fn to_pprof(profile: &Profile) -> PprofProfile {
     let mut functions: HashMap<(i64, i64, u32), u64> = HashMap::new();
     let mut locations: HashMap<FrameId, u64> = HashMap::new();
     let mut location_ids = |profile: &Profile,
-                            stack: Option<StackId>,
+                            frames: Vec<FrameId>,
                             pprof: &mut PprofProfile,
                             strings: &mut Strings| {
-        profile
-            .frames_innermost_first(stack)
+        frames
             .into_iter()
             .map(|frame_id| {
                 *locations.entry(frame_id).or_insert_with(|| {
@@ -282,7 +287,12 @@ fn to_pprof(profile: &Profile) -> PprofProfile {
 
     for (key, count) in profile.samples_sorted() {
         let label = sample_labels(profile, key.thread, key.state, key.labels, &mut strings);
-        let location_id = location_ids(profile, key.stack, &mut pprof, &mut strings);
+        let location_id = location_ids(
+            profile,
+            profile.frames_innermost_first(key.stack),
+            &mut pprof,
+            &mut strings,
+        );
         pprof.sample.push(Sample {
             location_id,
             value: vec![count as i64, count as i64 * interval],
@@ -306,7 +316,34 @@ fn to_pprof(profile: &Profile) -> PprofProfile {
                 None
             }
         };
-        let location_id = location_ids(profile, stack, &mut pprof, &mut strings);
+        let location_id = location_ids(
+            profile,
+            profile.frames_innermost_first(stack),
+            &mut pprof,
+            &mut strings,
+        );
+        pprof.sample.push(Sample {
+            location_id,
+            value: vec![0, 0],
+            label,
+        });
+    }
+    for (frame, kind, value, count) in profile.observations() {
+        let location_id = location_ids(profile, vec![frame], &mut pprof, &mut strings);
+        let mut text = |key: &str, value: &str| Label {
+            key: strings.id(key),
+            str: strings.id(value),
+            ..Label::default()
+        };
+        let mut label = vec![
+            text(LABEL_OBSERVATION_KIND, kind),
+            text(LABEL_OBSERVATION_VALUE, value),
+        ];
+        label.push(Label {
+            key: strings.id(LABEL_OBSERVATION_COUNT),
+            num: count as i64,
+            ..Label::default()
+        });
         pprof.sample.push(Sample {
             location_id,
             value: vec![0, 0],
@@ -452,6 +489,16 @@ fn from_pprof(pprof: PprofProfile) -> Result<Profile, ProfileError> {
             .filter(|(k, _)| !RESERVED_LABELS.contains(k))
             .copied()
             .collect();
+        if let Some(kind) = str_label(LABEL_OBSERVATION_KIND) {
+            let frame = profile
+                .frames_innermost_first(stack)
+                .first()
+                .copied()
+                .ok_or_else(|| ProfileError::Corrupt("an observation without a frame".into()))?;
+            let value = str_label(LABEL_OBSERVATION_VALUE).unwrap_or_default();
+            profile.observe(frame, kind, value, num(LABEL_OBSERVATION_COUNT));
+            continue;
+        }
         let labels = profile.label_set(&user_labels);
         if nums.contains_key(LABEL_RUN_START) {
             profile.push_run(Run {
@@ -526,6 +573,8 @@ mod tests {
             };
             profile.add_sample(i * 10_000_000, key);
         }
+        profile.observe(work, "call.args", "n=3", 7);
+        profile.observe(work, "local.type:total", "int", 2);
         for i in 150..200u64 {
             let key = SampleKey {
                 thread,
@@ -594,6 +643,25 @@ mod tests {
         );
         let thread = back.threads().next().unwrap().1;
         assert_eq!((thread.pid, thread.tid, thread.ident), (42, 43, 0x7f00));
+        let observations: Vec<(String, &str, &str, u64)> = back
+            .observations()
+            .into_iter()
+            .map(|(frame, kind, value, count)| {
+                (
+                    back.str(back.frame_info(frame).function).to_string(),
+                    kind,
+                    value,
+                    count,
+                )
+            })
+            .collect();
+        assert_eq!(
+            observations,
+            vec![
+                ("Worker.run".to_string(), "call.args", "n=3", 7),
+                ("Worker.run".to_string(), "local.type:total", "int", 2)
+            ]
+        );
     }
 
     #[test]

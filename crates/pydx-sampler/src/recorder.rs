@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use pydx_cpython::{CodeInfo, Frame};
 use pydx_profile::{
-    FrameId, LabelSetId, Meta, ProcessMeta, Profile, SampleKey, SampleState, StackId,
+    Activity, FrameId, LabelSetId, Meta, ProcessMeta, Profile, SampleKey, SampleState, StackId,
+    EXEC_BYTECODE, EXEC_NATIVE_CALL, OBSERVED_CALL_ARGS, OBSERVED_EXEC, OBSERVED_LOCAL_TYPE,
 };
 
 use crate::sampler::{SampleSink, Summary};
-use crate::snapshot::ThreadSnapshot;
+use crate::snapshot::{FrameObservation, ThreadSnapshot};
 
 /// Identifies a frame cheaply: the code object (kept alive by the cache, so
 /// its address cannot be reused) and the line.
@@ -26,6 +27,9 @@ pub struct ProfileRecorder {
     profile: Profile,
     frames: HashMap<FrameKey, (Arc<CodeInfo>, FrameId)>,
     last_stacks: HashMap<(u32, u64), (Vec<FrameKey>, Option<StackId>)>,
+    /// Per thread, the frames (address and code) seen at its last
+    /// observation, to tell a new call from the same call seen again.
+    last_observed: HashMap<(u32, u64), Vec<(u64, usize)>>,
 }
 
 impl ProfileRecorder {
@@ -35,6 +39,7 @@ impl ProfileRecorder {
             profile: Profile::new(meta),
             frames: HashMap::new(),
             last_stacks: HashMap::new(),
+            last_observed: HashMap::new(),
         }
     }
 
@@ -114,6 +119,59 @@ impl SampleSink for ProfileRecorder {
                 labels: LabelSetId(0),
             };
             self.profile.add_sample(time_ns, key);
+            if let (Activity::OnCpu, Some(innermost)) = (thread.activity, python.frames.first()) {
+                if let Some(calling) = innermost.calling {
+                    let (_, frame_id) = self.frame_id(innermost);
+                    let how = if calling {
+                        EXEC_NATIVE_CALL
+                    } else {
+                        EXEC_BYTECODE
+                    };
+                    self.profile.observe(frame_id, OBSERVED_EXEC, how, 1);
+                }
+            }
+            if !thread.observations.is_empty() {
+                self.add_observations(pid, python, &thread.observations);
+            }
         }
+    }
+}
+
+impl ProfileRecorder {
+    /// Stores observed arguments (once per call) and local types.
+    fn add_observations(
+        &mut self,
+        pid: u32,
+        python: &pydx_cpython::PythonThread,
+        observations: &[FrameObservation],
+    ) {
+        let previous = self
+            .last_observed
+            .remove(&(pid, python.thread_id))
+            .unwrap_or_default();
+        let mut current = Vec::with_capacity(observations.len());
+        for observation in observations {
+            let Some(frame) = python.frames.get(observation.frame) else {
+                continue;
+            };
+            let (_, frame_id) = self.frame_id(frame);
+            let identity = (frame.addr, Arc::as_ptr(&frame.code) as usize);
+            current.push(identity);
+            // The same frame of the same code at the last observation is the
+            // same call still running, not a new call with these arguments.
+            if !previous.contains(&identity) {
+                self.profile
+                    .observe(frame_id, OBSERVED_CALL_ARGS, &observation.arguments, 1);
+            }
+            for (name, type_name) in &observation.local_types {
+                self.profile.observe(
+                    frame_id,
+                    &format!("{OBSERVED_LOCAL_TYPE}{name}"),
+                    type_name,
+                    1,
+                );
+            }
+        }
+        self.last_observed.insert((pid, python.thread_id), current);
     }
 }

@@ -13,6 +13,8 @@ use crate::snapshot::{Consistency, SnapshotError, Snapshotter, ThreadSnapshot};
 const CHILD_POLL: Duration = Duration::from_millis(100);
 /// How many times a new child is tried before it is taken for not Python.
 const CHILD_ATTEMPTS: u32 = 50;
+/// Frames of the program's own code observed per thread.
+const OBSERVED_FRAMES: usize = 3;
 /// How often the progress callback is called.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
@@ -27,6 +29,9 @@ pub struct SamplingOptions {
     pub consistency: Consistency,
     /// Also sample child Python processes as they appear and go.
     pub subprocesses: bool,
+    /// Read the local variables of hot frames this often (for rules that
+    /// reason about values); `None` never does.
+    pub observe_every: Option<Duration>,
 }
 
 impl Default for SamplingOptions {
@@ -36,6 +41,7 @@ impl Default for SamplingOptions {
             duration: None,
             consistency: Consistency::default(),
             subprocesses: false,
+            observe_every: None,
         }
     }
 }
@@ -175,6 +181,7 @@ impl Sampler {
         let start = Instant::now();
         let mut next_round = start;
         let mut next_child_poll = start;
+        let mut next_observation = start;
         let mut next_progress = start + PROGRESS_EVERY;
         let (mut rounds, mut errors, mut missed) = (0u64, 0u64, 0u64);
         let mut rounds_at_last_report = 0u64;
@@ -193,9 +200,21 @@ impl Sampler {
             }
             let elapsed = now - start;
             let mut exited = Vec::new();
+            let observe = self
+                .options
+                .observe_every
+                .is_some_and(|every| now >= next_observation && every > Duration::ZERO);
+            if observe {
+                next_observation = now + self.options.observe_every.unwrap_or_default();
+            }
             for (index, target) in self.targets.iter_mut().enumerate() {
                 match target.snapshot() {
-                    Ok(threads) => sink.add_snapshot(target.process().pid(), elapsed, &threads),
+                    Ok(mut threads) => {
+                        if observe {
+                            target.observe(&mut threads, OBSERVED_FRAMES);
+                        }
+                        sink.add_snapshot(target.process().pid(), elapsed, &threads)
+                    }
                     Err(SnapshotError::ProcessExited(_)) => exited.push(index),
                     Err(_) => errors += 1,
                 }

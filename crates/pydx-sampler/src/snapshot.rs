@@ -1,7 +1,8 @@
 //! One consistent snapshot of every Python thread of a process.
 
+use pydx_cpython::Value;
 use pydx_cpython::{PythonProcess, PythonThread, WalkError, GIL_STATE_SIZE};
-use pydx_profile::Activity;
+use pydx_profile::{Activity, CodeKind};
 use pydx_remote::{thread_ids, ProcessPause, RunState, SyscallState, ThreadStateReader};
 
 /// The x86_64 `futex` system call number.
@@ -14,6 +15,20 @@ pub struct ThreadSnapshot {
     pub python: PythonThread,
     /// On a CPU, waiting for the GIL, or idle.
     pub activity: Activity,
+    /// Values read from some of its frames, when the snapshot was observed
+    /// (see [`Snapshotter::observe`]).
+    pub observations: Vec<FrameObservation>,
+}
+
+/// What pydx read from the local variables of one frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameObservation {
+    /// The frame's index in [`PythonThread::frames`].
+    pub frame: usize,
+    /// The call's arguments as `name=repr, ...`.
+    pub arguments: String,
+    /// Each local variable's name and type.
+    pub local_types: Vec<(String, String)>,
 }
 
 /// How a snapshot treats the running target.
@@ -127,9 +142,51 @@ impl Snapshotter {
                     classify(&python, run, gil_contended, || self.os_states.syscall(tid))
                 }
             };
-            snapshots.push(ThreadSnapshot { python, activity });
+            snapshots.push(ThreadSnapshot {
+                python,
+                activity,
+                observations: Vec::new(),
+            });
         }
         Ok(snapshots)
+    }
+
+    /// Reads the local variables of the innermost frames of the program's
+    /// own code (up to `frames_per_thread` per thread) of every thread on a
+    /// CPU, for rules that reason about values. Costs a few reads per frame,
+    /// so the sampler does it only now and then.
+    pub fn observe(&mut self, threads: &mut [ThreadSnapshot], frames_per_thread: usize) {
+        for thread in threads.iter_mut().filter(|t| t.activity == Activity::OnCpu) {
+            let user_frames: Vec<usize> = thread
+                .python
+                .frames
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| CodeKind::of(&f.code.filename) == CodeKind::User)
+                .map(|(i, _)| i)
+                .take(frames_per_thread)
+                .collect();
+            for index in user_frames {
+                let Ok(locals) = self.process.locals(&thread.python.frames[index]) else {
+                    continue;
+                };
+                let arguments: Vec<String> = locals
+                    .iter()
+                    .filter(|l| l.is_arg)
+                    .map(|l| format!("{}={}", l.name, l.value))
+                    .collect();
+                let local_types = locals
+                    .iter()
+                    .filter(|l| l.addr != 0)
+                    .map(|l| (l.name.clone(), value_type(&l.value)))
+                    .collect();
+                thread.observations.push(FrameObservation {
+                    frame: index,
+                    arguments: arguments.join(", "),
+                    local_types,
+                });
+            }
+        }
     }
 
     fn walk_error(&self, error: WalkError) -> SnapshotError {
@@ -164,5 +221,19 @@ fn classify(
             },
             _ => Activity::Idle,
         },
+    }
+}
+
+/// The type name of a decoded value.
+fn value_type(value: &Value) -> String {
+    match value {
+        Value::None => "NoneType".into(),
+        Value::Bool(_) => "bool".into(),
+        Value::Int(_) | Value::BigInt { .. } => "int".into(),
+        Value::Float(_) => "float".into(),
+        Value::Str { .. } => "str".into(),
+        Value::Bytes { .. } => "bytes".into(),
+        Value::Container { type_name, .. } | Value::Object { type_name, .. } => type_name.clone(),
+        Value::Unbound => "unbound".into(),
     }
 }

@@ -4,6 +4,7 @@ mod dump;
 mod output;
 mod progress;
 mod record;
+mod sampling;
 mod target;
 mod top;
 

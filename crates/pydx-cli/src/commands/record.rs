@@ -2,15 +2,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use pydx_profile::{Meta, Profile};
 use pydx_render::{render, Format, RenderError, RenderOptions};
-use pydx_sampler::{Consistency, ProfileRecorder, Sampler, SamplingOptions, StopReason, Summary};
+use pydx_sampler::{ProfileRecorder, Sampler, StopReason, Summary};
 
 use super::output::write_atomically;
 use super::progress::ProgressLine;
+use super::sampling::sampling_options;
 use super::target::{interrupt_flag, Target};
 use crate::cli::{FormatArg, RecordArgs, SamplingArgs, TargetArgs};
 
@@ -56,31 +57,15 @@ pub fn record(
     target_args: &TargetArgs,
     sampling: &SamplingArgs,
 ) -> anyhow::Result<(Profile, Summary, Target)> {
-    if !(sampling.rate > 0.0 && sampling.rate <= 1_000_000.0) {
-        bail!(
-            "--rate must be between 0 and 1000000 samples per second, not {}",
-            sampling.rate
-        );
-    }
+    let options = sampling_options(sampling, true)?;
     let stop = interrupt_flag()?;
     let mut target = Target::start(target_args, sampling.subprocesses)?;
-    let consistency = if sampling.blocking {
-        Consistency::Paused
-    } else {
-        Consistency::NonBlocking
-    };
-    let options = SamplingOptions {
-        rate_hz: sampling.rate,
-        duration: sampling.duration.map(Duration::from_secs_f64),
-        consistency,
-        subprocesses: sampling.subprocesses,
-    };
     let meta = Meta {
         start_unix_ns: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64),
         rate_hz: sampling.rate,
-        mode: consistency.as_str().to_string(),
+        mode: options.consistency.as_str().to_string(),
         ..Meta::default()
     };
     let mut recorder = ProfileRecorder::new(meta);

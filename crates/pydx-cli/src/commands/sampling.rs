@@ -1,0 +1,40 @@
+//! Sampling options shared by `record`, `top` and `doctor`.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use pydx_sampler::{Consistency, SamplingOptions};
+
+use crate::cli::SamplingArgs;
+
+/// How often `record` and `doctor` read the local variables of hot frames,
+/// for the rules that reason about values (a few reads per frame).
+const OBSERVE_EVERY: Duration = Duration::from_millis(50);
+
+/// The sampling options the arguments ask for; `observe` turns on reading
+/// the local variables of hot frames now and then.
+pub fn sampling_options(sampling: &SamplingArgs, observe: bool) -> anyhow::Result<SamplingOptions> {
+    if !(sampling.rate > 0.0 && sampling.rate <= 1_000_000.0) {
+        bail!(
+            "--rate must be between 0 and 1000000 samples per second, not {}",
+            sampling.rate
+        );
+    }
+    if sampling
+        .duration
+        .is_some_and(|d| !(d > 0.0 && d.is_finite()))
+    {
+        bail!("--duration must be a positive number of seconds");
+    }
+    Ok(SamplingOptions {
+        rate_hz: sampling.rate,
+        duration: sampling.duration.map(Duration::from_secs_f64),
+        consistency: if sampling.blocking {
+            Consistency::Paused
+        } else {
+            Consistency::NonBlocking
+        },
+        subprocesses: sampling.subprocesses,
+        observe_every: observe.then_some(OBSERVE_EVERY),
+    })
+}

@@ -1,0 +1,190 @@
+//! Thresholds of the rules, with defaults taken from established tools, and
+//! overridable from a `pydx.toml`.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Every rule's thresholds. Each section of `pydx.toml` overrides one rule;
+/// a missing key keeps its default.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// PYDX-GIL001.
+    pub gil: GilConfig,
+    /// PYDX-ASYNC001.
+    pub event_loop: EventLoopConfig,
+    /// PYDX-CPU001.
+    pub numeric_loop: NumericLoopConfig,
+    /// PYDX-CPU002.
+    pub hot_spot: HotSpotConfig,
+    /// PYDX-CACHE001.
+    pub cache: CacheConfig,
+    /// PYDX-ASYNC002.
+    pub sequential_awaits: SequentialAwaitsConfig,
+}
+
+/// Thresholds of PYDX-GIL001.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GilConfig {
+    /// Fewest threads that must be waiting for the GIL at times.
+    pub min_threads: usize,
+    /// Least share of those threads' time spent waiting for the GIL.
+    pub min_wait_share: f64,
+}
+
+impl Default for GilConfig {
+    fn default() -> Self {
+        Self {
+            min_threads: 2,
+            min_wait_share: 0.20,
+        }
+    }
+}
+
+/// Thresholds of PYDX-ASYNC001.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventLoopConfig {
+    /// A callback that keeps the loop this long is blocking it (asyncio's
+    /// own `slow_callback_duration` is 100 ms).
+    pub slow_callback_ms: f64,
+}
+
+impl Default for EventLoopConfig {
+    fn default() -> Self {
+        Self {
+            slow_callback_ms: 100.0,
+        }
+    }
+}
+
+/// Thresholds of PYDX-CPU001.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NumericLoopConfig {
+    /// Least share of the on-CPU samples spent in the loop.
+    pub min_cpu_share: f64,
+}
+
+impl Default for NumericLoopConfig {
+    fn default() -> Self {
+        Self {
+            min_cpu_share: 0.05,
+        }
+    }
+}
+
+/// Thresholds of PYDX-CPU002.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HotSpotConfig {
+    /// Least share of the on-CPU samples spent in the function itself.
+    pub min_cpu_share: f64,
+}
+
+impl Default for HotSpotConfig {
+    fn default() -> Self {
+        Self {
+            min_cpu_share: 0.10,
+        }
+    }
+}
+
+/// Thresholds of PYDX-CACHE001.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Least share of the on-CPU samples spent in the function and its callees.
+    pub min_cpu_share: f64,
+    /// Fewest calls whose arguments were seen.
+    pub min_calls: u64,
+    /// Most distinct argument sets per call seen (0.5: half the calls repeat one).
+    pub max_distinct_ratio: f64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            min_cpu_share: 0.05,
+            min_calls: 10,
+            max_distinct_ratio: 0.5,
+        }
+    }
+}
+
+/// Thresholds of PYDX-ASYNC002.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SequentialAwaitsConfig {
+    /// Least time that running the awaits concurrently would save per call
+    /// (Sentry flags consecutive DB queries that could save 100 ms).
+    pub min_saved_ms: f64,
+}
+
+impl Default for SequentialAwaitsConfig {
+    fn default() -> Self {
+        Self {
+            min_saved_ms: 100.0,
+        }
+    }
+}
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or names unknown settings.
+    #[error("invalid {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong, from the TOML parser.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads thresholds from a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses thresholds from TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.message().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_overrides_only_what_it_names() {
+        let config = Config::from_toml("[event_loop]\nslow_callback_ms = 50\n").unwrap();
+        assert_eq!(config.event_loop.slow_callback_ms, 50.0);
+        assert_eq!(config.gil, GilConfig::default());
+    }
+
+    #[test]
+    fn unknown_settings_are_rejected() {
+        let error = Config::from_toml("[event_loop]\nslow_callback = 50\n").unwrap_err();
+        assert!(error.contains("unknown field `slow_callback`"), "{error}");
+    }
+}

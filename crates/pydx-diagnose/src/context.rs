@@ -1,0 +1,189 @@
+//! What every rule needs to read a profile: its samples, the code they
+//! name, and the source lines of that code.
+
+use std::collections::HashMap;
+
+use pydx_profile::{Activity, CodeKind, FrameId, Profile, SampleKey, StackId};
+
+use crate::config::Config;
+use crate::finding::Location;
+
+/// Source code of the profiled program, read on demand.
+pub trait SourceLines {
+    /// The text of `line` (1-based) of `file`, without its line end.
+    fn line(&self, file: &str, line: u32) -> Option<String>;
+}
+
+/// No source code available (rules then work from the samples alone).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoSources;
+
+impl SourceLines for NoSources {
+    fn line(&self, _file: &str, _line: u32) -> Option<String> {
+        None
+    }
+}
+
+/// Source lines kept in memory: file name to lines.
+#[derive(Debug, Default, Clone)]
+pub struct SourceMap {
+    files: HashMap<String, Vec<String>>,
+}
+
+impl SourceMap {
+    /// Adds the text of `file`.
+    pub fn insert(&mut self, file: &str, text: &str) {
+        self.files
+            .insert(file.to_string(), text.lines().map(str::to_string).collect());
+    }
+}
+
+impl SourceLines for SourceMap {
+    fn line(&self, file: &str, line: u32) -> Option<String> {
+        let index = usize::try_from(line).ok()?.checked_sub(1)?;
+        self.files.get(file)?.get(index).cloned()
+    }
+}
+
+/// Everything a rule reads.
+pub struct Context<'a> {
+    /// The samples.
+    pub profile: &'a Profile,
+    /// The thresholds.
+    pub config: &'a Config,
+    sources: &'a dyn SourceLines,
+}
+
+impl<'a> Context<'a> {
+    /// A context over `profile`.
+    pub fn new(profile: &'a Profile, config: &'a Config, sources: &'a dyn SourceLines) -> Self {
+        Self {
+            profile,
+            config,
+            sources,
+        }
+    }
+
+    /// Seconds one sample stands for.
+    pub fn interval_seconds(&self) -> f64 {
+        self.profile.meta.interval_ns() as f64 / 1e9
+    }
+
+    /// Whether `frame` is the program's own code.
+    pub fn is_user_frame(&self, frame: FrameId) -> bool {
+        let file = self.profile.str(self.profile.frame_info(frame).file);
+        CodeKind::of(file) == CodeKind::User
+    }
+
+    /// The function name of a frame.
+    pub fn function(&self, frame: FrameId) -> &str {
+        self.profile.str(self.profile.frame_info(frame).function)
+    }
+
+    /// The file of a frame.
+    pub fn file(&self, frame: FrameId) -> &str {
+        self.profile.str(self.profile.frame_info(frame).file)
+    }
+
+    /// `function (file:line)`.
+    pub fn frame_text(&self, frame: FrameId) -> String {
+        let info = self.profile.frame_info(frame);
+        format!(
+            "{} ({}:{})",
+            self.function(frame),
+            self.file(frame),
+            info.line
+        )
+    }
+
+    /// A stack as text, innermost frame first.
+    pub fn stack_text(&self, stack: Option<StackId>) -> Vec<String> {
+        self.profile
+            .frames_innermost_first(stack)
+            .into_iter()
+            .map(|f| self.frame_text(f))
+            .collect()
+    }
+
+    /// The source text of a line, trimmed.
+    pub fn source_line(&self, file: &str, line: u32) -> Option<String> {
+        self.sources.line(file, line).map(|l| l.trim().to_string())
+    }
+
+    /// The source text of a line as written (with its indentation).
+    pub fn raw_source_line(&self, file: &str, line: u32) -> Option<String> {
+        self.sources.line(file, line)
+    }
+
+    /// Where a frame points, with its source line.
+    pub fn location(&self, frame: FrameId) -> Location {
+        let info = self.profile.frame_info(frame);
+        let file = self.file(frame).to_string();
+        Location {
+            function: self.function(frame).to_string(),
+            source: self.source_line(&file, info.line),
+            file,
+            line: info.line,
+        }
+    }
+
+    /// The innermost frame of a stack that is the program's own code.
+    pub fn innermost_user_frame(&self, stack: Option<StackId>) -> Option<FrameId> {
+        self.profile
+            .frames_innermost_first(stack)
+            .into_iter()
+            .find(|&f| self.is_user_frame(f))
+    }
+
+    /// Samples on a CPU (or of unknown state, counted as running), which is
+    /// what CPU rules measure against.
+    pub fn on_cpu(key: &SampleKey) -> bool {
+        matches!(key.state.activity, Activity::OnCpu | Activity::Unknown)
+    }
+
+    /// The total of on-CPU samples.
+    pub fn on_cpu_samples(&self) -> u64 {
+        self.profile
+            .samples()
+            .filter(|(key, _)| Self::on_cpu(key))
+            .map(|(_, count)| count)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_sorted_into_user_library_and_stdlib_code() {
+        let kind = CodeKind::of;
+        assert_eq!(kind("/srv/app/views.py"), CodeKind::User);
+        assert_eq!(kind("/usr/lib/python3.12/threading.py"), CodeKind::Stdlib);
+        assert_eq!(
+            kind("/root/.pyenv/versions/3.11.7/lib/python3.11/asyncio/base_events.py"),
+            CodeKind::Stdlib
+        );
+        assert_eq!(kind("<frozen importlib._bootstrap>"), CodeKind::Stdlib);
+        assert_eq!(
+            kind("/venv/lib/python3.12/site-packages/django/db/models/query.py"),
+            CodeKind::Library
+        );
+        assert_eq!(
+            kind("/usr/lib/python3/dist-packages/requests/api.py"),
+            CodeKind::Library
+        );
+    }
+
+    #[test]
+    fn source_maps_return_lines_by_number() {
+        let mut sources = SourceMap::default();
+        sources.insert("app.py", "import time\n    time.sleep(1)\n");
+        assert_eq!(
+            sources.line("app.py", 2).as_deref(),
+            Some("    time.sleep(1)")
+        );
+        assert_eq!(sources.line("app.py", 3), None);
+        assert_eq!(sources.line("app.py", 0), None);
+    }
+}

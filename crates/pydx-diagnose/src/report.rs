@@ -1,0 +1,157 @@
+//! A diagnosis: the findings of every rule, ranked, and the hot spots.
+
+use std::collections::HashMap;
+
+use pydx_profile::{Activity, FrameId, Profile};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::context::{Context, SourceLines};
+use crate::finding::Finding;
+use crate::rules::all_rules;
+
+/// How many hot spots a report lists.
+const HOT_SPOTS: usize = 10;
+
+/// The result of `pydx doctor`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// What was profiled.
+    pub summary: Summary,
+    /// Findings, most costly first.
+    pub findings: Vec<Finding>,
+    /// The functions that took the most CPU, whatever the findings.
+    pub hot_spots: Vec<HotSpot>,
+}
+
+/// What was profiled.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Seconds recorded.
+    pub duration_seconds: f64,
+    /// Thread samples.
+    pub samples: u64,
+    /// Threads seen.
+    pub threads: usize,
+    /// Processes and their Python versions.
+    pub processes: Vec<String>,
+    /// Share of thread samples on a CPU.
+    pub on_cpu_share: f64,
+    /// Share waiting for the GIL.
+    pub gil_wait_share: f64,
+    /// Share idle (I/O, sleeps, locks).
+    pub idle_share: f64,
+}
+
+/// A function that took CPU.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HotSpot {
+    /// The function.
+    pub function: String,
+    /// Its file.
+    pub file: String,
+    /// Its hottest line.
+    pub line: u32,
+    /// Share of on-CPU samples in the function itself.
+    pub self_share: f64,
+    /// Share of on-CPU samples with the function anywhere on the stack.
+    pub total_share: f64,
+    /// CPU seconds in the function itself.
+    pub self_seconds: f64,
+}
+
+/// Runs every rule over `profile`.
+pub fn diagnose(profile: &Profile, config: &Config, sources: &dyn SourceLines) -> Report {
+    let context = Context::new(profile, config, sources);
+    let mut findings: Vec<Finding> = all_rules()
+        .iter()
+        .flat_map(|rule| rule.check(&context))
+        .collect();
+    findings.sort_by(|a, b| {
+        b.cost
+            .seconds
+            .total_cmp(&a.cost.seconds)
+            .then_with(|| a.code.cmp(b.code))
+            .then_with(|| a.location.line.cmp(&b.location.line))
+    });
+    Report {
+        summary: summary(&context),
+        findings,
+        hot_spots: hot_spots(&context),
+    }
+}
+
+fn summary(context: &Context<'_>) -> Summary {
+    let profile = context.profile;
+    let total = profile.total_samples().max(1) as f64;
+    let share = |wanted: &[Activity]| {
+        profile
+            .samples()
+            .filter(|(key, _)| wanted.contains(&key.state.activity))
+            .map(|(_, count)| count)
+            .sum::<u64>() as f64
+            / total
+    };
+    Summary {
+        duration_seconds: profile.meta.duration_ns as f64 / 1e9,
+        samples: profile.total_samples(),
+        threads: profile.threads().count(),
+        processes: profile
+            .meta
+            .processes
+            .iter()
+            .map(|p| format!("{} (Python {}): {}", p.pid, p.python_version, p.command))
+            .collect(),
+        on_cpu_share: share(&[Activity::OnCpu, Activity::Unknown]),
+        gil_wait_share: share(&[Activity::GilWait]),
+        idle_share: share(&[Activity::Idle]),
+    }
+}
+
+/// Self samples, total samples and self samples by line of one function.
+type FunctionCounts = (u64, u64, HashMap<u32, u64>);
+
+/// The functions with the most CPU samples, by self and total share.
+fn hot_spots(context: &Context<'_>) -> Vec<HotSpot> {
+    let profile = context.profile;
+    let total = context.on_cpu_samples().max(1) as f64;
+    let mut functions: HashMap<(&str, &str), FunctionCounts> = HashMap::new();
+    for (key, count) in profile.samples().filter(|(key, _)| Context::on_cpu(key)) {
+        let frames: Vec<FrameId> = profile.frames_innermost_first(key.stack);
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for (depth, &frame) in frames.iter().enumerate() {
+            let id = (context.function(frame), context.file(frame));
+            let entry = functions.entry(id).or_default();
+            if depth == 0 {
+                entry.0 += count;
+                *entry.2.entry(profile.frame_info(frame).line).or_insert(0) += count;
+            }
+            if !seen.contains(&id) {
+                seen.push(id);
+                entry.1 += count;
+            }
+        }
+    }
+    let mut spots: Vec<HotSpot> = functions
+        .into_iter()
+        .filter(|(_, (own, _, _))| *own > 0)
+        .map(|((function, file), (own, all, lines))| HotSpot {
+            function: function.to_string(),
+            file: file.to_string(),
+            line: lines
+                .into_iter()
+                .max_by_key(|&(line, n)| (n, std::cmp::Reverse(line)))
+                .map_or(0, |(l, _)| l),
+            self_share: own as f64 / total,
+            total_share: all as f64 / total,
+            self_seconds: own as f64 * context.interval_seconds(),
+        })
+        .collect();
+    spots.sort_by(|a, b| {
+        b.self_share
+            .total_cmp(&a.self_share)
+            .then_with(|| a.function.cmp(&b.function))
+    });
+    spots.truncate(HOT_SPOTS);
+    spots
+}

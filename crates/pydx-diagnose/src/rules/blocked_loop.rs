@@ -1,0 +1,392 @@
+//! PYDX-ASYNC001: a synchronous call blocks the asyncio event loop.
+
+use std::collections::{BTreeMap, HashMap};
+
+use pydx_profile::{Activity, FrameId, RunStack, StackId, ThreadId};
+
+use super::{Rule, RuleDocs};
+use crate::context::Context;
+use crate::finding::{Cost, Finding, Severity};
+
+/// Two runs of the loop thread this close belong to one episode.
+const CONTIGUOUS_NS: u64 = 5_000_000;
+
+static DOCS: RuleDocs = RuleDocs {
+    code: "PYDX-ASYNC001",
+    name: "event-loop-blocked",
+    summary: "A synchronous call keeps the asyncio event loop from running other tasks",
+    detects: "On each thread that runs an asyncio event loop, the stretches of time during which the loop \
+              was running one callback instead of waiting in its selector, taken from the per-thread \
+              timeline. A stretch longer than the threshold is a blocked loop; it is charged to the \
+              program's own frame that was running, and the frames above it tell what blocked: time.sleep, \
+              a blocking HTTP client, a synchronous database driver, file I/O, or plain CPU work.",
+    why: "While one coroutine runs synchronous code, no other task on the loop makes progress: every \
+          request being served on that loop waits, and latency grows with the longest block.",
+    example: "async def handler(request):\n    data = requests.get(url).json()   # blocks the loop\n    time.sleep(0.2)                    # blocks the loop",
+    fix: "Use the async form of the call (await asyncio.sleep, httpx.AsyncClient or aiohttp, an async \
+          database driver), or move the blocking call off the loop with `await asyncio.to_thread(...)` / \
+          `loop.run_in_executor(...)`; CPU-heavy work belongs in a process pool.",
+    thresholds: "slow_callback_ms = 100: asyncio's own debug mode (loop.slow_callback_duration) reports \
+                 callbacks that run 100 ms or longer; pydx uses the same bound. At the default 100 Hz, \
+                 that is about ten consecutive samples.",
+};
+
+/// PYDX-ASYNC001.
+pub struct BlockedEventLoop;
+
+/// What a blocking call site did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blocker {
+    Sleep,
+    Http,
+    Database,
+    Redis,
+    File,
+    Cpu,
+    Other,
+}
+
+/// The blocking episodes charged to one call site.
+#[derive(Default)]
+struct SiteEpisodes {
+    episodes: Vec<u64>,
+    stack: Option<StackId>,
+    cpu_ns: u64,
+    idle_ns: u64,
+    callers_seen: Vec<FrameId>,
+}
+
+impl Rule for BlockedEventLoop {
+    fn docs(&self) -> &'static RuleDocs {
+        &DOCS
+    }
+
+    fn check(&self, context: &Context<'_>) -> Vec<Finding> {
+        let threshold_ns = (context.config.event_loop.slow_callback_ms * 1e6) as u64;
+        let mut sites: BTreeMap<(ThreadId, FrameId), SiteEpisodes> = BTreeMap::new();
+        let mut loop_time: HashMap<ThreadId, u64> = HashMap::new();
+        for thread in loop_threads(context) {
+            let runs: Vec<_> = context
+                .profile
+                .runs()
+                .filter(|r| r.thread == thread)
+                .collect();
+            loop_time.insert(thread, runs.iter().map(|r| r.duration_ns()).sum());
+            let mut episode: Vec<&pydx_profile::Run> = Vec::new();
+            for run in runs
+                .iter()
+                .copied()
+                .chain(std::iter::once_with(|| None).flatten())
+            {
+                let busy = match run.stack {
+                    RunStack::Stack(stack) => is_busy(context, stack),
+                    RunStack::Mixed => false,
+                };
+                let contiguous = episode
+                    .last()
+                    .is_some_and(|last| run.start_ns <= last.end_ns + CONTIGUOUS_NS);
+                if busy && (episode.is_empty() || contiguous) {
+                    episode.push(run);
+                    continue;
+                }
+                record_episode(context, thread, &episode, threshold_ns, &mut sites);
+                episode.clear();
+                if busy {
+                    episode.push(run);
+                }
+            }
+            record_episode(context, thread, &episode, threshold_ns, &mut sites);
+        }
+        let mut findings: Vec<Finding> = sites
+            .into_iter()
+            .map(|((thread, frame), site)| {
+                finding(context, thread, frame, &site, loop_time[&thread])
+            })
+            .collect();
+        findings.sort_by(|a, b| b.cost.seconds.total_cmp(&a.cost.seconds));
+        findings
+    }
+}
+
+/// Threads whose stacks show an asyncio event loop.
+fn loop_threads(context: &Context<'_>) -> Vec<ThreadId> {
+    let mut threads: Vec<ThreadId> = context
+        .profile
+        .samples()
+        .filter(|(key, _)| {
+            context
+                .profile
+                .frames_innermost_first(key.stack)
+                .iter()
+                .any(|&f| {
+                    is_loop_machinery(context, f) && context.function(f).ends_with("run_forever")
+                })
+        })
+        .map(|(key, _)| key.thread)
+        .collect();
+    threads.sort();
+    threads.dedup();
+    threads
+}
+
+/// Frames of the event loop itself and of its selector.
+fn is_loop_machinery(context: &Context<'_>, frame: FrameId) -> bool {
+    let file = context.file(frame);
+    file.ends_with("asyncio/base_events.py")
+        || file.ends_with("asyncio/runners.py")
+        || file.ends_with("/selectors.py")
+        || file.ends_with("asyncio/unix_events.py")
+}
+
+/// Whether the loop is running a callback (rather than waiting for I/O)
+/// in a sample with this stack: its innermost frame is not the loop's own.
+fn is_busy(context: &Context<'_>, stack: Option<StackId>) -> bool {
+    context
+        .profile
+        .frames_innermost_first(stack)
+        .first()
+        .is_some_and(|&frame| !is_loop_machinery(context, frame))
+}
+
+/// Charges one episode of busy runs, if it lasted long enough, to the
+/// program's frame that ran longest in it.
+fn record_episode(
+    context: &Context<'_>,
+    thread: ThreadId,
+    episode: &[&pydx_profile::Run],
+    threshold_ns: u64,
+    sites: &mut BTreeMap<(ThreadId, FrameId), SiteEpisodes>,
+) {
+    let (Some(first), Some(last)) = (episode.first(), episode.last()) else {
+        return;
+    };
+    let length = last.end_ns.saturating_sub(first.start_ns);
+    if length < threshold_ns {
+        return;
+    }
+    let mut weight: HashMap<FrameId, (u64, Option<StackId>)> = HashMap::new();
+    for run in episode {
+        if let RunStack::Stack(stack) = run.stack {
+            if let Some(frame) = context.innermost_user_frame(stack) {
+                let entry = weight.entry(frame).or_insert((0, stack));
+                entry.0 += run.duration_ns();
+            }
+        }
+    }
+    let Some((&frame, &(_, stack))) = weight
+        .iter()
+        .max_by_key(|(f, (w, _))| (*w, std::cmp::Reverse(**f)))
+    else {
+        return;
+    };
+    let site = sites.entry((thread, frame)).or_default();
+    site.episodes.push(length);
+    if site.episodes.len() == 1 {
+        site.stack = stack;
+    }
+    for run in episode {
+        if run.state.activity == Activity::OnCpu {
+            site.cpu_ns += run.duration_ns();
+        } else {
+            site.idle_ns += run.duration_ns();
+        }
+    }
+    if let Some(caller) = coroutine_of(context, stack) {
+        if !site.callers_seen.contains(&caller) {
+            site.callers_seen.push(caller);
+        }
+    }
+}
+
+/// The outermost frame of the program's code in a loop-thread stack: the
+/// coroutine (task) that was running.
+fn coroutine_of(context: &Context<'_>, stack: Option<StackId>) -> Option<FrameId> {
+    context
+        .profile
+        .frames_root_first(stack)
+        .into_iter()
+        .find(|&f| context.is_user_frame(f))
+}
+
+/// What blocked, from the frames above the program's frame, the source line
+/// and whether the thread was on a CPU.
+fn classify(
+    context: &Context<'_>,
+    stack: Option<StackId>,
+    frame: FrameId,
+    source: &str,
+    cpu_ns: u64,
+    idle_ns: u64,
+) -> Blocker {
+    let above: Vec<String> = context
+        .profile
+        .frames_innermost_first(stack)
+        .into_iter()
+        .take_while(|&f| f != frame)
+        .map(|f| context.file(f).to_string())
+        .collect();
+    let any = |needles: &[&str]| {
+        above
+            .iter()
+            .any(|file| needles.iter().any(|n| file.contains(n)))
+            || needles.iter().any(|n| source.contains(n.trim_matches('/')))
+    };
+    if source.contains("time.sleep") || source.trim_start().starts_with("sleep(") {
+        Blocker::Sleep
+    } else if any(&[
+        "/requests/",
+        "/urllib3/",
+        "/http/client.py",
+        "urllib.request",
+        "/urllib/request.py",
+    ]) {
+        Blocker::Http
+    } else if any(&[
+        "/psycopg",
+        "/sqlite3/",
+        "/pymysql/",
+        "/MySQLdb/",
+        "/sqlalchemy/",
+    ]) {
+        Blocker::Database
+    } else if any(&["/redis/"]) {
+        Blocker::Redis
+    } else if source.contains("open(") || source.contains(".read(") || source.contains(".write(") {
+        Blocker::File
+    } else if cpu_ns > idle_ns {
+        Blocker::Cpu
+    } else {
+        Blocker::Other
+    }
+}
+
+fn finding(
+    context: &Context<'_>,
+    thread: ThreadId,
+    frame: FrameId,
+    site: &SiteEpisodes,
+    loop_ns: u64,
+) -> Finding {
+    let location = context.location(frame);
+    let source = location.source.clone().unwrap_or_default();
+    let blocker = classify(
+        context,
+        site.stack,
+        frame,
+        &source,
+        site.cpu_ns,
+        site.idle_ns,
+    );
+    let total_ns: u64 = site.episodes.iter().sum();
+    let longest_ns = site.episodes.iter().copied().max().unwrap_or(0);
+    let share = total_ns as f64 / loop_ns.max(1) as f64;
+    let call = if source.is_empty() {
+        format!("the call at {}:{}", location.file, location.line)
+    } else {
+        format!("`{source}`")
+    };
+    let what = match blocker {
+        Blocker::Sleep => "a time.sleep",
+        Blocker::Http => "a blocking HTTP request",
+        Blocker::Database => "a synchronous database call",
+        Blocker::Redis => "a synchronous Redis call",
+        Blocker::File => "blocking file I/O",
+        Blocker::Cpu => "CPU-bound Python",
+        Blocker::Other => "a blocking call",
+    };
+    let place = format!("{}:{}", location.file, location.line);
+    let fix = match blocker {
+        Blocker::Sleep => format!(
+            "Replace {call} at {place} with `await asyncio.sleep(...)` (same argument): time.sleep stops the \
+             whole event loop, asyncio.sleep only the current task."
+        ),
+        Blocker::Http => format!(
+            "Make the request at {place} asynchronous: use `httpx.AsyncClient` (`await client.get(url)`) or \
+             aiohttp, or keep the synchronous client off the loop with `await asyncio.to_thread(...)` \
+             wrapped around {call}."
+        ),
+        Blocker::Database => format!(
+            "Use an async driver for the query at {place} (asyncpg, psycopg's AsyncConnection, SQLAlchemy's \
+             AsyncSession, aiosqlite), or run {call} in a thread: `await asyncio.to_thread(...)`."
+        ),
+        Blocker::Redis => format!(
+            "Use redis.asyncio (`await r.get(...)`) instead of the synchronous client at {place}, or run \
+             {call} with `await asyncio.to_thread(...)`."
+        ),
+        Blocker::File => format!(
+            "Move the file I/O at {place} off the loop: `await asyncio.to_thread(...)` around {call}, or \
+             anyio/aiofiles for async file access."
+        ),
+        Blocker::Cpu => format!(
+            "The coroutine computes in Python for up to {:.0} ms at {place}. Run that work in a process \
+             pool: `await loop.run_in_executor(process_pool, function, *args)` with a \
+             concurrent.futures.ProcessPoolExecutor (threads do not help CPU-bound Python), or split it \
+             with `await asyncio.sleep(0)` between chunks.",
+            longest_ns as f64 / 1e6
+        ),
+        Blocker::Other => format!(
+            "Run {call} at {place} off the event loop with `await asyncio.to_thread(...)` \
+             (or loop.run_in_executor), or use the library's async API."
+        ),
+    };
+    let mut evidence = vec![
+        format!(
+            "the event loop on {} was blocked {} time{} for {} ms or more, by {what} at {place}",
+            context.profile.thread_label(thread),
+            site.episodes.len(),
+            if site.episodes.len() == 1 { "" } else { "s" },
+            context.config.event_loop.slow_callback_ms
+        ),
+        format!(
+            "longest block {:.0} ms, {:.2} s blocked in total ({:.0}% of the loop's time)",
+            longest_ns as f64 / 1e6,
+            total_ns as f64 / 1e9,
+            share * 100.0
+        ),
+        format!(
+            "during the blocks the thread was {} {:.0}% of the time",
+            if site.cpu_ns >= site.idle_ns {
+                "on a CPU"
+            } else {
+                "off the CPU (waiting)"
+            },
+            site.cpu_ns.max(site.idle_ns) as f64 / (site.cpu_ns + site.idle_ns).max(1) as f64
+                * 100.0
+        ),
+    ];
+    if !site.callers_seen.is_empty() {
+        let tasks: Vec<String> = site
+            .callers_seen
+            .iter()
+            .map(|&f| context.function(f).to_string())
+            .collect();
+        evidence.push(format!(
+            "the blocking code ran in coroutine {}",
+            tasks.join(", ")
+        ));
+    }
+    Finding {
+        code: DOCS.code,
+        title: format!(
+            "Event loop blocked by {what} in {} (longest {:.0} ms)",
+            location.function,
+            longest_ns as f64 / 1e6
+        ),
+        severity: if longest_ns >= 1_000_000_000 {
+            Severity::Error
+        } else {
+            Severity::for_share(share).max(Severity::Warning)
+        },
+        cost: Cost {
+            share,
+            seconds: total_ns as f64 / 1e9,
+            cpu_seconds: site.cpu_ns as f64 / 1e9,
+            longest_ms: Some(longest_ns as f64 / 1e6),
+            occurrences: Some(site.episodes.len() as u64),
+        },
+        stack: context.stack_text(site.stack),
+        location,
+        evidence,
+        fix,
+    }
+}

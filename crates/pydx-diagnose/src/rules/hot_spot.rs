@@ -1,0 +1,189 @@
+//! PYDX-CPU002: a pure-Python function that takes much of the CPU.
+
+use std::collections::{BTreeMap, HashMap};
+
+use pydx_profile::{FrameId, StackId, EXEC_BYTECODE, EXEC_NATIVE_CALL, OBSERVED_EXEC};
+
+use super::{Rule, RuleDocs};
+use crate::context::Context;
+use crate::finding::{Cost, Finding, Location, Severity};
+use crate::source::{enclosing_loop, is_elementwise_arithmetic};
+
+static DOCS: RuleDocs = RuleDocs {
+    code: "PYDX-CPU002",
+    name: "python-hot-spot",
+    summary: "One function of the program's own code takes a large share of the CPU in interpreted Python",
+    detects: "Functions of the program's own code in which a large share of the on-CPU samples have their \
+              innermost frame (self time), other than numeric loops (PYDX-CPU001 covers those). The \
+              evidence shows the function's hottest lines and, when pydx recorded it, how much of its time \
+              the interpreter spent executing bytecode versus inside calls to native code.",
+    why: "CPython executes each bytecode through its interpreter loop, typically 10-100x slower than \
+          compiled code for the same algorithm; string processing, parsing and algorithmic code written \
+          in Python are bounded by that.",
+    example: "def tokenize(text):\n    tokens = []\n    for ch in text:\n        if ch.isalnum(): ...",
+    fix: "In order: change the algorithm (fewer passes, a better data structure); cache the function with \
+          functools.lru_cache if it is pure and called again with the same arguments (see PYDX-CACHE001); \
+          move it to a compiled extension (Cython, or Rust with PyO3); or run the program on PyPy.",
+    thresholds: "min_cpu_share = 0.10: the function's own time is at least 10% of the on-CPU samples.",
+};
+
+/// PYDX-CPU002.
+pub struct HotSpot;
+
+/// A function's self samples, by line.
+#[derive(Default)]
+struct FunctionSamples {
+    own: u64,
+    lines: BTreeMap<u32, (u64, FrameId, Option<StackId>)>,
+}
+
+impl Rule for HotSpot {
+    fn docs(&self) -> &'static RuleDocs {
+        &DOCS
+    }
+
+    fn check(&self, context: &Context<'_>) -> Vec<Finding> {
+        let total = context.on_cpu_samples();
+        if total == 0 {
+            return Vec::new();
+        }
+        let mut functions: HashMap<(String, String), FunctionSamples> = HashMap::new();
+        for (key, count) in context
+            .profile
+            .samples()
+            .filter(|(key, _)| Context::on_cpu(key))
+        {
+            let Some(&frame) = context.profile.frames_innermost_first(key.stack).first() else {
+                continue;
+            };
+            if !context.is_user_frame(frame) {
+                continue;
+            }
+            let id = (
+                context.function(frame).to_string(),
+                context.file(frame).to_string(),
+            );
+            let samples = functions.entry(id).or_default();
+            samples.own += count;
+            let line = context.profile.frame_info(frame).line;
+            samples.lines.entry(line).or_insert((0, frame, key.stack)).0 += count;
+        }
+        let mut findings: Vec<Finding> = functions
+            .into_values()
+            .filter_map(|samples| self.finding(context, samples, total))
+            .collect();
+        findings.sort_by(|a, b| b.cost.seconds.total_cmp(&a.cost.seconds));
+        findings
+    }
+}
+
+impl HotSpot {
+    fn finding(
+        &self,
+        context: &Context<'_>,
+        samples: FunctionSamples,
+        total: u64,
+    ) -> Option<Finding> {
+        let share = samples.own as f64 / total as f64;
+        if share < context.config.hot_spot.min_cpu_share {
+            return None;
+        }
+        let (&hot_line, &(_, hot_frame, hot_stack)) = samples
+            .lines
+            .iter()
+            .max_by_key(|(line, (n, _, _))| (*n, std::cmp::Reverse(**line)))?;
+        // Numeric loops are PYDX-CPU001's; skip a function whose hottest line is one.
+        let file = context.file(hot_frame).to_string();
+        if let (Some(statement), Some(header)) = (
+            context.source_line(&file, hot_line),
+            enclosing_loop(context, &file, hot_line),
+        ) {
+            let target = header.target_and_iterable.as_ref().map(|(t, _)| t.as_str());
+            if is_elementwise_arithmetic(&statement, target) {
+                return None;
+            }
+        }
+        let location = context.location(hot_frame);
+        let interval = context.interval_seconds();
+        let mut evidence = vec![format!(
+            "{:.0}% of the on-CPU samples ({:.2} s) run {} itself",
+            share * 100.0,
+            samples.own as f64 * interval,
+            location.function
+        )];
+        let mut lines: Vec<(u32, u64)> = samples
+            .lines
+            .iter()
+            .map(|(line, (n, _, _))| (*line, *n))
+            .collect();
+        lines.sort_by_key(|(line, n)| (std::cmp::Reverse(*n), *line));
+        for (line, count) in lines.into_iter().take(3) {
+            let text = context.source_line(&file, line).unwrap_or_default();
+            evidence.push(format!(
+                "line {line}: {:.0}% of its time: `{text}`",
+                count as f64 / samples.own as f64 * 100.0
+            ));
+        }
+        evidence.extend(execution_split(context, &location));
+        let fix = format!(
+            "`{}` is interpreted Python that runs hot. In order of payoff: 1) change the algorithm around \
+             line {hot_line} (fewer passes over the data, a dict or set instead of repeated searches, \
+             built-ins such as str.join, sorted, sum that run in C); 2) if it is pure and called again \
+             with the same arguments, decorate it with @functools.lru_cache; 3) compile it: Cython, or a \
+             Rust function via PyO3 and maturin; 4) run the program on PyPy, whose JIT speeds up code like \
+             this 3-10x.",
+            location.function
+        );
+        Some(Finding {
+            code: DOCS.code,
+            title: format!(
+                "{} takes {:.0}% of the CPU in interpreted Python",
+                location.function,
+                share * 100.0
+            ),
+            severity: Severity::for_share(share),
+            cost: Cost {
+                share,
+                seconds: samples.own as f64 * interval,
+                cpu_seconds: samples.own as f64 * interval,
+                longest_ms: None,
+                occurrences: None,
+            },
+            location: Location {
+                line: hot_line,
+                ..location
+            },
+            stack: context.stack_text(hot_stack),
+            evidence,
+            fix,
+        })
+    }
+}
+
+/// "x% executing bytecode, y% inside native calls", from `exec`
+/// observations of the function's frames, when the recorder made them.
+fn execution_split(context: &Context<'_>, location: &Location) -> Option<String> {
+    let (mut bytecode, mut native) = (0u64, 0u64);
+    for (frame, kind, value, count) in context.profile.observations() {
+        if kind != OBSERVED_EXEC
+            || context.function(frame) != location.function
+            || context.file(frame) != location.file
+        {
+            continue;
+        }
+        match value {
+            EXEC_BYTECODE => bytecode += count,
+            EXEC_NATIVE_CALL => native += count,
+            _ => {}
+        }
+    }
+    let seen = bytecode + native;
+    (seen > 0).then(|| {
+        format!(
+            "of its own time, {:.0}% was the interpreter running its bytecode and {:.0}% inside calls to \
+             native code (built-ins, C extensions)",
+            bytecode as f64 / seen as f64 * 100.0,
+            native as f64 / seen as f64 * 100.0
+        )
+    })
+}

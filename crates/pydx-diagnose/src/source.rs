@@ -1,0 +1,258 @@
+//! Reading Python source lines: which loop a line is in, and what the line does.
+
+use crate::context::Context;
+
+/// Lines scanned upwards for an enclosing loop.
+const MAX_SCAN: u32 = 200;
+
+/// A loop header enclosing a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopHeader {
+    /// Line of the `for` / `while`.
+    pub line: u32,
+    /// Its text, trimmed.
+    pub text: String,
+    /// For `for TARGET in ITERABLE:`, the target and the iterable.
+    pub target_and_iterable: Option<(String, String)>,
+}
+
+fn indentation(text: &str) -> usize {
+    text.len() - text.trim_start().len()
+}
+
+/// The innermost `for` or `while` enclosing `line` of `file`, looking no
+/// further up than the enclosing `def` or `class`.
+pub fn enclosing_loop(context: &Context<'_>, file: &str, line: u32) -> Option<LoopHeader> {
+    let current = context.raw_source_line(file, line)?;
+    let mut level = indentation(&current);
+    for number in (line.saturating_sub(MAX_SCAN).max(1)..line).rev() {
+        let Some(text) = context.raw_source_line(file, number) else {
+            continue;
+        };
+        let trimmed = text.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = indentation(&text);
+        if indent >= level {
+            continue;
+        }
+        level = indent;
+        if trimmed.starts_with("def ")
+            || trimmed.starts_with("async def ")
+            || trimmed.starts_with("class ")
+        {
+            return None;
+        }
+        if trimmed.starts_with("for ")
+            || trimmed.starts_with("async for ")
+            || trimmed.starts_with("while ")
+        {
+            return Some(LoopHeader {
+                line: number,
+                text: trimmed.to_string(),
+                target_and_iterable: for_parts(trimmed),
+            });
+        }
+    }
+    None
+}
+
+/// `("i", "range(len(xs))")` from `for i in range(len(xs)):`.
+fn for_parts(header: &str) -> Option<(String, String)> {
+    let rest = header.strip_prefix("for ")?;
+    let (target, iterable) = rest.split_once(" in ")?;
+    let iterable = iterable.trim().trim_end_matches(':').trim();
+    Some((target.trim().to_string(), iterable.to_string()))
+}
+
+/// Whether a statement does arithmetic on numbers element by element: an
+/// arithmetic operator, on subscripted values or the loop variable, and no
+/// strings, attribute calls or comprehensions that would make it something
+/// else.
+pub fn is_elementwise_arithmetic(statement: &str, loop_target: Option<&str>) -> bool {
+    let code = statement.split('#').next().unwrap_or_default();
+    if code.contains('"')
+        || code.contains('\'')
+        || code.contains(" for ")
+        || code.starts_with("return ")
+    {
+        return false;
+    }
+    let has_arithmetic = ["+", "-", "*", "/", "%"].iter().any(|op| code.contains(op));
+    let subscripted = code.contains('[');
+    let uses_target = loop_target.is_some_and(|target| {
+        target
+            .split(',')
+            .any(|name| contains_name(code, name.trim()))
+    });
+    has_arithmetic && (subscripted || uses_target) && !calls_a_method(code)
+}
+
+/// Whether `code` calls a method of an object (`.append(`, `.upper(`),
+/// which means object work rather than arithmetic; the math modules'
+/// functions do not count.
+fn calls_a_method(code: &str) -> bool {
+    let is_identifier = |c: char| c.is_alphanumeric() || c == '_';
+    code.match_indices('.').any(|(dot, _)| {
+        let owner: String = code[..dot]
+            .chars()
+            .rev()
+            .take_while(|&c| is_identifier(c))
+            .collect();
+        let owner: String = owner.chars().rev().collect();
+        let method: String = code[dot + 1..]
+            .chars()
+            .take_while(|&c| is_identifier(c))
+            .collect();
+        let called = code[dot + 1 + method.len()..].trim_start().starts_with('(');
+        called && !method.is_empty() && !matches!(owner.as_str(), "math" | "cmath" | "np" | "numpy")
+    })
+}
+
+/// Whether `name` occurs in `code` as a whole identifier.
+pub fn contains_name(code: &str, name: &str) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    code.match_indices(name).any(|(i, _)| {
+        let before = code[..i].chars().next_back();
+        let after = code[i + name.len()..].chars().next();
+        let boundary = |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        boundary(before) && boundary(after)
+    })
+}
+
+/// A NumPy version of `statement` inside `header`, or `None` if the
+/// statement has no simple array form. Element accesses `name[i]` by the
+/// loop index become whole arrays; `for x in xs` loops use `np.asarray(xs)`.
+pub fn vectorised(header: &LoopHeader, statement: &str) -> Option<String> {
+    let (target, iterable) = header.target_and_iterable.clone()?;
+    let statement = statement.split('#').next()?.trim();
+    let index_loop = iterable.starts_with("range(");
+    let expression_of = |expr: &str| -> String {
+        if index_loop {
+            replace_indexing(expr, &target)
+        } else {
+            replace_name(expr, &target, &format!("np.asarray({iterable})"))
+        }
+    };
+    for op in ["+=", "-=", "*="] {
+        if let Some((accumulator, expr)) = statement.split_once(op) {
+            let array = expression_of(expr.trim());
+            let reduction = if op == "*=" { "np.prod" } else { "np.sum" };
+            return Some(format!("{} {op} {reduction}({array})", accumulator.trim()));
+        }
+    }
+    let (left, right) = statement.split_once('=')?;
+    let left = left.trim();
+    if index_loop && left.ends_with(&format!("[{target}]")) {
+        let array = left.trim_end_matches(&format!("[{target}]"));
+        return Some(format!("{array}[:] = {}", expression_of(right.trim())));
+    }
+    None
+}
+
+/// `a[i] * b[i] + c` with target `i` becomes `a * b + c`.
+fn replace_indexing(expr: &str, index: &str) -> String {
+    expr.replace(&format!("[{index}]"), "")
+}
+
+/// Replaces whole-identifier occurrences of `name` in `expr` by `with`.
+fn replace_name(expr: &str, name: &str, with: &str) -> String {
+    let boundary = |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+    let mut out = String::new();
+    let mut copied = 0;
+    for (i, _) in expr.match_indices(name) {
+        let whole = boundary(expr[..i].chars().next_back())
+            && boundary(expr[i + name.len()..].chars().next());
+        if whole && i >= copied {
+            out.push_str(&expr[copied..i]);
+            out.push_str(with);
+            copied = i + name.len();
+        }
+    }
+    out.push_str(&expr[copied..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::context::SourceMap;
+    use pydx_profile::{Meta, Profile};
+
+    const CODE: &str = "\
+def dot(a, b):
+    total = 0.0
+    for i in range(len(a)):
+        # multiply
+        total += a[i] * b[i]
+    return total
+
+def squares(xs):
+    out = 0
+    for x in xs:
+        out += x * x
+    return out
+";
+
+    #[test]
+    fn finds_the_enclosing_loop_but_not_past_the_function() {
+        let mut sources = SourceMap::default();
+        sources.insert("m.py", CODE);
+        let profile = Profile::new(Meta::default());
+        let config = Config::default();
+        let context = Context::new(&profile, &config, &sources);
+        let header = enclosing_loop(&context, "m.py", 5).unwrap();
+        assert_eq!(header.line, 3);
+        assert_eq!(
+            header.target_and_iterable,
+            Some(("i".into(), "range(len(a))".into()))
+        );
+        assert_eq!(enclosing_loop(&context, "m.py", 6), None);
+        assert_eq!(enclosing_loop(&context, "m.py", 11).unwrap().line, 10);
+    }
+
+    #[test]
+    fn recognises_element_wise_arithmetic() {
+        assert!(is_elementwise_arithmetic("total += a[i] * b[i]", Some("i")));
+        assert!(is_elementwise_arithmetic("out += x * x", Some("x")));
+        assert!(is_elementwise_arithmetic(
+            "s = s + math.sqrt(v[j])",
+            Some("j")
+        ));
+        assert!(!is_elementwise_arithmetic(
+            "text += word.upper()",
+            Some("word")
+        ));
+        assert!(!is_elementwise_arithmetic(
+            "names += 'a' + name",
+            Some("name")
+        ));
+        assert!(!is_elementwise_arithmetic("count = count", Some("i")));
+    }
+
+    #[test]
+    fn sketches_the_vectorised_form() {
+        let header = |text: &str| LoopHeader {
+            line: 1,
+            text: text.into(),
+            target_and_iterable: for_parts(text),
+        };
+        assert_eq!(
+            vectorised(&header("for i in range(len(a)):"), "total += a[i] * b[i]").as_deref(),
+            Some("total += np.sum(a * b)")
+        );
+        assert_eq!(
+            vectorised(&header("for x in xs:"), "out += x * x").as_deref(),
+            Some("out += np.sum(np.asarray(xs) * np.asarray(xs))")
+        );
+        assert_eq!(
+            vectorised(&header("for i in range(n):"), "c[i] = a[i] + 2 * b[i]").as_deref(),
+            Some("c[:] = a + 2 * b")
+        );
+        assert_eq!(vectorised(&header("while True:"), "x += 1"), None);
+    }
+}
