@@ -25,6 +25,7 @@
 //! assert_eq!(table.line_at(4), Some(13));
 //! ```
 
+mod asyncio;
 mod debug_offsets;
 mod error;
 mod frames;
@@ -38,6 +39,7 @@ mod reader;
 mod threads;
 mod version;
 
+pub use asyncio::{AsyncioDebugOffsets, AsyncioTask};
 pub use debug_offsets::{DebugOffsets, DebugOffsetsError};
 pub use error::{AttachError, WalkError};
 pub use frames::{CodeInfo, Frame, RawFrame, RawStack, Stack};
@@ -48,7 +50,7 @@ pub use layout::{
 pub use linetable::LineTable;
 pub use locals::Local;
 pub use objects::{decode_string_data, Value};
-pub use process::{PythonProcess, PythonThread};
+pub use process::{AsyncioError, PythonProcess, PythonThread};
 pub use reader::{PythonReader, TypeInfo, MAX_STACK_DEPTH, MAX_STRING_CHARS};
 pub use threads::{Gil, ThreadState, Threads, GIL_STATE_SIZE};
 pub use version::{PythonVersion, ReleaseLevel};

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use pydx_remote::{thread_ids, MemoryMaps, NamespaceTids, ProcessInfo, ProcessMemory};
 
+use crate::asyncio::{AsyncioDebugOffsets, AsyncioTask};
 use crate::error::{AttachError, WalkError};
 use crate::frames::{Frame, Stack};
 use crate::layout::Layout;
@@ -53,6 +54,45 @@ pub struct PythonProcess {
     identities_read: Instant,
     /// Target TIDs to pydx TIDs when the target is in another PID namespace.
     namespace: Option<NamespaceTids>,
+    /// 3.14+: the `_asyncio` module's `.AsyncioDebug` offsets, once found.
+    asyncio_debug: Option<AsyncioDebugOffsets>,
+}
+
+/// Why asyncio tasks could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum AsyncioError {
+    /// The interpreter is older than 3.11.
+    #[error("listing asyncio tasks needs Python 3.11 or newer; this process runs {0}")]
+    Unsupported(String),
+    /// Reading the tasks failed.
+    #[error(transparent)]
+    Walk(#[from] WalkError),
+}
+
+/// Finds the `.AsyncioDebug` section in the files the process maps: the
+/// `_asyncio` extension module, or the interpreter itself when the module
+/// is built in.
+fn find_asyncio_debug(pid: u32) -> Option<AsyncioDebugOffsets> {
+    let info = ProcessInfo::read(pid).ok()?;
+    let maps = MemoryMaps::read(pid).ok()?;
+    let mut files: Vec<&pydx_remote::MemoryMap> = maps
+        .iter()
+        .filter(|m| {
+            m.offset == 0
+                && m.file_name().is_some_and(|n| {
+                    n.starts_with("_asyncio")
+                        || n.starts_with("libpython")
+                        || n.starts_with("python")
+                })
+        })
+        .collect();
+    files.dedup_by(|a, b| a.path == b.path);
+    files.into_iter().find_map(|map| {
+        let path = info.mapped_file(map)?;
+        let image = pydx_remote::ElfImage::open(path).ok()?;
+        let data = image.section_data(".AsyncioDebug").ok()??;
+        AsyncioDebugOffsets::parse(data.get(..AsyncioDebugOffsets::SIZE)?)
+    })
 }
 
 impl PythonProcess {
@@ -99,6 +139,7 @@ impl PythonProcess {
             identities: HashMap::new(),
             identities_read: Instant::now(),
             namespace,
+            asyncio_debug: None,
         };
         process.check_running()?;
         process.refresh_thread_names();
@@ -324,6 +365,38 @@ impl PythonProcess {
                 inner_tids.contains(&tid).then_some(tid)
             })
             .collect()
+    }
+
+    /// Every asyncio task of the process with its coroutine chain (3.11+).
+    /// Empty when asyncio was never imported.
+    pub fn asyncio_tasks(&mut self) -> Result<Vec<AsyncioTask>, AsyncioError> {
+        let version = self.location.version;
+        if !version.at_least(3, 11) {
+            return Err(AsyncioError::Unsupported(version.to_string()));
+        }
+        if version.at_least(3, 14) && self.asyncio_debug.is_none() {
+            self.asyncio_debug = find_asyncio_debug(self.pid);
+            if self.asyncio_debug.is_none() {
+                // No `_asyncio` module mapped: asyncio was never imported.
+                return Ok(Vec::new());
+            }
+        }
+        let threads = self.reader.threads(self.location.runtime)?;
+        let mut tasks = Vec::new();
+        for &(interp, _) in &threads.interpreters {
+            let states: Vec<ThreadState> = threads
+                .states
+                .iter()
+                .filter(|s| s.interp == interp)
+                .cloned()
+                .collect();
+            tasks.extend(self.reader.asyncio_tasks(
+                interp,
+                &states,
+                self.asyncio_debug.as_ref(),
+            )?);
+        }
+        Ok(tasks)
     }
 
     /// The local variables of a frame from [`PythonProcess::threads`].

@@ -1,0 +1,458 @@
+//! asyncio tasks: every task of a process, running or waiting, with the
+//! chain of coroutines it is suspended in and what it awaits.
+//!
+//! From 3.14 the `_asyncio` module publishes the offsets of its task
+//! objects and task lists in an ELF section, `.AsyncioDebug`, and keeps its
+//! tasks in intrusive lists hanging off each thread state. Before that
+//! (3.11–3.13), tasks are found through `asyncio.tasks`' own registries (a
+//! `WeakSet` of scheduled tasks and a set of eager ones) and the task
+//! layout comes from tables.
+
+use std::collections::HashSet;
+
+use pydx_remote::{MemoryReader, ReadExt};
+
+use crate::error::WalkError;
+use crate::frames::{Frame, RawFrame};
+use crate::reader::{i32_at, u64_at, PythonReader, MAX_DICT_ENTRIES};
+use crate::threads::ThreadState;
+use crate::version::PythonVersion;
+
+/// Most tasks read from one list.
+const MAX_TASKS: usize = 1 << 16;
+/// Deepest chain of awaited coroutines followed.
+const MAX_AWAIT_DEPTH: usize = 64;
+/// Bytes of a set table read at most (entries of 16 bytes).
+const MAX_SET_TABLE: usize = MAX_DICT_ENTRIES * 16;
+/// `PyWeakReference.wr_object`.
+const WEAKREF_OBJECT: u64 = 0x10;
+/// `futureiterobject.future`.
+const FUTURE_ITER_FUTURE: u64 = 0x10;
+
+/// The `.AsyncioDebug` section of 3.14+: where task fields and task lists are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsyncioDebugOffsets {
+    /// `TaskObj.task_name`.
+    pub task_name: u64,
+    /// `TaskObj.task_coro`.
+    pub task_coro: u64,
+    /// `TaskObj.task_node`, its link in a task list.
+    pub task_node: u64,
+    /// The list of tasks of threads that exited, in the interpreter state.
+    pub interpreter_tasks_head: u64,
+    /// `_PyThreadStateImpl.asyncio_running_task`.
+    pub thread_running_task: u64,
+    /// `_PyThreadStateImpl.asyncio_tasks_head`.
+    pub thread_tasks_head: u64,
+}
+
+impl AsyncioDebugOffsets {
+    /// Size of the section's struct: 13 `u64`s.
+    pub const SIZE: usize = 13 * 8;
+
+    /// Decodes the section's bytes.
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        let word = |i: u64| u64_at(bytes, i * 8);
+        // task_object: size, name, awaited_by, is_task, awaited_by_is_set, coro, node;
+        // interpreter_state: size, tasks_head; thread_state: size, running_loop, running_task, tasks_head.
+        let offsets = Self {
+            task_name: word(1)?,
+            task_coro: word(5)?,
+            task_node: word(6)?,
+            interpreter_tasks_head: word(8)?,
+            thread_running_task: word(11)?,
+            thread_tasks_head: word(12)?,
+        };
+        let task_size = word(0)?;
+        let plausible = [offsets.task_name, offsets.task_coro, offsets.task_node]
+            .iter()
+            .all(|&o| o > 0 && o < task_size && task_size < 0x1000);
+        plausible.then_some(offsets)
+    }
+}
+
+/// One asyncio task.
+#[derive(Debug, Clone)]
+pub struct AsyncioTask {
+    /// Address of the task object.
+    pub addr: u64,
+    /// Its name (`Task-3` for unnamed tasks).
+    pub name: String,
+    /// The coroutines it is suspended in, innermost (most deeply awaited) first.
+    pub coroutines: Vec<Frame>,
+    /// What the innermost coroutine awaits, when that is not a coroutine:
+    /// `Future`, `Task <name>`, or a type name.
+    pub awaiting: Option<String>,
+    /// `threading.get_ident()` of the thread running it right now, if any.
+    pub running_on: Option<u64>,
+}
+
+/// Where task and coroutine fields are, for one CPython version.
+#[derive(Debug, Clone, Copy)]
+struct TaskLayout {
+    task_name: u64,
+    task_coro: u64,
+    gen_frame: u64,
+    gen_frame_state: u64,
+    /// 3.11–3.13: the value stack's depth is an index at this frame offset.
+    stack_top_index: Option<u64>,
+    /// 3.14+: the value stack's top is a pointer at this frame offset.
+    stack_pointer: Option<u64>,
+}
+
+impl TaskLayout {
+    fn for_version(version: PythonVersion, debug: Option<&AsyncioDebugOffsets>) -> Option<Self> {
+        Some(match version.minor_version() {
+            (3, 11) => Self {
+                task_name: 0x90,
+                task_coro: 0x88,
+                gen_frame: 0x50,
+                gen_frame_state: 0x4b,
+                stack_top_index: Some(0x40),
+                stack_pointer: None,
+            },
+            (3, 12) => Self {
+                task_name: 0x90,
+                task_coro: 0x88,
+                gen_frame: 0x48,
+                gen_frame_state: 0x43,
+                stack_top_index: Some(0x40),
+                stack_pointer: None,
+            },
+            (3, 13) => Self {
+                task_name: 0x80,
+                task_coro: 0x78,
+                gen_frame: 0x48,
+                gen_frame_state: 0x43,
+                stack_top_index: Some(0x40),
+                stack_pointer: None,
+            },
+            (3, minor) if minor >= 14 => {
+                let debug = debug?;
+                Self {
+                    task_name: debug.task_name,
+                    task_coro: debug.task_coro,
+                    gen_frame: 0x48,
+                    gen_frame_state: 0x43,
+                    stack_top_index: None,
+                    stack_pointer: Some(0x40),
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
+impl<M: MemoryReader> PythonReader<M> {
+    /// Every asyncio task of the interpreter. `debug` is the `.AsyncioDebug`
+    /// section (3.14+); `states` are the interpreter's thread states, used
+    /// to find the running task of each thread. Returns an empty list when
+    /// asyncio is not in use, and an error for versions before 3.11.
+    pub fn asyncio_tasks(
+        &mut self,
+        interp: u64,
+        states: &[ThreadState],
+        debug: Option<&AsyncioDebugOffsets>,
+    ) -> Result<Vec<AsyncioTask>, WalkError> {
+        let version = self.layout.version;
+        let Some(layout) = TaskLayout::for_version(version, debug) else {
+            return Err(WalkError::invalid("asyncio task layout", 0));
+        };
+        let mut addresses: Vec<u64> = Vec::new();
+        let mut running: Vec<(u64, u64)> = Vec::new();
+        match debug.filter(|_| version.at_least(3, 14)) {
+            Some(debug) => {
+                for state in states {
+                    let head = state.addr + debug.thread_tasks_head;
+                    addresses.extend(self.linked_tasks(head, debug.task_node)?);
+                    let task = self.word(state.addr + debug.thread_running_task)?;
+                    if task != 0 {
+                        running.push((task, state.thread_id));
+                    }
+                }
+                addresses.extend(
+                    self.linked_tasks(interp + debug.interpreter_tasks_head, debug.task_node)?,
+                );
+            }
+            None => {
+                let Some(module) = self.module(interp, "asyncio.tasks")? else {
+                    return Ok(Vec::new());
+                };
+                let globals = self.module_dict(module)?;
+                for registry in ["_scheduled_tasks", "_all_tasks", "_eager_tasks"] {
+                    if let Some(collection) = self.dict_get_str(globals, registry)? {
+                        addresses.extend(self.registry_tasks(collection)?);
+                    }
+                }
+                if let Some(current) = self.dict_get_str(globals, "_current_tasks")? {
+                    running = self.running_tasks(current)?;
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        addresses.retain(|a| *a != 0 && seen.insert(*a));
+        let mut tasks = Vec::with_capacity(addresses.len());
+        for addr in addresses {
+            let Ok(name) = self.task_name(addr, &layout) else {
+                continue;
+            };
+            let coro = self.word(addr + layout.task_coro)?;
+            let (raw, awaiting) = self.coroutine_chain(coro, &layout)?;
+            tasks.push((addr, name, raw, awaiting));
+        }
+        let codes: Vec<u64> = tasks
+            .iter()
+            .flat_map(|t| t.2.iter().map(|f| f.code))
+            .collect();
+        self.refresh_code_cache(&codes)?;
+        Ok(tasks
+            .into_iter()
+            .map(|(addr, name, raw, awaiting)| AsyncioTask {
+                running_on: running
+                    .iter()
+                    .find(|(t, _)| *t == addr)
+                    .map(|&(_, thread)| thread),
+                addr,
+                name,
+                coroutines: self.resolve(&raw),
+                awaiting,
+            })
+            .collect())
+    }
+
+    /// Tasks on a circular intrusive list whose head node is at `head`.
+    fn linked_tasks(&self, head: u64, node_offset: u64) -> Result<Vec<u64>, WalkError> {
+        let mut tasks = Vec::new();
+        let mut node = self.word(head)?;
+        while node != head && node != 0 {
+            if tasks.len() >= MAX_TASKS {
+                return Err(WalkError::invalid("asyncio task list", head));
+            }
+            tasks.push(node.wrapping_sub(node_offset));
+            node = self.word(node)?;
+        }
+        Ok(tasks)
+    }
+
+    /// The tasks of a `WeakSet` (through its `data` set of weak
+    /// references) or of a plain `set`.
+    fn registry_tasks(&mut self, collection: u64) -> Result<Vec<u64>, WalkError> {
+        let type_name = self.type_of(collection)?.name.clone();
+        let (set, weak) = if type_name == "set" {
+            (collection, false)
+        } else {
+            match self.instance_attr(collection, "data")? {
+                Some(data) => (data, true),
+                None => return Ok(Vec::new()),
+            }
+        };
+        let keys = self.set_keys(set)?;
+        let mut tasks = Vec::with_capacity(keys.len());
+        for key in keys {
+            let task = if weak {
+                self.word(key + WEAKREF_OBJECT)?
+            } else {
+                key
+            };
+            if task != 0 && self.type_of(task).is_ok_and(|t| t.name.ends_with("Task")) {
+                tasks.push(task);
+            }
+        }
+        Ok(tasks)
+    }
+
+    /// The keys of a `set` object (skipping empty and deleted slots).
+    fn set_keys(&mut self, set: u64) -> Result<Vec<u64>, WalkError> {
+        let (used, mask, table) = self.layout.set_used_mask_table;
+        let used = self.word(set + used)?;
+        let mask = self.word(set + mask)?;
+        let table = self.word(set + table)?;
+        let slots = mask.saturating_add(1) as usize;
+        if used as usize > MAX_DICT_ENTRIES || slots * 16 > MAX_SET_TABLE {
+            return Err(WalkError::invalid("set size", set));
+        }
+        let bytes = self.memory.read_vec(table, slots * 16, MAX_SET_TABLE)?;
+        let mut keys = Vec::new();
+        for entry in bytes.chunks_exact(16) {
+            let key = u64_at(entry, 0).unwrap_or(0);
+            // Deleted slots hold the `dummy` object, which is not a weak reference or a task.
+            if key != 0 && self.type_of(key).is_ok_and(|t| t.name != "dummy") {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// `(task, thread ident)` for each running task in `_current_tasks`
+    /// (event loop -> task), using the loop's `_thread_id`.
+    fn running_tasks(&mut self, current: u64) -> Result<Vec<(u64, u64)>, WalkError> {
+        let mut running = Vec::new();
+        for (event_loop, task) in self.dict_items(current, MAX_TASKS)? {
+            if let Some(thread) = self.instance_attr(event_loop, "_thread_id")? {
+                if let Ok(ident) = self.read_i64(thread) {
+                    running.push((task, ident as u64));
+                }
+            }
+        }
+        Ok(running)
+    }
+
+    /// A task's name: its `str` name, or `Task-N` for an integer one.
+    fn task_name(&mut self, task: u64, layout: &TaskLayout) -> Result<String, WalkError> {
+        let name = self.word(task + layout.task_name)?;
+        if name == 0 {
+            return Ok(format!("Task at {task:#x}"));
+        }
+        match self.read_str(name) {
+            Ok(text) => Ok(text),
+            Err(_) => Ok(format!("Task-{}", self.read_i64(name)?)),
+        }
+    }
+
+    /// The frames of a coroutine and of every coroutine it awaits, innermost
+    /// first, and what the innermost one awaits when it is not a coroutine.
+    fn coroutine_chain(
+        &mut self,
+        coro: u64,
+        layout: &TaskLayout,
+    ) -> Result<(Vec<RawFrame>, Option<String>), WalkError> {
+        let frame_layout = self.layout.clone();
+        let mut frames = Vec::new();
+        let mut current = coro;
+        let mut awaiting = None;
+        for _ in 0..MAX_AWAIT_DEPTH {
+            if current == 0 {
+                break;
+            }
+            let type_name = self.type_of(current)?.name.clone();
+            if !matches!(
+                type_name.as_str(),
+                "coroutine" | "generator" | "async_generator"
+            ) {
+                awaiting = Some(self.describe_awaitable(current, &type_name)?);
+                break;
+            }
+            let frame = current + layout.gen_frame;
+            let bytes = self
+                .memory
+                .read_vec(frame, frame_layout.frame_size as usize, 0x400)?;
+            let mut code = u64_at(&bytes, frame_layout.frame_code).unwrap_or(0);
+            if frame_layout.stack_refs_tagged {
+                code &= !3;
+            }
+            frames.push(RawFrame {
+                addr: frame,
+                code,
+                instruction: u64_at(&bytes, frame_layout.frame_instr).unwrap_or(0),
+            });
+            let state = self.memory.read_u8(current + layout.gen_frame_state)? as i8;
+            if !self.is_suspended(state) {
+                break;
+            }
+            current = self.awaited_object(frame, &bytes, layout)?;
+        }
+        frames.reverse();
+        Ok((frames, awaiting))
+    }
+
+    /// Whether a generator frame state means "suspended" in this version.
+    fn is_suspended(&self, state: i8) -> bool {
+        match self.layout.version.minor_version() {
+            (3, 11) | (3, 12) => state == -1,
+            (3, 13) | (3, 14) => state == -2 || state == -1,
+            _ => (1..=3).contains(&state),
+        }
+    }
+
+    /// The object on top of a suspended frame's value stack: what it awaits.
+    fn awaited_object(
+        &mut self,
+        frame: u64,
+        bytes: &[u8],
+        layout: &TaskLayout,
+    ) -> Result<u64, WalkError> {
+        let slot = if let Some(index) = layout.stack_top_index {
+            let top = i32_at(bytes, index).unwrap_or(0);
+            if top <= 0 {
+                return Ok(0);
+            }
+            frame + self.layout.frame_localsplus + (top as u64 - 1) * 8
+        } else if let Some(pointer) = layout.stack_pointer {
+            u64_at(bytes, pointer).unwrap_or(0)
+        } else {
+            return Ok(0);
+        };
+        if layout.stack_pointer.is_some() {
+            // 3.14 keeps the awaited object just below the stack pointer,
+            // 3.15 one slot further down: take the first that is awaitable.
+            for back in [8, 16] {
+                let candidate = self.word(slot.wrapping_sub(back))? & !3;
+                if candidate != 0
+                    && self
+                        .type_of(candidate)
+                        .is_ok_and(|t| is_awaitable_type(&t.name))
+                {
+                    return Ok(candidate);
+                }
+            }
+            return Ok(0);
+        }
+        Ok(self.word(slot)? & !3)
+    }
+
+    /// `Future`, `Task <name>` or the type name of an awaited object.
+    fn describe_awaitable(&mut self, object: u64, type_name: &str) -> Result<String, WalkError> {
+        let target = if type_name.ends_with("FutureIter") {
+            self.word(object + FUTURE_ITER_FUTURE)?
+        } else {
+            object
+        };
+        let target_type = self.type_of(target)?.name.clone();
+        if target_type.ends_with("Task") {
+            if let Some(layout) = TaskLayout::for_version(self.layout.version, None) {
+                return Ok(format!("Task {}", self.task_name(target, &layout)?));
+            }
+            return Ok("Task".to_string());
+        }
+        Ok(target_type
+            .rsplit('.')
+            .next()
+            .unwrap_or(&target_type)
+            .to_string())
+    }
+}
+
+/// Types a suspended coroutine can be awaiting.
+fn is_awaitable_type(name: &str) -> bool {
+    matches!(name, "coroutine" | "generator" | "async_generator")
+        || name.ends_with("Future")
+        || name.ends_with("FutureIter")
+        || name.ends_with("Task")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_asyncio_debug_section_of_3_14() {
+        // The bytes of CPython 3.14.10's `.AsyncioDebug` section.
+        let words: [u64; 13] = [
+            0xa8, 0x88, 0x60, 0x6c, 0x6d, 0x80, 0x98, 0x37248, 0x2a80, 0x3a8, 0x360, 0x368, 0x370,
+        ];
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let offsets = AsyncioDebugOffsets::parse(&bytes).unwrap();
+        assert_eq!(
+            offsets,
+            AsyncioDebugOffsets {
+                task_name: 0x88,
+                task_coro: 0x80,
+                task_node: 0x98,
+                interpreter_tasks_head: 0x2a80,
+                thread_running_task: 0x368,
+                thread_tasks_head: 0x370,
+            }
+        );
+        assert!(AsyncioDebugOffsets::parse(&[0; 104]).is_none());
+    }
+}

@@ -1,0 +1,23 @@
+"""Three named asyncio tasks waiting in a chain of coroutines, and the main
+task gathering them."""
+import asyncio
+
+
+async def fetch(name, delay):
+    await asyncio.sleep(delay)  # LINE:fetch
+    return name
+
+
+async def worker(number):
+    while True:
+        await fetch(f"item-{number}", 3600)  # LINE:worker
+
+
+async def main():
+    tasks = [asyncio.create_task(worker(n), name=f"worker-{n}") for n in range(3)]
+    await asyncio.sleep(0)
+    print("ready", flush=True)
+    await asyncio.gather(*tasks)  # LINE:main
+
+
+asyncio.run(main())
