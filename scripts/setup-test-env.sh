@@ -3,9 +3,10 @@
 # ($PYDX_TEST_CACHE, default ~/.cache/pydx-test), and reuses it afterwards:
 #   - Debian packages: debootstrap, tmux (to test `pydx top` in a real
 #     terminal), musl (for the Austin benchmark binary);
-#   - a Debian sid chroot with CPython 3.13, 3.14 and 3.15.
+#   - a Debian sid chroot with CPython 3.13, 3.14 and 3.15 (and NumPy);
 #   - a venv of pyenv's Python 3.12 with the pinned web stack of
-#     crates/pydx-testkit/requirements/web.txt (gunicorn, uvicorn, Django, ...).
+#     crates/pydx-testkit/requirements/web.txt (gunicorn, uvicorn, Django, ...),
+#     and one of 3.11 with what the doctor examples need (NumPy).
 # The pyenv builds 3.8-3.13 and Debian's /usr/bin/python3.11 come with the
 # machine; the script checks that they are there.
 set -euo pipefail
@@ -33,7 +34,7 @@ SID="$CACHE/sid"
 if [ ! -x "$SID/usr/bin/python3.15" ] || [ ! -x "$SID/usr/bin/python3.14" ] || [ ! -x "$SID/usr/bin/python3.13" ]; then
     say "building the Debian sid chroot with Python 3.13-3.15 in $SID (about a minute)"
     rm -rf "$SID.partial"
-    if ! debootstrap --variant=minbase --include=python3.15,python3.14,python3.13 sid "$SID.partial" \
+    if ! debootstrap --variant=minbase --include=python3.15,python3.14,python3.13,python3-numpy sid "$SID.partial" \
         >"$CACHE/debootstrap.log" 2>&1; then
         tail -n 20 "$CACHE/debootstrap.log" >&2
         say "debootstrap failed; see $CACHE/debootstrap.log"
@@ -41,6 +42,13 @@ if [ ! -x "$SID/usr/bin/python3.15" ] || [ ! -x "$SID/usr/bin/python3.14" ] || [
     fi
     rm -rf "$SID"
     mv "$SID.partial" "$SID"
+fi
+if [ ! -d "$SID/usr/lib/python3/dist-packages/numpy" ]; then
+    say "installing NumPy in the sid chroot"
+    chroot "$SID" apt-get -o Acquire::Check-Valid-Until=false install -y -qq python3-numpy >"$CACHE/apt-numpy.log" 2>&1 || {
+        tail -n 20 "$CACHE/apt-numpy.log" >&2
+        exit 1
+    }
 fi
 
 PYENV_ROOT="${PYENV_ROOT:-$HOME/.pyenv}"
@@ -52,16 +60,22 @@ for minor in 8 9 10 11 12 13; do
 done
 [ -x /usr/bin/python3.11 ] || { say "missing Debian's /usr/bin/python3.11"; exit 1; }
 
-REQUIREMENTS="$(dirname "$0")/../crates/pydx-testkit/requirements/web.txt"
-VENV="$CACHE/venv-web"
-STAMP="$VENV/.requirements.sha256"
-WANT="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-    say "building the web test venv in $VENV"
-    rm -rf "$VENV"
-    PY312="$(ls -d "$PYENV_ROOT"/versions/3.12.* | sort -V | tail -n 1)/bin/python3.12"
-    "$PY312" -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQUIREMENTS"
-    echo "$WANT" > "$STAMP"
-fi
+# build_venv NAME MINOR REQUIREMENTS: a venv of pyenv's 3.MINOR with pinned
+# packages, rebuilt only when the requirements file changes.
+build_venv() {
+    local venv="$CACHE/$1" requirements="$3"
+    local stamp="$venv/.requirements.sha256"
+    local want
+    want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        say "building the test venv $venv"
+        rm -rf "$venv"
+        "$(ls -d "$PYENV_ROOT"/versions/3."$2".* | sort -V | tail -n 1)/bin/python3.$2" -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+        echo "$want" > "$stamp"
+    fi
+}
+REQUIREMENTS="$(dirname "$0")/../crates/pydx-testkit/requirements"
+build_venv venv-web 12 "$REQUIREMENTS/web.txt"
+build_venv venv-examples 11 "$REQUIREMENTS/examples.txt"
 say "ready: $CACHE"

@@ -22,6 +22,12 @@ pub enum Command {
     Record(RecordArgs),
     /// A live, top-like view of the functions a process spends its time in.
     Top(TopArgs),
+    /// Diagnose a process (or a saved profile): findings with evidence and fixes.
+    Doctor(DoctorArgs),
+    /// List the doctor's rules.
+    Rules,
+    /// Explain one of the doctor's rules.
+    Explain(ExplainArgs),
 }
 
 /// Arguments of `pydx dump`.
@@ -39,6 +45,9 @@ pub struct DumpArgs {
     /// Do not pause the process while reading (faster, but a stack may be torn).
     #[arg(long)]
     pub nonblocking: bool,
+    /// Also list every asyncio task, with the coroutines it is suspended in (3.11+).
+    #[arg(long = "async")]
+    pub asyncio: bool,
 }
 
 /// The process to sample: a running one, or a command to launch.
@@ -137,4 +146,68 @@ pub struct TopArgs {
     /// Count idle and GIL-waiting time too.
     #[arg(short, long)]
     pub idle: bool,
+}
+
+/// Report formats of `pydx doctor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormatArg {
+    /// Readable text (coloured on a terminal).
+    Text,
+    /// Markdown.
+    Markdown,
+    /// JSON, schema `pydx-doctor/1`.
+    Json,
+    /// SARIF 2.1.0, for CI systems and code review tools.
+    Sarif,
+}
+
+/// Severity levels for `--fail-on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOnArg {
+    /// Fail on any warning or error.
+    Warning,
+    /// Fail on errors only.
+    Error,
+}
+
+/// Arguments of `pydx doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// A profile saved by `pydx record` (pprof) to diagnose instead of a live process.
+    #[arg(value_name = "PROFILE", conflicts_with_all = ["pid", "command"])]
+    pub profile: Option<PathBuf>,
+    /// Attach to this running process.
+    #[arg(short, long, value_name = "PID", conflicts_with = "command")]
+    pub pid: Option<u32>,
+    /// Launch this command and diagnose it (put it after `--`).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+    /// How to sample (live only).
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Where to write the report (default: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Report format.
+    #[arg(short, long, value_enum, default_value_t = ReportFormatArg::Text)]
+    pub format: ReportFormatArg,
+    /// Exit with status 3 if a finding of this severity or worse is reported.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<FailOnArg>,
+    /// Thresholds file (default: ./pydx.toml if it exists).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override one threshold, e.g. `event_loop.slow_callback_ms=50` (repeatable).
+    #[arg(long = "threshold", value_name = "KEY=VALUE")]
+    pub thresholds: Vec<String>,
+    /// Also save the recorded profile (pprof) here, to diagnose again offline.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+}
+
+/// Arguments of `pydx explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The rule's code, e.g. PYDX-GIL001 (or GIL001, or its name).
+    pub code: String,
 }

@@ -10,6 +10,8 @@ use crate::context::{Context, SourceLines};
 use crate::finding::Finding;
 use crate::rules::all_rules;
 
+/// The code of the general hot-spot rule.
+const HOT_SPOT_CODE: &str = "PYDX-CPU002";
 /// How many hot spots a report lists.
 const HOT_SPOTS: usize = 10;
 
@@ -67,6 +69,17 @@ pub fn diagnose(profile: &Profile, config: &Config, sources: &dyn SourceLines) -
         .iter()
         .flat_map(|rule| rule.check(&context))
         .collect();
+    // A general hot-spot finding defers to a more specific one about the
+    // same function (GIL contention, a cache, a numeric loop).
+    let specific: Vec<(String, String)> = findings
+        .iter()
+        .filter(|f| f.code != HOT_SPOT_CODE)
+        .map(|f| (f.location.function.clone(), f.location.file.clone()))
+        .collect();
+    findings.retain(|f| {
+        f.code != HOT_SPOT_CODE
+            || !specific.contains(&(f.location.function.clone(), f.location.file.clone()))
+    });
     findings.sort_by(|a, b| {
         b.cost
             .seconds

@@ -71,12 +71,8 @@ fn for_parts(header: &str) -> Option<(String, String)> {
 /// strings, attribute calls or comprehensions that would make it something
 /// else.
 pub fn is_elementwise_arithmetic(statement: &str, loop_target: Option<&str>) -> bool {
-    let code = statement.split('#').next().unwrap_or_default();
-    if code.contains('"')
-        || code.contains('\'')
-        || code.contains(" for ")
-        || code.starts_with("return ")
-    {
+    let code = statement.split('#').next().unwrap_or_default().trim();
+    if code.contains('"') || code.contains('\'') || code.contains(" for ") || !is_assignment(code) {
         return false;
     }
     let has_arithmetic = ["+", "-", "*", "/", "%"].iter().any(|op| code.contains(op));
@@ -87,6 +83,23 @@ pub fn is_elementwise_arithmetic(statement: &str, loop_target: Option<&str>) -> 
             .any(|name| contains_name(code, name.trim()))
     });
     has_arithmetic && (subscripted || uses_target) && !calls_a_method(code)
+}
+
+/// Whether `code` is an assignment or augmented assignment (not a
+/// condition, a return or a call statement).
+fn is_assignment(code: &str) -> bool {
+    let keyword = code.split_whitespace().next().unwrap_or_default();
+    if matches!(
+        keyword,
+        "if" | "elif" | "while" | "return" | "assert" | "yield" | "del" | "print"
+    ) {
+        return false;
+    }
+    code.char_indices().any(|(i, c)| {
+        let before = code[..i].chars().next_back();
+        let after = code[i + 1..].chars().next();
+        c == '=' && after != Some('=') && !matches!(before, Some('=' | '!' | '<' | '>'))
+    })
 }
 
 /// Whether `code` calls a method of an object (`.append(`, `.upper(`),
@@ -232,6 +245,8 @@ def squares(xs):
             Some("name")
         ));
         assert!(!is_elementwise_arithmetic("count = count", Some("i")));
+        assert!(!is_elementwise_arithmetic("if n % d == 0:", Some("d")));
+        assert!(!is_elementwise_arithmetic("return a[i] + b[i]", Some("i")));
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub const TASK_WAITING: &str = "waiting";
 
 /// Observation kind for the arguments of one call, as `name=repr, ...`.
 pub const OBSERVED_CALL_ARGS: &str = "call.args";
+/// Observation kind counting observations of a frame that found the same
+/// frame with the same arguments at the thread's previous observation (the
+/// same call still running, or an identical call).
+pub const OBSERVED_CALL_ARGS_AGAIN: &str = "call.args.again";
 /// Observation kind prefix for the type of a local variable: `local.type:NAME`.
 pub const OBSERVED_LOCAL_TYPE: &str = "local.type:";
 

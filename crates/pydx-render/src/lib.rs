@@ -1,5 +1,8 @@
-//! Renderers for pydx profiles: pprof, flamegraph SVG, collapsed stacks,
-//! speedscope and Chrome trace.
+//! Renderers for pydx profiles (pprof, flamegraph SVG, collapsed stacks,
+//! speedscope and Chrome trace) and for `pydx doctor` reports (text,
+//! Markdown, JSON and SARIF).
+//!
+//! # Profiles
 //!
 //! [`render`] writes a [`Profile`] in a [`Format`]; [`Format::from_path`]
 //! picks the format from a file name. pprof is the saved-profile format and
@@ -38,11 +41,32 @@
 //! render(Format::Collapsed, &profile, &RenderOptions::default(), &mut out).unwrap();
 //! assert_eq!(String::from_utf8(out).unwrap(), "<module> (app.py:3) 1\n");
 //! ```
+//!
+//! # Reports
+//!
+//! [`render_report`] writes a [`pydx_diagnose::Report`] in a
+//! [`ReportFormat`]: text for a terminal (coloured when
+//! [`ReportOptions::color`] is set), Markdown, JSON (fields in
+//! [`JSON_REPORT_DOC`]) or SARIF 2.1.0. [`render_rules`] and
+//! [`render_rule`] write the rules' documentation for `pydx rules` and
+//! `pydx explain`.
+//!
+//! ```
+//! use pydx_diagnose::{diagnose, Config, NoSources};
+//! use pydx_profile::{Meta, Profile};
+//! use pydx_render::{render_report, ReportFormat, ReportOptions};
+//!
+//! let report = diagnose(&Profile::new(Meta::default()), &Config::default(), &NoSources);
+//! let mut out = Vec::new();
+//! render_report(ReportFormat::Text, &report, &ReportOptions::default(), &mut out).unwrap();
+//! assert!(String::from_utf8(out).unwrap().contains("No problems found."));
+//! ```
 
 mod chrometrace;
 mod collapsed;
 mod flamegraph;
 mod frames;
+mod report;
 mod speedscope;
 #[cfg(test)]
 mod test_profiles;
@@ -56,6 +80,10 @@ use pydx_profile::Profile;
 pub use chrometrace::write_chrometrace;
 pub use collapsed::write_collapsed;
 pub use flamegraph::write_flamegraph;
+pub use report::{
+    render_report, render_rule, render_rules, DocsFormat, ReportFormat, ReportOptions,
+    JSON_REPORT_DOC, JSON_REPORT_SCHEMA,
+};
 pub use speedscope::write_speedscope;
 
 /// An output format.

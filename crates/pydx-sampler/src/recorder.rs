@@ -7,7 +7,8 @@ use std::time::Duration;
 use pydx_cpython::{CodeInfo, Frame};
 use pydx_profile::{
     Activity, FrameId, LabelSetId, Meta, ProcessMeta, Profile, SampleKey, SampleState, StackId,
-    EXEC_BYTECODE, EXEC_NATIVE_CALL, OBSERVED_CALL_ARGS, OBSERVED_EXEC, OBSERVED_LOCAL_TYPE,
+    EXEC_BYTECODE, EXEC_NATIVE_CALL, OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN, OBSERVED_EXEC,
+    OBSERVED_LOCAL_TYPE,
 };
 
 use crate::sampler::{SampleSink, Summary};
@@ -27,10 +28,13 @@ pub struct ProfileRecorder {
     profile: Profile,
     frames: HashMap<FrameKey, (Arc<CodeInfo>, FrameId)>,
     last_stacks: HashMap<(u32, u64), (Vec<FrameKey>, Option<StackId>)>,
-    /// Per thread, the frames (address and code) seen at its last
-    /// observation, to tell a new call from the same call seen again.
-    last_observed: HashMap<(u32, u64), Vec<(u64, usize)>>,
+    /// Per thread, the frames seen at its last observation.
+    last_observed: HashMap<(u32, u64), Vec<ObservedCall>>,
 }
+
+/// One frame's call as an observation saw it: frame address, code object
+/// and argument text.
+type ObservedCall = (u64, usize, String);
 
 impl ProfileRecorder {
     /// A recorder whose profile starts with `meta`.
@@ -155,14 +159,21 @@ impl ProfileRecorder {
                 continue;
             };
             let (_, frame_id) = self.frame_id(frame);
-            let identity = (frame.addr, Arc::as_ptr(&frame.code) as usize);
-            current.push(identity);
-            // The same frame of the same code at the last observation is the
-            // same call still running, not a new call with these arguments.
-            if !previous.contains(&identity) {
+            let identity = (
+                frame.addr,
+                Arc::as_ptr(&frame.code) as usize,
+                observation.arguments.clone(),
+            );
+            // Whether the last observation of this thread saw the same frame
+            // with the same arguments: either the same call still running or
+            // a new call that repeats it; the rules weigh these separately.
+            if previous.contains(&identity) {
                 self.profile
-                    .observe(frame_id, OBSERVED_CALL_ARGS, &observation.arguments, 1);
+                    .observe(frame_id, OBSERVED_CALL_ARGS_AGAIN, "", 1);
             }
+            self.profile
+                .observe(frame_id, OBSERVED_CALL_ARGS, &observation.arguments, 1);
+            current.push(identity);
             for (name, type_name) in &observation.local_types {
                 self.profile.observe(
                     frame_id,

@@ -92,6 +92,28 @@ pub fn web_python() -> Interpreter {
     }
 }
 
+/// The Python 3.11 venv with what the doctor examples need (NumPy),
+/// built by `scripts/setup-test-env.sh`.
+pub fn examples_python() -> Interpreter {
+    let venv = cache_dir().join("venv-examples");
+    assert!(
+        venv.join("bin/python").exists(),
+        "missing the examples venv in {}; run scripts/setup-test-env.sh",
+        venv.display()
+    );
+    Interpreter {
+        label: "examples-3.11".into(),
+        version: (3, 11),
+        python: venv.join("bin/python"),
+        root: None,
+    }
+}
+
+/// The repository's `examples/` folder.
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
 /// A free TCP port on localhost.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -209,15 +231,27 @@ impl Interpreter {
         self.version >= (3, minor)
     }
 
+    /// Makes the repository example `name` (in `examples/`) visible to this
+    /// interpreter; returns the path it sees.
+    pub fn install_example(&self, name: &str) -> String {
+        let source = examples_dir().join(name);
+        let source = source.canonicalize().unwrap_or(source);
+        match &self.root {
+            None => source.to_string_lossy().into_owned(),
+            Some(root) => {
+                copy_into(&source, &root.join("pydx-examples"), name);
+                format!("/pydx-examples/{name}")
+            }
+        }
+    }
+
     /// Makes `script` visible to this interpreter; returns the path it sees.
     pub fn install_script(&self, script: &str) -> String {
         let source = scripts_dir().join(script);
         match &self.root {
             None => source.to_string_lossy().into_owned(),
             Some(root) => {
-                let dir = root.join("pydx-tests");
-                std::fs::create_dir_all(&dir).expect("create script folder in chroot");
-                std::fs::copy(&source, dir.join(script)).expect("copy script into chroot");
+                copy_into(&source, &root.join("pydx-tests"), script);
                 format!("/pydx-tests/{script}")
             }
         }
@@ -315,6 +349,20 @@ impl Interpreter {
         }
         program
     }
+}
+
+/// Copies `source` to `dir/name` without ever showing a half-written file:
+/// tests on several chroot interpreters install the same file at once while
+/// others are already running it.
+fn copy_into(source: &Path, dir: &Path, name: &str) {
+    std::fs::create_dir_all(dir).expect("create folder in chroot");
+    let partial = dir.join(format!(
+        ".{name}.{}.{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::copy(source, &partial).expect("copy file into chroot");
+    std::fs::rename(&partial, dir.join(name)).expect("move file into place in chroot");
 }
 
 /// The first descendant of `pid` whose command line mentions `needle`.

@@ -19,6 +19,21 @@ struct DumpReport {
     binary: String,
     paused: bool,
     threads: Vec<ThreadReport>,
+    /// With `--async`: every asyncio task.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tasks: Option<Vec<TaskReport>>,
+}
+
+/// One asyncio task of the dump.
+#[derive(Debug, Serialize)]
+struct TaskReport {
+    name: String,
+    /// `threading.get_ident()` of the thread running it, if it is running.
+    running_on: Option<u64>,
+    /// What its innermost coroutine awaits, if not another coroutine.
+    awaiting: Option<String>,
+    /// The coroutines it is suspended in, innermost first.
+    coroutines: Vec<FrameReport>,
 }
 
 /// One thread of the dump.
@@ -70,6 +85,29 @@ pub fn run(args: &DumpArgs) -> anyhow::Result<ExitCode> {
         .snapshot()
         .with_context(|| format!("cannot read the threads of process {}", args.pid))?;
     let process = snapshotter.process();
+    let tasks = if args.asyncio {
+        let mut tasks = process
+            .asyncio_tasks()
+            .with_context(|| format!("cannot read the asyncio tasks of process {}", args.pid))?;
+        tasks.sort_by(|a, b| a.name.cmp(&b.name));
+        Some(
+            tasks
+                .iter()
+                .map(|task| TaskReport {
+                    name: task.name.clone(),
+                    running_on: task.running_on,
+                    awaiting: task.awaiting.clone(),
+                    coroutines: task
+                        .coroutines
+                        .iter()
+                        .map(|f| frame_report(process, f, false))
+                        .collect(),
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
     let report = DumpReport {
         pid: args.pid,
         python_version: process.version().to_string(),
@@ -79,6 +117,7 @@ pub fn run(args: &DumpArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|t| thread_report(process, t, args.locals))
             .collect(),
+        tasks,
     };
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -186,6 +225,26 @@ fn write_text(out: &mut impl Write, report: &DumpReport) -> std::io::Result<()> 
         }
         if thread.truncated {
             writeln!(out, "    <more frames not shown>")?;
+        }
+    }
+    if let Some(tasks) = &report.tasks {
+        writeln!(out)?;
+        writeln!(out, "asyncio tasks: {}", tasks.len())?;
+        for task in tasks {
+            let state = match (task.running_on, &task.awaiting) {
+                (Some(thread), _) => format!("running on thread {thread:#x}"),
+                (None, Some(awaiting)) => format!("waiting for {awaiting}"),
+                (None, None) => "waiting".to_string(),
+            };
+            writeln!(out)?;
+            writeln!(out, "Task \"{}\" ({state})", task.name)?;
+            for frame in &task.coroutines {
+                writeln!(
+                    out,
+                    "    {} ({}:{})",
+                    frame.function, frame.file, frame.line
+                )?;
+            }
         }
     }
     Ok(())

@@ -1,9 +1,11 @@
 //! The subcommands.
 
+mod doctor;
 mod dump;
 mod output;
 mod progress;
 mod record;
+mod rules;
 mod sampling;
 mod target;
 mod top;
@@ -18,5 +20,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dump(args) => dump::run(&args),
         Command::Record(args) => record::run(&args),
         Command::Top(args) => top::run(&args),
+        Command::Doctor(args) => doctor::run(&args),
+        Command::Rules => rules::list(),
+        Command::Explain(args) => rules::explain(&args.code),
     }
 }

@@ -25,6 +25,9 @@ pub struct Target {
     pub root: Option<PythonProcess>,
     /// The launched program, in launch mode.
     child: Option<Child>,
+    /// The process's root directory as pydx sees it (a chroot's folder, or
+    /// `/`), read at start so that its files can be found after it exits.
+    pub root_dir: Option<std::path::PathBuf>,
 }
 
 impl Target {
@@ -41,6 +44,7 @@ impl Target {
                 pid,
                 root,
                 child: None,
+                root_dir: root_dir(pid),
             });
         }
         let (program, arguments) = args.command.split_first().context("no command to launch")?;
@@ -53,6 +57,7 @@ impl Target {
             pid,
             root: None,
             child: Some(child),
+            root_dir: None,
         };
         let timeout = if subprocesses {
             WRAPPER_ATTACH_TIMEOUT
@@ -60,7 +65,12 @@ impl Target {
             LAUNCH_ATTACH_TIMEOUT
         };
         match attach_when_ready(pid, timeout) {
-            Ok(process) => target.root = Some(process),
+            Ok(process) => {
+                // Read once the program runs: a launcher such as chroot
+                // changes its root on the way.
+                target.root_dir = root_dir(pid);
+                target.root = Some(process);
+            }
             Err(AttachError::NotPython { .. } | AttachError::NotRunning { .. }) if subprocesses => {
             }
             Err(error) => {
@@ -117,6 +127,11 @@ impl Target {
         };
         Ok(ExitCode::from(code.clamp(0, 255) as u8))
     }
+}
+
+/// Where `/proc/PID/root` points.
+fn root_dir(pid: u32) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/root")).ok()
 }
 
 /// A flag set by the first Ctrl-C; a second Ctrl-C exits at once.

@@ -139,13 +139,18 @@ fn is_loop_machinery(context: &Context<'_>, frame: FrameId) -> bool {
 }
 
 /// Whether the loop is running a callback (rather than waiting for I/O)
-/// in a sample with this stack: its innermost frame is not the loop's own.
+/// in a sample with this stack: the loop is on the stack, and the innermost
+/// frame is not the loop's own. (Before and after the loop runs, the thread
+/// is not serving it at all.)
 fn is_busy(context: &Context<'_>, stack: Option<StackId>) -> bool {
-    context
-        .profile
-        .frames_innermost_first(stack)
-        .first()
-        .is_some_and(|&frame| !is_loop_machinery(context, frame))
+    let frames = context.profile.frames_innermost_first(stack);
+    let loop_running = frames
+        .iter()
+        .any(|&f| is_loop_machinery(context, f) && context.function(f).ends_with("run_forever"));
+    loop_running
+        && frames
+            .first()
+            .is_some_and(|&frame| !is_loop_machinery(context, frame))
 }
 
 /// Charges one episode of busy runs, if it lasted long enough, to the

@@ -84,14 +84,27 @@ impl HotSpot {
         samples: FunctionSamples,
         total: u64,
     ) -> Option<Finding> {
-        let share = samples.own as f64 / total as f64;
-        if share < context.config.hot_spot.min_cpu_share {
-            return None;
-        }
         let (&hot_line, &(_, hot_frame, hot_stack)) = samples
             .lines
             .iter()
             .max_by_key(|(line, (n, _, _))| (*n, std::cmp::Reverse(**line)))?;
+        // Time inside native calls (a regex engine, NumPy) is not interpreted
+        // Python: only the bytecode share counts when pydx observed it.
+        let split = execution_split(
+            context,
+            context.function(hot_frame),
+            context.file(hot_frame),
+        );
+        let interpreted = match split {
+            Some((bytecode, native)) => {
+                samples.own as f64 * bytecode as f64 / (bytecode + native).max(1) as f64
+            }
+            None => samples.own as f64,
+        };
+        let share = interpreted / total as f64;
+        if share < context.config.hot_spot.min_cpu_share {
+            return None;
+        }
         // Numeric loops are PYDX-CPU001's; skip a function whose hottest line is one.
         let file = context.file(hot_frame).to_string();
         if let (Some(statement), Some(header)) = (
@@ -106,10 +119,11 @@ impl HotSpot {
         let location = context.location(hot_frame);
         let interval = context.interval_seconds();
         let mut evidence = vec![format!(
-            "{:.0}% of the on-CPU samples ({:.2} s) run {} itself",
-            share * 100.0,
+            "{:.0}% of the on-CPU samples ({:.2} s) run {} itself, {:.0}% of them interpreting Python",
+            samples.own as f64 / total as f64 * 100.0,
             samples.own as f64 * interval,
-            location.function
+            location.function,
+            interpreted / samples.own.max(1) as f64 * 100.0
         )];
         let mut lines: Vec<(u32, u64)> = samples
             .lines
@@ -124,7 +138,15 @@ impl HotSpot {
                 count as f64 / samples.own as f64 * 100.0
             ));
         }
-        evidence.extend(execution_split(context, &location));
+        if let Some((bytecode, native)) = split {
+            let seen = (bytecode + native).max(1) as f64;
+            evidence.push(format!(
+                "of its own time, {:.0}% was the interpreter running its bytecode and {:.0}% inside calls to \
+                 native code (built-ins, C extensions)",
+                bytecode as f64 / seen * 100.0,
+                native as f64 / seen * 100.0
+            ));
+        }
         let fix = format!(
             "`{}` is interpreted Python that runs hot. In order of payoff: 1) change the algorithm around \
              line {hot_line} (fewer passes over the data, a dict or set instead of repeated searches, \
@@ -144,8 +166,8 @@ impl HotSpot {
             severity: Severity::for_share(share),
             cost: Cost {
                 share,
-                seconds: samples.own as f64 * interval,
-                cpu_seconds: samples.own as f64 * interval,
+                seconds: interpreted * interval,
+                cpu_seconds: interpreted * interval,
                 longest_ms: None,
                 occurrences: None,
             },
@@ -160,14 +182,14 @@ impl HotSpot {
     }
 }
 
-/// "x% executing bytecode, y% inside native calls", from `exec`
-/// observations of the function's frames, when the recorder made them.
-fn execution_split(context: &Context<'_>, location: &Location) -> Option<String> {
+/// How many samples of a function's own time were spent running bytecode
+/// and inside native calls, from the `exec` observations, if recorded.
+fn execution_split(context: &Context<'_>, function: &str, file: &str) -> Option<(u64, u64)> {
     let (mut bytecode, mut native) = (0u64, 0u64);
     for (frame, kind, value, count) in context.profile.observations() {
         if kind != OBSERVED_EXEC
-            || context.function(frame) != location.function
-            || context.file(frame) != location.file
+            || context.function(frame) != function
+            || context.file(frame) != file
         {
             continue;
         }
@@ -177,13 +199,5 @@ fn execution_split(context: &Context<'_>, location: &Location) -> Option<String>
             _ => {}
         }
     }
-    let seen = bytecode + native;
-    (seen > 0).then(|| {
-        format!(
-            "of its own time, {:.0}% was the interpreter running its bytecode and {:.0}% inside calls to \
-             native code (built-ins, C extensions)",
-            bytecode as f64 / seen as f64 * 100.0,
-            native as f64 / seen as f64 * 100.0
-        )
-    })
+    (bytecode + native > 0).then_some((bytecode, native))
 }

@@ -78,7 +78,10 @@ impl Rule for NumericLoop {
 }
 
 /// The enclosing loop and line of `frame`, if its line is element-wise
-/// arithmetic in a loop of the program's own code.
+/// arithmetic on numbers in a loop of the program's own code. When the
+/// types of the line's variables were observed, they must be numbers or
+/// arrays (so that string building such as `text += ch` is not taken for
+/// arithmetic); without observations, the line must index by the loop variable.
 fn numeric_line(context: &Context<'_>, frame: FrameId) -> Option<(LoopHeader, u32)> {
     if !context.is_user_frame(frame) {
         return None;
@@ -88,7 +91,45 @@ fn numeric_line(context: &Context<'_>, frame: FrameId) -> Option<(LoopHeader, u3
     let statement = context.source_line(file, line)?;
     let header = enclosing_loop(context, file, line)?;
     let target = header.target_and_iterable.as_ref().map(|(t, _)| t.as_str());
-    is_elementwise_arithmetic(&statement, target).then_some((header, line))
+    if !is_elementwise_arithmetic(&statement, target) {
+        return None;
+    }
+    let types = observed_types(context, frame, &statement);
+    let numeric =
+        |t: &str| matches!(t, "int" | "float" | "complex" | "bool") || t.starts_with("numpy.");
+    let indexed = target.is_some_and(|t| statement.contains(&format!("[{t}]")));
+    let ok = if types.is_empty() {
+        indexed
+    } else {
+        types
+            .iter()
+            .all(|(_, t)| numeric(t) || t == "list" || t == "tuple")
+            && (indexed || types.iter().any(|(_, t)| numeric(t)))
+    };
+    ok.then_some((header, line))
+}
+
+/// `(name, type)` of the variables used in `statement`, from the
+/// `local.type:NAME` observations of this function's frames.
+fn observed_types(context: &Context<'_>, frame: FrameId, statement: &str) -> Vec<(String, String)> {
+    let function = context.function(frame);
+    let file = context.file(frame);
+    let mut types: Vec<(String, String)> = context
+        .profile
+        .observations()
+        .into_iter()
+        .filter(|(f, _, _, _)| context.function(*f) == function && context.file(*f) == file)
+        .filter_map(|(_, kind, value, _)| {
+            Some((
+                kind.strip_prefix(OBSERVED_LOCAL_TYPE)?.to_string(),
+                value.to_string(),
+            ))
+        })
+        .filter(|(name, _)| crate::source::contains_name(statement, name))
+        .collect();
+    types.sort();
+    types.dedup();
+    types
 }
 
 impl NumericLoop {

@@ -2,11 +2,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use pydx_profile::{FrameId, OBSERVED_CALL_ARGS};
+use pydx_profile::{FrameId, RunStack, OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Severity};
+use crate::finding::{Cost, Finding, Location, Severity};
 
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-CACHE001",
@@ -43,38 +43,115 @@ impl Rule for RepeatedComputation {
         if total == 0 {
             return Vec::new();
         }
-        // (function, file) -> argument text -> calls, and a frame to point at.
-        let mut calls: BTreeMap<(String, String), (BTreeMap<String, u64>, FrameId)> =
-            BTreeMap::new();
+        let mut calls: BTreeMap<(String, String), ObservedCalls> = BTreeMap::new();
         for (frame, kind, value, count) in context.profile.observations() {
-            if kind != OBSERVED_CALL_ARGS {
+            if kind != OBSERVED_CALL_ARGS && kind != OBSERVED_CALL_ARGS_AGAIN {
                 continue;
             }
             let id = (
                 context.function(frame).to_string(),
                 context.file(frame).to_string(),
             );
-            let entry = calls.entry(id).or_insert_with(|| (BTreeMap::new(), frame));
-            *entry.0.entry(value.to_string()).or_insert(0) += count;
+            let entry = calls.entry(id).or_insert_with(|| ObservedCalls {
+                arguments: BTreeMap::new(),
+                again: 0,
+                frame,
+            });
+            if kind == OBSERVED_CALL_ARGS {
+                *entry.arguments.entry(value.to_string()).or_insert(0) += count;
+            } else {
+                entry.again += count;
+            }
         }
         let inclusive = inclusive_samples(context);
         calls
             .into_iter()
-            .filter_map(|((function, file), (arguments, frame))| {
+            .filter_map(|((function, file), observed)| {
                 let samples = inclusive
                     .get(&(function.as_str(), file.as_str()))
                     .copied()
                     .unwrap_or(0);
                 let share = samples as f64 / total as f64;
-                let seen: u64 = arguments.values().sum();
-                let distinct = arguments.len() as u64;
+                let seen: u64 = observed.arguments.values().sum();
+                let distinct = observed.arguments.len() as u64;
                 let repeats = seen >= config.min_calls
                     && distinct as f64 <= seen as f64 * config.max_distinct_ratio;
-                (share >= config.min_cpu_share && repeats)
-                    .then(|| finding(context, frame, &arguments, samples, share))
+                let calls_are_short = match observed.distinct_calls(seen) {
+                    Some(distinct_calls) => distinct_calls,
+                    None => calls_entered(context, &function, &file) >= MIN_ENTRIES,
+                };
+                (share >= config.min_cpu_share && repeats && calls_are_short)
+                    .then(|| finding(context, observed.frame, &observed.arguments, samples, share))
             })
             .collect()
     }
+}
+
+/// Fewest times the timeline must show the function being entered afresh
+/// for its observations to count as separate calls.
+const MIN_ENTRIES: u64 = 3;
+
+/// What pydx saw of one function's calls.
+struct ObservedCalls {
+    /// Argument text to the number of observations with it.
+    arguments: BTreeMap<String, u64>,
+    /// Observations that found the thread's previous observation on the
+    /// same frame with the same arguments.
+    again: u64,
+    /// A frame of the function, to point at.
+    frame: FrameId,
+}
+
+impl ObservedCalls {
+    /// Whether the observations look like many short calls rather than a few
+    /// long ones seen several times each, or `None` when the arguments cannot
+    /// tell. Two observations of random short calls repeat each other's
+    /// arguments about as often as any two calls do (the sum of the squared
+    /// shares of each argument set); observations of long calls repeat far
+    /// more often than that. With one dominant argument set both look alike.
+    fn distinct_calls(&self, seen: u64) -> Option<bool> {
+        let seen = seen.max(1) as f64;
+        let chance: f64 = self
+            .arguments
+            .values()
+            .map(|&n| (n as f64 / seen).powi(2))
+            .sum();
+        let limit = chance + REPEAT_MARGIN;
+        (limit < INDISTINCT_REPEAT_SHARE).then(|| self.again as f64 / seen <= limit)
+    }
+}
+
+/// How much more often than chance consecutive observations of separate
+/// calls may repeat their arguments.
+const REPEAT_MARGIN: f64 = 0.25;
+
+/// Repeat share from which consecutive observations could as well be one
+/// long call seen again and again.
+const INDISTINCT_REPEAT_SHARE: f64 = 0.8;
+
+/// How many times the timeline shows a stack containing the function right
+/// after one that did not (entries into it), over all threads.
+fn calls_entered(context: &Context<'_>, function: &str, file: &str) -> u64 {
+    let mut entries = 0;
+    let mut previous: Option<(pydx_profile::ThreadId, bool)> = None;
+    for run in context.profile.runs() {
+        let RunStack::Stack(stack) = run.stack else {
+            previous = None;
+            continue;
+        };
+        let inside = context
+            .profile
+            .frames_innermost_first(stack)
+            .into_iter()
+            .any(|f| context.function(f) == function && context.file(f) == file);
+        if inside
+            && previous.is_some_and(|(thread, was_inside)| thread == run.thread && !was_inside)
+        {
+            entries += 1;
+        }
+        previous = Some((run.thread, inside));
+    }
+    entries
 }
 
 /// On-CPU samples with each function anywhere on the stack (once per sample).
@@ -104,8 +181,13 @@ fn finding(
     samples: u64,
     share: f64,
 ) -> Finding {
-    let location = context.location(frame);
     let definition = context.profile.frame_info(frame).first_line;
+    // The fix goes on the `def` line, so that is where the finding points.
+    let location = Location {
+        line: definition,
+        source: context.source_line(context.file(frame), definition),
+        ..context.location(frame)
+    };
     let seen: u64 = arguments.values().sum();
     let distinct = arguments.len() as u64;
     let mut common: Vec<(&String, &u64)> = arguments.iter().collect();
@@ -171,5 +253,42 @@ fn finding(
         location,
         evidence,
         fix,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observed(arguments: &[(&str, u64)], again: u64) -> ObservedCalls {
+        ObservedCalls {
+            arguments: arguments
+                .iter()
+                .map(|(text, n)| (text.to_string(), *n))
+                .collect(),
+            again,
+            frame: FrameId(0),
+        }
+    }
+
+    #[test]
+    fn short_calls_over_a_few_arguments_are_distinct_calls() {
+        let calls = observed(
+            &[("1, 2", 25), ("3, 4", 25), ("5, 6", 25), ("7, 8", 25)],
+            30,
+        );
+        assert_eq!(calls.distinct_calls(100), Some(true));
+    }
+
+    #[test]
+    fn long_calls_seen_again_and_again_are_not() {
+        let calls = observed(&[("1, 2", 50), ("3, 4", 50)], 98);
+        assert_eq!(calls.distinct_calls(100), Some(false));
+    }
+
+    #[test]
+    fn one_argument_set_cannot_tell() {
+        let calls = observed(&[("batch", 100)], 99);
+        assert_eq!(calls.distinct_calls(100), None);
     }
 }

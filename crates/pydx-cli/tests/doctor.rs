@@ -1,0 +1,147 @@
+//! `pydx doctor` on the examples: each rule fires on the program that has
+//! the problem, at the right file and line, and stays silent on the same
+//! program with the fix applied, on Python 3.11 and 3.15.
+
+use std::process::Command;
+
+use pydx_testkit::{examples_dir, examples_python, interpreter, Interpreter};
+use serde_json::Value;
+
+/// Seconds each example runs.
+const RUN_SECONDS: &str = "3";
+
+/// Runs `pydx doctor --format json` on an example and returns the report.
+fn doctor(python: &Interpreter, example: &str, extra: &[&str]) -> (Value, String) {
+    let script = python.install_example(example);
+    let output = Command::new(env!("CARGO_BIN_EXE_pydx"))
+        .args(["doctor", "--format", "json"])
+        .args(extra)
+        .arg("--")
+        .args(python.argv(&[&script, RUN_SECONDS]))
+        .output()
+        .expect("run pydx doctor");
+    assert!(
+        output.status.success(),
+        "{} {example}: {}",
+        python.label,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{example}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+    assert_eq!(json["schema"], "pydx-doctor/1");
+    (json["report"].clone(), script)
+}
+
+/// The findings of a report with this code.
+fn findings<'a>(report: &'a Value, code: &str) -> Vec<&'a Value> {
+    report["findings"]
+        .as_array()
+        .map(|all| all.iter().filter(|f| f["code"] == code).collect())
+        .unwrap_or_default()
+}
+
+/// The line of `example` that contains `snippet` (exactly one).
+fn line_of(example: &str, snippet: &str) -> u64 {
+    let text = std::fs::read_to_string(examples_dir().join(example)).unwrap();
+    let lines: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(snippet))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{snippet:?} must be on one line of {example}"
+    );
+    lines[0] as u64
+}
+
+/// Where a finding must point.
+enum Expect {
+    /// Exactly the line containing this text.
+    Line(&'static str),
+    /// A line of this function, whose `def` line contains the text (for
+    /// rules that point at the hottest line, which varies run to run).
+    InFunction(&'static str, &'static str),
+}
+
+/// Checks that `code` fires where expected in `bad` and not at all in `fixed`.
+fn fires_and_is_fixed(python: &Interpreter, code: &str, bad: &str, fixed: &str, expect: Expect) {
+    let (report, script) = doctor(python, bad, &[]);
+    let found = findings(&report, code);
+    assert_eq!(
+        found.len(),
+        1,
+        "{} {bad}: expected one {code}, got {report:#}",
+        python.label
+    );
+    let location = &found[0]["location"];
+    assert_eq!(
+        location["file"],
+        script.as_str(),
+        "{} {bad}: {location}",
+        python.label
+    );
+    let line = location["line"].as_u64().unwrap_or(0);
+    match expect {
+        Expect::Line(snippet) => assert_eq!(
+            line,
+            line_of(bad, snippet),
+            "{} {bad}: {location}",
+            python.label
+        ),
+        Expect::InFunction(function, definition) => {
+            assert_eq!(
+                location["function"], function,
+                "{} {bad}: {location}",
+                python.label
+            );
+            let start = line_of(bad, definition);
+            assert!(
+                line > start && line < start + 20,
+                "{} {bad}: line {line} not in {function}",
+                python.label
+            );
+        }
+    }
+    assert!(!found[0]["fix"].as_str().unwrap_or_default().is_empty());
+    assert!(!found[0]["evidence"].as_array().unwrap().is_empty());
+
+    let (report, _) = doctor(python, fixed, &[]);
+    assert!(
+        findings(&report, code).is_empty(),
+        "{} {fixed}: the fixed program still gets {code}: {report:#}",
+        python.label
+    );
+}
+
+macro_rules! rule_tests {
+    ($($name:ident: $code:literal, $bad:literal, $fixed:literal, $expect:expr;)*) => {
+        mod on_3_11 {
+            use super::*;
+            $(#[test] fn $name() { fires_and_is_fixed(&examples_python(), $code, $bad, $fixed, $expect); })*
+        }
+        mod on_3_15 {
+            use super::*;
+            $(#[test] fn $name() { fires_and_is_fixed(&interpreter("sid-3.15"), $code, $bad, $fixed, $expect); })*
+        }
+    };
+}
+
+rule_tests! {
+    gil_contention: "PYDX-GIL001", "gil_contention.py", "gil_contention_fixed.py",
+        Expect::InFunction("count_primes", "def count_primes(limit):");
+    blocked_event_loop: "PYDX-ASYNC001", "blocked_loop.py", "blocked_loop_fixed.py",
+        Expect::Line("time.sleep(0.25)");
+    numeric_loop: "PYDX-CPU001", "numeric_loop.py", "numeric_loop_fixed.py",
+        Expect::Line("total += prices[i] * quantities[i]");
+    interpreted_hot_spot: "PYDX-CPU002", "hot_spot.py", "hot_spot_fixed.py",
+        Expect::InFunction("tokenize", "def tokenize(text):");
+    repeated_computation: "PYDX-CACHE001", "repeated_computation.py", "repeated_computation_fixed.py",
+        Expect::Line("def shipping_quote(zone, weight_class):");
+}

@@ -1,0 +1,143 @@
+//! The report in Markdown.
+
+use std::io::{self, Write};
+
+use pydx_diagnose::{Finding, HotSpot, Report, Summary};
+
+use super::layout::{
+    blocks, cost, dedent, duration, file_line, findings_heading, hot_spots_shown,
+    markdown_cell_code, markdown_code, markdown_fence, markdown_text, percent, severity_name,
+    shown_frames, Block,
+};
+
+/// Writes the summary, the findings and the hot spots.
+pub(crate) fn write_report(report: &Report, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "# pydx doctor report")?;
+    writeln!(out)?;
+    write_summary(&report.summary, out)?;
+    writeln!(out)?;
+    writeln!(out, "{}", findings_heading(report.findings.len()))?;
+    for finding in &report.findings {
+        writeln!(out)?;
+        write_finding(finding, out)?;
+    }
+    writeln!(out)?;
+    write_hot_spots(hot_spots_shown(report), out)
+}
+
+fn write_summary(summary: &Summary, out: &mut impl Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "| Recorded | Samples | Threads | On CPU | Waiting for the GIL | Idle |"
+    )?;
+    writeln!(out, "|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(
+        out,
+        "| {} | {} | {} | {} | {} | {} |",
+        duration(summary.duration_seconds),
+        summary.samples,
+        summary.threads,
+        percent(summary.on_cpu_share),
+        percent(summary.gil_wait_share),
+        percent(summary.idle_share),
+    )?;
+    if !summary.processes.is_empty() {
+        writeln!(out)?;
+        let label = if summary.processes.len() == 1 {
+            "Process"
+        } else {
+            "Processes"
+        };
+        writeln!(out, "{label}:")?;
+        writeln!(out)?;
+        for process in &summary.processes {
+            writeln!(out, "- {}", markdown_text(process))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_finding(finding: &Finding, out: &mut impl Write) -> io::Result<()> {
+    let location = &finding.location;
+    writeln!(
+        out,
+        "## {}: {}",
+        finding.code,
+        markdown_text(&finding.title)
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "**{}** at {} in {}",
+        severity_name(finding.severity),
+        markdown_code(&file_line(&location.file, location.line)),
+        markdown_code(&location.function)
+    )?;
+    if let Some(source) = &location.source {
+        writeln!(out)?;
+        write!(out, "{}", markdown_fence("python", &[source.trim()]))?;
+    }
+    writeln!(out)?;
+    writeln!(out, "**Cost:** {}", cost(&finding.cost))?;
+    if !finding.evidence.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "**Evidence:**")?;
+        writeln!(out)?;
+        for fact in &finding.evidence {
+            writeln!(out, "- {}", markdown_text(fact).replace('\n', "\n  "))?;
+        }
+    }
+    if !finding.stack.is_empty() {
+        let (frames, more) = shown_frames(&finding.stack);
+        let mut lines: Vec<String> = frames.to_vec();
+        if more > 0 {
+            lines.push(format!("... {more} more"));
+        }
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        writeln!(out)?;
+        writeln!(out, "**Stack** (innermost first):")?;
+        writeln!(out)?;
+        write!(out, "{}", markdown_fence("text", &lines))?;
+    }
+    writeln!(out)?;
+    writeln!(out, "**Fix:**")?;
+    write_prose_and_code(&finding.fix, out)
+}
+
+/// Writes `text` as paragraphs and Python code blocks, each preceded by a
+/// blank line.
+pub(crate) fn write_prose_and_code(text: &str, out: &mut impl Write) -> io::Result<()> {
+    for block in blocks(text) {
+        writeln!(out)?;
+        match block {
+            Block::Prose(lines) => {
+                let paragraph: Vec<String> = lines.iter().map(|line| markdown_text(line)).collect();
+                writeln!(out, "{}", paragraph.join("\n"))?;
+            }
+            Block::Code(lines) => write!(out, "{}", markdown_fence("python", &dedent(&lines)))?,
+        }
+    }
+    Ok(())
+}
+
+fn write_hot_spots(hot_spots: &[HotSpot], out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "## Hot spots")?;
+    writeln!(out)?;
+    if hot_spots.is_empty() {
+        return writeln!(out, "No sample was on a CPU.");
+    }
+    writeln!(out, "| Function | Location | Self | Total | Self time |")?;
+    writeln!(out, "|---|---|---:|---:|---:|")?;
+    for spot in hot_spots {
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            markdown_cell_code(&spot.function),
+            markdown_cell_code(&file_line(&spot.file, spot.line)),
+            percent(spot.self_share),
+            percent(spot.total_share),
+            duration(spot.self_seconds),
+        )?;
+    }
+    Ok(())
+}
