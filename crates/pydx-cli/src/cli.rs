@@ -129,6 +129,10 @@ pub struct RecordArgs {
     /// Aggregate by function instead of by line.
     #[arg(short = 'F', long)]
     pub function: bool,
+    /// Read asyncio tasks too: a root frame names the task each sample ran
+    /// (with --idle, waiting tasks appear with the coroutines they wait in).
+    #[arg(long = "async")]
+    pub async_tasks: bool,
 }
 
 /// Arguments of `pydx top`.

@@ -144,4 +144,6 @@ rule_tests! {
         Expect::InFunction("tokenize", "def tokenize(text):");
     repeated_computation: "PYDX-CACHE001", "repeated_computation.py", "repeated_computation_fixed.py",
         Expect::Line("def shipping_quote(zone, weight_class):");
+    sequential_awaits: "PYDX-ASYNC002", "sequential_awaits.py", "sequential_awaits_fixed.py",
+        Expect::Line("user = await backends[\"user\"].ask(order_id)");
 }

@@ -229,6 +229,90 @@ fn dump_shows_locals(label: &str) {
     }
 }
 
+/// Checks `dump --async` on the tasks program: three named workers waiting
+/// in `asyncio.sleep` through `fetch` and `worker`, and the main task
+/// waiting on the gathering future.
+fn dump_shows_asyncio_tasks(label: &str) {
+    let python = interpreter(label);
+    let child = python.spawn("tasks.py", &[]);
+    let script = child.script_path.clone();
+    let line = |marker| u64::from(marker_line("tasks.py", marker));
+    let outcome = eventually(SETTLE, || {
+        let dump = dump_json(child.pid, &["--async"])?;
+        let tasks = dump["tasks"].as_array().ok_or("no tasks in the dump")?;
+        let names: Vec<&str> = tasks.iter().filter_map(|t| t["name"].as_str()).collect();
+        expect(
+            names == ["Task-1", "worker-0", "worker-1", "worker-2"],
+            || format!("task names: {names:?}"),
+        )?;
+        let main = &tasks[0];
+        expect(
+            frames_of(&main["coroutines"])
+                == [("main".to_string(), script.clone(), line("LINE:main"))]
+                && main["awaiting"] == "_GatheringFuture"
+                && main["running_on"].is_null(),
+            || format!("main task: {main}"),
+        )?;
+        for worker in &tasks[1..] {
+            let chain = frames_of(&worker["coroutines"]);
+            let own: Vec<(String, String, u64)> = chain.iter().skip(1).cloned().collect();
+            expect(
+                chain.first().is_some_and(|f| f.0 == "sleep")
+                    && own
+                        == [
+                            ("fetch".to_string(), script.clone(), line("LINE:fetch")),
+                            ("worker".to_string(), script.clone(), line("LINE:worker")),
+                        ]
+                    && worker["awaiting"] == "Future",
+                || format!("worker task: {worker}"),
+            )?;
+        }
+        Ok(())
+    });
+    if let Err(reason) = outcome {
+        panic!("{label}: {reason}");
+    }
+}
+
+/// `(function, file, line)` of each frame of a JSON frame list.
+fn frames_of(list: &Value) -> Vec<(String, String, u64)> {
+    frames(&serde_json::json!({ "frames": list }))
+}
+
+macro_rules! async_per_interpreter {
+    ($($name:ident => $label:literal),* $(,)?) => {
+        mod asyncio_tasks {
+            $(#[test] fn $name() { super::dump_shows_asyncio_tasks($label); })*
+        }
+    };
+}
+
+async_per_interpreter! {
+    pyenv_3_11 => "pyenv-3.11",
+    pyenv_3_12 => "pyenv-3.12",
+    pyenv_3_13 => "pyenv-3.13",
+    debian_3_11_static => "debian-3.11",
+    sid_3_13 => "sid-3.13",
+    sid_3_14 => "sid-3.14",
+    sid_3_15 => "sid-3.15",
+}
+
+#[test]
+fn async_before_3_11_says_why_not() {
+    let python = interpreter("pyenv-3.10");
+    let child = python.spawn("threads.py", &[]);
+    let output = pydx()
+        .args(["dump", "--async", "--pid", &child.pid.to_string()])
+        .output()
+        .expect("run pydx");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("needs Python 3.11 or newer; this process runs 3.10.13"),
+        "{stderr}"
+    );
+}
+
 macro_rules! per_interpreter {
     ($($name:ident => $label:literal),* $(,)?) => {
         mod stacks {

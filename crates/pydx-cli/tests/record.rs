@@ -398,3 +398,57 @@ fn an_unknown_output_extension_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// `record --async --idle`: each waiting task gets its own root frame and
+/// the coroutines it waits in, root first.
+fn record_async_tasks(label: &str) {
+    let python = interpreter(label);
+    let child = python.spawn("tasks.py", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tasks.txt");
+    let output = pydx()
+        .args(["record", "--async", "--idle", "-d", "0.5", "-o"])
+        .arg(&path)
+        .args(["--pid", &child.pid.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{label}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let collapsed = std::fs::read_to_string(&path).unwrap();
+    let script = &child.script_path;
+    let line = |marker| marker_line("tasks.py", marker);
+    for n in 0..3 {
+        let prefix = format!(
+            "task \"worker-{n}\";worker ({script}:{});fetch ({script}:{});sleep (",
+            line("LINE:worker"),
+            line("LINE:fetch")
+        );
+        let samples: u64 = collapsed
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        assert!(
+            (30..=80).contains(&samples),
+            "{label}: worker-{n} has {samples} samples in 0.5 s at 100 Hz:\n{collapsed}"
+        );
+    }
+    let main = format!("task \"Task-1\";main ({script}:{}) ", line("LINE:main"));
+    assert!(
+        collapsed.lines().any(|l| l.starts_with(&main)),
+        "{label}: no main task:\n{collapsed}"
+    );
+}
+
+#[test]
+fn async_tasks_on_3_11() {
+    record_async_tasks("pyenv-3.11");
+}
+
+#[test]
+fn async_tasks_on_3_15() {
+    record_async_tasks("sid-3.15");
+}

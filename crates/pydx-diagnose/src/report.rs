@@ -1,8 +1,8 @@
 //! A diagnosis: the findings of every rule, ranked, and the hot spots.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use pydx_profile::{Activity, FrameId, Profile};
+use pydx_profile::{Activity, FrameId, Profile, SampleKey, ThreadId};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -94,21 +94,28 @@ pub fn diagnose(profile: &Profile, config: &Config, sources: &dyn SourceLines) -
     }
 }
 
+/// The summary counts threads only: waiting asyncio tasks, recorded on
+/// pseudo-threads, are left out.
 fn summary(context: &Context<'_>) -> Summary {
     let profile = context.profile;
-    let total = profile.total_samples().max(1) as f64;
+    let thread_samples: Vec<(&SampleKey, u64)> = profile
+        .samples()
+        .filter(|(key, _)| !profile.is_waiting_task(key.labels))
+        .collect();
+    let samples: u64 = thread_samples.iter().map(|(_, count)| count).sum();
     let share = |wanted: &[Activity]| {
-        profile
-            .samples()
+        thread_samples
+            .iter()
             .filter(|(key, _)| wanted.contains(&key.state.activity))
             .map(|(_, count)| count)
             .sum::<u64>() as f64
-            / total
+            / samples.max(1) as f64
     };
+    let threads: HashSet<ThreadId> = thread_samples.iter().map(|(key, _)| key.thread).collect();
     Summary {
         duration_seconds: profile.meta.duration_ns as f64 / 1e9,
-        samples: profile.total_samples(),
-        threads: profile.threads().count(),
+        samples,
+        threads: threads.len(),
         processes: profile
             .meta
             .processes

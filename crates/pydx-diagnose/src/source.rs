@@ -123,6 +123,51 @@ fn calls_a_method(code: &str) -> bool {
     })
 }
 
+/// `code` with the text of string literals blanked out (the replacement
+/// fields of f-strings are kept, as they are code), so that a name inside
+/// a string is not taken for a use of the variable.
+pub fn code_only(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let chars: Vec<char> = code.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c != '"' && c != '\'' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let prefix: String = out
+            .chars()
+            .rev()
+            .take_while(|p| p.is_ascii_alphabetic())
+            .collect();
+        let formatted = prefix.contains(['f', 'F']);
+        out.push(c);
+        i += 1;
+        let mut depth = 0;
+        while i < chars.len() {
+            let d = chars[i];
+            i += 1;
+            if d == '\\' && depth == 0 {
+                i += 1;
+                out.push(' ');
+                continue;
+            }
+            if formatted && d == '{' {
+                depth += 1;
+            } else if formatted && d == '}' && depth > 0 {
+                depth -= 1;
+            } else if d == c && depth == 0 {
+                out.push(c);
+                break;
+            }
+            out.push(if depth > 0 && d != '{' { d } else { ' ' });
+        }
+    }
+    out
+}
+
 /// Whether `name` occurs in `code` as a whole identifier.
 pub fn contains_name(code: &str, name: &str) -> bool {
     if name.is_empty() {
@@ -192,6 +237,17 @@ fn replace_name(expr: &str, name: &str, with: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blanks_string_literals_but_keeps_f_string_fields() {
+        assert!(!contains_name(
+            &code_only(r#"backends["user"].ask(id)"#),
+            "user"
+        ));
+        assert!(contains_name(&code_only(r#"f"/users/{user.id}""#), "user"));
+        assert!(!contains_name(&code_only(r#"'it\'s user'"#), "user"));
+        assert!(contains_name(&code_only(r#"get("a", user)"#), "user"));
+    }
     use crate::config::Config;
     use crate::context::SourceMap;
     use pydx_profile::{Meta, Profile};

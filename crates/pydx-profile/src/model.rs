@@ -462,6 +462,23 @@ impl Profile {
             .map(|&(k, v)| (self.str(k), self.str(v)))
     }
 
+    /// The value of label `key` in a label set, if it has one.
+    pub fn label_value(&self, labels: LabelSetId, key: &str) -> Option<StrId> {
+        self.label_sets.items[labels.index()]
+            .iter()
+            .find(|&&(k, _)| self.str(k) == key)
+            .map(|&(_, v)| v)
+    }
+
+    /// Whether samples with these labels are of an asyncio task waiting in
+    /// an await (recorded on a pseudo-thread), not of a real thread.
+    pub fn is_waiting_task(&self, labels: LabelSetId) -> bool {
+        labels != LabelSetId(0)
+            && self
+                .labels(labels)
+                .any(|(key, value)| key == LABEL_TASK_STATE && value == TASK_WAITING)
+    }
+
     /// Adds one sample taken at `time_ns` (since the start of the recording).
     pub fn add_sample(&mut self, time_ns: u64, key: SampleKey) {
         self.add_samples(time_ns, key, 1);

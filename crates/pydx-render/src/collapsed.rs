@@ -36,7 +36,7 @@ pub(crate) fn collapsed_lines(profile: &Profile, options: &RenderOptions) -> Vec
         if !namer.keeps(key.state) {
             continue;
         }
-        let frames = namer.frames(key.thread, RunStack::Stack(key.stack));
+        let frames = namer.frames(key.thread, key.labels, RunStack::Stack(key.stack));
         let mut line = String::new();
         for (depth, index) in table.intern_all(&namer, &frames).into_iter().enumerate() {
             if depth > 0 {

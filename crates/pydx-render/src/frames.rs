@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use pydx_profile::{Activity, FrameId, Profile, RunStack, SampleState, StrId, ThreadId};
+use pydx_profile::{
+    Activity, FrameId, LabelSetId, Profile, RunStack, SampleState, StrId, ThreadId, LABEL_TASK,
+};
 
 use crate::RenderOptions;
 
@@ -19,6 +21,8 @@ pub(crate) enum FrameKey {
     Process(u32),
     /// The root frame of a thread's samples (with `per_thread`).
     Thread(ThreadId),
+    /// The frame naming the asyncio task a sample ran (with `per_task`).
+    Task(StrId),
     /// A Python frame; `line` is the line shown (the first line of the
     /// function with `by_function`).
     Python {
@@ -70,13 +74,23 @@ impl<'a> FrameNamer<'a> {
     }
 
     /// The frames drawn for `stack` on `thread`, outermost first.
-    pub(crate) fn frames(&self, thread: ThreadId, stack: RunStack) -> Vec<FrameKey> {
+    pub(crate) fn frames(
+        &self,
+        thread: ThreadId,
+        labels: LabelSetId,
+        stack: RunStack,
+    ) -> Vec<FrameKey> {
         let mut frames = Vec::new();
         if self.several_processes {
             frames.push(FrameKey::Process(self.profile.thread_info(thread).pid));
         }
         if self.options.per_thread {
             frames.push(FrameKey::Thread(thread));
+        }
+        if self.options.per_task {
+            if let Some(task) = self.profile.label_value(labels, LABEL_TASK) {
+                frames.push(FrameKey::Task(task));
+            }
         }
         match stack {
             RunStack::Mixed => frames.push(FrameKey::SeveralShortStacks),
@@ -122,6 +136,7 @@ impl<'a> FrameNamer<'a> {
                     None => profile.thread_label(thread),
                 }
             }
+            FrameKey::Task(name) => format!("task \"{}\"", profile.str(name)),
             FrameKey::Python {
                 function,
                 file,
@@ -262,7 +277,7 @@ mod tests {
         assert!(namer.several_processes());
         let names = |thread| {
             namer
-                .frames(thread, RunStack::Stack(None))
+                .frames(thread, LabelSetId(0), RunStack::Stack(None))
                 .into_iter()
                 .map(|key| namer.name(key))
                 .collect::<Vec<_>>()
@@ -283,7 +298,7 @@ mod tests {
             names(unknown_tid),
             ["process 2", "thread 0x33 \"worker\"", "<no Python frames>"]
         );
-        let mixed = namer.frames(named, RunStack::Mixed);
+        let mixed = namer.frames(named, LabelSetId(0), RunStack::Mixed);
         assert_eq!(namer.name(mixed[mixed.len() - 1]), "[several short stacks]");
     }
 
@@ -302,7 +317,7 @@ mod tests {
         let names = |options: &RenderOptions| {
             let namer = FrameNamer::new(&profile, options);
             namer
-                .frames(thread, RunStack::Stack(stack))
+                .frames(thread, LabelSetId(0), RunStack::Stack(stack))
                 .into_iter()
                 .map(|key| {
                     let location = namer.location(key);

@@ -154,6 +154,9 @@ pub struct RenderOptions {
     /// Name frames by function rather than by line, so that the lines of a
     /// function merge into one frame.
     pub by_function: bool,
+    /// Start the stacks of samples that ran (or waited in) an asyncio task
+    /// with a frame naming the task.
+    pub per_task: bool,
     /// The flamegraph's title and the speedscope file's name.
     pub title: String,
 }
@@ -165,6 +168,7 @@ impl Default for RenderOptions {
             gil_only: false,
             per_thread: false,
             by_function: false,
+            per_task: false,
             title: "pydx".to_string(),
         }
     }

@@ -72,7 +72,7 @@ fn thread_spans(
         }
         .max(run.start_ns);
         let frames = if namer.keeps(run.state) {
-            table.intern_all(namer, &namer.frames(run.thread, run.stack))
+            table.intern_all(namer, &namer.frames(run.thread, run.labels, run.stack))
         } else {
             Vec::new()
         };

@@ -1,14 +1,14 @@
 //! Turning snapshots into a [`Profile`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pydx_cpython::{CodeInfo, Frame};
+use pydx_cpython::{AsyncioTask, CodeInfo, Frame};
 use pydx_profile::{
     Activity, FrameId, LabelSetId, Meta, ProcessMeta, Profile, SampleKey, SampleState, StackId,
-    EXEC_BYTECODE, EXEC_NATIVE_CALL, OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN, OBSERVED_EXEC,
-    OBSERVED_LOCAL_TYPE,
+    EXEC_BYTECODE, EXEC_NATIVE_CALL, LABEL_TASK, LABEL_TASK_STATE, OBSERVED_CALL_ARGS,
+    OBSERVED_CALL_ARGS_AGAIN, OBSERVED_EXEC, OBSERVED_LOCAL_TYPE, TASK_WAITING,
 };
 
 use crate::sampler::{SampleSink, Summary};
@@ -30,6 +30,80 @@ pub struct ProfileRecorder {
     last_stacks: HashMap<(u32, u64), (Vec<FrameKey>, Option<StackId>)>,
     /// Per thread, the frames seen at its last observation.
     last_observed: HashMap<(u32, u64), Vec<ObservedCall>>,
+    /// asyncio tasks and what they are labelled with.
+    tasks: TaskTracker,
+}
+
+/// Distinct task names kept as labels; past this, tasks are labelled with
+/// their outermost coroutine, so that a server making a task per request
+/// cannot grow the profile without bound.
+const MAX_TASK_NAMES: usize = 4096;
+
+/// What the recorder knows of asyncio tasks.
+///
+/// A waiting task is recorded on a pseudo-thread of its process (TID 0,
+/// ident = a slot number). Slots are reused first-in first-out once their
+/// task is gone, so the number of pseudo-threads follows the number of
+/// tasks alive at once, not the number ever created.
+#[derive(Debug, Default)]
+struct TaskTracker {
+    /// (pid, task address) -> slot.
+    slots: HashMap<(u32, u64), u64>,
+    /// Per process, slots free for reuse, oldest first.
+    free: HashMap<u32, VecDeque<u64>>,
+    /// Per process, the next slot never used.
+    next_slot: HashMap<u32, u64>,
+    /// (pid, thread ident) -> the labels of the task that thread runs, and
+    /// the code of the task's outermost coroutine.
+    running: HashMap<(u32, u64), (LabelSetId, usize)>,
+    /// Task names used as labels so far.
+    names: HashSet<String>,
+}
+
+impl TaskTracker {
+    /// The slot of the task at `addr`, taking one if it has none.
+    fn slot(&mut self, pid: u32, addr: u64) -> u64 {
+        if let Some(&slot) = self.slots.get(&(pid, addr)) {
+            return slot;
+        }
+        let slot = match self.free.get_mut(&pid).and_then(VecDeque::pop_front) {
+            Some(slot) => slot,
+            None => {
+                let next = self.next_slot.entry(pid).or_insert(1);
+                *next += 1;
+                *next - 1
+            }
+        };
+        self.slots.insert((pid, addr), slot);
+        slot
+    }
+
+    /// Frees the slots of tasks of `pid` not in `alive`.
+    fn release_gone(&mut self, pid: u32, alive: &HashSet<u64>) {
+        let free = self.free.entry(pid).or_default();
+        self.slots.retain(|&(p, addr), slot| {
+            let keep = p != pid || alive.contains(&addr);
+            if !keep {
+                free.push_back(*slot);
+            }
+            keep
+        });
+    }
+
+    /// The name a task is labelled with.
+    fn label_name(&mut self, task: &AsyncioTask) -> String {
+        if self.names.contains(&task.name) {
+            return task.name.clone();
+        }
+        if self.names.len() < MAX_TASK_NAMES {
+            self.names.insert(task.name.clone());
+            return task.name.clone();
+        }
+        match task.coroutines.last() {
+            Some(outermost) => format!("<{}>", outermost.code.qualname),
+            None => "<task>".to_string(),
+        }
+    }
 }
 
 /// One frame's call as an observation saw it: frame address, code object
@@ -44,6 +118,7 @@ impl ProfileRecorder {
             frames: HashMap::new(),
             last_stacks: HashMap::new(),
             last_observed: HashMap::new(),
+            tasks: TaskTracker::default(),
         }
     }
 
@@ -120,7 +195,7 @@ impl SampleSink for ProfileRecorder {
                     activity: thread.activity,
                     holds_gil: python.holds_gil,
                 },
-                labels: LabelSetId(0),
+                labels: self.running_task_labels(pid, python),
             };
             self.profile.add_sample(time_ns, key);
             if let (Activity::OnCpu, Some(innermost)) = (thread.activity, python.frames.first()) {
@@ -139,9 +214,66 @@ impl SampleSink for ProfileRecorder {
             }
         }
     }
+
+    fn add_tasks(&mut self, pid: u32, elapsed: Duration, tasks: &[AsyncioTask], rounds: u64) {
+        let time_ns = elapsed.as_nanos() as u64;
+        self.tasks.running.retain(|&(p, _), _| p != pid);
+        let alive: HashSet<u64> = tasks.iter().map(|t| t.addr).collect();
+        self.tasks.release_gone(pid, &alive);
+        for task in tasks {
+            let name = self.tasks.label_name(task);
+            if let Some(ident) = task.running_on {
+                let labels = self.profile.label_set(&[(LABEL_TASK, &name)]);
+                let outermost = task
+                    .coroutines
+                    .last()
+                    .map_or(0, |c| Arc::as_ptr(&c.code) as usize);
+                self.tasks.running.insert((pid, ident), (labels, outermost));
+                continue;
+            }
+            if task.coroutines.is_empty() {
+                continue;
+            }
+            let slot = self.tasks.slot(pid, task.addr);
+            let stack = self.stack_id(pid, slot, &task.coroutines);
+            let thread = self
+                .profile
+                .thread(pid, 0, slot, Some(&format!("asyncio task {name}")));
+            let labels = self
+                .profile
+                .label_set(&[(LABEL_TASK, &name), (LABEL_TASK_STATE, TASK_WAITING)]);
+            let key = SampleKey {
+                thread,
+                stack,
+                state: SampleState {
+                    activity: Activity::Idle,
+                    holds_gil: false,
+                },
+                labels,
+            };
+            self.profile.add_samples(time_ns, key, rounds.max(1));
+        }
+    }
 }
 
 impl ProfileRecorder {
+    /// The labels naming the task a thread runs: the one the last task
+    /// reading saw it run, if that task's outermost coroutine is still on
+    /// the thread's stack (the task may have yielded since).
+    fn running_task_labels(&self, pid: u32, python: &pydx_cpython::PythonThread) -> LabelSetId {
+        match self.tasks.running.get(&(pid, python.thread_id)) {
+            Some(&(labels, outermost))
+                if python
+                    .frames
+                    .iter()
+                    .any(|f| Arc::as_ptr(&f.code) as usize == outermost) =>
+            {
+                labels
+            }
+            _ => LabelSetId(0),
+        }
+    }
+
     /// Stores observed arguments (once per call) and local types.
     fn add_observations(
         &mut self,

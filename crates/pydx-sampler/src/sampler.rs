@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use pydx_cpython::{AttachError, PythonProcess};
+use pydx_cpython::{AsyncioError, AsyncioTask, AttachError, PythonProcess};
 use pydx_remote::{child_pids, process_alive};
 
 use crate::snapshot::{Consistency, SnapshotError, Snapshotter, ThreadSnapshot};
@@ -17,6 +17,15 @@ const CHILD_ATTEMPTS: u32 = 50;
 const OBSERVED_FRAMES: usize = 3;
 /// How often the progress callback is called.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// Shortest time between two readings of a process's asyncio tasks.
+const TASKS_MIN_INTERVAL: Duration = Duration::from_millis(2);
+/// Task readings are spaced at least this many times the time one took,
+/// so that a program with thousands of tasks cannot make pydx spend more
+/// than a tenth of its time on them.
+const TASKS_COST_FACTOR: u32 = 10;
+/// How long to wait before looking again for asyncio in a process that
+/// has no tasks.
+const TASKS_RETRY: Duration = Duration::from_secs(1);
 
 /// How to sample.
 #[derive(Debug, Clone)]
@@ -32,6 +41,9 @@ pub struct SamplingOptions {
     /// Read the local variables of hot frames this often (for rules that
     /// reason about values); `None` never does.
     pub observe_every: Option<Duration>,
+    /// Also read every asyncio task, with the coroutines it waits in, along
+    /// with the snapshots (at most every few milliseconds).
+    pub async_tasks: bool,
 }
 
 impl Default for SamplingOptions {
@@ -42,6 +54,7 @@ impl Default for SamplingOptions {
             consistency: Consistency::default(),
             subprocesses: false,
             observe_every: None,
+            async_tasks: false,
         }
     }
 }
@@ -53,6 +66,12 @@ pub trait SampleSink {
     /// One snapshot of every thread of process `pid`, taken `elapsed` after
     /// the start of sampling.
     fn add_snapshot(&mut self, pid: u32, elapsed: Duration, threads: &[ThreadSnapshot]);
+    /// The asyncio tasks of process `pid`, read just before its snapshot at
+    /// `elapsed`; they stand for the `rounds` snapshots since the previous
+    /// reading. Only called with [`SamplingOptions::async_tasks`].
+    fn add_tasks(&mut self, pid: u32, elapsed: Duration, tasks: &[AsyncioTask], rounds: u64) {
+        let _ = (pid, elapsed, tasks, rounds);
+    }
 }
 
 /// How sampling is going, reported a few times a second.
@@ -143,6 +162,19 @@ pub struct Sampler {
     /// Children that were not (yet) Python, with the attempts made.
     pending_children: HashMap<u32, u32>,
     processes_seen: usize,
+    /// When each process's asyncio tasks are read next.
+    task_readings: HashMap<u32, TaskReading>,
+}
+
+/// The schedule of one process's asyncio task readings.
+#[derive(Debug, Clone, Copy)]
+struct TaskReading {
+    /// Not before this instant.
+    next: Instant,
+    /// Snapshot rounds since the last reading.
+    rounds: u64,
+    /// The process's Python has no task list to read (before 3.11).
+    unsupported: bool,
 }
 
 impl Sampler {
@@ -159,6 +191,7 @@ impl Sampler {
             root: root_pid,
             targets,
             pending_children: HashMap::new(),
+            task_readings: HashMap::new(),
         }
     }
 
@@ -208,6 +241,9 @@ impl Sampler {
                 next_observation = now + self.options.observe_every.unwrap_or_default();
             }
             for (index, target) in self.targets.iter_mut().enumerate() {
+                if self.options.async_tasks {
+                    read_tasks(target, &mut self.task_readings, now, elapsed, sink);
+                }
                 match target.snapshot() {
                     Ok(mut threads) => {
                         if observe {
@@ -220,7 +256,8 @@ impl Sampler {
                 }
             }
             for index in exited.into_iter().rev() {
-                self.targets.remove(index);
+                let mut gone = self.targets.remove(index);
+                self.task_readings.remove(&gone.process().pid());
             }
             rounds += 1;
             if self.targets.is_empty() && (!self.options.subprocesses || !process_alive(self.root))
@@ -297,6 +334,40 @@ impl Sampler {
             }
         }
     }
+}
+
+/// Reads the asyncio tasks of `target` if they are due, and hands them to
+/// `sink`.
+fn read_tasks(
+    target: &mut Snapshotter,
+    readings: &mut HashMap<u32, TaskReading>,
+    now: Instant,
+    elapsed: Duration,
+    sink: &mut dyn SampleSink,
+) {
+    let process = target.process();
+    let pid = process.pid();
+    let reading = readings.entry(pid).or_insert(TaskReading {
+        next: now,
+        rounds: 0,
+        unsupported: false,
+    });
+    reading.rounds += 1;
+    if reading.unsupported || now < reading.next {
+        return;
+    }
+    let started = Instant::now();
+    match process.asyncio_tasks() {
+        Ok(tasks) if !tasks.is_empty() => {
+            sink.add_tasks(pid, elapsed, &tasks, reading.rounds);
+            reading.next = now + TASKS_MIN_INTERVAL.max(started.elapsed() * TASKS_COST_FACTOR);
+        }
+        Ok(_) => reading.next = now + TASKS_RETRY,
+        Err(AsyncioError::Unsupported(_)) => reading.unsupported = true,
+        // A task list caught mid-update: try again next round.
+        Err(_) => {}
+    }
+    reading.rounds = 0;
 }
 
 /// Random intervals averaging the nominal one, so that sampling cannot lock

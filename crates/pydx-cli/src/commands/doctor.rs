@@ -39,7 +39,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
                 pid: args.pid,
                 command: args.command.clone(),
             };
-            let (profile, _, target) = record(&target_args, &args.sampling)?;
+            let (profile, _, target) = record(&target_args, &args.sampling, true)?;
             let mut roots = vec![PathBuf::from(format!("/proc/{}/root", target.pid))];
             roots.extend(target.root_dir.clone());
             (profile, roots, Some(target))

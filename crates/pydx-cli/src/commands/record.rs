@@ -18,7 +18,7 @@ use crate::cli::{FormatArg, RecordArgs, SamplingArgs, TargetArgs};
 /// Runs `pydx record`.
 pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     let format = output_format(args.format, args.output.as_deref())?;
-    let (profile, summary, mut target) = record(&args.target, &args.sampling)?;
+    let (profile, summary, mut target) = record(&args.target, &args.sampling, args.async_tasks)?;
     let path = args
         .output
         .clone()
@@ -28,6 +28,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     options.gil_only = args.gil;
     options.per_thread = args.threads;
     options.by_function = args.function;
+    options.per_task = args.async_tasks;
     options.title = format!("pydx {}", target.name(&args.target));
     write_atomically(&path, |out| match render(format, &profile, &options, out) {
         Err(RenderError::NoSamples) => bail!(
@@ -52,12 +53,15 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     target.finish()
 }
 
-/// Samples a target as the arguments say and returns the profile.
+/// Samples a target as the arguments say and returns the profile;
+/// `async_tasks` also records asyncio tasks.
 pub fn record(
     target_args: &TargetArgs,
     sampling: &SamplingArgs,
+    async_tasks: bool,
 ) -> anyhow::Result<(Profile, Summary, Target)> {
-    let options = sampling_options(sampling, true)?;
+    let mut options = sampling_options(sampling, true)?;
+    options.async_tasks = async_tasks;
     let stop = interrupt_flag()?;
     let mut target = Target::start(target_args, sampling.subprocesses)?;
     let meta = Meta {
@@ -108,16 +112,31 @@ fn default_path(name: &str, format: Format) -> PathBuf {
 
 /// One line about what was recorded.
 fn describe(profile: &Profile, summary: &Summary) -> String {
-    let threads = profile.threads().count();
+    let mut thread_samples = 0;
+    let mut task_samples = 0;
+    let mut threads = std::collections::HashSet::new();
+    for (key, count) in profile.samples() {
+        if profile.is_waiting_task(key.labels) {
+            task_samples += count;
+        } else {
+            thread_samples += count;
+            threads.insert(key.thread);
+        }
+    }
+    let threads = threads.len();
     let processes = summary.processes_seen;
     let why = match summary.stop {
         StopReason::DurationElapsed => "duration reached",
         StopReason::Interrupted => "interrupted",
         StopReason::TargetExited => "the program exited",
     };
+    let tasks = if task_samples > 0 {
+        format!(" (and {task_samples} of waiting asyncio tasks)")
+    } else {
+        String::new()
+    };
     format!(
-        "{} samples of {} thread{} in {} process{} over {:.1} s ({:.0} Hz achieved of {:.0} requested), {} error{}; {}",
-        profile.total_samples(),
+        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({:.0} Hz achieved of {:.0} requested), {} error{}; {}",
         threads,
         if threads == 1 { "" } else { "s" },
         processes,

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use pydx_profile::{Activity, FrameId, RunStack, StackId, ThreadId};
+use pydx_profile::{Activity, FrameId, RunStack, StackId, ThreadId, LABEL_TASK};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
@@ -54,6 +54,8 @@ struct SiteEpisodes {
     cpu_ns: u64,
     idle_ns: u64,
     callers_seen: Vec<FrameId>,
+    /// Names of the asyncio tasks the blocks ran in, when tasks were read.
+    tasks_seen: Vec<String>,
 }
 
 impl Rule for BlockedEventLoop {
@@ -190,6 +192,12 @@ fn record_episode(
         site.stack = stack;
     }
     for run in episode {
+        if let Some(task) = context.profile.label_value(run.labels, LABEL_TASK) {
+            let task = context.profile.str(task);
+            if !site.tasks_seen.iter().any(|seen| seen == task) {
+                site.tasks_seen.push(task.to_string());
+            }
+        }
         if run.state.activity == Activity::OnCpu {
             site.cpu_ns += run.duration_ns();
         } else {
@@ -203,13 +211,18 @@ fn record_episode(
     }
 }
 
-/// The outermost frame of the program's code in a loop-thread stack: the
-/// coroutine (task) that was running.
+/// The outermost frame of the program's code that the event loop called
+/// (above the loop's own frames) in a loop-thread stack: the coroutine
+/// (task) that was running.
 fn coroutine_of(context: &Context<'_>, stack: Option<StackId>) -> Option<FrameId> {
-    context
-        .profile
-        .frames_root_first(stack)
-        .into_iter()
+    let frames = context.profile.frames_root_first(stack);
+    let inside_loop = frames
+        .iter()
+        .rposition(|&f| is_loop_machinery(context, f))
+        .map_or(0, |last| last + 1);
+    frames[inside_loop..]
+        .iter()
+        .copied()
         .find(|&f| context.is_user_frame(f))
 }
 
@@ -368,6 +381,17 @@ fn finding(
         evidence.push(format!(
             "the blocking code ran in coroutine {}",
             tasks.join(", ")
+        ));
+    }
+    if !site.tasks_seen.is_empty() {
+        const SHOWN: usize = 5;
+        let mut names = site.tasks_seen[..site.tasks_seen.len().min(SHOWN)].join(", ");
+        if site.tasks_seen.len() > SHOWN {
+            names.push_str(&format!(" and {} more", site.tasks_seen.len() - SHOWN));
+        }
+        evidence.push(format!(
+            "asyncio task{} stuck: {names}",
+            if site.tasks_seen.len() == 1 { "" } else { "s" }
         ));
     }
     Finding {

@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use pydx_profile::{FrameId, Run, RunStack, ThreadId, LABEL_TASK_STATE, TASK_WAITING};
+use pydx_profile::{FrameId, LabelSetId, Run, RunStack, ThreadId, LABEL_TASK};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
 use crate::finding::{Cost, Finding, Severity};
-use crate::source::contains_name;
+use crate::source::{code_only, contains_name};
 
 /// Shortest wait at one await line that counts as an I/O wait.
 const MIN_WAIT_NS: u64 = 5_000_000;
@@ -39,7 +39,8 @@ type WaitSequence = Vec<(u32, u64)>;
 /// All sequences found for one coroutine function.
 struct CoroutineWaits {
     frame: FrameId,
-    task: ThreadId,
+    /// The name of a task it was seen in.
+    task: String,
     sequences: Vec<WaitSequence>,
 }
 
@@ -49,18 +50,23 @@ impl Rule for SequentialAwaits {
     }
 
     fn check(&self, context: &Context<'_>) -> Vec<Finding> {
-        let mut by_task: BTreeMap<ThreadId, Vec<&Run>> = BTreeMap::new();
+        // A pseudo-thread records one task after another: the labels tell
+        // the tasks apart.
+        let mut by_task: BTreeMap<(ThreadId, LabelSetId), Vec<&Run>> = BTreeMap::new();
         for run in context.profile.runs() {
-            let waiting = context
-                .profile
-                .labels(run.labels)
-                .any(|(key, value)| key == LABEL_TASK_STATE && value == TASK_WAITING);
-            if waiting && !run.is_mixed() {
-                by_task.entry(run.thread).or_default().push(run);
+            if context.profile.is_waiting_task(run.labels) && !run.is_mixed() {
+                by_task
+                    .entry((run.thread, run.labels))
+                    .or_default()
+                    .push(run);
             }
         }
         let mut coroutines: BTreeMap<(String, String), CoroutineWaits> = BTreeMap::new();
-        for (task, runs) in by_task {
+        for ((_, labels), runs) in by_task {
+            let task = context
+                .profile
+                .label_value(labels, LABEL_TASK)
+                .map_or("?", |name| context.profile.str(name));
             for (frame, sequence) in wait_sequences(context, &runs) {
                 let id = (
                     context.function(frame).to_string(),
@@ -70,7 +76,7 @@ impl Rule for SequentialAwaits {
                     .entry(id)
                     .or_insert_with(|| CoroutineWaits {
                         frame,
-                        task,
+                        task: task.to_string(),
                         sequences: Vec::new(),
                     })
                     .sequences
@@ -125,9 +131,20 @@ fn wait_sequences(context: &Context<'_>, runs: &[&Run]) -> Vec<(FrameId, WaitSeq
             let entry = open
                 .entry(depth)
                 .or_insert_with(|| (frame, context.function(frame).to_string(), Vec::new()));
-            match entry.2.last_mut() {
-                Some((last_line, duration)) if *last_line == line => *duration += run.duration_ns(),
-                _ => entry.2.push((line, run.duration_ns())),
+            let waits = &mut entry.2;
+            let same_line = waits.last().is_some_and(|&(last, _)| last == line);
+            if same_line {
+                if let Some((_, duration)) = waits.last_mut() {
+                    *duration += run.duration_ns();
+                }
+            } else {
+                if waits.iter().any(|&(seen, _)| seen >= line) {
+                    // Back at an earlier await line: the next call, or the
+                    // next turn of a loop, starts a new sequence.
+                    finished.push((entry.0, std::mem::take(waits)));
+                    entry.0 = frame;
+                }
+                waits.push((line, run.duration_ns()));
             }
         }
     }
@@ -135,19 +152,111 @@ fn wait_sequences(context: &Context<'_>, runs: &[&Run]) -> Vec<(FrameId, WaitSeq
     finished
 }
 
-/// An await statement's assigned names and the text of what it awaits.
+/// An await statement's assigned names and the text of what it awaits:
+/// `a, b = await f(x)`, `await f(x)`, `return await f(x)` and
+/// `while line := await f(x):`.
 fn parse_await(line: &str) -> Option<(Vec<String>, String)> {
     let code = line.split('#').next()?.trim();
-    let (targets, awaited) = match code.split_once("= await ") {
-        Some((left, right)) => (left, right),
-        None => ("", code.strip_prefix("await ")?),
+    let (left, awaited) = code.split_once("await ")?;
+    let left = left.trim_end();
+    let targets: Vec<String> = if let Some(walrus) = left.strip_suffix(":=") {
+        let name = walrus
+            .trim_end()
+            .rsplit(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .next()
+            .unwrap_or_default();
+        vec![name.to_string()]
+    } else if let Some(assigned) = left.strip_suffix('=') {
+        if assigned.ends_with(['=', '!', '<', '>']) {
+            return None;
+        }
+        assigned
+            .split(',')
+            .map(|t| t.trim().trim_matches(|c| c == '(' || c == ')').to_string())
+            .filter(|t| !t.is_empty())
+            .collect()
+    } else if left.is_empty() || left == "return" {
+        Vec::new()
+    } else {
+        return None;
     };
-    let names = targets
+    let awaited = enclosed_prefix(awaited)
+        .trim()
+        .trim_end_matches(':')
+        .trim_end();
+    (!awaited.is_empty()).then(|| (targets, awaited.to_string()))
+}
+
+/// `text` up to the bracket that closes one opened before it.
+fn enclosed_prefix(text: &str) -> &str {
+    let mut depth = 0usize;
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' if depth == 0 => return &text[..i],
+            ')' | ']' | '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    text
+}
+
+/// Whether the awaits at `lines` (in order, in one function of `file`) are
+/// independent: no awaited call, and no statement between two awaits,
+/// uses a value an earlier await produced, directly or through plain
+/// assignments in between. Statements that are not assignments and use
+/// such a value (an `if`, a `return`) make the later awaits dependent.
+fn independent_awaits(context: &Context<'_>, file: &str, lines: &[u32]) -> Option<bool> {
+    let mut tainted: Vec<String> = Vec::new();
+    for (i, &line) in lines.iter().enumerate() {
+        let (targets, call) = parse_await(&context.source_line(file, line)?)?;
+        if tainted
+            .iter()
+            .any(|name| contains_name(&code_only(&call), name))
+        {
+            return Some(false);
+        }
+        tainted.extend(targets);
+        let Some(&next) = lines.get(i + 1) else {
+            break;
+        };
+        for between in line + 1..next {
+            let Some(text) = context.source_line(file, between) else {
+                continue;
+            };
+            let code = code_only(&text);
+            if !tainted.iter().any(|name| contains_name(&code, name)) {
+                continue;
+            }
+            match plain_assignment(&code) {
+                Some(assigned) => tainted.extend(assigned),
+                None => return Some(false),
+            }
+        }
+    }
+    Some(true)
+}
+
+/// The names a plain assignment statement (`a = ...`, `a, b = ...`,
+/// `a += ...`) binds, or `None` for any other statement.
+fn plain_assignment(code: &str) -> Option<Vec<String>> {
+    let code = code.trim();
+    let position = code.find('=')?;
+    let (left, right) = code.split_at(position);
+    if right.starts_with("==") || left.ends_with(['!', '<', '>']) || left.contains('(') {
+        return None;
+    }
+    let left = left.trim_end_matches(|c: char| "+-*/%&|^@".contains(c) || c.is_whitespace());
+    let names: Vec<String> = left
         .split(',')
-        .map(|t| t.trim().trim_matches(|c| c == '(' || c == ')').to_string())
+        .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
         .collect();
-    Some((names, awaited.trim().to_string()))
+    let simple = names.iter().all(|n| {
+        n.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+    });
+    (simple && !names.is_empty()).then_some(names)
 }
 
 fn finding(context: &Context<'_>, waits: &CoroutineWaits) -> Option<Finding> {
@@ -163,17 +272,8 @@ fn finding(context: &Context<'_>, waits: &CoroutineWaits) -> Option<Finding> {
         if real.len() < 2 {
             continue;
         }
-        let mut awaited: Vec<(Vec<String>, String)> = Vec::new();
-        for (line, _) in &real {
-            awaited.push(parse_await(&context.source_line(&file, *line)?)?);
-        }
-        // Independent: no awaited call uses a name an earlier await assigned.
-        let independent = awaited.iter().enumerate().all(|(i, (_, call))| {
-            awaited[..i]
-                .iter()
-                .all(|(names, _)| names.iter().all(|n| !contains_name(call, n)))
-        });
-        if !independent {
+        let lines: Vec<u32> = real.iter().map(|(line, _)| *line).collect();
+        if independent_awaits(context, &file, &lines) != Some(true) {
             continue;
         }
         let total: u64 = real.iter().map(|(_, ns)| ns).sum();
@@ -237,7 +337,7 @@ fn finding(context: &Context<'_>, waits: &CoroutineWaits) -> Option<Finding> {
     }
     evidence.push(format!(
         "none of the awaited calls uses a result of an earlier one (seen in task {})",
-        context.profile.thread_label(waits.task)
+        waits.task
     ));
     Some(Finding {
         code: DOCS.code,
@@ -285,5 +385,33 @@ mod tests {
             Some((vec!["a".to_string(), "b".to_string()], "pair()".to_string()))
         );
         assert_eq!(parse_await("x = compute()"), None);
+        assert_eq!(
+            parse_await("while line := await reader.readline():"),
+            Some((vec!["line".to_string()], "reader.readline()".to_string()))
+        );
+        assert_eq!(
+            parse_await("if (row := await cursor.fetchone()) is None:"),
+            Some((vec!["row".to_string()], "cursor.fetchone()".to_string()))
+        );
+        assert_eq!(
+            parse_await("return await client.get(url)"),
+            Some((vec![], "client.get(url)".to_string()))
+        );
+        assert_eq!(parse_await("if x == await f():"), None);
+    }
+
+    #[test]
+    fn reads_plain_assignments() {
+        assert_eq!(
+            plain_assignment("service, _, key = line.partition(' ')"),
+            Some(vec!["service".into(), "_".into(), "key".into()])
+        );
+        assert_eq!(
+            plain_assignment("total += price"),
+            Some(vec!["total".into()])
+        );
+        assert_eq!(plain_assignment("if user is None:"), None);
+        assert_eq!(plain_assignment("if a == b:"), None);
+        assert_eq!(plain_assignment("log(level=1)"), None);
     }
 }
