@@ -192,9 +192,9 @@ pub struct DoctorArgs {
     /// Where to write the report (default: standard output).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Report format.
-    #[arg(short, long, value_enum, default_value_t = ReportFormatArg::Text)]
-    pub format: ReportFormatArg,
+    /// Report format (default: from the -o file's extension, else text).
+    #[arg(short, long, value_enum)]
+    pub format: Option<ReportFormatArg>,
     /// Exit with status 3 if a finding of this severity or worse is reported.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<FailOnArg>,

@@ -147,3 +147,63 @@ rule_tests! {
     sequential_awaits: "PYDX-ASYNC002", "sequential_awaits.py", "sequential_awaits_fixed.py",
         Expect::Line("user = await backends[\"user\"].ask(order_id)");
 }
+
+/// The mixed program has three problems: each is found once, at its line,
+/// nothing else is reported, and the findings come most costly first.
+fn mixed_program_gets_three_ranked_findings(python: &Interpreter) {
+    let (report, script) = doctor(python, "mixed.py", &[]);
+    let all = report["findings"].as_array().expect("findings");
+    let mut codes: Vec<&str> = all.iter().filter_map(|f| f["code"].as_str()).collect();
+    codes.sort_unstable();
+    assert_eq!(
+        codes,
+        ["PYDX-ASYNC001", "PYDX-CACHE001", "PYDX-GIL001"],
+        "{}: {report:#}",
+        python.label
+    );
+    let costs: Vec<f64> = all
+        .iter()
+        .map(|f| f["cost"]["seconds"].as_f64().unwrap_or(-1.0))
+        .collect();
+    assert!(
+        costs.windows(2).all(|pair| pair[0] >= pair[1]),
+        "{}: not ranked by cost: {costs:?}",
+        python.label
+    );
+    let at = |code: &str| {
+        let finding = findings(&report, code)[0];
+        assert_eq!(finding["location"]["file"], script.as_str());
+        (
+            finding["location"]["function"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            finding["location"]["line"].as_u64().unwrap_or(0),
+        )
+    };
+    assert_eq!(at("PYDX-GIL001").0, "count_primes");
+    assert_eq!(
+        at("PYDX-ASYNC001"),
+        (
+            "handle_request".to_string(),
+            line_of("mixed.py", "time.sleep(0.2)")
+        )
+    );
+    assert_eq!(
+        at("PYDX-CACHE001"),
+        (
+            "shipping_quote".to_string(),
+            line_of("mixed.py", "def shipping_quote(zone, weight_class):")
+        )
+    );
+}
+
+#[test]
+fn mixed_program_on_3_11() {
+    mixed_program_gets_three_ranked_findings(&examples_python());
+}
+
+#[test]
+fn mixed_program_on_3_15() {
+    mixed_program_gets_three_ranked_findings(&interpreter("sid-3.15"));
+}

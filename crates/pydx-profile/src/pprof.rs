@@ -59,10 +59,13 @@ const RESERVED_LABELS: [&str; 13] = [
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     /// Reading the file failed.
-    #[error("cannot read the profile: {0}")]
+    #[error("cannot read the profile")]
     Io(#[from] std::io::Error),
+    /// The file has no bytes at all.
+    #[error("the file is empty, not a pprof profile")]
+    Empty,
     /// The bytes are not a (gzipped) pprof protobuf.
-    #[error("not a pprof profile: {0}")]
+    #[error("not a pprof profile")]
     Decode(#[from] prost::DecodeError),
     /// The protobuf decoded but is inconsistent.
     #[error("corrupt pprof profile: {0}")]
@@ -390,6 +393,9 @@ fn sample_labels(
 pub fn read_pprof(input: impl Read) -> Result<Profile, ProfileError> {
     let mut raw = Vec::new();
     input.take(MAX_DECOMPRESSED).read_to_end(&mut raw)?;
+    if raw.is_empty() {
+        return Err(ProfileError::Empty);
+    }
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut decoded = Vec::new();
         GzDecoder::new(raw.as_slice())

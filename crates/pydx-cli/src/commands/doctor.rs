@@ -51,10 +51,15 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
     let sources = SourceFiles::new(roots);
     let report = diagnose(&profile, &config, &sources);
     let format = match args.format {
-        ReportFormatArg::Text => ReportFormat::Text,
-        ReportFormatArg::Markdown => ReportFormat::Markdown,
-        ReportFormatArg::Json => ReportFormat::Json,
-        ReportFormatArg::Sarif => ReportFormat::Sarif,
+        Some(ReportFormatArg::Text) => ReportFormat::Text,
+        Some(ReportFormatArg::Markdown) => ReportFormat::Markdown,
+        Some(ReportFormatArg::Json) => ReportFormat::Json,
+        Some(ReportFormatArg::Sarif) => ReportFormat::Sarif,
+        None => args
+            .output
+            .as_deref()
+            .and_then(ReportFormat::from_path)
+            .unwrap_or(ReportFormat::Text),
     };
     let mut options = ReportOptions::default();
     options.tool_version = env!("CARGO_PKG_VERSION").to_string();
