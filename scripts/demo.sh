@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
-# Runs pydx on a real example: starts examples/order_service.py and shows
-# every thread's stack with `pydx dump`.
+# Runs pydx's main job on a real example: `pydx doctor` launches
+# examples/mixed.py (an order service with three performance problems),
+# samples it for its five seconds of life and prints the diagnosis.
+# Set PYTHON to choose the interpreter (default: python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release --quiet -p pydx-cli
 PYTHON="${PYTHON:-python3}"
-"$PYTHON" examples/order_service.py >/dev/null &
-service=$!
-trap 'kill "$service" 2>/dev/null' EXIT
-sleep 1
-./target/release/pydx dump --pid "$service"
+./target/release/pydx doctor -- "$PYTHON" examples/mixed.py 5
