@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use pydx_remote::{thread_ids, MemoryMaps, NamespaceTids, ProcessInfo, ProcessMemory};
+use pydx_remote::{
+    thread_ids, MemoryMaps, NamespaceTids, PrefetchingMemory, ProcessInfo, ProcessMemory,
+};
 
 use crate::asyncio::{AsyncioDebugOffsets, AsyncioTask};
 use crate::error::{AttachError, WalkError};
@@ -42,7 +44,7 @@ pub struct PythonThread {
 pub struct PythonProcess {
     pid: u32,
     location: Location,
-    reader: PythonReader<ProcessMemory>,
+    reader: PythonReader<PrefetchingMemory<ProcessMemory>>,
     /// ≤3.10: where the TID is in glibc's thread descriptor.
     pthread_tid_offset: Option<u64>,
     /// Thread names by `thread_id`.
@@ -133,7 +135,7 @@ impl PythonProcess {
         let mut process = Self {
             pid,
             location,
-            reader: PythonReader::new(memory, layout),
+            reader: PythonReader::new(PrefetchingMemory::new(memory), layout),
             pthread_tid_offset: None,
             names: HashMap::new(),
             identities: HashMap::new(),
@@ -239,7 +241,7 @@ impl PythonProcess {
     }
 
     /// The reader, for lower-level access (objects, dictionaries, ...).
-    pub fn reader(&mut self) -> &mut PythonReader<ProcessMemory> {
+    pub fn reader(&mut self) -> &mut PythonReader<PrefetchingMemory<ProcessMemory>> {
         &mut self.reader
     }
 
@@ -262,16 +264,30 @@ impl PythonProcess {
     /// Fails only if the process is gone or access is lost; a thread whose
     /// stack cannot be read carries the error instead.
     pub fn threads(&mut self) -> Result<Vec<PythonThread>, WalkError> {
-        let Threads {
-            interpreters: gils,
-            states,
-        } = self.reader.threads(self.location.runtime)?;
-        let stacks = self.reader.stacks(
-            &states
-                .iter()
-                .map(|s| s.bytes.as_slice())
-                .collect::<Vec<_>>(),
-        )?;
+        // One round of reads: in steady state the thread states, frames and
+        // code-object checks all come in the round's first system call.
+        self.reader.memory.begin_round();
+        let read = self
+            .reader
+            .threads(self.location.runtime)
+            .and_then(|threads| {
+                let stacks = self.reader.stacks(
+                    &threads
+                        .states
+                        .iter()
+                        .map(|s| s.bytes.as_slice())
+                        .collect::<Vec<_>>(),
+                )?;
+                Ok((threads, stacks))
+            });
+        self.reader.memory.end_round();
+        let (
+            Threads {
+                interpreters: gils,
+                states,
+            },
+            stacks,
+        ) = read?;
         let keys: Vec<ThreadKey> = states.iter().map(ThreadKey::of).collect();
         let stale = self.identities_read.elapsed() > IDENTITY_REFRESH;
         if stale || keys.iter().any(|k| !self.identities.contains_key(k)) {

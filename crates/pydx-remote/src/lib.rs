@@ -29,6 +29,7 @@ mod maps;
 mod memory;
 mod pause;
 mod permission;
+mod prefetch;
 mod proc;
 mod process_memory;
 mod signal;
@@ -40,6 +41,7 @@ pub use maps::{MemoryMap, MemoryMaps};
 pub use memory::{FakeMemory, MemoryReader, ReadExt, ReadRequest};
 pub use pause::ProcessPause;
 pub use permission::permission_hint;
+pub use prefetch::PrefetchingMemory;
 pub use proc::{
     child_pids, process_alive, process_exists, read_cmdline, thread_ids, NamespaceTids,
     ProcessInfo, RunState, SyscallState, ThreadStateReader,

@@ -152,11 +152,14 @@ impl Snapshotter {
     }
 
     /// Reads the local variables of the innermost frames of the program's
-    /// own code (up to `frames_per_thread` per thread) of every thread on a
-    /// CPU, for rules that reason about values. Costs a few reads per frame,
-    /// so the sampler does it only now and then.
+    /// own code (up to `frames_per_thread` per thread) of every thread that
+    /// is running or only waiting for the GIL (its frames are those it will
+    /// run next), for rules that reason about values. Costs a few reads per
+    /// frame, so the sampler does it only now and then.
     pub fn observe(&mut self, threads: &mut [ThreadSnapshot], frames_per_thread: usize) {
-        for thread in threads.iter_mut().filter(|t| t.activity == Activity::OnCpu) {
+        let busy =
+            |t: &&mut ThreadSnapshot| matches!(t.activity, Activity::OnCpu | Activity::GilWait);
+        for thread in threads.iter_mut().filter(busy) {
             let user_frames: Vec<usize> = thread
                 .python
                 .frames

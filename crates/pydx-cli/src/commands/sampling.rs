@@ -9,7 +9,7 @@ use crate::cli::SamplingArgs;
 
 /// How often `record` and `doctor` read the local variables of hot frames,
 /// for the rules that reason about values (a few reads per frame).
-const OBSERVE_EVERY: Duration = Duration::from_millis(50);
+const OBSERVE_EVERY: Duration = Duration::from_millis(25);
 
 /// The sampling options the arguments ask for; `observe` turns on reading
 /// the local variables of hot frames now and then.
