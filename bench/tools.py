@@ -37,6 +37,26 @@ def pydx():
     return str(REPO / "target" / "release" / "pydx")
 
 
+def pydx_at_head():
+    """pydx built from the last commit (git archive HEAD) in the test cache,
+    for when the working tree does not build while others edit it. Returns
+    (binary, commit)."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
+                            stdout=subprocess.PIPE, text=True).stdout.strip()
+    source = CACHE / "bench-pydx-head"
+    if source.exists():
+        shutil.rmtree(source)
+    source.mkdir(parents=True)
+    archive = subprocess.Popen(["git", "archive", "HEAD"], cwd=REPO, stdout=subprocess.PIPE)
+    run("tar", "-x", "-C", str(source), stdin=archive.stdout)
+    archive.stdout.close()
+    if archive.wait() != 0:
+        raise RuntimeError("git archive HEAD failed")
+    env = dict(os.environ, CARGO_TARGET_DIR=str(CACHE / "bench-pydx-target"))
+    run("cargo", "build", "--release", "--quiet", "-p", "pydx-cli", cwd=source, env=env)
+    return str(CACHE / "bench-pydx-target" / "release" / "pydx"), commit
+
+
 def py_spy():
     binary = VENV / "bin" / "py-spy"
     if not binary.exists():
