@@ -702,8 +702,10 @@ class Asyncio(Windowed):
     functions = ("blocking_call",)
     baseline = False
     note = ("Error = |share of the loop thread's samples inside blocking_call() - share of the "
-            "sampling window the loop spent blocked|. Without --idle (py-spy, pydx) or with "
-            "Austin -c the blocked time is dropped, and a rate cannot be derived for py-spy.")
+            "sampling window the loop spent blocked|. Without --idle, py-spy drops the blocked "
+            "time as idle and no rate can be derived for it; pydx keeps a stalled loop's samples "
+            "(and drops only its idle waits), so its share is of all sampling rounds. Austin -c "
+            "drops the blocked time.")
 
     def truth(self, before, a, b, after):
         # blocked share over the whole sampling window, which starts within
@@ -720,7 +722,11 @@ class Asyncio(Windowed):
         row["loop_samples"] = total
         if total < 50:  # the blocked time is not in this profile (on-CPU samples only)
             return
-        row["blocked"] = 100.0 * by["blocking_call"] / total
+        # Without --idle, pydx keeps the stalled loop's samples but drops its
+        # idle waits: the blocked share is then of all sampling rounds.
+        kept_all = self.idle_included(cfg) or "rounds" not in row
+        rounds = total if kept_all else row["rounds"]
+        row["blocked"] = 100.0 * by["blocking_call"] / rounds
         row["error"] = abs(row["blocked"] - row["truth_blocked"])
 
     def detail(self, rows):

@@ -452,3 +452,43 @@ fn async_tasks_on_3_11() {
 fn async_tasks_on_3_15() {
     record_async_tasks("sid-3.15");
 }
+
+/// Without `--idle`, the time an event loop spends stuck in `time.sleep`
+/// still shows: every task waited for it, although the thread slept.
+#[test]
+fn a_blocked_event_loop_shows_without_idle() {
+    let python = interpreter("pyenv-3.12");
+    let script = python.install_example("blocked_loop.py");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("loop.txt");
+    let output = pydx()
+        .args(["record", "-o"])
+        .arg(&path)
+        .arg("--")
+        .args(python.argv(&[&script, "2"]))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let collapsed = std::fs::read_to_string(&path).unwrap();
+    let count = |l: &str| {
+        l.rsplit(' ')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let total: u64 = collapsed.lines().map(count).sum();
+    let sleeping: u64 = collapsed
+        .lines()
+        .filter(|l| l.contains(&format!("handle_request ({script}:19)")))
+        .map(count)
+        .sum();
+    // The handler sleeps 0.25 s of every 0.3 s.
+    assert!(
+        sleeping * 100 >= total * 60,
+        "{sleeping} of {total} samples in the blocking call:\n{collapsed}"
+    );
+}

@@ -31,9 +31,10 @@ mod pprof;
 mod timeline;
 
 pub use model::{
-    Activity, CodeKind, Frame, FrameId, LabelSetId, Meta, ProcessMeta, Profile, SampleKey,
-    SampleState, StackId, StackNode, StrId, ThreadId, ThreadInfo, EXEC_BYTECODE, EXEC_NATIVE_CALL,
-    LABEL_TASK, LABEL_TASK_STATE, OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN, OBSERVED_EXEC,
+    is_event_loop_machinery, is_event_loop_run, Activity, CodeKind, Frame, FrameId, LabelSetId,
+    Meta, ProcessMeta, Profile, SampleKey, SampleState, StackId, StackNode, StrId, ThreadId,
+    ThreadInfo, EVENT_LOOP_BLOCKED, EXEC_BYTECODE, EXEC_NATIVE_CALL, LABEL_EVENT_LOOP, LABEL_TASK,
+    LABEL_TASK_STATE, OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN, OBSERVED_EXEC,
     OBSERVED_LOCAL_TYPE, TASK_WAITING,
 };
 pub use pprof::{read_pprof, write_pprof, ProfileError};

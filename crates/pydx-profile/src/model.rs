@@ -52,6 +52,13 @@ pub const LABEL_TASK_STATE: &str = "pydx.task.state";
 /// The value of [`LABEL_TASK_STATE`] for a waiting task.
 pub const TASK_WAITING: &str = "waiting";
 
+/// Label set on samples of a thread whose asyncio event loop was stuck in
+/// a call rather than waiting for events: that time blocks every task, so
+/// profiles show it even when the thread slept (in `time.sleep`, say).
+pub const LABEL_EVENT_LOOP: &str = "pydx.event_loop";
+/// The value of [`LABEL_EVENT_LOOP`] for a stuck loop.
+pub const EVENT_LOOP_BLOCKED: &str = "blocked";
+
 /// Observation kind for the arguments of one call, as `name=repr, ...`.
 pub const OBSERVED_CALL_ARGS: &str = "call.args";
 /// Observation kind counting observations of a frame that found the same
@@ -92,6 +99,20 @@ impl CodeKind {
             CodeKind::User
         }
     }
+}
+
+/// Whether a function of `file` is part of asyncio's event loop itself
+/// (the loop, its runner, its selector), not code it runs.
+pub fn is_event_loop_machinery(file: &str) -> bool {
+    file.ends_with("asyncio/base_events.py")
+        || file.ends_with("asyncio/runners.py")
+        || file.ends_with("asyncio/unix_events.py")
+        || file.ends_with("/selectors.py")
+}
+
+/// Whether `function` of `file` is the frame an asyncio event loop runs in.
+pub fn is_event_loop_run(function: &str, file: &str) -> bool {
+    file.ends_with("asyncio/base_events.py") && function.ends_with("run_forever")
 }
 
 /// `…/lib/python3.X/…` outside site-packages: the standard library.
@@ -468,6 +489,15 @@ impl Profile {
             .iter()
             .find(|&&(k, _)| self.str(k) == key)
             .map(|&(_, v)| v)
+    }
+
+    /// Whether samples with these labels are of a thread whose event loop
+    /// was stuck in a call.
+    pub fn is_blocked_event_loop(&self, labels: LabelSetId) -> bool {
+        labels != LabelSetId(0)
+            && self
+                .labels(labels)
+                .any(|(key, value)| key == LABEL_EVENT_LOOP && value == EVENT_LOOP_BLOCKED)
     }
 
     /// Whether samples with these labels are of an asyncio task waiting in

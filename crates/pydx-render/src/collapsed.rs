@@ -33,7 +33,7 @@ pub(crate) fn collapsed_lines(profile: &Profile, options: &RenderOptions) -> Vec
     let mut table = FrameTable::default();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for (key, count) in profile.samples_sorted() {
-        if !namer.keeps(key.state) {
+        if !namer.keeps(key.state, key.labels) {
             continue;
         }
         let frames = namer.frames(key.thread, key.labels, RunStack::Stack(key.stack));

@@ -66,10 +66,13 @@ impl<'a> FrameNamer<'a> {
         self.several_processes
     }
 
-    /// Whether samples (or runs) in this state are shown.
-    pub(crate) fn keeps(&self, state: SampleState) -> bool {
+    /// Whether samples (or runs) in this state, with these labels, are
+    /// shown. A thread whose event loop was stuck in a call is shown even
+    /// when it slept: every task waited for it.
+    pub(crate) fn keeps(&self, state: SampleState, labels: LabelSetId) -> bool {
         let activity_shown = self.options.include_idle
-            || matches!(state.activity, Activity::OnCpu | Activity::Unknown);
+            || matches!(state.activity, Activity::OnCpu | Activity::Unknown)
+            || self.profile.is_blocked_event_loop(labels);
         activity_shown && (!self.options.gil_only || state.holds_gil)
     }
 
@@ -246,11 +249,27 @@ mod tests {
             };
             let namer = FrameNamer::new(&profile, &options);
             assert_eq!(
-                namer.keeps(state(activity, holds_gil)),
+                namer.keeps(state(activity, holds_gil), LabelSetId(0)),
                 kept,
                 "{include_idle} {gil_only} {activity:?} {holds_gil}"
             );
         }
+    }
+
+    #[test]
+    fn a_stuck_event_loop_is_kept_even_when_it_slept() {
+        let mut profile = Profile::new(Meta::default());
+        let stuck = profile.label_set(&[(
+            pydx_profile::LABEL_EVENT_LOOP,
+            pydx_profile::EVENT_LOOP_BLOCKED,
+        )]);
+        let task = profile.label_set(&[(LABEL_TASK, "Task-1")]);
+        let options = RenderOptions::default();
+        let namer = FrameNamer::new(&profile, &options);
+        let idle = state(Activity::Idle, false);
+        assert!(namer.keeps(idle, stuck));
+        assert!(!namer.keeps(idle, task));
+        assert!(!namer.keeps(idle, LabelSetId(0)));
     }
 
     #[test]

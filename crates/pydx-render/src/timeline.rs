@@ -71,7 +71,7 @@ fn thread_spans(
             _ => run.end_ns,
         }
         .max(run.start_ns);
-        let frames = if namer.keeps(run.state) {
+        let frames = if namer.keeps(run.state, run.labels) {
             table.intern_all(namer, &namer.frames(run.thread, run.labels, run.stack))
         } else {
             Vec::new()

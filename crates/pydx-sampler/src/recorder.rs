@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use pydx_cpython::{AsyncioTask, CodeInfo, Frame};
 use pydx_profile::{
-    Activity, FrameId, LabelSetId, Meta, ProcessMeta, Profile, SampleKey, SampleState, StackId,
-    EXEC_BYTECODE, EXEC_NATIVE_CALL, LABEL_TASK, LABEL_TASK_STATE, OBSERVED_CALL_ARGS,
-    OBSERVED_CALL_ARGS_AGAIN, OBSERVED_EXEC, OBSERVED_LOCAL_TYPE, TASK_WAITING,
+    is_event_loop_machinery, is_event_loop_run, Activity, FrameId, LabelSetId, Meta, ProcessMeta,
+    Profile, SampleKey, SampleState, StackId, EVENT_LOOP_BLOCKED, EXEC_BYTECODE, EXEC_NATIVE_CALL,
+    LABEL_EVENT_LOOP, LABEL_TASK, LABEL_TASK_STATE, OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN,
+    OBSERVED_EXEC, OBSERVED_LOCAL_TYPE, TASK_WAITING,
 };
 
 use crate::sampler::{SampleSink, Summary};
@@ -32,6 +33,31 @@ pub struct ProfileRecorder {
     last_observed: HashMap<(u32, u64), Vec<ObservedCall>>,
     /// asyncio tasks and what they are labelled with.
     tasks: TaskTracker,
+    /// What each code object is to an asyncio event loop.
+    code_roles: HashMap<usize, CodeRole>,
+}
+
+/// What a code object is to an asyncio event loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CodeRole {
+    /// The function the loop runs in (`run_forever`).
+    LoopRun,
+    /// Other code of the loop itself (its runner, its selector).
+    LoopMachinery,
+    /// Anything else.
+    Other,
+}
+
+impl CodeRole {
+    fn of(code: &CodeInfo) -> Self {
+        if is_event_loop_run(&code.qualname, &code.filename) {
+            CodeRole::LoopRun
+        } else if is_event_loop_machinery(&code.filename) {
+            CodeRole::LoopMachinery
+        } else {
+            CodeRole::Other
+        }
+    }
 }
 
 /// Distinct task names kept as labels; past this, tasks are labelled with
@@ -53,9 +79,9 @@ struct TaskTracker {
     free: HashMap<u32, VecDeque<u64>>,
     /// Per process, the next slot never used.
     next_slot: HashMap<u32, u64>,
-    /// (pid, thread ident) -> the labels of the task that thread runs, and
+    /// (pid, thread ident) -> the name of the task that thread runs, and
     /// the code of the task's outermost coroutine.
-    running: HashMap<(u32, u64), (LabelSetId, usize)>,
+    running: HashMap<(u32, u64), (String, usize)>,
     /// Task names used as labels so far.
     names: HashSet<String>,
 }
@@ -119,6 +145,7 @@ impl ProfileRecorder {
             last_stacks: HashMap::new(),
             last_observed: HashMap::new(),
             tasks: TaskTracker::default(),
+            code_roles: HashMap::new(),
         }
     }
 
@@ -195,7 +222,7 @@ impl SampleSink for ProfileRecorder {
                     activity: thread.activity,
                     holds_gil: python.holds_gil,
                 },
-                labels: self.running_task_labels(pid, python),
+                labels: self.thread_labels(pid, python),
             };
             self.profile.add_sample(time_ns, key);
             if let (Activity::OnCpu, Some(innermost)) = (thread.activity, python.frames.first()) {
@@ -223,12 +250,11 @@ impl SampleSink for ProfileRecorder {
         for task in tasks {
             let name = self.tasks.label_name(task);
             if let Some(ident) = task.running_on {
-                let labels = self.profile.label_set(&[(LABEL_TASK, &name)]);
                 let outermost = task
                     .coroutines
                     .last()
                     .map_or(0, |c| Arc::as_ptr(&c.code) as usize);
-                self.tasks.running.insert((pid, ident), (labels, outermost));
+                self.tasks.running.insert((pid, ident), (name, outermost));
                 continue;
             }
             if task.coroutines.is_empty() {
@@ -260,18 +286,49 @@ impl ProfileRecorder {
     /// The labels naming the task a thread runs: the one the last task
     /// reading saw it run, if that task's outermost coroutine is still on
     /// the thread's stack (the task may have yielded since).
-    fn running_task_labels(&self, pid: u32, python: &pydx_cpython::PythonThread) -> LabelSetId {
-        match self.tasks.running.get(&(pid, python.thread_id)) {
-            Some(&(labels, outermost))
+    /// The labels of a thread's sample: the asyncio task it runs, and
+    /// whether its event loop is stuck in a call.
+    fn thread_labels(&mut self, pid: u32, python: &pydx_cpython::PythonThread) -> LabelSetId {
+        let blocked = self.event_loop_stuck(&python.frames);
+        let task = match self.tasks.running.get(&(pid, python.thread_id)) {
+            Some((name, outermost))
                 if python
                     .frames
                     .iter()
-                    .any(|f| Arc::as_ptr(&f.code) as usize == outermost) =>
+                    .any(|f| Arc::as_ptr(&f.code) as usize == *outermost) =>
             {
-                labels
+                Some(name.as_str())
             }
-            _ => LabelSetId(0),
+            _ => None,
+        };
+        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(2);
+        if let Some(task) = task {
+            labels.push((LABEL_TASK, task));
         }
+        if blocked {
+            labels.push((LABEL_EVENT_LOOP, EVENT_LOOP_BLOCKED));
+        }
+        if labels.is_empty() {
+            LabelSetId(0)
+        } else {
+            self.profile.label_set(&labels)
+        }
+    }
+
+    /// Whether `frames` (innermost first) are an asyncio event loop stuck in
+    /// a call: the loop runs further out, and the innermost frame is not
+    /// the loop's own (its selector wait, say).
+    fn event_loop_stuck(&mut self, frames: &[Frame]) -> bool {
+        let Some(innermost) = frames.first() else {
+            return false;
+        };
+        let mut role = |frame: &Frame| -> CodeRole {
+            *self
+                .code_roles
+                .entry(Arc::as_ptr(&frame.code) as usize)
+                .or_insert_with(|| CodeRole::of(&frame.code))
+        };
+        role(innermost) == CodeRole::Other && frames.iter().any(|f| role(f) == CodeRole::LoopRun)
     }
 
     /// Stores observed arguments (once per call) and local types.

@@ -103,7 +103,7 @@ pub enum StopReason {
 }
 
 /// What a sampling run did.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     /// How long sampling ran.
     pub elapsed: Duration,
@@ -111,6 +111,8 @@ pub struct Summary {
     pub rounds: u64,
     /// Process snapshots that failed.
     pub errors: u64,
+    /// Why the last failed snapshot failed.
+    pub last_error: Option<String>,
     /// Rounds skipped because sampling fell behind.
     pub missed: u64,
     /// Processes sampled over the whole run.
@@ -217,6 +219,7 @@ impl Sampler {
         let mut next_observation = start;
         let mut next_progress = start + PROGRESS_EVERY;
         let (mut rounds, mut errors, mut missed) = (0u64, 0u64, 0u64);
+        let mut last_error = None;
         let mut rounds_at_last_report = 0u64;
         let mut last_report = start;
         let stop_reason = loop {
@@ -252,7 +255,10 @@ impl Sampler {
                         sink.add_snapshot(target.process().pid(), elapsed, &threads)
                     }
                     Err(SnapshotError::ProcessExited(_)) => exited.push(index),
-                    Err(_) => errors += 1,
+                    Err(error) => {
+                        errors += 1;
+                        last_error = Some(error.to_string());
+                    }
                 }
             }
             for index in exited.into_iter().rev() {
@@ -294,6 +300,7 @@ impl Sampler {
             elapsed: start.elapsed(),
             rounds,
             errors,
+            last_error,
             missed,
             processes_seen: self.processes_seen,
             stop: stop_reason,

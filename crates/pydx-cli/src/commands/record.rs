@@ -135,8 +135,12 @@ fn describe(profile: &Profile, summary: &Summary) -> String {
     } else {
         String::new()
     };
+    let last_error = match &summary.last_error {
+        Some(error) => format!(" (last: {error})"),
+        None => String::new(),
+    };
     format!(
-        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({:.0} Hz achieved of {:.0} requested), {} error{}; {}",
+        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({:.0} Hz achieved of {:.0} requested), {} error{}{last_error}; {}",
         threads,
         if threads == 1 { "" } else { "s" },
         processes,

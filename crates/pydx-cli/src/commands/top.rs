@@ -665,13 +665,16 @@ impl View {
         };
         Self {
             processes: tallies.processes.clone(),
-            elapsed: tallies.summary.map_or(tallies.latest, |s| s.elapsed),
+            elapsed: tallies
+                .summary
+                .as_ref()
+                .map_or(tallies.latest, |s| s.elapsed),
             window_start: tallies.window_start,
             counts: tallies.counts,
             // A round half read must not show too few threads.
             threads: tallies.threads_in_round.max(tallies.threads_in_last_round),
             errors: tallies.errors,
-            stop: tallies.summary.map(|s| s.stop),
+            stop: tallies.summary.as_ref().map(|s| s.stop),
             by_line: tallies
                 .by_line
                 .iter()

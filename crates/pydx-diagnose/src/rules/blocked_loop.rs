@@ -2,7 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use pydx_profile::{Activity, FrameId, RunStack, StackId, ThreadId, LABEL_TASK};
+use pydx_profile::{
+    is_event_loop_machinery, is_event_loop_run, Activity, FrameId, RunStack, StackId, ThreadId,
+    LABEL_TASK,
+};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
@@ -120,9 +123,7 @@ fn loop_threads(context: &Context<'_>) -> Vec<ThreadId> {
                 .profile
                 .frames_innermost_first(key.stack)
                 .iter()
-                .any(|&f| {
-                    is_loop_machinery(context, f) && context.function(f).ends_with("run_forever")
-                })
+                .any(|&f| is_event_loop_run(context.function(f), context.file(f)))
         })
         .map(|(key, _)| key.thread)
         .collect();
@@ -133,11 +134,7 @@ fn loop_threads(context: &Context<'_>) -> Vec<ThreadId> {
 
 /// Frames of the event loop itself and of its selector.
 fn is_loop_machinery(context: &Context<'_>, frame: FrameId) -> bool {
-    let file = context.file(frame);
-    file.ends_with("asyncio/base_events.py")
-        || file.ends_with("asyncio/runners.py")
-        || file.ends_with("/selectors.py")
-        || file.ends_with("asyncio/unix_events.py")
+    is_event_loop_machinery(context.file(frame))
 }
 
 /// Whether the loop is running a callback (rather than waiting for I/O)
@@ -148,7 +145,7 @@ fn is_busy(context: &Context<'_>, stack: Option<StackId>) -> bool {
     let frames = context.profile.frames_innermost_first(stack);
     let loop_running = frames
         .iter()
-        .any(|&f| is_loop_machinery(context, f) && context.function(f).ends_with("run_forever"));
+        .any(|&f| is_event_loop_run(context.function(f), context.file(f)));
     loop_running
         && frames
             .first()
