@@ -70,16 +70,25 @@ enum Expect {
     InFunction(&'static str, &'static str),
 }
 
-/// Checks that `code` fires where expected in `bad` and not at all in `fixed`.
+/// The codes of all findings of a report.
+fn codes(report: &Value) -> Vec<&str> {
+    report["findings"]
+        .as_array()
+        .map(|all| all.iter().filter_map(|f| f["code"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// Checks that `code` fires where expected in `bad`, and that nothing else
+/// does there or in `fixed`: no false findings on either program.
 fn fires_and_is_fixed(python: &Interpreter, code: &str, bad: &str, fixed: &str, expect: Expect) {
     let (report, script) = doctor(python, bad, &[]);
-    let found = findings(&report, code);
     assert_eq!(
-        found.len(),
-        1,
-        "{} {bad}: expected one {code}, got {report:#}",
+        codes(&report),
+        [code],
+        "{} {bad}: expected one {code} and nothing else, got {report:#}",
         python.label
     );
+    let found = findings(&report, code);
     let location = &found[0]["location"];
     assert_eq!(
         location["file"],
@@ -114,8 +123,8 @@ fn fires_and_is_fixed(python: &Interpreter, code: &str, bad: &str, fixed: &str, 
 
     let (report, _) = doctor(python, fixed, &[]);
     assert!(
-        findings(&report, code).is_empty(),
-        "{} {fixed}: the fixed program still gets {code}: {report:#}",
+        codes(&report).is_empty(),
+        "{} {fixed}: the fixed program still gets findings: {report:#}",
         python.label
     );
 }

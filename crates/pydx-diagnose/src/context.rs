@@ -135,6 +135,11 @@ impl<'a> Context<'a> {
             .find(|&f| self.is_user_frame(f))
     }
 
+    /// Fewest samples a CPU rule needs in the code it reports (0.2 s at the
+    /// default 100 Hz): below that a share is noise, and a mostly idle
+    /// program's few busy moments are not worth a finding.
+    pub const MIN_CPU_SAMPLES: u64 = 20;
+
     /// Samples on a CPU (or of unknown state, counted as running), which is
     /// what CPU rules measure against.
     pub fn on_cpu(key: &SampleKey) -> bool {

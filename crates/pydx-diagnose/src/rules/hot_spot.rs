@@ -24,7 +24,8 @@ static DOCS: RuleDocs = RuleDocs {
     fix: "In order: change the algorithm (fewer passes, a better data structure); cache the function with \
           functools.lru_cache if it is pure and called again with the same arguments (see PYDX-CACHE001); \
           move it to a compiled extension (Cython, or Rust with PyO3); or run the program on PyPy.",
-    thresholds: "min_cpu_share = 0.10: the function's own time is at least 10% of the on-CPU samples.",
+    thresholds: "min_cpu_share = 0.10: the function's own time is at least 10% of the on-CPU samples, \
+                 and at least 20 samples (0.2 s at 100 Hz).",
 };
 
 /// PYDX-CPU002.
@@ -102,7 +103,9 @@ impl HotSpot {
             None => samples.own as f64,
         };
         let share = interpreted / total as f64;
-        if share < context.config.hot_spot.min_cpu_share {
+        if share < context.config.hot_spot.min_cpu_share
+            || (interpreted as u64) < Context::MIN_CPU_SAMPLES
+        {
             return None;
         }
         // Numeric loops are PYDX-CPU001's; skip a function whose hottest line is one.

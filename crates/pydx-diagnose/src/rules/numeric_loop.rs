@@ -22,7 +22,8 @@ static DOCS: RuleDocs = RuleDocs {
     example: "total = 0.0\nfor i in range(len(prices)):\n    total += prices[i] * quantities[i]",
     fix: "Express the loop as one array expression: convert the inputs once with `np.asarray(...)`, then \
           use `a * b`, `np.sum`, `np.dot`, `np.where`, etc. instead of indexing element by element.",
-    thresholds: "min_cpu_share = 0.05: the loop's arithmetic lines take at least 5% of the on-CPU samples. \
+    thresholds: "min_cpu_share = 0.05: the loop's arithmetic lines take at least 5% of the on-CPU samples \
+                 (and at least 20 samples, 0.2 s at 100 Hz). \
                  The rule needs the program's source lines to see the loop and the arithmetic.",
 };
 
@@ -142,7 +143,9 @@ impl NumericLoop {
     ) -> Option<Finding> {
         let loop_samples: u64 = samples.lines.values().map(|(n, _, _)| n).sum();
         let share = loop_samples as f64 / total as f64;
-        if share < context.config.numeric_loop.min_cpu_share {
+        if share < context.config.numeric_loop.min_cpu_share
+            || loop_samples < Context::MIN_CPU_SAMPLES
+        {
             return None;
         }
         let (&hot_line, &(_, hot_frame, hot_stack)) = samples

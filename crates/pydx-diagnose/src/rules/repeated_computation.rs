@@ -24,7 +24,8 @@ static DOCS: RuleDocs = RuleDocs {
     fix: "If the function is pure, decorate it with @functools.lru_cache(maxsize=N) (or @functools.cache \
           for a small, bounded set of arguments), with N from the number of distinct argument sets; for \
           results shared between processes, use an application cache such as Redis.",
-    thresholds: "min_cpu_share = 0.05 (the function and its callees take 5% of the on-CPU samples), \
+    thresholds: "min_cpu_share = 0.05 (the function and its callees take 5% of the on-CPU samples, \
+                 and at least 20 samples), \
                  min_calls = 10 calls observed, max_distinct_ratio = 0.5 (at most one distinct argument \
                  set per two calls).",
 };
@@ -76,11 +77,23 @@ impl Rule for RepeatedComputation {
                 let distinct = observed.arguments.len() as u64;
                 let repeats = seen >= config.min_calls
                     && distinct as f64 <= seen as f64 * config.max_distinct_ratio;
+                // With one dominant argument set, only the timeline can
+                // tell many calls from one long one: it must show the
+                // function entered afresh for at least half the calls seen.
                 let calls_are_short = match observed.distinct_calls(seen) {
                     Some(distinct_calls) => distinct_calls,
-                    None => calls_entered(context, &function, &file) >= MIN_ENTRIES,
+                    None => {
+                        let entries = calls_entered(context, &function, &file);
+                        entries >= MIN_ENTRIES && entries * 2 >= seen
+                    }
                 };
-                (share >= config.min_cpu_share && repeats && calls_are_short)
+                // Module bodies, comprehensions and the like are not functions to cache.
+                let a_function = !function.starts_with('<');
+                (a_function
+                    && share >= config.min_cpu_share
+                    && samples >= Context::MIN_CPU_SAMPLES
+                    && repeats
+                    && calls_are_short)
                     .then(|| finding(context, observed.frame, &observed.arguments, samples, share))
             })
             .collect()
