@@ -2,12 +2,11 @@
 //! of a real gunicorn server is sampled, each sample knowing its process.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pydx_profile::{read_pprof, Profile};
-use pydx_testkit::{free_port, interpreter, web_python, web_venv};
+use pydx_testkit::{interpreter, Gunicorn};
 
 fn pydx() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pydx"))
@@ -64,71 +63,9 @@ fn every_worker_of_a_multiprocessing_pool_is_sampled() {
     assert_eq!(profile.meta.processes.len(), 4);
 }
 
-/// A gunicorn server with three workers on a free port; killed on drop.
-struct Gunicorn {
-    master: std::process::Child,
-    port: u16,
-}
-
-impl Gunicorn {
-    fn start() -> Self {
-        let port = free_port();
-        let python = web_python();
-        let app_dir = python.install_script("wsgi_app.py");
-        let app_dir = std::path::Path::new(&app_dir)
-            .parent()
-            .unwrap()
-            .to_path_buf();
-        let master = Command::new(web_venv().join("bin/gunicorn"))
-            .args([
-                "--workers",
-                "3",
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--chdir",
-            ])
-            .arg(&app_dir)
-            .arg("wsgi_app:app")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start gunicorn");
-        let server = Self { master, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while server.get("/ready").is_none() {
-            assert!(Instant::now() < deadline, "gunicorn did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn get(&self, path: &str) -> Option<String> {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        response.starts_with("HTTP/1.0 200").then_some(response)
-    }
-}
-
-impl Drop for Gunicorn {
-    fn drop(&mut self) {
-        // gunicorn stops its workers on SIGTERM.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.master.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline && self.master.try_wait().ok().flatten().is_none() {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.master.kill();
-        let _ = self.master.wait();
-    }
-}
-
 #[test]
 fn every_worker_of_gunicorn_is_sampled() {
-    let server = Gunicorn::start();
+    let server = Gunicorn::start("wsgi_app.py", "wsgi_app:app", 3);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("gunicorn.pb.gz");
     let recorder = pydx()

@@ -7,7 +7,7 @@
 //! the triples name against the cache in one batched read and decodes the
 //! ones it has not seen.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use pydx_remote::{MemoryReader, ReadRequest};
 
@@ -18,6 +18,7 @@ use crate::reader::{
     i32_at, u64_at, u8_at, CodeEntry, PythonReader, MAX_LINETABLE_BYTES, MAX_STACK_DEPTH,
     MAX_STRING_CHARS,
 };
+use crate::requests::RequestSlot;
 
 /// Largest stretch of a data-stack chunk copied in one read.
 const MAX_CHUNK_COPY: u64 = 1 << 20;
@@ -56,6 +57,8 @@ pub struct CodeInfo {
     /// instruction a frame is at.
     pub(crate) bytecode: Vec<u8>,
     pub(crate) line_table: LineTable,
+    /// Which local holds an HTTP request, once looked up.
+    pub(crate) request_slot: OnceLock<Option<RequestSlot>>,
 }
 
 impl CodeInfo {
@@ -72,6 +75,7 @@ impl CodeInfo {
             code_bytes: 0,
             bytecode: Vec::new(),
             line_table: LineTable::default(),
+            request_slot: OnceLock::new(),
         }
     }
 }
@@ -618,6 +622,7 @@ impl<M: MemoryReader> PythonReader<M> {
             code_bytes,
             bytecode: Vec::new(),
             line_table: LineTable::decode(layout.linetable_format, &table, first_line),
+            request_slot: OnceLock::new(),
         })
     }
 

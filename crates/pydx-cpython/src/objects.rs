@@ -528,7 +528,11 @@ impl<M: MemoryReader> PythonReader<M> {
 
     /// The value of the entry whose key is the string `name`. All keys are
     /// compared in one batched read of their headers and first characters.
-    fn find_str_key(&mut self, items: &[(u64, u64)], name: &str) -> Result<Option<u64>, WalkError> {
+    pub(crate) fn find_str_key(
+        &mut self,
+        items: &[(u64, u64)],
+        name: &str,
+    ) -> Result<Option<u64>, WalkError> {
         if !name.is_ascii() {
             for &(key, value) in items {
                 if self

@@ -14,6 +14,7 @@ use crate::layout::Layout;
 use crate::locals::Local;
 use crate::locate::{locate, Location};
 use crate::reader::PythonReader;
+use crate::requests::HttpRequest;
 use crate::threads::{ThreadState, Threads};
 use crate::version::PythonVersion;
 
@@ -37,6 +38,9 @@ pub struct PythonThread {
     pub truncated: bool,
     /// Why its stack could not be read, if it could not.
     pub error: Option<WalkError>,
+    /// The HTTP request it is serving, when requests are read (see
+    /// [`PythonProcess::set_read_requests`]) and it serves one.
+    pub request: Option<HttpRequest>,
 }
 
 /// A CPython process pydx has attached to (read-only).
@@ -58,6 +62,8 @@ pub struct PythonProcess {
     namespace: Option<NamespaceTids>,
     /// 3.14+: the `_asyncio` module's `.AsyncioDebug` offsets, once found.
     asyncio_debug: Option<AsyncioDebugOffsets>,
+    /// Whether [`PythonProcess::threads`] also reads each thread's request.
+    read_requests: bool,
 }
 
 /// Why asyncio tasks could not be listed.
@@ -142,6 +148,7 @@ impl PythonProcess {
             identities_read: Instant::now(),
             namespace,
             asyncio_debug: None,
+            read_requests: false,
         };
         process.check_running()?;
         process.refresh_thread_names();
@@ -240,6 +247,13 @@ impl PythonProcess {
         &self.location.binary
     }
 
+    /// Makes [`PythonProcess::threads`] also read the HTTP request each
+    /// thread serves (a few more reads per serving thread, read ahead with
+    /// the rest of the snapshot once the program settles).
+    pub fn set_read_requests(&mut self, read: bool) {
+        self.read_requests = read;
+    }
+
     /// The reader, for lower-level access (objects, dictionaries, ...).
     pub fn reader(&mut self) -> &mut PythonReader<PrefetchingMemory<ProcessMemory>> {
         &mut self.reader
@@ -267,6 +281,7 @@ impl PythonProcess {
         // One round of reads: in steady state the thread states, frames and
         // code-object checks all come in the round's first system call.
         self.reader.memory.begin_round();
+        let read_requests = self.read_requests;
         let read = self
             .reader
             .threads(self.location.runtime)
@@ -278,7 +293,14 @@ impl PythonProcess {
                         .map(|s| s.bytes.as_slice())
                         .collect::<Vec<_>>(),
                 )?;
-                Ok((threads, stacks))
+                let requests: Vec<Option<HttpRequest>> = stacks
+                    .iter()
+                    .map(|stack| match stack {
+                        Ok(stack) if read_requests => self.reader.http_request(&stack.frames),
+                        _ => None,
+                    })
+                    .collect();
+                Ok((threads, stacks, requests))
             });
         self.reader.memory.end_round();
         let (
@@ -287,6 +309,7 @@ impl PythonProcess {
                 states,
             },
             stacks,
+            requests,
         ) = read?;
         let keys: Vec<ThreadKey> = states.iter().map(ThreadKey::of).collect();
         let stale = self.identities_read.elapsed() > IDENTITY_REFRESH;
@@ -297,7 +320,8 @@ impl PythonProcess {
             .into_iter()
             .zip(stacks)
             .zip(keys)
-            .map(|((state, stack), key)| {
+            .zip(requests)
+            .map(|(((state, stack), key), request)| {
                 let (stack, error) = match stack {
                     Ok(stack) => (stack, None),
                     Err(e) => (Stack::default(), Some(e)),
@@ -316,6 +340,7 @@ impl PythonProcess {
                     frames: stack.frames,
                     truncated: stack.truncated,
                     error,
+                    request,
                 }
             })
             .collect())

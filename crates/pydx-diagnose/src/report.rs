@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use pydx_profile::{Activity, FrameId, Profile, SampleKey, ThreadId};
+use pydx_profile::{Activity, FrameId, Profile, SampleKey, ThreadId, LABEL_ENDPOINT};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -24,6 +24,40 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// The functions that took the most CPU, whatever the findings.
     pub hot_spots: Vec<HotSpot>,
+    /// The HTTP endpoints the program served, most time first (empty when
+    /// it served none while sampled).
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// Time spent serving one HTTP endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Endpoint {
+    /// `METHOD /path/{id}`.
+    pub endpoint: String,
+    /// Thread samples serving it.
+    pub samples: u64,
+    /// Its share of all request-serving samples.
+    pub share: f64,
+    /// Thread-seconds spent serving it (wall time, summed over threads).
+    pub seconds: f64,
+    /// Share of its samples on a CPU (the rest waited: I/O, locks, GIL).
+    pub on_cpu_share: f64,
+    /// Where its time went: the innermost frames of the program's own
+    /// code, most samples first.
+    pub top_functions: Vec<EndpointFunction>,
+}
+
+/// A function of the program's code inside one endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndpointFunction {
+    /// The function.
+    pub function: String,
+    /// Its file.
+    pub file: String,
+    /// Its line with the most samples.
+    pub line: u32,
+    /// Share of the endpoint's samples.
+    pub share: f64,
 }
 
 /// What was profiled.
@@ -91,7 +125,82 @@ pub fn diagnose(profile: &Profile, config: &Config, sources: &dyn SourceLines) -
         summary: summary(&context),
         findings,
         hot_spots: hot_spots(&context),
+        endpoints: endpoints(&context),
     }
+}
+
+/// How many endpoints a report lists.
+const ENDPOINTS: usize = 20;
+/// How many functions a report lists per endpoint.
+const ENDPOINT_FUNCTIONS: usize = 3;
+
+/// Samples per endpoint, from the `endpoint` label.
+fn endpoints(context: &Context<'_>) -> Vec<Endpoint> {
+    let profile = context.profile;
+    // endpoint -> (samples, on-CPU samples, (function, file) -> (samples, line -> samples))
+    type Functions<'a> = HashMap<(&'a str, &'a str), (u64, HashMap<u32, u64>)>;
+    let mut by_endpoint: HashMap<&str, (u64, u64, Functions<'_>)> = HashMap::new();
+    for (key, count) in profile.samples() {
+        let Some(endpoint) = profile.label_value(key.labels, LABEL_ENDPOINT) else {
+            continue;
+        };
+        let entry = by_endpoint.entry(profile.str(endpoint)).or_default();
+        entry.0 += count;
+        if Context::on_cpu(key) {
+            entry.1 += count;
+        }
+        // The innermost frame of the program's code: where the handler was.
+        if let Some(frame) = context.innermost_user_frame(key.stack) {
+            let function = entry
+                .2
+                .entry((context.function(frame), context.file(frame)))
+                .or_default();
+            function.0 += count;
+            *function
+                .1
+                .entry(profile.frame_info(frame).line)
+                .or_insert(0) += count;
+        }
+    }
+    let total: u64 = by_endpoint.values().map(|e| e.0).sum();
+    let mut endpoints: Vec<Endpoint> = by_endpoint
+        .into_iter()
+        .map(|(endpoint, (samples, on_cpu, functions))| {
+            let mut top: Vec<EndpointFunction> = functions
+                .into_iter()
+                .map(|((function, file), (n, lines))| EndpointFunction {
+                    function: function.to_string(),
+                    file: file.to_string(),
+                    line: lines
+                        .into_iter()
+                        .max_by_key(|&(line, n)| (n, std::cmp::Reverse(line)))
+                        .map_or(0, |(line, _)| line),
+                    share: n as f64 / samples.max(1) as f64,
+                })
+                .collect();
+            top.sort_by(|a, b| {
+                b.share
+                    .total_cmp(&a.share)
+                    .then_with(|| a.function.cmp(&b.function))
+            });
+            top.truncate(ENDPOINT_FUNCTIONS);
+            Endpoint {
+                endpoint: endpoint.to_string(),
+                samples,
+                share: samples as f64 / total.max(1) as f64,
+                seconds: samples as f64 * context.interval_seconds(),
+                on_cpu_share: on_cpu as f64 / samples.max(1) as f64,
+                top_functions: top,
+            }
+        })
+        .collect();
+    endpoints.sort_by(|a, b| {
+        b.samples
+            .cmp(&a.samples)
+            .then_with(|| a.endpoint.cmp(&b.endpoint))
+    });
+    endpoints.truncate(ENDPOINTS);
+    endpoints
 }
 
 /// The summary counts threads only: waiting asyncio tasks, recorded on

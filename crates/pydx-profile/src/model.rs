@@ -52,6 +52,10 @@ pub const LABEL_TASK_STATE: &str = "pydx.task.state";
 /// The value of [`LABEL_TASK_STATE`] for a waiting task.
 pub const TASK_WAITING: &str = "waiting";
 
+/// Label carrying the HTTP endpoint a thread was serving, as
+/// `METHOD /path/{id}` (identifiers in the path replaced).
+pub const LABEL_ENDPOINT: &str = "endpoint";
+
 /// Label set on samples of a thread whose asyncio event loop was stuck in
 /// a call rather than waiting for events: that time blocks every task, so
 /// profiles show it even when the thread slept (in `time.sleep`, say).

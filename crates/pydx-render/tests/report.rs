@@ -5,7 +5,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pydx_diagnose::{all_rules, Cost, Finding, HotSpot, Location, Report, Severity, Summary};
+use pydx_diagnose::{
+    all_rules, Cost, Endpoint, EndpointFunction, Finding, HotSpot, Location, Report, Severity,
+    Summary,
+};
 use pydx_render::{
     render_report, render_rule, render_rules, DocsFormat, ReportFormat, ReportOptions,
     JSON_REPORT_DOC, JSON_REPORT_SCHEMA,
@@ -163,6 +166,29 @@ fn report_with_findings() -> Report {
             hot_spot("parse_row", "app/io.py", 77, 0.008, 0.02),
             hot_spot("unused_sixth", "app/io.py", 90, 0.001, 0.001),
         ],
+        endpoints: vec![
+            Endpoint {
+                endpoint: "POST /orders/{id}/price".to_string(),
+                samples: 412,
+                share: 0.72,
+                seconds: 4.12,
+                on_cpu_share: 0.35,
+                top_functions: vec![EndpointFunction {
+                    function: "price_orders".to_string(),
+                    file: "/srv/my app/pricing.py".to_string(),
+                    line: 40,
+                    share: 0.61,
+                }],
+            },
+            Endpoint {
+                endpoint: "GET /health".to_string(),
+                samples: 160,
+                share: 0.28,
+                seconds: 1.6,
+                on_cpu_share: 0.02,
+                top_functions: Vec::new(),
+            },
+        ],
     }
 }
 
@@ -179,6 +205,7 @@ fn report_without_findings() -> Report {
             hot_spot("Lexer.next_token", "app/text.py", 52, 0.09, 0.31),
             hot_spot("main", "app/main.py", 3, 0.01, 0.98),
         ],
+        endpoints: Vec::new(),
     }
 }
 

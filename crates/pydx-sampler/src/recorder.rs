@@ -8,8 +8,8 @@ use pydx_cpython::{AsyncioTask, CodeInfo, Frame};
 use pydx_profile::{
     is_event_loop_machinery, is_event_loop_run, Activity, FrameId, LabelSetId, Meta, ProcessMeta,
     Profile, SampleKey, SampleState, StackId, EVENT_LOOP_BLOCKED, EXEC_BYTECODE, EXEC_NATIVE_CALL,
-    LABEL_EVENT_LOOP, LABEL_TASK, LABEL_TASK_STATE, OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN,
-    OBSERVED_EXEC, OBSERVED_LOCAL_TYPE, TASK_WAITING,
+    LABEL_ENDPOINT, LABEL_EVENT_LOOP, LABEL_TASK, LABEL_TASK_STATE, OBSERVED_CALL_ARGS,
+    OBSERVED_CALL_ARGS_AGAIN, OBSERVED_EXEC, OBSERVED_LOCAL_TYPE, TASK_WAITING,
 };
 
 use crate::sampler::{SampleSink, Summary};
@@ -35,7 +35,13 @@ pub struct ProfileRecorder {
     tasks: TaskTracker,
     /// What each code object is to an asyncio event loop.
     code_roles: HashMap<usize, CodeRole>,
+    /// Endpoints used as labels so far.
+    endpoints: HashSet<String>,
 }
+
+/// Distinct endpoints kept as labels; past this (paths with identifiers
+/// pydx does not recognise), further ones are labelled `METHOD <other>`.
+const MAX_ENDPOINTS: usize = 1000;
 
 /// What a code object is to an asyncio event loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +152,7 @@ impl ProfileRecorder {
             last_observed: HashMap::new(),
             tasks: TaskTracker::default(),
             code_roles: HashMap::new(),
+            endpoints: HashSet::new(),
         }
     }
 
@@ -286,8 +293,8 @@ impl ProfileRecorder {
     /// The labels naming the task a thread runs: the one the last task
     /// reading saw it run, if that task's outermost coroutine is still on
     /// the thread's stack (the task may have yielded since).
-    /// The labels of a thread's sample: the asyncio task it runs, and
-    /// whether its event loop is stuck in a call.
+    /// The labels of a thread's sample: the endpoint it serves, the asyncio
+    /// task it runs, and whether its event loop is stuck in a call.
     fn thread_labels(&mut self, pid: u32, python: &pydx_cpython::PythonThread) -> LabelSetId {
         let blocked = self.event_loop_stuck(&python.frames);
         let task = match self.tasks.running.get(&(pid, python.thread_id)) {
@@ -301,7 +308,21 @@ impl ProfileRecorder {
             }
             _ => None,
         };
-        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(2);
+        let endpoint = python.request.as_ref().map(|request| {
+            let endpoint = request.endpoint();
+            if self.endpoints.contains(&endpoint) {
+                endpoint
+            } else if self.endpoints.len() < MAX_ENDPOINTS {
+                self.endpoints.insert(endpoint.clone());
+                endpoint
+            } else {
+                format!("{} <other>", request.method)
+            }
+        });
+        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(3);
+        if let Some(endpoint) = &endpoint {
+            labels.push((LABEL_ENDPOINT, endpoint));
+        }
         if let Some(task) = task {
             labels.push((LABEL_TASK, task));
         }

@@ -44,6 +44,9 @@ pub struct SamplingOptions {
     /// Also read every asyncio task, with the coroutines it waits in, along
     /// with the snapshots (at most every few milliseconds).
     pub async_tasks: bool,
+    /// Also read the HTTP request each thread serves (WSGI environ, ASGI
+    /// scope), to attribute samples to endpoints.
+    pub requests: bool,
 }
 
 impl Default for SamplingOptions {
@@ -55,6 +58,7 @@ impl Default for SamplingOptions {
             subprocesses: false,
             observe_every: None,
             async_tasks: false,
+            requests: false,
         }
     }
 }
@@ -185,7 +189,10 @@ impl Sampler {
         let consistency = options.consistency;
         let targets: Vec<Snapshotter> = root
             .into_iter()
-            .map(|p| Snapshotter::new(p, consistency))
+            .map(|mut process| {
+                process.set_read_requests(options.requests);
+                Snapshotter::new(process, consistency)
+            })
             .collect();
         Self {
             processes_seen: targets.len(),
@@ -331,7 +338,8 @@ impl Sampler {
                 continue;
             }
             *attempts += 1;
-            if let Ok(process) = PythonProcess::attach(pid) {
+            if let Ok(mut process) = PythonProcess::attach(pid) {
+                process.set_read_requests(self.options.requests);
                 self.pending_children.remove(&pid);
                 let command = pydx_remote::read_cmdline(pid).unwrap_or_default();
                 sink.add_process(pid, &command, &process.version().to_string());

@@ -428,3 +428,80 @@ pub fn eventually<T>(
         }
     }
 }
+
+/// A real gunicorn server (from the web test venv) on a free port, serving
+/// a test script's WSGI app; stopped on drop.
+pub struct Gunicorn {
+    /// The master process.
+    pub master: Child,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl Gunicorn {
+    /// Starts gunicorn with `workers` sync workers serving `app` (such as
+    /// `wsgi_app:app`) from the test script `script`, and waits until it
+    /// answers (any status).
+    pub fn start(script: &str, app: &str, workers: u32) -> Self {
+        let port = free_port();
+        let script = web_python().install_script(script);
+        let app_dir = Path::new(&script)
+            .parent()
+            .expect("scripts live in a folder")
+            .to_path_buf();
+        let master = Command::new(web_venv().join("bin/gunicorn"))
+            .args([
+                "--workers",
+                &workers.to_string(),
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--chdir",
+            ])
+            .arg(&app_dir)
+            .arg(app)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start gunicorn");
+        let server = Self { master, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.request("/").is_none() {
+            assert!(Instant::now() < deadline, "gunicorn did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// The response to `GET path`, whatever its status; `None` if the
+    /// server did not answer.
+    pub fn request(&self, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        (!response.is_empty()).then_some(response)
+    }
+
+    /// The response to `GET path` if it is a 200.
+    pub fn get(&self, path: &str) -> Option<String> {
+        self.request(path).filter(|response| {
+            response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200")
+        })
+    }
+}
+
+impl Drop for Gunicorn {
+    fn drop(&mut self) {
+        // gunicorn stops its workers on SIGTERM.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.master.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && self.master.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.master.kill();
+        let _ = self.master.wait();
+    }
+}

@@ -37,5 +37,6 @@ pub fn sampling_options(sampling: &SamplingArgs, observe: bool) -> anyhow::Resul
         subprocesses: sampling.subprocesses,
         observe_every: observe.then_some(OBSERVE_EVERY),
         async_tasks: false,
+        requests: observe,
     })
 }

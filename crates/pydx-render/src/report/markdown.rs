@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use pydx_diagnose::{Finding, HotSpot, Report, Summary};
+use pydx_diagnose::{Endpoint, Finding, HotSpot, Report, Summary};
 
 use super::layout::{
     blocks, cost, dedent, duration, file_line, findings_heading, hot_spots_shown,
@@ -21,8 +21,36 @@ pub(crate) fn write_report(report: &Report, out: &mut impl Write) -> io::Result<
         writeln!(out)?;
         write_finding(finding, out)?;
     }
+    if !report.endpoints.is_empty() {
+        writeln!(out)?;
+        write_endpoints(&report.endpoints, out)?;
+    }
     writeln!(out)?;
     write_hot_spots(hot_spots_shown(report), out)
+}
+
+fn write_endpoints(endpoints: &[Endpoint], out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "## Endpoints")?;
+    writeln!(out)?;
+    writeln!(out, "| Endpoint | Share | Time | On CPU | Mostly in |")?;
+    writeln!(out, "|---|---:|---:|---:|---|")?;
+    for endpoint in endpoints {
+        let top = endpoint
+            .top_functions
+            .first()
+            .map(|f| format!("{} ({})", f.function, file_line(&f.file, f.line)))
+            .unwrap_or_else(|| "-".to_string());
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            markdown_cell_code(&endpoint.endpoint),
+            percent(endpoint.share),
+            duration(endpoint.seconds),
+            percent(endpoint.on_cpu_share),
+            markdown_cell_code(&top),
+        )?;
+    }
+    Ok(())
 }
 
 fn write_summary(summary: &Summary, out: &mut impl Write) -> io::Result<()> {

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use pydx_diagnose::{Finding, HotSpot, Report, Summary};
+use pydx_diagnose::{Endpoint, Finding, HotSpot, Report, Summary};
 
 use super::layout::{
     bullet, cost, count, duration, file_line, findings_heading, hot_spots_shown, indented_text,
@@ -31,8 +31,59 @@ pub(crate) fn write_report(
         writeln!(out)?;
         write_finding(finding, options, paint, out)?;
     }
+    if !report.endpoints.is_empty() {
+        writeln!(out)?;
+        write_endpoints(&report.endpoints, options, paint, out)?;
+    }
     writeln!(out)?;
     write_hot_spots(hot_spots_shown(report), options, paint, out)
+}
+
+fn write_endpoints(
+    endpoints: &[Endpoint],
+    options: &ReportOptions,
+    paint: Paint,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "{}",
+        paint.bold("Endpoints (time serving each request, summed over threads):")
+    )?;
+    let rows: Vec<Vec<String>> = endpoints
+        .iter()
+        .map(|e| {
+            let top = e
+                .top_functions
+                .first()
+                .map(|f| format!("{} ({})", f.function, file_line(&f.file, f.line)))
+                .unwrap_or_else(|| "-".to_string());
+            vec![
+                percent(e.share),
+                duration(e.seconds),
+                percent(e.on_cpu_share),
+                e.endpoint.clone(),
+                top,
+            ]
+        })
+        .collect();
+    let (header, lines) = table(
+        &["share", "time", "on CPU", "endpoint", "mostly in"],
+        &rows,
+        &[
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Left,
+            Align::Left,
+        ],
+        options.width.saturating_sub(DETAIL.len()),
+    );
+    writeln!(out, "{DETAIL}{}", paint.bold(&header))?;
+    for line in lines {
+        writeln!(out, "{DETAIL}{line}")?;
+    }
+    Ok(())
 }
 
 fn write_summary(summary: &Summary, paint: Paint, out: &mut impl Write) -> io::Result<()> {

@@ -1,0 +1,210 @@
+//! The HTTP request a thread is serving, read from the WSGI `environ` or
+//! the ASGI `scope` that a frame of its stack holds in a local variable.
+//!
+//! Every WSGI application is called as `app(environ, start_response)` and
+//! every ASGI one as `app(scope, receive, send)`, and the frameworks pass
+//! those on (Django's `WSGIHandler.__call__`, Flask's `wsgi_app`,
+//! Starlette's routing), so a frame with a local `environ` or `scope` that
+//! is a dict with the request's method and path is on the stack of every
+//! thread serving a request, without any code in the target.
+
+use pydx_remote::{MemoryReader, ReadExt};
+
+use crate::error::WalkError;
+use crate::frames::{CodeInfo, Frame};
+use crate::reader::{i32_at, u64_at, PythonReader};
+
+/// Longest method read.
+const MAX_METHOD_CHARS: usize = 16;
+/// Longest path read.
+const MAX_PATH_CHARS: usize = 512;
+/// Most local names looked at per code object.
+const MAX_NAMES: usize = 512;
+
+/// An HTTP request being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path, without the query string.
+    pub path: String,
+}
+
+impl HttpRequest {
+    /// The endpoint: the method and the path with its identifiers (numbers,
+    /// UUIDs, long hex strings) replaced by `{id}`, so that
+    /// `GET /orders/17` and `GET /orders/18` are one endpoint.
+    pub fn endpoint(&self) -> String {
+        let path: Vec<String> = self
+            .path
+            .split('/')
+            .map(|segment| {
+                if is_identifier_segment(segment) {
+                    "{id}".to_string()
+                } else {
+                    segment.to_string()
+                }
+            })
+            .collect();
+        format!("{} {}", self.method, path.join("/"))
+    }
+}
+
+/// Whether a path segment is an identifier rather than a route word.
+fn is_identifier_segment(segment: &str) -> bool {
+    let digits = !segment.is_empty() && segment.chars().all(|c| c.is_ascii_digit());
+    let hex_id = segment.len() >= 8
+        && segment.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+        && segment.chars().any(|c| c.is_ascii_digit());
+    digits || hex_id
+}
+
+/// Where a code object keeps the request, if it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestSlot {
+    /// Local number `n` is the WSGI `environ`.
+    Environ(usize),
+    /// Local number `n` is the ASGI `scope`.
+    Scope(usize),
+}
+
+impl<M: MemoryReader> PythonReader<M> {
+    /// The request one of `frames` is serving: the first frame, from the
+    /// outermost, whose `environ` or `scope` local holds an HTTP request.
+    pub fn http_request(&mut self, frames: &[Frame]) -> Option<HttpRequest> {
+        for frame in frames.iter().rev() {
+            let Some(slot) = self.request_slot(&frame.code) else {
+                continue;
+            };
+            if let Ok(Some(request)) = self.request_in(frame, slot) {
+                return Some(request);
+            }
+        }
+        None
+    }
+
+    /// Which local of `code` holds a request, worked out once per code object.
+    fn request_slot(&mut self, code: &CodeInfo) -> Option<RequestSlot> {
+        if let Some(slot) = code.request_slot.get() {
+            return *slot;
+        }
+        let slot = self.find_request_slot(code.addr).ok().flatten();
+        let _ = code.request_slot.set(slot);
+        slot
+    }
+
+    fn find_request_slot(&mut self, code: u64) -> Result<Option<RequestSlot>, WalkError> {
+        let layout = self.layout.clone();
+        let header = self
+            .memory
+            .read_vec(code, layout.code_size as usize, 0x400)?;
+        let pointer = |offset| u64_at(&header, offset).unwrap_or(0);
+        let names_tuple = pointer(layout.code_varnames);
+        if names_tuple == 0 {
+            return Ok(None);
+        }
+        let mut names = self.sequence_items(names_tuple, MAX_NAMES)?;
+        if layout.code_localspluskinds.is_none() {
+            // ≤3.10: co_varnames holds the plain locals only.
+            let nlocals = layout
+                .code_nlocals
+                .and_then(|o| i32_at(&header, o))
+                .unwrap_or(0)
+                .clamp(0, MAX_NAMES as i32) as usize;
+            names.truncate(nlocals);
+        }
+        for (index, name) in names.into_iter().enumerate() {
+            match self.read_str_limited(name, 8).as_deref() {
+                Ok("environ") => return Ok(Some(RequestSlot::Environ(index))),
+                Ok("scope") => return Ok(Some(RequestSlot::Scope(index))),
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// The request held in `frame`'s local at `slot`, if it holds one.
+    fn request_in(
+        &mut self,
+        frame: &Frame,
+        slot: RequestSlot,
+    ) -> Result<Option<HttpRequest>, WalkError> {
+        let index = match slot {
+            RequestSlot::Environ(index) | RequestSlot::Scope(index) => index,
+        };
+        let mut dict = self
+            .memory
+            .read_u64(frame.addr + self.layout.frame_localsplus + index as u64 * 8)?;
+        if self.layout.stack_refs_tagged {
+            if dict & 3 == 3 {
+                return Ok(None);
+            }
+            dict &= !3;
+        }
+        if dict == 0 {
+            return Ok(None);
+        }
+        if self.type_of(dict)?.name == "cell" {
+            dict = self.cell_contents(dict)?;
+        }
+        let (method_key, path_key) = match slot {
+            RequestSlot::Environ(_) => ("REQUEST_METHOD", "PATH_INFO"),
+            RequestSlot::Scope(_) => {
+                let kind = match self.dict_get_str(dict, "type")? {
+                    Some(kind) => self.read_str_limited(kind, 16)?,
+                    None => return Ok(None),
+                };
+                if kind != "http" && kind != "websocket" {
+                    return Ok(None);
+                }
+                ("method", "path")
+            }
+        };
+        let items = self.dict_items(dict, 256)?;
+        let method = match self.find_str_key(&items, method_key)? {
+            Some(method) => self.read_str_limited(method, MAX_METHOD_CHARS)?,
+            // A websocket scope has no method.
+            None if matches!(slot, RequestSlot::Scope(_)) => "WEBSOCKET".to_string(),
+            None => return Ok(None),
+        };
+        let Some(path) = self.find_str_key(&items, path_key)? else {
+            return Ok(None);
+        };
+        let path = self.read_str_limited(path, MAX_PATH_CHARS)?;
+        let path = if path.is_empty() {
+            "/".to_string()
+        } else {
+            path
+        };
+        Ok(Some(HttpRequest { method, path }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(method: &str, path: &str) -> String {
+        HttpRequest {
+            method: method.into(),
+            path: path.into(),
+        }
+        .endpoint()
+    }
+
+    #[test]
+    fn identifiers_in_paths_become_placeholders() {
+        assert_eq!(endpoint("GET", "/orders/17"), "GET /orders/{id}");
+        assert_eq!(
+            endpoint("PUT", "/users/3f2b9c1e-8a7d-4e2a-9b1c-123456789abc/avatar"),
+            "PUT /users/{id}/avatar"
+        );
+        assert_eq!(endpoint("GET", "/health"), "GET /health");
+        assert_eq!(endpoint("GET", "/"), "GET /");
+        assert_eq!(
+            endpoint("GET", "/v2/reports/deadbeef"),
+            "GET /v2/reports/deadbeef"
+        );
+        assert_eq!(endpoint("GET", "/blobs/deadbeef01"), "GET /blobs/{id}");
+    }
+}
