@@ -67,23 +67,13 @@ fn write_endpoints(
             ]
         })
         .collect();
-    let (header, lines) = table(
+    write_three_numbers_two_names(
         &["share", "time", "on CPU", "endpoint", "mostly in"],
         &rows,
-        &[
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Left,
-            Align::Left,
-        ],
-        options.width.saturating_sub(DETAIL.len()),
-    );
-    writeln!(out, "{DETAIL}{}", paint.bold(&header))?;
-    for line in lines {
-        writeln!(out, "{DETAIL}{line}")?;
-    }
-    Ok(())
+        options,
+        paint,
+        out,
+    )
 }
 
 fn write_summary(summary: &Summary, paint: Paint, out: &mut impl Write) -> io::Result<()> {
@@ -178,9 +168,27 @@ fn write_hot_spots(
             ]
         })
         .collect();
-    let (header, lines) = table(
+    write_three_numbers_two_names(
         &["self %", "total %", "self time", "function", "location"],
         &rows,
+        options,
+        paint,
+        out,
+    )
+}
+
+/// Writes an indented table of three right-aligned number columns and two
+/// left-aligned text columns, the header in bold.
+fn write_three_numbers_two_names(
+    headers: &[&str],
+    rows: &[Vec<String>],
+    options: &ReportOptions,
+    paint: Paint,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let (header, lines) = table(
+        headers,
+        rows,
         &[
             Align::Right,
             Align::Right,
