@@ -2,7 +2,8 @@
 # Builds what pydx's tests need, once, into a cache folder outside the repo
 # ($PYDX_TEST_CACHE, default ~/.cache/pydx-test), and reuses it afterwards:
 #   - Debian packages: debootstrap, tmux (to test `pydx top` in a real
-#     terminal), musl (for the Austin benchmark binary);
+#     terminal), musl (for the Austin benchmark binary), PostgreSQL and
+#     Redis (servers the web-service tests start themselves);
 #   - a Debian sid chroot with CPython 3.13, 3.14 and 3.15 (and NumPy);
 #   - a venv of pyenv's Python 3.12 with the pinned web stack of
 #     crates/pydx-testkit/requirements/web.txt (gunicorn, uvicorn, Django, ...),
@@ -21,6 +22,10 @@ command -v debootstrap >/dev/null 2>&1 || missing_packages+=(debootstrap)
 command -v setpriv >/dev/null 2>&1 || missing_packages+=(util-linux)
 command -v tmux >/dev/null 2>&1 || missing_packages+=(tmux)
 [ -e /lib/ld-musl-x86_64.so.1 ] || missing_packages+=(musl)
+# A real PostgreSQL and Redis for the web-service tests (the tests start
+# and stop their own servers; nothing runs as a system service).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing_packages+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing_packages+=(redis-server)
 if [ "${#missing_packages[@]}" -gt 0 ]; then
     say "installing ${missing_packages[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -10,13 +10,14 @@ use pydx_testkit::examples_python;
 use serde_json::Value;
 
 /// Every rule code the doctor has.
-const CODES: [&str; 6] = [
+const CODES: [&str; 7] = [
     "PYDX-GIL001",
     "PYDX-ASYNC001",
     "PYDX-ASYNC002",
     "PYDX-CPU001",
     "PYDX-CPU002",
     "PYDX-CACHE001",
+    "PYDX-CONN001",
 ];
 
 fn pydx(args: &[&str]) -> Output {

@@ -22,6 +22,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// PYDX-ASYNC002.
     pub sequential_awaits: SequentialAwaitsConfig,
+    /// PYDX-CONN001.
+    pub connections: ConnectionsConfig,
 }
 
 /// Thresholds of PYDX-GIL001.
@@ -127,6 +129,26 @@ impl Default for SequentialAwaitsConfig {
     fn default() -> Self {
         Self {
             min_saved_ms: 100.0,
+        }
+    }
+}
+
+/// Thresholds of PYDX-CONN001.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    /// Least share of the request-serving samples spent opening connections
+    /// of one kind at one call site.
+    pub min_share: f64,
+    /// Fewest separate connection openings seen.
+    pub min_connects: u64,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        Self {
+            min_share: 0.05,
+            min_connects: 3,
         }
     }
 }

@@ -178,6 +178,8 @@ mod tests {
             kind("/usr/lib/python3/dist-packages/requests/api.py"),
             CodeKind::Library
         );
+        assert_eq!(kind("/srv/venv/bin/gunicorn"), CodeKind::Library);
+        assert_eq!(kind("/srv/app/bin/manage.py"), CodeKind::User);
     }
 
     #[test]

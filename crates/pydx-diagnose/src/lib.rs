@@ -26,8 +26,8 @@ mod rules;
 mod source;
 
 pub use config::{
-    CacheConfig, Config, ConfigError, EventLoopConfig, GilConfig, HotSpotConfig, NumericLoopConfig,
-    SequentialAwaitsConfig,
+    CacheConfig, Config, ConfigError, ConnectionsConfig, EventLoopConfig, GilConfig, HotSpotConfig,
+    NumericLoopConfig, SequentialAwaitsConfig,
 };
 pub use context::{Context, NoSources, SourceLines, SourceMap};
 pub use finding::{Cost, Finding, Location, Severity};

@@ -95,7 +95,10 @@ pub enum CodeKind {
 impl CodeKind {
     /// Whose code `file` (a `co_filename`) is.
     pub fn of(file: &str) -> Self {
-        if file.contains("/site-packages/") || file.contains("/dist-packages/") {
+        if file.contains("/site-packages/")
+            || file.contains("/dist-packages/")
+            || is_console_script(file)
+        {
             CodeKind::Library
         } else if file.starts_with('<') || is_stdlib_path(file) {
             CodeKind::Stdlib
@@ -117,6 +120,13 @@ pub fn is_event_loop_machinery(file: &str) -> bool {
 /// Whether `function` of `file` is the frame an asyncio event loop runs in.
 pub fn is_event_loop_run(function: &str, file: &str) -> bool {
     file.ends_with("asyncio/base_events.py") && function.ends_with("run_forever")
+}
+
+/// A package's console-script launcher, such as `venv/bin/gunicorn`: a
+/// file without the `.py` extension in a `bin` folder.
+fn is_console_script(file: &str) -> bool {
+    file.rsplit_once("/bin/")
+        .is_some_and(|(_, name)| !name.contains('/') && !name.ends_with(".py"))
 }
 
 /// `…/lib/python3.X/…` outside site-packages: the standard library.

@@ -443,11 +443,17 @@ impl Gunicorn {
     /// `wsgi_app:app`) from the test script `script`, and waits until it
     /// answers (any status).
     pub fn start(script: &str, app: &str, workers: u32) -> Self {
-        let port = free_port();
         let script = web_python().install_script(script);
-        let app_dir = Path::new(&script)
+        Self::start_with(Path::new(&script), app, workers, &[])
+    }
+
+    /// Like [`Gunicorn::start`] for the app in the file `app_file`, with
+    /// extra environment variables (database addresses, say).
+    pub fn start_with(app_file: &Path, app: &str, workers: u32, env: &[(&str, String)]) -> Self {
+        let port = free_port();
+        let app_dir = app_file
             .parent()
-            .expect("scripts live in a folder")
+            .expect("apps live in a folder")
             .to_path_buf();
         let master = Command::new(web_venv().join("bin/gunicorn"))
             .args([
@@ -459,6 +465,7 @@ impl Gunicorn {
             ])
             .arg(&app_dir)
             .arg(app)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -493,9 +500,10 @@ impl Gunicorn {
 
 impl Drop for Gunicorn {
     fn drop(&mut self) {
-        // gunicorn stops its workers on SIGTERM.
+        // SIGQUIT: gunicorn's quick shutdown (SIGTERM waits for workers'
+        // graceful exit, which a connection pool's threads can hold up).
         let _ = Command::new("kill")
-            .args(["-TERM", &self.master.id().to_string()])
+            .args(["-QUIT", &self.master.id().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline && self.master.try_wait().ok().flatten().is_none() {
@@ -503,5 +511,157 @@ impl Drop for Gunicorn {
         }
         let _ = self.master.kill();
         let _ = self.master.wait();
+    }
+}
+
+/// A real PostgreSQL server (Debian's package) in a fresh data folder on a
+/// free port, run as the `postgres` user with trust authentication for
+/// local connections; stopped and removed on drop.
+pub struct Postgres {
+    server: Child,
+    data: PathBuf,
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+}
+
+impl Postgres {
+    /// Initialises a cluster and starts the server; waits until it accepts
+    /// connections.
+    pub fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is installed (scripts/setup-test-env.sh)")
+            .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
+            .find(|bin| bin.join("initdb").exists())
+            .expect("a PostgreSQL version with initdb");
+        let port = free_port();
+        let data = std::env::temp_dir().join(format!("pydx-pg-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::create_dir_all(&data).expect("create the data folder");
+        // PostgreSQL refuses to run as root: run it as the `postgres` user
+        // the package creates, directly (no wrapper that would stand
+        // between the test and the server's signals).
+        let (uid, gid) = system_user("postgres").expect("the postgres user exists");
+        let as_postgres = |program: &Path| {
+            use std::os::unix::process::CommandExt;
+            let mut command = Command::new(program);
+            command.uid(uid).gid(gid);
+            command
+        };
+        let chown = Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(&data)
+            .status()
+            .expect("run chown");
+        assert!(chown.success(), "chown the PostgreSQL data folder");
+        let initdb = as_postgres(&bin.join("initdb"))
+            .args(["--auth=trust", "--no-sync", "-D"])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run initdb");
+        assert!(initdb.success(), "initdb failed");
+        let server = as_postgres(&bin.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-p",
+                &port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+            ])
+            .arg(format!("unix_socket_directories={}", data.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start postgres");
+        let postgres = Self { server, data, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "PostgreSQL did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        postgres
+    }
+
+    /// A libpq connection string for the `postgres` database as `postgres`.
+    pub fn dsn(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            self.port
+        )
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // SIGINT: PostgreSQL's fast shutdown.
+        let _ = Command::new("kill")
+            .args(["-INT", &self.server.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && self.server.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+/// The uid and gid of a user from `/etc/passwd`.
+fn system_user(name: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.first() == Some(&name) && fields.len() > 3)
+            .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
+            .flatten()
+    })
+}
+
+/// A real Redis server (Debian's package) on a free port, without
+/// persistence; stopped on drop.
+pub struct Redis {
+    server: Child,
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+}
+
+impl Redis {
+    /// Starts the server and waits until it accepts connections.
+    pub fn start() -> Self {
+        let port = free_port();
+        let server = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server (scripts/setup-test-env.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "Redis did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { server, port }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
     }
 }

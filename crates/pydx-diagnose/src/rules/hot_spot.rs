@@ -7,7 +7,6 @@ use pydx_profile::{FrameId, StackId, EXEC_BYTECODE, EXEC_NATIVE_CALL, OBSERVED_E
 use super::{Rule, RuleDocs};
 use crate::context::Context;
 use crate::finding::{Cost, Finding, Location, Severity};
-use crate::source::{enclosing_loop, is_elementwise_arithmetic};
 
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-CPU002",
@@ -108,17 +107,9 @@ impl HotSpot {
         {
             return None;
         }
-        // Numeric loops are PYDX-CPU001's; skip a function whose hottest line is one.
+        // A numeric loop is PYDX-CPU001's: when that rule reports this
+        // function, the report drops this more general finding.
         let file = context.file(hot_frame).to_string();
-        if let (Some(statement), Some(header)) = (
-            context.source_line(&file, hot_line),
-            enclosing_loop(context, &file, hot_line),
-        ) {
-            let target = header.target_and_iterable.as_ref().map(|(t, _)| t.as_str());
-            if is_elementwise_arithmetic(&statement, target) {
-                return None;
-            }
-        }
         let location = context.location(hot_frame);
         let interval = context.interval_seconds();
         let mut evidence = vec![format!(

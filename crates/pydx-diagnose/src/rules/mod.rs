@@ -1,6 +1,7 @@
 //! The rules, one per file, each with a stable code and its documentation.
 
 mod blocked_loop;
+mod connection_setup;
 mod gil_contention;
 mod hot_spot;
 mod numeric_loop;
@@ -49,6 +50,7 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(numeric_loop::NumericLoop),
         Box::new(hot_spot::HotSpot),
         Box::new(repeated_computation::RepeatedComputation),
+        Box::new(connection_setup::ConnectionSetup),
     ]
 }
 
