@@ -13,44 +13,21 @@ use serde_json::Value;
 #[test]
 fn doctor_reports_time_per_endpoint_of_a_flask_app_under_gunicorn() {
     let server = Gunicorn::start("flask_app.py", "flask_app:app", 2);
-    let doctor = Command::new(env!("CARGO_BIN_EXE_pydx"))
-        .args([
-            "doctor",
-            "--subprocesses",
-            "--duration",
-            "4",
-            "--format",
-            "json",
-            "--pid",
-            &server.master.id().to_string(),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // The load: as many orders as reports, one after the other.
-    let until = Instant::now() + Duration::from_millis(3800);
     let (mut orders, mut reports) = (0, 0);
-    while Instant::now() < until {
+    let report = doctor_under_load(&server, || {
         if server.get(&format!("/orders/{}", 1000 + orders)).is_some() {
             orders += 1;
         }
         if server.get("/report").is_some() {
             reports += 1;
         }
-    }
-    let output = doctor.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    });
     assert!(
         orders > 20 && reports > 20,
         "{orders} orders, {reports} reports"
     );
-    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let endpoints = json["report"]["endpoints"].as_array().unwrap().clone();
+    let endpoints = report["endpoints"].as_array().unwrap().clone();
     let find = |name: &str| {
         endpoints
             .iter()
@@ -94,26 +71,29 @@ fn doctor_connections_app(app: &str) -> Value {
             ("PYDX_REDIS_PORT", redis.port.to_string()),
         ],
     );
+    let mut served = 0;
+    let report = doctor_under_load(&server, || {
+        if server.get(&format!("/orders/{served}")).is_some() {
+            served += 1;
+        }
+    });
+    assert!(served > 50, "{app}: only {served} requests served");
+    report
+}
+
+/// Runs `pydx doctor --subprocesses` on the server for four seconds while
+/// calling `load` again and again, and returns the JSON report.
+fn doctor_under_load(server: &Gunicorn, mut load: impl FnMut()) -> Value {
     let doctor = Command::new(env!("CARGO_BIN_EXE_pydx"))
-        .args([
-            "doctor",
-            "--subprocesses",
-            "--duration",
-            "4",
-            "--format",
-            "json",
-        ])
-        .args(["--pid", &server.master.id().to_string()])
+        .args(["doctor", "--subprocesses", "--duration", "4"])
+        .args(["--format", "json", "--pid", &server.master.id().to_string()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let until = Instant::now() + Duration::from_millis(3800);
-    let mut served = 0;
     while Instant::now() < until {
-        if server.get(&format!("/orders/{served}")).is_some() {
-            served += 1;
-        }
+        load();
     }
     let output = doctor.wait_with_output().unwrap();
     assert!(
@@ -121,7 +101,6 @@ fn doctor_connections_app(app: &str) -> Value {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(served > 50, "{app}: only {served} requests served");
     serde_json::from_slice::<Value>(&output.stdout).unwrap()["report"].clone()
 }
 
