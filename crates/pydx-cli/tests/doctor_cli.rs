@@ -10,7 +10,7 @@ use pydx_testkit::examples_python;
 use serde_json::Value;
 
 /// Every rule code the doctor has.
-const CODES: [&str; 7] = [
+const CODES: [&str; 8] = [
     "PYDX-GIL001",
     "PYDX-ASYNC001",
     "PYDX-ASYNC002",
@@ -18,6 +18,7 @@ const CODES: [&str; 7] = [
     "PYDX-CPU002",
     "PYDX-CACHE001",
     "PYDX-CONN001",
+    "PYDX-DB001",
 ];
 
 fn pydx(args: &[&str]) -> Output {

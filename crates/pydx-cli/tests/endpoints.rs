@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pydx_testkit::{examples_dir, marker_line, Gunicorn, Postgres, Redis};
+use pydx_testkit::{examples_dir, marker_line, web_python, Gunicorn, Postgres, Redis};
 use serde_json::Value;
 
 #[test]
@@ -156,5 +156,79 @@ fn connections_opened_per_request_are_found_and_a_pool_fixes_them() {
     assert!(
         codes.is_empty(),
         "the pooled app still gets {codes:?}: {fixed:#}"
+    );
+}
+
+/// The line of `examples/web/<app>.py` that contains `snippet`.
+fn web_line(app: &str, snippet: &str) -> u64 {
+    let source = std::fs::read_to_string(examples_dir().join(format!("web/{app}.py"))).unwrap();
+    source
+        .lines()
+        .position(|l| l.contains(snippet))
+        .map(|i| i as u64 + 1)
+        .unwrap_or_else(|| panic!("{snippet:?} not in {app}.py"))
+}
+
+/// Seeds the database with `<app>.py seed`, serves the app with gunicorn
+/// and runs `pydx doctor` under a load of `GET /orders`.
+fn doctor_orders_app(postgres: &Postgres, app: &str) -> Value {
+    let file = examples_dir().join("web").join(format!("{app}.py"));
+    let env = [("PYDX_PG_URL", postgres.sqlalchemy_url())];
+    let seeded = web_python()
+        .command(&[file.to_str().unwrap(), "seed"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .status()
+        .unwrap();
+    assert!(seeded.success(), "{app} seed failed");
+    let server = Gunicorn::start_with(&file, &format!("{app}:app"), 2, &env);
+    let mut served = 0;
+    let report = doctor_under_load(&server, || {
+        if server.get("/orders").is_some() {
+            served += 1;
+        }
+    });
+    assert!(served > 20, "{app}: only {served} requests served");
+    report
+}
+
+#[test]
+fn lazy_loads_in_a_loop_are_found_and_joinedload_fixes_them() {
+    let postgres = Postgres::start();
+    let report = doctor_orders_app(&postgres, "orders_sqlalchemy");
+    let codes: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["PYDX-DB001"], "{report:#}");
+    let finding = &report["findings"][0];
+    assert_eq!(
+        finding["location"]["line"],
+        web_line("orders_sqlalchemy", "order.customer.name")
+    );
+    assert!(
+        finding["title"]
+            .as_str()
+            .unwrap()
+            .contains("`order.customer`"),
+        "{finding:#}"
+    );
+    let fix = finding["fix"].as_str().unwrap();
+    assert!(fix.contains("joinedload(<Model>.customer)"), "{fix}");
+    let evidence = finding["evidence"].to_string();
+    assert!(evidence.contains("GET /orders"), "{evidence}");
+    assert!(
+        evidence.contains(&format!(
+            "orders_sqlalchemy.py:{}",
+            web_line("orders_sqlalchemy", "for order in session.scalars(")
+        )),
+        "{evidence}"
+    );
+
+    let fixed = doctor_orders_app(&postgres, "orders_sqlalchemy_fixed");
+    assert!(
+        fixed["findings"].as_array().unwrap().is_empty(),
+        "the fixed app still gets findings: {fixed:#}"
     );
 }

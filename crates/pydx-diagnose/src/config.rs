@@ -24,6 +24,8 @@ pub struct Config {
     pub sequential_awaits: SequentialAwaitsConfig,
     /// PYDX-CONN001.
     pub connections: ConnectionsConfig,
+    /// PYDX-DB001.
+    pub orm: OrmConfig,
 }
 
 /// Thresholds of PYDX-GIL001.
@@ -149,6 +151,25 @@ impl Default for ConnectionsConfig {
         Self {
             min_share: 0.05,
             min_connects: 3,
+        }
+    }
+}
+
+/// Thresholds of PYDX-DB001.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrmConfig {
+    /// Least share of the request-serving samples in lazy loads from one line.
+    pub min_share: f64,
+    /// Fewest separate stretches of lazy loads seen.
+    pub min_queries: u64,
+}
+
+impl Default for OrmConfig {
+    fn default() -> Self {
+        Self {
+            min_share: 0.10,
+            min_queries: 3,
         }
     }
 }

@@ -587,6 +587,14 @@ impl Postgres {
         postgres
     }
 
+    /// An SQLAlchemy URL (psycopg 3 driver) for the `postgres` database.
+    pub fn sqlalchemy_url(&self) -> String {
+        format!(
+            "postgresql+psycopg://postgres@127.0.0.1:{}/postgres",
+            self.port
+        )
+    }
+
     /// A libpq connection string for the `postgres` database as `postgres`.
     pub fn dsn(&self) -> String {
         format!(

@@ -1,10 +1,9 @@
 //! PYDX-CONN001: database, Redis or HTTP connections opened while serving
 //! requests, instead of being kept in a pool.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use pydx_profile::FrameId;
 
-use pydx_profile::{FrameId, RunStack, StackId, ThreadId, LABEL_ENDPOINT};
-
+use super::request_sites::{request_sites, Site};
 use super::{Rule, RuleDocs};
 use crate::context::Context;
 use crate::finding::{Cost, Finding, Severity};
@@ -123,88 +122,25 @@ impl Kind {
     }
 }
 
-/// Where connections of one kind were opened from.
-#[derive(Default)]
-struct Site {
-    samples: u64,
-    connects: u64,
-    endpoints: BTreeSet<String>,
-    stack: Option<StackId>,
-}
-
 impl Rule for ConnectionSetup {
     fn docs(&self) -> &'static RuleDocs {
         &DOCS
     }
 
     fn check(&self, context: &Context<'_>) -> Vec<Finding> {
-        let profile = context.profile;
-        let request_samples: u64 = profile
-            .samples()
-            .filter(|(key, _)| profile.label_value(key.labels, LABEL_ENDPOINT).is_some())
-            .map(|(_, count)| count)
-            .sum();
-        if request_samples == 0 {
-            return Vec::new();
-        }
-        let mut roles: HashMap<FrameId, Option<Kind>> = HashMap::new();
-        let mut sites: BTreeMap<(Kind, FrameId), Site> = BTreeMap::new();
-        let mut inside: HashMap<ThreadId, Option<(Kind, FrameId)>> = HashMap::new();
-        for run in profile.runs() {
-            let endpoint = profile.label_value(run.labels, LABEL_ENDPOINT);
-            let site = match (run.stack, endpoint) {
-                (RunStack::Stack(stack), Some(_)) => connecting(context, stack, &mut roles),
-                _ => None,
-            };
-            let previous = inside.insert(run.thread, site).flatten();
-            let Some(key) = site else { continue };
-            let entry = sites.entry(key).or_default();
-            entry.samples += run.samples;
-            if previous != Some(key) {
-                entry.connects += 1;
-            }
-            if let Some(endpoint) = endpoint {
-                entry.endpoints.insert(profile.str(endpoint).to_string());
-            }
-            if let RunStack::Stack(stack) = run.stack {
-                entry.stack = entry.stack.or(stack);
-            }
-        }
+        let (request_samples, sites) = request_sites(context, Kind::of);
         let config = &context.config.connections;
         sites
             .into_iter()
             .filter_map(|((kind, frame), site)| {
                 let share = site.samples as f64 / request_samples as f64;
                 (share >= config.min_share
-                    && site.connects >= config.min_connects
+                    && site.episodes >= config.min_connects
                     && site.samples >= Context::MIN_CPU_SAMPLES / 2)
                     .then(|| finding(context, kind, frame, &site, share))
             })
             .collect()
     }
-}
-
-/// The kind of connection a stack is opening and the program's frame that
-/// called into the driver, if it is opening one.
-fn connecting(
-    context: &Context<'_>,
-    stack: Option<StackId>,
-    roles: &mut HashMap<FrameId, Option<Kind>>,
-) -> Option<(Kind, FrameId)> {
-    let frames = context.profile.frames_root_first(stack);
-    let position = frames.iter().position(|&frame| {
-        roles
-            .entry(frame)
-            .or_insert_with(|| Kind::of(context.function(frame), context.file(frame)))
-            .is_some()
-    })?;
-    let kind = roles[&frames[position]]?;
-    let caller = frames[..position]
-        .iter()
-        .rev()
-        .copied()
-        .find(|&f| context.is_user_frame(f))?;
-    Some((kind, caller))
 }
 
 fn finding(context: &Context<'_>, kind: Kind, frame: FrameId, site: &Site, share: f64) -> Finding {
@@ -226,7 +162,7 @@ fn finding(context: &Context<'_>, kind: Kind, frame: FrameId, site: &Site, share
         ),
         format!(
             "pydx saw {} separate connection openings there: they happen request after request, not once",
-            site.connects
+            site.episodes
         ),
         format!("endpoints: {}", endpoints.join(", ")),
     ];
@@ -244,7 +180,7 @@ fn finding(context: &Context<'_>, kind: Kind, frame: FrameId, site: &Site, share
             seconds,
             cpu_seconds: 0.0,
             longest_ms: None,
-            occurrences: Some(site.connects),
+            occurrences: Some(site.episodes),
         },
         stack: context
             .profile

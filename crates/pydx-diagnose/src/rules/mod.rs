@@ -5,7 +5,9 @@ mod connection_setup;
 mod gil_contention;
 mod hot_spot;
 mod numeric_loop;
+mod orm_n_plus_one;
 mod repeated_computation;
+mod request_sites;
 mod sequential_awaits;
 
 use crate::context::Context;
@@ -51,6 +53,7 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(hot_spot::HotSpot),
         Box::new(repeated_computation::RepeatedComputation),
         Box::new(connection_setup::ConnectionSetup),
+        Box::new(orm_n_plus_one::OrmNPlusOne),
     ]
 }
 

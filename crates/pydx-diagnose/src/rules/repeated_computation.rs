@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use pydx_profile::{FrameId, RunStack, OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN};
+use pydx_profile::{Activity, FrameId, RunStack, OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
@@ -24,7 +24,8 @@ static DOCS: RuleDocs = RuleDocs {
     fix: "If the function is pure, decorate it with @functools.lru_cache(maxsize=N) (or @functools.cache \
           for a small, bounded set of arguments), with N from the number of distinct argument sets; for \
           results shared between processes, use an application cache such as Redis.",
-    thresholds: "min_cpu_share = 0.05 (the function and its callees take 5% of the on-CPU samples, \
+    thresholds: "Only functions with arguments that do not wait for I/O (at most 5% of their samples idle). \
+                 min_cpu_share = 0.05 (the function and its callees take 5% of the on-CPU samples, \
                  and at least 20 samples), \
                  min_calls = 10 calls observed, max_distinct_ratio = 0.5 (at most one distinct argument \
                  set per two calls).",
@@ -68,10 +69,14 @@ impl Rule for RepeatedComputation {
         calls
             .into_iter()
             .filter_map(|((function, file), observed)| {
-                let samples = inclusive
+                let (samples, idle) = inclusive
                     .get(&(function.as_str(), file.as_str()))
                     .copied()
-                    .unwrap_or(0);
+                    .unwrap_or((0, 0));
+                let computes = idle as f64 <= (samples + idle) as f64 * MAX_IDLE_SHARE;
+                // A function without arguments has nothing to key a cache on
+                // (and its calls cannot be told apart by their arguments).
+                let has_arguments = observed.arguments.keys().any(|a| !a.is_empty());
                 let share = samples as f64 / total as f64;
                 let seen: u64 = observed.arguments.values().sum();
                 let distinct = observed.arguments.len() as u64;
@@ -90,6 +95,8 @@ impl Rule for RepeatedComputation {
                 // Module bodies, comprehensions and the like are not functions to cache.
                 let a_function = !function.starts_with('<');
                 (a_function
+                    && has_arguments
+                    && computes
                     && share >= config.min_cpu_share
                     && samples >= Context::MIN_CPU_SAMPLES
                     && repeats
@@ -167,25 +174,35 @@ fn calls_entered(context: &Context<'_>, function: &str, file: &str) -> u64 {
     entries
 }
 
-/// On-CPU samples with each function anywhere on the stack (once per sample).
-fn inclusive_samples<'a>(context: &'a Context<'_>) -> HashMap<(&'a str, &'a str), u64> {
-    let mut inclusive: HashMap<(&str, &str), u64> = HashMap::new();
-    for (key, count) in context
-        .profile
-        .samples()
-        .filter(|(key, _)| Context::on_cpu(key))
-    {
+/// Samples with each function anywhere on the stack (once per sample):
+/// on a CPU, and idle (waiting for I/O, sleeping, locks).
+fn inclusive_samples<'a>(context: &'a Context<'_>) -> HashMap<(&'a str, &'a str), (u64, u64)> {
+    let mut inclusive: HashMap<(&str, &str), (u64, u64)> = HashMap::new();
+    for (key, count) in context.profile.samples() {
+        let on_cpu = Context::on_cpu(key);
+        if !on_cpu && key.state.activity != Activity::Idle {
+            continue;
+        }
         let mut seen: Vec<(&str, &str)> = Vec::new();
         for frame in context.profile.frames_innermost_first(key.stack) {
             let id = (context.function(frame), context.file(frame));
             if !seen.contains(&id) {
                 seen.push(id);
-                *inclusive.entry(id).or_insert(0) += count;
+                let entry = inclusive.entry(id).or_insert((0, 0));
+                if on_cpu {
+                    entry.0 += count;
+                } else {
+                    entry.1 += count;
+                }
             }
         }
     }
     inclusive
 }
+
+/// Largest share of a function's (running or idle) samples spent idle for
+/// it to count as computation: a function that waits for I/O is not pure.
+const MAX_IDLE_SHARE: f64 = 0.05;
 
 fn finding(
     context: &Context<'_>,

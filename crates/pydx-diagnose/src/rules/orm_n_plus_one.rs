@@ -1,0 +1,257 @@
+//! PYDX-DB001: an ORM relationship lazily loaded inside a loop, one query
+//! per item (the N+1 query problem).
+
+use super::request_sites::{request_sites, Site};
+use super::{Rule, RuleDocs};
+use crate::context::Context;
+use crate::finding::{Cost, Finding, Location, Severity};
+use crate::source::{code_only, enclosing_loop, LoopHeader};
+
+static DOCS: RuleDocs = RuleDocs {
+    code: "PYDX-DB001",
+    name: "orm-n-plus-one",
+    summary: "A loop loads a related object or collection lazily, one database query per item (N+1 queries)",
+    detects: "Among the samples of threads serving an HTTP request, pydx finds stacks inside an ORM's lazy \
+              loader (SQLAlchemy's lazy relationship loader; Django's forward foreign-key and one-to-one \
+              descriptors) called from a line of the program inside a `for` loop. When those lazy loads \
+              take a noticeable share of request time, again and again, the loop line, the attribute \
+              accessed on the loop variable and the endpoints are reported.",
+    why: "Each lazy load is a round trip to the database: a loop over N rows makes N more queries, so the \
+          request's time grows with the data, while the database could return everything in one or two \
+          queries.",
+    example: "for order in session.scalars(select(Order)):\n    rows.append(order.customer.name)   # one SELECT per order",
+    fix: "Load the relationship with the query that fetches the rows. SQLAlchemy: \
+          `.options(joinedload(Order.customer))` for a many-to-one, `.options(selectinload(Order.items))` \
+          for a collection. Django: `.select_related(\"customer\")` for a foreign key or one-to-one, \
+          `.prefetch_related(\"items\")` for a reverse foreign key or many-to-many.",
+    thresholds: "min_share = 0.10: the lazy loads from one line take at least 10% of the request-serving \
+                 samples; min_queries = 3: pydx saw them at least three separate times (Sentry's N+1 \
+                 detector also needs repeated, similar queries).",
+};
+
+/// PYDX-DB001.
+pub struct OrmNPlusOne;
+
+/// Which ORM loads lazily.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Orm {
+    SqlAlchemy,
+    Django,
+}
+
+impl Orm {
+    /// The ORM whose lazy loader `function` of `file` is, if it is one.
+    fn lazy_loader(function: &str, file: &str) -> Option<Orm> {
+        if file.ends_with("sqlalchemy/orm/strategies.py")
+            && function.starts_with("_LazyLoader.")
+            && function.ends_with("_load_for_state")
+        {
+            Some(Orm::SqlAlchemy)
+        } else if file.ends_with("django/db/models/fields/related_descriptors.py")
+            && matches!(
+                function,
+                "ForwardManyToOneDescriptor.__get__" | "ReverseOneToOneDescriptor.__get__"
+            )
+        {
+            Some(Orm::Django)
+        } else {
+            None
+        }
+    }
+}
+
+impl Rule for OrmNPlusOne {
+    fn docs(&self) -> &'static RuleDocs {
+        &DOCS
+    }
+
+    fn check(&self, context: &Context<'_>) -> Vec<Finding> {
+        let (request_samples, sites) = request_sites(context, Orm::lazy_loader);
+        let config = &context.config.orm;
+        sites
+            .into_iter()
+            .filter_map(|((orm, frame), site)| {
+                let share = site.samples as f64 / request_samples as f64;
+                if share < config.min_share
+                    || site.episodes < config.min_queries
+                    || site.samples < Context::MIN_CPU_SAMPLES / 2
+                {
+                    return None;
+                }
+                let location = context.location(frame);
+                let header = enclosing_loop(context, &location.file, location.line)?;
+                Some(finding(context, orm, location, &header, &site, share))
+            })
+            .collect()
+    }
+}
+
+/// The attributes of `target` read in `statement` (`order.customer` gives
+/// `customer`), without repeats: first those whose value is used further
+/// (`order.customer.name`: a related object), then the others.
+fn attributes_of(statement: &str, target: &str) -> Vec<String> {
+    let code = code_only(statement);
+    let mut chained = Vec::new();
+    let mut attributes = Vec::new();
+    for (index, _) in code.match_indices(&format!("{target}.")) {
+        let before = code[..index].chars().next_back();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+            continue;
+        }
+        let name: String = code[index + target.len() + 1..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if name.is_empty() || attributes.contains(&name) || chained.contains(&name) {
+            continue;
+        }
+        let after = code[index + target.len() + 1 + name.len()..].chars().next();
+        if after == Some('.') {
+            chained.push(name);
+        } else {
+            attributes.push(name);
+        }
+    }
+    chained.extend(attributes);
+    chained
+}
+
+fn finding(
+    context: &Context<'_>,
+    orm: Orm,
+    location: Location,
+    header: &LoopHeader,
+    site: &Site,
+    share: f64,
+) -> Finding {
+    let target = header
+        .target_and_iterable
+        .as_ref()
+        .map(|(target, _)| target.clone());
+    let statement = location.source.clone().unwrap_or_default();
+    let attributes = target
+        .as_deref()
+        .map(|t| attributes_of(&statement, t))
+        .unwrap_or_default();
+    let accessed = match (&target, attributes.as_slice()) {
+        (Some(target), [attribute, ..]) => format!("`{target}.{attribute}`"),
+        _ => "a relationship".to_string(),
+    };
+    let attribute = attributes
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "relationship".into());
+    let seconds = site.samples as f64 * context.interval_seconds();
+    let endpoints: Vec<&str> = site.endpoints.iter().map(String::as_str).take(5).collect();
+    let loop_place = format!("{}:{}", location.file, header.line);
+    let evidence = vec![
+        format!(
+            "{:.0}% of the time spent serving requests ({seconds:.2} s of thread time) went to lazy loads \
+             of {accessed} at {}:{} (`{}`)",
+            share * 100.0,
+            location.file,
+            location.line,
+            statement.trim()
+        ),
+        format!(
+            "the line runs inside the loop at {loop_place} (`{}`): one query per iteration",
+            header.text
+        ),
+        format!(
+            "pydx saw the lazy loads in {} separate stretches of requests: they repeat request after request",
+            site.episodes
+        ),
+        format!("endpoints: {}", endpoints.join(", ")),
+    ];
+    let iterable = header.target_and_iterable.as_ref().map_or_else(
+        || "the query".to_string(),
+        |(_, iterable)| format!("`{iterable}`"),
+    );
+    let fix = match orm {
+        Orm::SqlAlchemy => format!(
+            "Load `{attribute}` together with the rows of the loop at {loop_place}: add \
+             `.options(joinedload(<Model>.{attribute}))` to the select behind {iterable} (for a \
+             many-to-one such as this), or `.options(selectinload(<Model>.{attribute}))` for a \
+             collection (`from sqlalchemy.orm import joinedload, selectinload`). The loop then makes \
+             no queries."
+        ),
+        Orm::Django => format!(
+            "Load `{attribute}` together with the rows of the loop at {loop_place}: add \
+             `.select_related(\"{attribute}\")` to the queryset behind {iterable} (a foreign key or \
+             one-to-one; use `.prefetch_related(\"{attribute}\")` for a reverse foreign key or \
+             many-to-many). The loop then makes no queries."
+        ),
+    };
+    Finding {
+        code: DOCS.code,
+        title: format!(
+            "N+1 queries: {accessed} is loaded lazily in a loop in {} ({:.0}% of request time)",
+            location.function,
+            share * 100.0
+        ),
+        severity: Severity::for_share(share),
+        cost: Cost {
+            share,
+            seconds,
+            cpu_seconds: 0.0,
+            longest_ms: None,
+            occurrences: Some(site.episodes),
+        },
+        stack: context
+            .profile
+            .frames_innermost_first(site.stack)
+            .into_iter()
+            .map(|f| context.frame_text(f))
+            .collect(),
+        fix,
+        location,
+        evidence,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lazy_loaders_are_recognised() {
+        let site = "/venv/lib/python3.12/site-packages";
+        assert_eq!(
+            Orm::lazy_loader(
+                "_LazyLoader._load_for_state",
+                &format!("{site}/sqlalchemy/orm/strategies.py")
+            ),
+            Some(Orm::SqlAlchemy)
+        );
+        assert_eq!(
+            Orm::lazy_loader(
+                "ForwardManyToOneDescriptor.__get__",
+                &format!("{site}/django/db/models/fields/related_descriptors.py")
+            ),
+            Some(Orm::Django)
+        );
+        assert_eq!(
+            Orm::lazy_loader(
+                "_JoinedLoader._load_for_state",
+                &format!("{site}/sqlalchemy/orm/strategies.py")
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn attributes_of_the_loop_variable_are_found() {
+        assert_eq!(
+            attributes_of(
+                r#"rows.append({"id": order.id, "customer": order.customer.name})"#,
+                "order"
+            ),
+            ["customer", "id"]
+        );
+        assert_eq!(
+            attributes_of("total += border.width + order.total", "order"),
+            ["total"]
+        );
+        assert!(attributes_of("print('order.customer')", "order").is_empty());
+    }
+}

@@ -1,0 +1,90 @@
+//! What the web rules share: finding, in the samples of threads serving
+//! HTTP requests, the stacks inside some library operation (opening a
+//! connection, a lazy load), and charging them to the program's line that
+//! called into the library.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use pydx_profile::{FrameId, RunStack, StackId, ThreadId, LABEL_ENDPOINT};
+
+use crate::context::Context;
+
+/// Where one kind of operation was called from, while serving requests.
+#[derive(Debug, Default)]
+pub(crate) struct Site {
+    /// Samples inside the operation.
+    pub samples: u64,
+    /// Separate stretches of the timeline inside it (each at least one
+    /// operation).
+    pub episodes: u64,
+    /// The endpoints being served.
+    pub endpoints: BTreeSet<String>,
+    /// A stack inside the operation, to show.
+    pub stack: Option<StackId>,
+}
+
+/// The request-serving samples, and the sites of operations `classify`
+/// recognises (by the function and file of a library frame), keyed by the
+/// operation's kind and the program's frame that called into it.
+pub(crate) fn request_sites<K: Copy + Ord>(
+    context: &Context<'_>,
+    classify: impl Fn(&str, &str) -> Option<K>,
+) -> (u64, BTreeMap<(K, FrameId), Site>) {
+    let profile = context.profile;
+    let request_samples: u64 = profile
+        .samples()
+        .filter(|(key, _)| profile.label_value(key.labels, LABEL_ENDPOINT).is_some())
+        .map(|(_, count)| count)
+        .sum();
+    let mut sites: BTreeMap<(K, FrameId), Site> = BTreeMap::new();
+    if request_samples == 0 {
+        return (0, sites);
+    }
+    let mut kinds: HashMap<FrameId, Option<K>> = HashMap::new();
+    let mut inside: HashMap<ThreadId, Option<(K, FrameId)>> = HashMap::new();
+    for run in profile.runs() {
+        let endpoint = profile.label_value(run.labels, LABEL_ENDPOINT);
+        let site = match (run.stack, endpoint) {
+            (RunStack::Stack(stack), Some(_)) => operation(context, stack, &classify, &mut kinds),
+            _ => None,
+        };
+        let previous = inside.insert(run.thread, site).flatten();
+        let Some(key) = site else { continue };
+        let entry = sites.entry(key).or_default();
+        entry.samples += run.samples;
+        if previous != Some(key) {
+            entry.episodes += 1;
+        }
+        if let Some(endpoint) = endpoint {
+            entry.endpoints.insert(profile.str(endpoint).to_string());
+        }
+        if let RunStack::Stack(stack) = run.stack {
+            entry.stack = entry.stack.or(stack);
+        }
+    }
+    (request_samples, sites)
+}
+
+/// The kind of operation a stack is in (its outermost recognised frame)
+/// and the program's frame that called into the library for it.
+fn operation<K: Copy>(
+    context: &Context<'_>,
+    stack: Option<StackId>,
+    classify: &impl Fn(&str, &str) -> Option<K>,
+    kinds: &mut HashMap<FrameId, Option<K>>,
+) -> Option<(K, FrameId)> {
+    let frames = context.profile.frames_root_first(stack);
+    let position = frames.iter().position(|&frame| {
+        kinds
+            .entry(frame)
+            .or_insert_with(|| classify(context.function(frame), context.file(frame)))
+            .is_some()
+    })?;
+    let kind = kinds[&frames[position]]?;
+    let caller = frames[..position]
+        .iter()
+        .rev()
+        .copied()
+        .find(|&f| context.is_user_frame(f))?;
+    Some((kind, caller))
+}
