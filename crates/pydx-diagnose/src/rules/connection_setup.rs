@@ -3,10 +3,10 @@
 
 use pydx_profile::FrameId;
 
-use super::request_sites::{request_sites, Site};
+use super::request_sites::{request_sites, Site, SiteText};
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Severity};
+use crate::finding::Finding;
 
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-CONN001",
@@ -150,8 +150,7 @@ fn finding(context: &Context<'_>, kind: Kind, frame: FrameId, site: &Site, share
         .source
         .clone()
         .unwrap_or_else(|| location.function.clone());
-    let seconds = site.samples as f64 * context.interval_seconds();
-    let endpoints: Vec<&str> = site.endpoints.iter().map(String::as_str).take(5).collect();
+    let seconds = site.seconds(context);
     let evidence = vec![
         format!(
             "{:.0}% of the time spent serving requests ({seconds:.2} s of thread time) went to opening \
@@ -164,34 +163,24 @@ fn finding(context: &Context<'_>, kind: Kind, frame: FrameId, site: &Site, share
             "pydx saw {} separate connection openings there: they happen request after request, not once",
             site.episodes
         ),
-        format!("endpoints: {}", endpoints.join(", ")),
+        site.endpoints_evidence(),
     ];
-    Finding {
-        code: DOCS.code,
-        title: format!(
-            "Requests open new {} in {} ({:.0}% of request time)",
-            kind.what(),
-            location.function,
-            share * 100.0
-        ),
-        severity: Severity::for_share(share),
-        cost: Cost {
-            share,
-            seconds,
-            cpu_seconds: 0.0,
-            longest_ms: None,
-            occurrences: Some(site.episodes),
+    site.finding(
+        context,
+        DOCS.code,
+        share,
+        SiteText {
+            title: format!(
+                "Requests open new {} in {} ({:.0}% of request time)",
+                kind.what(),
+                location.function,
+                share * 100.0
+            ),
+            location,
+            evidence,
+            fix: kind.fix(call.trim(), &place),
         },
-        stack: context
-            .profile
-            .frames_innermost_first(site.stack)
-            .into_iter()
-            .map(|f| context.frame_text(f))
-            .collect(),
-        fix: kind.fix(call.trim(), &place),
-        location,
-        evidence,
-    }
+    )
 }
 
 #[cfg(test)]

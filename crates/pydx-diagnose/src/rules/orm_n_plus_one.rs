@@ -1,10 +1,10 @@
 //! PYDX-DB001: an ORM relationship lazily loaded inside a loop, one query
 //! per item (the N+1 query problem).
 
-use super::request_sites::{request_sites, Site};
+use super::request_sites::{request_sites, Site, SiteText};
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Location, Severity};
+use crate::finding::{Finding, Location};
 use crate::source::{code_only, enclosing_loop, LoopHeader};
 
 static DOCS: RuleDocs = RuleDocs {
@@ -141,8 +141,7 @@ fn finding(
         .first()
         .cloned()
         .unwrap_or_else(|| "relationship".into());
-    let seconds = site.samples as f64 * context.interval_seconds();
-    let endpoints: Vec<&str> = site.endpoints.iter().map(String::as_str).take(5).collect();
+    let seconds = site.seconds(context);
     let loop_place = format!("{}:{}", location.file, header.line);
     let evidence = vec![
         format!(
@@ -161,7 +160,7 @@ fn finding(
             "pydx saw the lazy loads in {} separate stretches of requests: they repeat request after request",
             site.episodes
         ),
-        format!("endpoints: {}", endpoints.join(", ")),
+        site.endpoints_evidence(),
     ];
     let iterable = header.target_and_iterable.as_ref().map_or_else(
         || "the query".to_string(),
@@ -182,31 +181,21 @@ fn finding(
              many-to-many). The loop then makes no queries."
         ),
     };
-    Finding {
-        code: DOCS.code,
-        title: format!(
-            "N+1 queries: {accessed} is loaded lazily in a loop in {} ({:.0}% of request time)",
-            location.function,
-            share * 100.0
-        ),
-        severity: Severity::for_share(share),
-        cost: Cost {
-            share,
-            seconds,
-            cpu_seconds: 0.0,
-            longest_ms: None,
-            occurrences: Some(site.episodes),
+    site.finding(
+        context,
+        DOCS.code,
+        share,
+        SiteText {
+            title: format!(
+                "N+1 queries: {accessed} is loaded lazily in a loop in {} ({:.0}% of request time)",
+                location.function,
+                share * 100.0
+            ),
+            location,
+            evidence,
+            fix,
         },
-        stack: context
-            .profile
-            .frames_innermost_first(site.stack)
-            .into_iter()
-            .map(|f| context.frame_text(f))
-            .collect(),
-        fix,
-        location,
-        evidence,
-    }
+    )
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use pydx_profile::{FrameId, RunStack, StackId, ThreadId, LABEL_ENDPOINT};
 
 use crate::context::Context;
+use crate::finding::{Cost, Finding, Location, Severity};
 
 /// Where one kind of operation was called from, while serving requests.
 #[derive(Debug, Default)]
@@ -21,6 +22,59 @@ pub(crate) struct Site {
     pub endpoints: BTreeSet<String>,
     /// A stack inside the operation, to show.
     pub stack: Option<StackId>,
+}
+
+impl Site {
+    /// A finding for this site: `share` of the request-serving samples, the
+    /// rest as the rule words it.
+    pub(crate) fn finding(
+        &self,
+        context: &Context<'_>,
+        code: &'static str,
+        share: f64,
+        text: SiteText,
+    ) -> Finding {
+        Finding {
+            code,
+            title: text.title,
+            severity: Severity::for_share(share),
+            cost: Cost {
+                share,
+                seconds: self.seconds(context),
+                cpu_seconds: 0.0,
+                longest_ms: None,
+                occurrences: Some(self.episodes),
+            },
+            stack: context
+                .profile
+                .frames_innermost_first(self.stack)
+                .into_iter()
+                .map(|f| context.frame_text(f))
+                .collect(),
+            fix: text.fix,
+            location: text.location,
+            evidence: text.evidence,
+        }
+    }
+
+    /// Thread-seconds inside the operation.
+    pub(crate) fn seconds(&self, context: &Context<'_>) -> f64 {
+        self.samples as f64 * context.interval_seconds()
+    }
+
+    /// The endpoints, as evidence.
+    pub(crate) fn endpoints_evidence(&self) -> String {
+        let endpoints: Vec<&str> = self.endpoints.iter().map(String::as_str).take(5).collect();
+        format!("endpoints: {}", endpoints.join(", "))
+    }
+}
+
+/// What a web rule says about a site.
+pub(crate) struct SiteText {
+    pub title: String,
+    pub location: Location,
+    pub evidence: Vec<String>,
+    pub fix: String,
 }
 
 /// The request-serving samples, and the sites of operations `classify`
