@@ -10,7 +10,7 @@ use pydx_testkit::examples_python;
 use serde_json::Value;
 
 /// Every rule code the doctor has.
-const CODES: [&str; 8] = [
+const CODES: [&str; 10] = [
     "PYDX-GIL001",
     "PYDX-ASYNC001",
     "PYDX-ASYNC002",
@@ -19,6 +19,8 @@ const CODES: [&str; 8] = [
     "PYDX-CACHE001",
     "PYDX-CONN001",
     "PYDX-DB001",
+    "PYDX-DB002",
+    "PYDX-DB003",
 ];
 
 fn pydx(args: &[&str]) -> Output {

@@ -170,8 +170,8 @@ fn web_line(app: &str, snippet: &str) -> u64 {
 }
 
 /// Seeds the database with `<app>.py seed`, serves the app with gunicorn
-/// and runs `pydx doctor` under a load of `GET /orders`.
-fn doctor_orders_app(postgres: &Postgres, app: &str) -> Value {
+/// and runs `pydx doctor` under a load of `GET route`.
+fn doctor_db_app(postgres: &Postgres, app: &str, route: &str) -> Value {
     let file = examples_dir().join("web").join(format!("{app}.py"));
     let env = [("PYDX_PG_URL", postgres.sqlalchemy_url())];
     let seeded = web_python()
@@ -183,7 +183,7 @@ fn doctor_orders_app(postgres: &Postgres, app: &str) -> Value {
     let server = Gunicorn::start_with(&file, &format!("{app}:app"), 2, &env);
     let mut served = 0;
     let report = doctor_under_load(&server, || {
-        if server.get("/orders").is_some() {
+        if server.get(route).is_some() {
             served += 1;
         }
     });
@@ -194,7 +194,7 @@ fn doctor_orders_app(postgres: &Postgres, app: &str) -> Value {
 #[test]
 fn lazy_loads_in_a_loop_are_found_and_joinedload_fixes_them() {
     let postgres = Postgres::start();
-    let report = doctor_orders_app(&postgres, "orders_sqlalchemy");
+    let report = doctor_db_app(&postgres, "orders_sqlalchemy", "/orders");
     let codes: Vec<&str> = report["findings"]
         .as_array()
         .unwrap()
@@ -226,7 +226,46 @@ fn lazy_loads_in_a_loop_are_found_and_joinedload_fixes_them() {
         "{evidence}"
     );
 
-    let fixed = doctor_orders_app(&postgres, "orders_sqlalchemy_fixed");
+    let fixed = doctor_db_app(&postgres, "orders_sqlalchemy_fixed", "/orders");
+    assert!(
+        fixed["findings"].as_array().unwrap().is_empty(),
+        "the fixed app still gets findings: {fixed:#}"
+    );
+}
+
+#[test]
+fn queries_and_writes_per_item_are_found_and_bulk_access_fixes_them() {
+    let postgres = Postgres::start();
+    let report = doctor_db_app(&postgres, "stock_sqlalchemy", "/restock");
+    let mut codes: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["code"].as_str())
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(codes, ["PYDX-DB002", "PYDX-DB003"], "{report:#}");
+    let line_of = |code: &str| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["code"] == code)
+            .map(|f| f["location"]["line"].as_u64().unwrap_or(0))
+    };
+    assert_eq!(
+        line_of("PYDX-DB002"),
+        Some(web_line(
+            "stock_sqlalchemy",
+            "item = session.get(Item, item_id)"
+        ))
+    );
+    assert_eq!(
+        line_of("PYDX-DB003"),
+        Some(web_line("stock_sqlalchemy", "session.commit()"))
+    );
+
+    let fixed = doctor_db_app(&postgres, "stock_sqlalchemy_fixed", "/restock");
     assert!(
         fixed["findings"].as_array().unwrap().is_empty(),
         "the fixed app still gets findings: {fixed:#}"

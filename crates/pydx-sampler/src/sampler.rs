@@ -138,17 +138,21 @@ impl Summary {
 }
 
 /// Attaches to `pid` once its interpreter is up: a process just launched
-/// needs a few milliseconds before `_PyRuntime` holds a thread. Gives up
-/// after `timeout`, or as soon as the process exits.
+/// needs a few milliseconds before `_PyRuntime` holds a thread, and a
+/// launcher (chroot, a shell) may `exec` Python while its maps are being
+/// read, which makes reads fail. Retries everything but a refusal and an
+/// unsupported version; gives up after `timeout`, or as soon as the
+/// process exits.
 pub fn attach_when_ready(pid: u32, timeout: Duration) -> Result<PythonProcess, AttachError> {
     let deadline = Instant::now() + timeout;
     loop {
         match PythonProcess::attach(pid) {
             Ok(process) => return Ok(process),
             Err(error) => {
-                let retriable = matches!(
+                let retriable = !matches!(
                     error,
-                    AttachError::NotRunning { .. } | AttachError::NotPython { .. }
+                    AttachError::UnsupportedVersion { .. }
+                        | AttachError::Remote(pydx_remote::Error::PermissionDenied { .. })
                 );
                 if !retriable || Instant::now() >= deadline || !process_alive(pid) {
                     return Err(error);

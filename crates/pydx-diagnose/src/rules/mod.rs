@@ -2,11 +2,14 @@
 
 mod blocked_loop;
 mod connection_setup;
+mod db_calls;
 mod gil_contention;
 mod hot_spot;
 mod numeric_loop;
 mod orm_n_plus_one;
+mod per_row_writes;
 mod repeated_computation;
+mod repeated_queries;
 mod request_sites;
 mod sequential_awaits;
 
@@ -54,6 +57,8 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(repeated_computation::RepeatedComputation),
         Box::new(connection_setup::ConnectionSetup),
         Box::new(orm_n_plus_one::OrmNPlusOne),
+        Box::new(repeated_queries::RepeatedQueries),
+        Box::new(per_row_writes::PerRowWrites),
     ]
 }
 

@@ -1,0 +1,211 @@
+//! The database calls the web rules recognise in stacks, shared so that
+//! each stack is charged to one kind of call: its outermost recognised
+//! frame (a lazy load that runs a query is a lazy load; a read that
+//! autoflushes pending writes is a read).
+
+use super::request_sites::{request_sites, Site};
+use crate::context::Context;
+use crate::finding::Location;
+use crate::source::{enclosing_loop, LoopHeader};
+
+/// The database API a call goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum DbApi {
+    /// SQLAlchemy's ORM session.
+    SqlAlchemy,
+    /// Django's ORM.
+    Django,
+    /// A driver's DB-API (PEP 249) cursor or connection.
+    Driver,
+}
+
+/// A database call, as its outermost library frame shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum DbCall {
+    /// An ORM lazy load of a relationship (PYDX-DB001's).
+    LazyLoad,
+    /// A query that reads.
+    Read(DbApi),
+    /// A write: saving a model, flushing or committing a session.
+    Write(DbApi),
+}
+
+impl DbCall {
+    /// The call `function` of `file` makes, if it is a database call.
+    pub(crate) fn of(function: &str, file: &str) -> Option<DbCall> {
+        let is = |suffix: &str, functions: &[&str]| {
+            file.ends_with(suffix) && functions.contains(&function)
+        };
+        if file.ends_with("sqlalchemy/orm/strategies.py") && function.starts_with("_LazyLoader.")
+            || is(
+                "django/db/models/fields/related_descriptors.py",
+                &[
+                    "ForwardManyToOneDescriptor.__get__",
+                    "ReverseOneToOneDescriptor.__get__",
+                ],
+            )
+        {
+            Some(DbCall::LazyLoad)
+        } else if is(
+            "sqlalchemy/orm/session.py",
+            &[
+                "Session.get",
+                "Session.execute",
+                "Session.scalars",
+                "Session.scalar",
+            ],
+        ) {
+            Some(DbCall::Read(DbApi::SqlAlchemy))
+        } else if is(
+            "sqlalchemy/orm/session.py",
+            &["Session.flush", "Session.commit"],
+        ) {
+            Some(DbCall::Write(DbApi::SqlAlchemy))
+        } else if is(
+            "django/db/models/query.py",
+            &[
+                "QuerySet.get",
+                "QuerySet.count",
+                "QuerySet.exists",
+                "QuerySet.first",
+                "QuerySet.__iter__",
+                "QuerySet.__len__",
+                "QuerySet.__bool__",
+            ],
+        ) {
+            Some(DbCall::Read(DbApi::Django))
+        } else if is(
+            "django/db/models/query.py",
+            &["QuerySet.create", "QuerySet.update"],
+        ) || is("django/db/models/base.py", &["Model.save", "Model.delete"])
+        {
+            Some(DbCall::Write(DbApi::Django))
+        } else if is("psycopg/cursor.py", &["Cursor.execute"])
+            || is("psycopg/connection.py", &["Connection.execute"])
+        {
+            Some(DbCall::Read(DbApi::Driver))
+        } else {
+            None
+        }
+    }
+}
+
+/// A database call of one API made again and again from a line inside a
+/// loop while serving requests.
+pub(crate) struct LoopCall {
+    /// The API.
+    pub api: DbApi,
+    /// The line's location, with its source.
+    pub location: Location,
+    /// The loop around it.
+    pub header: LoopHeader,
+    /// Its share of the request-serving samples.
+    pub share: f64,
+    /// What pydx saw of it.
+    pub site: Site,
+}
+
+/// The calls `wanted` picks (reads or writes) made from lines inside loops,
+/// taking at least `min_share` of request time, seen at least
+/// `min_calls` separate times.
+pub(crate) fn calls_in_loops(
+    context: &Context<'_>,
+    wanted: impl Fn(DbCall) -> Option<DbApi>,
+    min_share: f64,
+    min_calls: u64,
+) -> Vec<LoopCall> {
+    let (request_samples, sites) = request_sites(context, DbCall::of);
+    sites
+        .into_iter()
+        .filter_map(|((call, frame), site)| {
+            let api = wanted(call)?;
+            let share = site.samples as f64 / request_samples as f64;
+            if share < min_share
+                || site.episodes < min_calls
+                || site.samples < Context::MIN_CPU_SAMPLES / 2
+            {
+                return None;
+            }
+            let location = context.location(frame);
+            let header = enclosing_loop(context, &location.file, location.line)?;
+            Some(LoopCall {
+                api,
+                location,
+                header,
+                share,
+                site,
+            })
+        })
+        .collect()
+}
+
+impl LoopCall {
+    /// The evidence every loop finding gives.
+    pub(crate) fn evidence(&self, context: &Context<'_>, what: &str) -> Vec<String> {
+        let statement = self.location.source.clone().unwrap_or_default();
+        vec![
+            format!(
+                "{:.0}% of the time spent serving requests ({:.2} s of thread time) went to {what} at \
+                 {}:{} (`{}`)",
+                self.share * 100.0,
+                self.site.seconds(context),
+                self.location.file,
+                self.location.line,
+                statement.trim()
+            ),
+            format!(
+                "the line runs inside the loop at {}:{} (`{}`): one round trip per iteration",
+                self.location.file, self.header.line, self.header.text
+            ),
+            format!(
+                "pydx saw them in {} separate stretches of requests: they repeat request after request",
+                self.site.episodes
+            ),
+            self.site.endpoints_evidence(),
+        ]
+    }
+
+    /// The loop's place, `file:line`.
+    pub(crate) fn loop_place(&self) -> String {
+        format!("{}:{}", self.location.file, self.header.line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_calls_are_recognised() {
+        let site = "/venv/lib/python3.12/site-packages";
+        let of = |function: &str, file: &str| DbCall::of(function, &format!("{site}/{file}"));
+        assert_eq!(
+            of("Session.get", "sqlalchemy/orm/session.py"),
+            Some(DbCall::Read(DbApi::SqlAlchemy))
+        );
+        assert_eq!(
+            of("Session.commit", "sqlalchemy/orm/session.py"),
+            Some(DbCall::Write(DbApi::SqlAlchemy))
+        );
+        assert_eq!(
+            of("Model.save", "django/db/models/base.py"),
+            Some(DbCall::Write(DbApi::Django))
+        );
+        assert_eq!(
+            of("QuerySet.get", "django/db/models/query.py"),
+            Some(DbCall::Read(DbApi::Django))
+        );
+        assert_eq!(
+            of(
+                "_LazyLoader._load_for_state",
+                "sqlalchemy/orm/strategies.py"
+            ),
+            Some(DbCall::LazyLoad)
+        );
+        assert_eq!(
+            of("Cursor.execute", "psycopg/cursor.py"),
+            Some(DbCall::Read(DbApi::Driver))
+        );
+        assert_eq!(of("Session.add", "sqlalchemy/orm/session.py"), None);
+    }
+}
