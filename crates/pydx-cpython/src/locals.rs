@@ -76,18 +76,24 @@ impl<M: MemoryReader> PythonReader<M> {
             }
         };
         let count = names.len().min(kinds.len()).min(MAX_LOCALS);
-        let slots = self.memory.read_vec(
-            frame.addr + layout.frame_localsplus,
-            count * 8,
-            MAX_LOCALS * 8,
+        // The frame's code pointer and its slots in one read: a running
+        // thread may have returned and reused the frame for another function
+        // since the stack was read, and its slots then hold other values.
+        let slots_start = layout.frame_localsplus;
+        let frame_bytes = self.memory.read_vec(
+            frame.addr,
+            slots_start as usize + count * 8,
+            slots_start as usize + MAX_LOCALS * 8,
         )?;
+        self.check_frame_code(frame, &frame_bytes)?;
+        let slots = &frame_bytes[slots_start as usize..];
         let mut locals = Vec::with_capacity(count);
         for (index, name) in names.into_iter().take(count).enumerate() {
             let kind = kinds[index];
             if kind & FAST_HIDDEN != 0 {
                 continue;
             }
-            let mut addr = u64_at(&slots, index as u64 * 8).unwrap_or(0);
+            let mut addr = u64_at(slots, index as u64 * 8).unwrap_or(0);
             let value = if layout.stack_refs_tagged && addr & 3 == 3 {
                 // A tagged small integer, not a pointer.
                 let value = Value::Int(i128::from((addr as i64) >> 2));
@@ -110,7 +116,28 @@ impl<M: MemoryReader> PythonReader<M> {
                 value,
             });
         }
+        // Still the same function once the values are read.
+        let code_pointer = self
+            .memory
+            .read_vec(frame.addr, slots_start as usize, 0x400)?;
+        self.check_frame_code(frame, &code_pointer)?;
         Ok(locals)
+    }
+
+    /// Fails unless the frame read into `bytes` still runs `frame`'s code.
+    fn check_frame_code(&self, frame: &Frame, bytes: &[u8]) -> Result<(), WalkError> {
+        let mut code = u64_at(bytes, self.layout.frame_code).unwrap_or(0);
+        if self.layout.stack_refs_tagged {
+            code &= !3;
+        }
+        if code == frame.code.addr {
+            Ok(())
+        } else {
+            Err(WalkError::Invalid {
+                what: "frame reused by another function",
+                addr: frame.addr,
+            })
+        }
     }
 
     /// The strings of a tuple of strings (such as `co_varnames`).

@@ -24,7 +24,10 @@ static DOCS: RuleDocs = RuleDocs {
     fix: "If the function is pure, decorate it with @functools.lru_cache(maxsize=N) (or @functools.cache \
           for a small, bounded set of arguments), with N from the number of distinct argument sets; for \
           results shared between processes, use an application cache such as Redis.",
-    thresholds: "Only functions with arguments that do not wait for I/O (at most 5% of their samples idle). \
+    thresholds: "Only calls whose argument values were read in full count: an argument pydx shows by type \
+                 and length or address (a list, a dict, a NumPy array, any object) or a truncated string \
+                 may differ, or change in place, between calls that look alike. \
+                 Only functions with arguments that do not wait for I/O (at most 5% of their samples idle). \
                  min_cpu_share = 0.05 (the function and its callees take 5% of the on-CPU samples, \
                  and at least 20 samples), \
                  min_calls = 10 calls observed, max_distinct_ratio = 0.5 (at most one distinct argument \
@@ -48,6 +51,9 @@ impl Rule for RepeatedComputation {
         let mut calls: BTreeMap<(String, String), ObservedCalls> = BTreeMap::new();
         for (frame, kind, value, count) in context.profile.observations() {
             if kind != OBSERVED_CALL_ARGS && kind != OBSERVED_CALL_ARGS_AGAIN {
+                continue;
+            }
+            if kind == OBSERVED_CALL_ARGS && !shows_values(value) {
                 continue;
             }
             let id = (
@@ -105,6 +111,14 @@ impl Rule for RepeatedComputation {
             })
             .collect()
     }
+}
+
+/// Whether an observed argument list shows every value in full, so that
+/// two equal texts are equal arguments: not a container or object shown by
+/// type and length or address (`<list of 3>`, `<Order at 0x7f..>`), nor a
+/// truncated string or bytes.
+fn shows_values(arguments: &str) -> bool {
+    !(arguments.contains('<') || arguments.contains("... ("))
 }
 
 /// Fewest times the timeline must show the function being entered afresh
@@ -241,9 +255,6 @@ fn finding(
     for (text, count) in common.iter().take(3) {
         evidence.push(format!("({text}) seen in {count} calls"));
     }
-    let unhashable = arguments
-        .keys()
-        .any(|a| a.contains("<list of") || a.contains("<dict of") || a.contains("<set of"));
     let size = (distinct * 2).next_power_of_two().max(32);
     let decorator = if distinct <= 64 {
         "@functools.cache".to_string()
@@ -258,12 +269,6 @@ fn finding(
         function = location.function,
         file = location.file,
     );
-    if unhashable {
-        fix.push_str(
-            " Some arguments are lists or dicts, which a cache cannot hash: pass tuples or frozensets, or \
-             cache on a key derived from them.",
-        );
-    }
     fix.push_str(" For results shared across worker processes, use an application cache (e.g. Redis with a TTL).");
     Finding {
         code: DOCS.code,
@@ -299,6 +304,15 @@ mod tests {
             again,
             frame: FrameId(0),
         }
+    }
+
+    #[test]
+    fn only_arguments_read_in_full_can_repeat() {
+        assert!(shows_values("zone=3, weight_class=2"));
+        assert!(shows_values("name='north', rate=1.5, flag=None"));
+        assert!(!shows_values("items=<list of 3>"));
+        assert!(!shows_values("prices=<numpy.ndarray at 0x7f0ac3f0fe10>"));
+        assert!(!shows_values("text='aaaaaaaaaa'... (4096 chars)"));
     }
 
     #[test]
