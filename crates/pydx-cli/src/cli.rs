@@ -133,6 +133,14 @@ pub struct RecordArgs {
     /// (with --idle, waiting tasks appear with the coroutines they wait in).
     #[arg(long = "async")]
     pub async_tasks: bool,
+    /// Add a root frame per HTTP endpoint (method and route) to the samples
+    /// of threads serving a request.
+    #[arg(long)]
+    pub endpoints: bool,
+    /// Keep only the samples of threads serving this endpoint, as `pydx
+    /// doctor` names it (e.g. "GET /orders/{id}").
+    #[arg(long, value_name = "ENDPOINT")]
+    pub endpoint: Option<String>,
 }
 
 /// Arguments of `pydx top`.

@@ -5,6 +5,7 @@
 //! relative cost.
 
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pydx_testkit::{examples_dir, marker_line, web_python, Gunicorn, Postgres, Redis};
@@ -65,7 +66,7 @@ fn doctor_connections_app(app: &str) -> Value {
     let server = Gunicorn::start_with(
         &file,
         &format!("{app}:app"),
-        2,
+        &["--workers", "2"],
         &[
             ("PYDX_PG_DSN", postgres.dsn()),
             ("PYDX_REDIS_PORT", redis.port.to_string()),
@@ -83,15 +84,25 @@ fn doctor_connections_app(app: &str) -> Value {
 
 /// Runs `pydx doctor --subprocesses` on the server for four seconds while
 /// calling `load` again and again, and returns the JSON report.
-fn doctor_under_load(server: &Gunicorn, mut load: impl FnMut()) -> Value {
+fn doctor_under_load(server: &Gunicorn, load: impl FnMut()) -> Value {
+    doctor_under_load_for(4, server, load)
+}
+
+/// [`doctor_under_load`] for `seconds`.
+fn doctor_under_load_for(seconds: u64, server: &Gunicorn, mut load: impl FnMut()) -> Value {
     let doctor = Command::new(env!("CARGO_BIN_EXE_pydx"))
-        .args(["doctor", "--subprocesses", "--duration", "4"])
+        .args([
+            "doctor",
+            "--subprocesses",
+            "--duration",
+            &seconds.to_string(),
+        ])
         .args(["--format", "json", "--pid", &server.master.id().to_string()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let until = Instant::now() + Duration::from_millis(3800);
+    let until = Instant::now() + Duration::from_secs(seconds) - Duration::from_millis(200);
     while Instant::now() < until {
         load();
     }
@@ -180,7 +191,7 @@ fn doctor_db_app(postgres: &Postgres, app: &str, route: &str) -> Value {
         .status()
         .unwrap();
     assert!(seeded.success(), "{app} seed failed");
-    let server = Gunicorn::start_with(&file, &format!("{app}:app"), 2, &env);
+    let server = Gunicorn::start_with(&file, &format!("{app}:app"), &["--workers", "2"], &env);
     let mut served = 0;
     let report = doctor_under_load(&server, || {
         if server.get(route).is_some() {
@@ -270,4 +281,205 @@ fn queries_and_writes_per_item_are_found_and_bulk_access_fixes_them() {
         fixed["findings"].as_array().unwrap().is_empty(),
         "the fixed app still gets findings: {fixed:#}"
     );
+}
+
+/// The codes of a report's findings.
+fn codes(report: &Value) -> Vec<&str> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect()
+}
+
+/// Serves `<app>.py` with two gunicorn workers and runs `pydx doctor` for
+/// ten seconds (memory is read once a second) under a load of reports.
+fn doctor_report_history(app: &str) -> Value {
+    let file = examples_dir().join("web").join(format!("{app}.py"));
+    let server = Gunicorn::start_with(&file, &format!("{app}:app"), &["--workers", "2"], &[]);
+    let mut served = 0;
+    let report = doctor_under_load_for(10, &server, || {
+        if server.get(&format!("/report/{served}")).is_some() {
+            served += 1;
+        }
+    });
+    assert!(served > 200, "{app}: only {served} requests served");
+    report
+}
+
+#[test]
+fn worker_memory_growing_with_requests_is_found_and_a_bounded_history_fixes_it() {
+    let report = doctor_report_history("report_history");
+    assert_eq!(codes(&report), ["PYDX-MEM001"], "{report:#}");
+    let finding = &report["findings"][0];
+    assert!(
+        finding["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("memory of 2 of 2 gunicorn workers grows by"),
+        "{finding:#}"
+    );
+    let location = &finding["location"];
+    assert_eq!(location["function"], "report", "{finding:#}");
+    assert!(location["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("web/report_history.py"));
+    // co_firstlineno: the first decorator line of the handler.
+    assert_eq!(
+        location["line"],
+        web_line("report_history", "@app.get(\"/report")
+    );
+    assert!(finding["fix"].as_str().unwrap().contains("--max-requests"));
+
+    let fixed = doctor_report_history("report_history_fixed");
+    assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
+}
+
+/// Serves `examples/web/<app>.py` with gunicorn `options` and runs `pydx
+/// doctor` while `clients` clients request `path` concurrently, enough to
+/// keep every sync worker busy.
+fn doctor_saturated(app: &str, options: &[&str], clients: usize, path: &str) -> Value {
+    let file = examples_dir().join("web").join(format!("{app}.py"));
+    let server = Gunicorn::start_with(&file, &format!("{app}:app"), options, &[]);
+    let stop = AtomicBool::new(false);
+    let served = AtomicUsize::new(0);
+    let report = std::thread::scope(|scope| {
+        for _ in 0..clients {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    if server.get(path).is_some() {
+                        served.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        let report = doctor_under_load(&server, || std::thread::sleep(Duration::from_millis(20)));
+        stop.store(true, Ordering::Relaxed);
+        report
+    });
+    let served = served.into_inner();
+    assert!(served > 40, "{app}: only {served} requests served");
+    report
+}
+
+#[test]
+fn saturated_sync_workers_waiting_on_io_are_found_and_threads_fix_them() {
+    let report = doctor_saturated("quotes", &["--workers", "2"], 8, "/quote/7");
+    assert_eq!(codes(&report), ["PYDX-WORKER001"], "{report:#}");
+    let finding = &report["findings"][0];
+    assert!(
+        finding["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 gunicorn sync workers are saturated but wait on I/O"),
+        "{finding:#}"
+    );
+    assert_eq!(finding["location"]["function"], "quote", "{finding:#}");
+    assert_eq!(
+        finding["location"]["line"],
+        web_line("quotes", "@app.get(\"/quote")
+    );
+    assert!(finding["fix"]
+        .as_str()
+        .unwrap()
+        .contains("--workers 2 --worker-class gthread --threads 8"));
+
+    let fixed = doctor_saturated(
+        "quotes",
+        &[
+            "--workers",
+            "2",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "8",
+        ],
+        8,
+        "/quote/7",
+    );
+    assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
+}
+
+#[test]
+fn too_few_cpu_bound_workers_are_found_and_more_workers_fix_it() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!(cpus >= 2, "the check needs a machine with two CPUs or more");
+    let worker_count = |report: &Value| {
+        codes(report)
+            .into_iter()
+            .filter(|&c| c == "PYDX-WORKER002")
+            .count()
+    };
+    let report = doctor_saturated("pricing", &["--workers", "1"], 4, "/price/3");
+    assert_eq!(worker_count(&report), 1, "{report:#}");
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "PYDX-WORKER002")
+        .unwrap();
+    assert_eq!(
+        finding["title"],
+        format!("1 CPU-bound gunicorn worker for {cpus} CPUs: requests queue while CPUs idle")
+    );
+    assert_eq!(finding["location"]["function"], "price", "{finding:#}");
+
+    let enough = (cpus + 1).to_string();
+    let fixed = doctor_saturated("pricing", &["--workers", &enough], 4, "/price/3");
+    assert_eq!(worker_count(&fixed), 0, "{fixed:#}");
+}
+
+#[test]
+fn record_draws_a_root_frame_per_endpoint_or_one_endpoint_alone() {
+    let server = Gunicorn::start("flask_app.py", "flask_app:app", 2);
+    let master = server.master.id().to_string();
+    let record = |options: &[&str]| {
+        let output = tempfile::NamedTempFile::new().unwrap();
+        let recorder = Command::new(env!("CARGO_BIN_EXE_pydx"))
+            .args([
+                "record",
+                "--subprocesses",
+                "--duration",
+                "3",
+                "-f",
+                "collapsed",
+            ])
+            .args(options)
+            .args(["--pid", &master, "-o"])
+            .arg(output.path())
+            .spawn()
+            .unwrap();
+        let until = Instant::now() + Duration::from_millis(2800);
+        let mut served = 0;
+        while Instant::now() < until {
+            served += usize::from(server.get("/report").is_some());
+            served += usize::from(server.get("/orders/7").is_some());
+        }
+        assert!(recorder.wait_with_output().unwrap().status.success());
+        assert!(served > 20, "only {served} requests served");
+        std::fs::read_to_string(output.path()).unwrap()
+    };
+    let per_endpoint = record(&["--endpoints"]);
+    let roots: std::collections::BTreeSet<&str> = per_endpoint
+        .lines()
+        .filter_map(|line| line.split(';').nth(1))
+        .filter(|frame| frame.starts_with("endpoint "))
+        .collect();
+    assert_eq!(
+        roots.into_iter().collect::<Vec<_>>(),
+        ["endpoint GET /orders/{id}", "endpoint GET /report"],
+        "{per_endpoint}"
+    );
+    // The report's own code, and the server's part of serving it; never
+    // the other endpoint's code.
+    let report_only = record(&["--endpoint", "GET /report"]);
+    assert!(
+        report_only
+            .lines()
+            .any(|l| l.contains(";report (") && l.contains(";burn (")),
+        "{report_only}"
+    );
+    assert!(!report_only.contains(";order ("), "{report_only}");
 }

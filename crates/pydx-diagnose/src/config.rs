@@ -24,8 +24,12 @@ pub struct Config {
     pub sequential_awaits: SequentialAwaitsConfig,
     /// PYDX-CONN001.
     pub connections: ConnectionsConfig,
-    /// PYDX-DB001.
+    /// PYDX-DB001, DB002 and DB003.
     pub orm: OrmConfig,
+    /// PYDX-MEM001.
+    pub memory: MemoryConfig,
+    /// PYDX-WORKER001 and WORKER002.
+    pub workers: WorkersConfig,
 }
 
 /// Thresholds of PYDX-GIL001.
@@ -170,6 +174,50 @@ impl Default for OrmConfig {
         Self {
             min_share: 0.10,
             min_queries: 3,
+        }
+    }
+}
+
+/// Thresholds of PYDX-MEM001.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Least rise of the fitted RSS line over the recording, in MiB.
+    pub min_growth_mib: f64,
+    /// Least rise as a share of the starting RSS.
+    pub min_growth_share: f64,
+    /// Least R² of the line through the readings.
+    pub min_fit: f64,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            min_growth_mib: 5.0,
+            min_growth_share: 0.05,
+            min_fit: 0.9,
+        }
+    }
+}
+
+/// Thresholds of PYDX-WORKER001 and WORKER002.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// Least share of the workers' samples serving requests (saturation).
+    pub min_busy_share: f64,
+    /// WORKER001: least share of request time spent off CPU.
+    pub min_waiting_share: f64,
+    /// WORKER002: least share of request time on a CPU.
+    pub min_cpu_share: f64,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self {
+            min_busy_share: 0.8,
+            min_waiting_share: 0.5,
+            min_cpu_share: 0.6,
         }
     }
 }

@@ -27,7 +27,7 @@ mod source;
 
 pub use config::{
     CacheConfig, Config, ConfigError, ConnectionsConfig, EventLoopConfig, GilConfig, HotSpotConfig,
-    NumericLoopConfig, OrmConfig, SequentialAwaitsConfig,
+    MemoryConfig, NumericLoopConfig, OrmConfig, SequentialAwaitsConfig, WorkersConfig,
 };
 pub use context::{Context, NoSources, SourceLines, SourceMap};
 pub use finding::{Cost, Finding, Location, Severity};

@@ -32,8 +32,8 @@ mod timeline;
 
 pub use model::{
     is_event_loop_machinery, is_event_loop_run, Activity, CodeKind, Frame, FrameId, LabelSetId,
-    Meta, ProcessMeta, Profile, SampleKey, SampleState, StackId, StackNode, StrId, ThreadId,
-    ThreadInfo, EVENT_LOOP_BLOCKED, EXEC_BYTECODE, EXEC_NATIVE_CALL, LABEL_ENDPOINT,
+    MemoryReading, Meta, ProcessMeta, Profile, SampleKey, SampleState, StackId, StackNode, StrId,
+    ThreadId, ThreadInfo, EVENT_LOOP_BLOCKED, EXEC_BYTECODE, EXEC_NATIVE_CALL, LABEL_ENDPOINT,
     LABEL_EVENT_LOOP, LABEL_TASK, LABEL_TASK_STATE, OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN,
     OBSERVED_EXEC, OBSERVED_LOCAL_TYPE, TASK_WAITING,
 };

@@ -238,14 +238,31 @@ pub struct SampleKey {
 }
 
 /// A sampled process.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessMeta {
     /// Its PID.
     pub pid: u32,
+    /// Its parent's PID, when it was known (a gunicorn worker's master).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_pid: Option<u32>,
     /// Its command line.
     pub command: String,
     /// The Python version it runs.
     pub python_version: String,
+    /// Its memory, read about once a second while it was sampled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memory: Vec<MemoryReading>,
+}
+
+/// One reading of a process's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryReading {
+    /// When, in nanoseconds since the start of the recording.
+    pub at_ns: u64,
+    /// Resident set size, in bytes.
+    pub rss_bytes: u64,
+    /// Resident memory not shared with any other process, in bytes.
+    pub private_bytes: u64,
 }
 
 /// Facts about a recording.
@@ -269,6 +286,9 @@ pub struct Meta {
     pub processes: Vec<ProcessMeta>,
     /// Timeline runs shorter than this were merged (0: the timeline is exact).
     pub timeline_resolution_ns: u64,
+    /// CPUs the sampled program could use (affinity and cgroup quota).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
 }
 
 impl Default for Meta {
@@ -283,6 +303,7 @@ impl Default for Meta {
             mode: String::new(),
             processes: Vec::new(),
             timeline_resolution_ns: 0,
+            cpus: None,
         }
     }
 }

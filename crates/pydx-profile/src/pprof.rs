@@ -544,7 +544,7 @@ fn from_pprof(pprof: PprofProfile) -> Result<Profile, ProfileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ProcessMeta;
+    use crate::model::{MemoryReading, ProcessMeta};
 
     fn sample_profile() -> Profile {
         let mut profile = Profile::new(Meta {
@@ -555,9 +555,16 @@ mod tests {
             mode: "nonblocking".into(),
             processes: vec![ProcessMeta {
                 pid: 42,
+                parent_pid: Some(1),
                 command: "python app.py".into(),
                 python_version: "3.12.1".into(),
+                memory: vec![MemoryReading {
+                    at_ns: 1_000_000_000,
+                    rss_bytes: 30 << 20,
+                    private_bytes: 20 << 20,
+                }],
             }],
+            cpus: Some(1.5),
             ..Meta::default()
         });
         let main = profile.frame("<module>", "/app.py", 30, 1);

@@ -43,8 +43,9 @@ pub use pause::ProcessPause;
 pub use permission::permission_hint;
 pub use prefetch::PrefetchingMemory;
 pub use proc::{
-    child_pids, process_alive, process_exists, read_cmdline, thread_ids, NamespaceTids,
-    ProcessInfo, RunState, SyscallState, ThreadStateReader,
+    child_pids, cpus_available, memory_usage, parent_pid, process_alive, process_exists,
+    read_cmdline, thread_ids, MemoryUsage, NamespaceTids, ProcessInfo, RunState, SyscallState,
+    ThreadStateReader,
 };
 pub use process_memory::ProcessMemory;
 pub use signal::send_interrupt;

@@ -82,10 +82,93 @@ fn all_pids() -> Vec<u32> {
         .unwrap_or_default()
 }
 
-fn parent_pid(pid: u32) -> Option<u32> {
+/// The parent of a process, as `/proc/PID/stat` names it.
+pub fn parent_pid(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_comm = &stat[stat.rfind(')')? + 2..];
     after_comm.split(' ').nth(1)?.parse().ok()
+}
+
+/// How much memory a process uses, from `/proc/PID/smaps_rollup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryUsage {
+    /// Resident set size, in bytes.
+    pub rss_bytes: u64,
+    /// Resident pages no other process shares (private clean + dirty), in
+    /// bytes: what the process would free if it exited.
+    pub private_bytes: u64,
+}
+
+/// Reads a process's resident and private memory.
+pub fn memory_usage(pid: u32) -> Result<MemoryUsage> {
+    let path = format!("/proc/{pid}/smaps_rollup");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::from_proc_io(pid, &path, e))?;
+    Ok(parse_smaps_rollup(&text))
+}
+
+fn parse_smaps_rollup(text: &str) -> MemoryUsage {
+    let mut usage = MemoryUsage::default();
+    for line in text.lines() {
+        let Some((field, value)) = line.split_once(':') else {
+            continue;
+        };
+        let Some(kib) = value
+            .trim()
+            .strip_suffix("kB")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        else {
+            continue;
+        };
+        match field {
+            "Rss" => usage.rss_bytes = kib * 1024,
+            "Private_Clean" | "Private_Dirty" => usage.private_bytes += kib * 1024,
+            _ => {}
+        }
+    }
+    usage
+}
+
+/// How many CPUs the process may use: the CPUs in its affinity mask,
+/// capped by its cgroup's CPU quota (`cpu.max`, cgroup v2) when it has one.
+pub fn cpus_available(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let allowed = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(count_cpu_list)?;
+    let quota = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .ok()
+        .and_then(|cgroups| {
+            let path = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
+            let dir = format!("/sys/fs/cgroup{}", path.trim_end_matches('/'));
+            cgroup_quota(&std::fs::read_to_string(format!("{dir}/cpu.max")).ok()?)
+        });
+    Some(match quota {
+        Some(quota) => quota.min(allowed as f64),
+        None => allowed as f64,
+    })
+}
+
+/// The number of CPUs in a list such as `0-3,8,10-11`.
+fn count_cpu_list(list: &str) -> usize {
+    list.trim()
+        .split(',')
+        .filter_map(|range| match range.split_once('-') {
+            Some((first, last)) => {
+                let (first, last) = (first.parse::<usize>().ok()?, last.parse::<usize>().ok()?);
+                last.checked_sub(first).map(|n| n + 1)
+            }
+            None => range.parse::<usize>().ok().map(|_| 1),
+        })
+        .sum()
+}
+
+/// The CPUs a cgroup v2 `cpu.max` (`QUOTA PERIOD` or `max PERIOD`) allows.
+fn cgroup_quota(cpu_max: &str) -> Option<f64> {
+    let mut fields = cpu_max.split_whitespace();
+    let quota: f64 = fields.next()?.parse().ok()?;
+    let period: f64 = fields.next()?.parse().ok()?;
+    (period > 0.0).then_some(quota / period)
 }
 
 /// Where a process's executable and root directory are.
@@ -348,6 +431,31 @@ impl NamespaceTids {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smaps_rollup_gives_resident_and_private_bytes() {
+        let text = "55d0-7ffd ---p 00000000 00:00 0  [rollup]\nRss:  2048 kB\nPss:  1500 kB\n\
+                    Shared_Clean:  1000 kB\nPrivate_Clean:  100 kB\nPrivate_Dirty:  900 kB\n";
+        let usage = parse_smaps_rollup(text);
+        assert_eq!(usage.rss_bytes, 2048 * 1024);
+        assert_eq!(usage.private_bytes, 1000 * 1024);
+        let own = memory_usage(std::process::id()).unwrap();
+        assert!(own.rss_bytes >= own.private_bytes && own.private_bytes > 0);
+    }
+
+    #[test]
+    fn cpus_come_from_the_affinity_list_and_the_cgroup_quota() {
+        assert_eq!(count_cpu_list("0-3,8,10-11\n"), 7);
+        assert_eq!(count_cpu_list("0"), 1);
+        assert_eq!(cgroup_quota("150000 100000\n"), Some(1.5));
+        assert_eq!(cgroup_quota("max 100000\n"), None);
+        let own = cpus_available(std::process::id()).unwrap();
+        let parallelism = std::thread::available_parallelism().unwrap().get() as f64;
+        assert!(
+            own > 0.0 && own <= parallelism,
+            "{own} CPUs vs {parallelism}"
+        );
+    }
 
     #[test]
     fn parses_the_state_letter_after_a_command_with_parentheses() {

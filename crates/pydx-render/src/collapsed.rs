@@ -153,6 +153,7 @@ mod tests {
                 pid: 1,
                 command: "python a.py".to_string(),
                 python_version: "3.13.0".to_string(),
+                ..ProcessMeta::default()
             }],
             ..Meta::default()
         });

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use pydx_profile::{
-    Activity, FrameId, LabelSetId, Profile, RunStack, SampleState, StrId, ThreadId, LABEL_TASK,
+    Activity, FrameId, LabelSetId, Profile, RunStack, SampleState, StrId, ThreadId, LABEL_ENDPOINT,
+    LABEL_TASK,
 };
 
 use crate::RenderOptions;
@@ -23,6 +24,8 @@ pub(crate) enum FrameKey {
     Thread(ThreadId),
     /// The frame naming the asyncio task a sample ran (with `per_task`).
     Task(StrId),
+    /// The frame naming the endpoint a thread served (with `per_endpoint`).
+    Endpoint(StrId),
     /// A Python frame; `line` is the line shown (the first line of the
     /// function with `by_function`).
     Python {
@@ -73,7 +76,12 @@ impl<'a> FrameNamer<'a> {
         let activity_shown = self.options.include_idle
             || matches!(state.activity, Activity::OnCpu | Activity::Unknown)
             || self.profile.is_blocked_event_loop(labels);
-        activity_shown && (!self.options.gil_only || state.holds_gil)
+        let endpoint_shown = self.options.only_endpoint.as_deref().is_none_or(|wanted| {
+            self.profile
+                .label_value(labels, LABEL_ENDPOINT)
+                .is_some_and(|endpoint| self.profile.str(endpoint) == wanted)
+        });
+        activity_shown && endpoint_shown && (!self.options.gil_only || state.holds_gil)
     }
 
     /// The frames drawn for `stack` on `thread`, outermost first.
@@ -89,6 +97,11 @@ impl<'a> FrameNamer<'a> {
         }
         if self.options.per_thread {
             frames.push(FrameKey::Thread(thread));
+        }
+        if self.options.per_endpoint {
+            if let Some(endpoint) = self.profile.label_value(labels, LABEL_ENDPOINT) {
+                frames.push(FrameKey::Endpoint(endpoint));
+            }
         }
         if self.options.per_task {
             if let Some(task) = self.profile.label_value(labels, LABEL_TASK) {
@@ -140,6 +153,7 @@ impl<'a> FrameNamer<'a> {
                 }
             }
             FrameKey::Task(name) => format!("task \"{}\"", profile.str(name)),
+            FrameKey::Endpoint(name) => format!("endpoint {}", profile.str(name)),
             FrameKey::Python {
                 function,
                 file,
@@ -273,12 +287,47 @@ mod tests {
     }
 
     #[test]
+    fn endpoints_get_a_root_frame_or_select_the_samples() {
+        let mut profile = Profile::new(Meta::default());
+        let thread = profile.thread(1, 11, 0x11, Some("MainThread"));
+        let orders = profile.label_set(&[(LABEL_ENDPOINT, "GET /orders/{id}")]);
+        let report = profile.label_set(&[(LABEL_ENDPOINT, "GET /report")]);
+        let on_cpu = state(Activity::OnCpu, true);
+        let per_endpoint = RenderOptions {
+            per_endpoint: true,
+            ..RenderOptions::default()
+        };
+        let namer = FrameNamer::new(&profile, &per_endpoint);
+        let roots = |labels| {
+            namer
+                .frames(thread, labels, RunStack::Stack(None))
+                .into_iter()
+                .map(|key| namer.name(key))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            roots(orders),
+            ["endpoint GET /orders/{id}", "<no Python frames>"]
+        );
+        assert_eq!(roots(LabelSetId(0)), ["<no Python frames>"]);
+        let only_orders = RenderOptions {
+            only_endpoint: Some("GET /orders/{id}".to_string()),
+            ..RenderOptions::default()
+        };
+        let namer = FrameNamer::new(&profile, &only_orders);
+        assert!(namer.keeps(on_cpu, orders));
+        assert!(!namer.keeps(on_cpu, report));
+        assert!(!namer.keeps(on_cpu, LabelSetId(0)));
+    }
+
+    #[test]
     fn root_frames_name_processes_and_threads() {
         let mut profile = Profile::new(Meta {
             processes: vec![ProcessMeta {
                 pid: 1,
                 command: "python a.py".to_string(),
                 python_version: "3.12".to_string(),
+                ..ProcessMeta::default()
             }],
             ..Meta::default()
         });

@@ -157,6 +157,11 @@ pub struct RenderOptions {
     /// Start the stacks of samples that ran (or waited in) an asyncio task
     /// with a frame naming the task.
     pub per_task: bool,
+    /// Start the stacks of samples of a thread serving an HTTP request with
+    /// a frame naming the endpoint.
+    pub per_endpoint: bool,
+    /// Show only the samples of threads serving this endpoint.
+    pub only_endpoint: Option<String>,
     /// The flamegraph's title and the speedscope file's name.
     pub title: String,
 }
@@ -169,6 +174,8 @@ impl Default for RenderOptions {
             per_thread: false,
             by_function: false,
             per_task: false,
+            per_endpoint: false,
+            only_endpoint: None,
             title: "pydx".to_string(),
         }
     }

@@ -39,6 +39,7 @@ pub(crate) fn meta() -> Meta {
             pid: 100,
             command: "python app.py".to_string(),
             python_version: "3.12.1".to_string(),
+            ..ProcessMeta::default()
         }],
         ..Meta::default()
     }

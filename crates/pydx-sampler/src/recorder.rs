@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use pydx_cpython::{AsyncioTask, CodeInfo, Frame};
 use pydx_profile::{
-    is_event_loop_machinery, is_event_loop_run, Activity, FrameId, LabelSetId, Meta, ProcessMeta,
-    Profile, SampleKey, SampleState, StackId, EVENT_LOOP_BLOCKED, EXEC_BYTECODE, EXEC_NATIVE_CALL,
-    LABEL_ENDPOINT, LABEL_EVENT_LOOP, LABEL_TASK, LABEL_TASK_STATE, OBSERVED_CALL_ARGS,
-    OBSERVED_CALL_ARGS_AGAIN, OBSERVED_EXEC, OBSERVED_LOCAL_TYPE, TASK_WAITING,
+    is_event_loop_machinery, is_event_loop_run, Activity, FrameId, LabelSetId, MemoryReading, Meta,
+    ProcessMeta, Profile, SampleKey, SampleState, StackId, EVENT_LOOP_BLOCKED, EXEC_BYTECODE,
+    EXEC_NATIVE_CALL, LABEL_ENDPOINT, LABEL_EVENT_LOOP, LABEL_TASK, LABEL_TASK_STATE,
+    OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN, OBSERVED_EXEC, OBSERVED_LOCAL_TYPE, TASK_WAITING,
 };
+use pydx_remote::MemoryUsage;
 
 use crate::sampler::{SampleSink, Summary};
 use crate::snapshot::{FrameObservation, ThreadSnapshot};
@@ -203,12 +204,31 @@ impl ProfileRecorder {
 }
 
 impl SampleSink for ProfileRecorder {
-    fn add_process(&mut self, pid: u32, command: &str, python_version: &str) {
+    fn add_process(&mut self, pid: u32, parent: Option<u32>, command: &str, python_version: &str) {
         self.profile.meta.processes.push(ProcessMeta {
             pid,
+            parent_pid: parent,
             command: command.to_string(),
             python_version: python_version.to_string(),
+            memory: Vec::new(),
         });
+    }
+
+    fn add_memory(&mut self, pid: u32, elapsed: Duration, usage: MemoryUsage) {
+        if let Some(process) = self
+            .profile
+            .meta
+            .processes
+            .iter_mut()
+            .rev()
+            .find(|p| p.pid == pid)
+        {
+            process.memory.push(MemoryReading {
+                at_ns: elapsed.as_nanos() as u64,
+                rss_bytes: usage.rss_bytes,
+                private_bytes: usage.private_bytes,
+            });
+        }
     }
 
     fn add_snapshot(&mut self, pid: u32, elapsed: Duration, threads: &[ThreadSnapshot]) {

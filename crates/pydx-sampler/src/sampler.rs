@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use pydx_cpython::{AsyncioError, AsyncioTask, AttachError, PythonProcess};
-use pydx_remote::{child_pids, process_alive};
+use pydx_remote::{child_pids, memory_usage, parent_pid, process_alive, MemoryUsage};
 
 use crate::snapshot::{Consistency, SnapshotError, Snapshotter, ThreadSnapshot};
 
@@ -17,6 +17,8 @@ const CHILD_ATTEMPTS: u32 = 50;
 const OBSERVED_FRAMES: usize = 3;
 /// How often the progress callback is called.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// How often each process's memory is read (a walk of its mappings).
+const MEMORY_EVERY: Duration = Duration::from_secs(1);
 /// Shortest time between two readings of a process's asyncio tasks.
 const TASKS_MIN_INTERVAL: Duration = Duration::from_millis(2);
 /// Task readings are spaced at least this many times the time one took,
@@ -65,8 +67,12 @@ impl Default for SamplingOptions {
 
 /// Receives what the sampler reads.
 pub trait SampleSink {
-    /// A process is being sampled from now on.
-    fn add_process(&mut self, pid: u32, command: &str, python_version: &str);
+    /// A process (child of `parent`) is being sampled from now on.
+    fn add_process(&mut self, pid: u32, parent: Option<u32>, command: &str, python_version: &str);
+    /// A reading of process `pid`'s memory, `elapsed` after the start.
+    fn add_memory(&mut self, pid: u32, elapsed: Duration, usage: MemoryUsage) {
+        let _ = (pid, elapsed, usage);
+    }
     /// One snapshot of every thread of process `pid`, taken `elapsed` after
     /// the start of sampling.
     fn add_snapshot(&mut self, pid: u32, elapsed: Duration, threads: &[ThreadSnapshot]);
@@ -220,7 +226,13 @@ impl Sampler {
         for target in &mut self.targets {
             let process = target.process();
             let command = pydx_remote::read_cmdline(process.pid()).unwrap_or_default();
-            sink.add_process(process.pid(), &command, &process.version().to_string());
+            let pid = process.pid();
+            sink.add_process(
+                pid,
+                parent_pid(pid),
+                &command,
+                &process.version().to_string(),
+            );
         }
         let interval = Duration::from_secs_f64(1.0 / self.options.rate_hz.max(0.001));
         let mut jitter = Jitter::new();
@@ -228,6 +240,7 @@ impl Sampler {
         let mut next_round = start;
         let mut next_child_poll = start;
         let mut next_observation = start;
+        let mut next_memory_reading = start;
         let mut next_progress = start + PROGRESS_EVERY;
         let (mut rounds, mut errors, mut missed) = (0u64, 0u64, 0u64);
         let mut last_error = None;
@@ -271,6 +284,15 @@ impl Sampler {
                         last_error = Some(error.to_string());
                     }
                 }
+            }
+            if now >= next_memory_reading {
+                for target in &mut self.targets {
+                    let pid = target.process().pid();
+                    if let Ok(usage) = memory_usage(pid) {
+                        sink.add_memory(pid, elapsed, usage);
+                    }
+                }
+                next_memory_reading = now + MEMORY_EVERY;
             }
             for index in exited.into_iter().rev() {
                 let mut gone = self.targets.remove(index);
@@ -346,7 +368,12 @@ impl Sampler {
                 process.set_read_requests(self.options.requests);
                 self.pending_children.remove(&pid);
                 let command = pydx_remote::read_cmdline(pid).unwrap_or_default();
-                sink.add_process(pid, &command, &process.version().to_string());
+                sink.add_process(
+                    pid,
+                    parent_pid(pid),
+                    &command,
+                    &process.version().to_string(),
+                );
                 self.targets
                     .push(Snapshotter::new(process, self.options.consistency));
                 self.processes_seen += 1;

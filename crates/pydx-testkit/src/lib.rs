@@ -444,25 +444,27 @@ impl Gunicorn {
     /// answers (any status).
     pub fn start(script: &str, app: &str, workers: u32) -> Self {
         let script = web_python().install_script(script);
-        Self::start_with(Path::new(&script), app, workers, &[])
+        let workers = workers.to_string();
+        Self::start_with(Path::new(&script), app, &["--workers", &workers], &[])
     }
 
-    /// Like [`Gunicorn::start`] for the app in the file `app_file`, with
+    /// Starts gunicorn with the command-line `options` (such as
+    /// `["--workers", "2"]`) serving `app` from the file `app_file`, with
     /// extra environment variables (database addresses, say).
-    pub fn start_with(app_file: &Path, app: &str, workers: u32, env: &[(&str, String)]) -> Self {
+    pub fn start_with(
+        app_file: &Path,
+        app: &str,
+        options: &[&str],
+        env: &[(&str, String)],
+    ) -> Self {
         let port = free_port();
         let app_dir = app_file
             .parent()
             .expect("apps live in a folder")
             .to_path_buf();
         let master = Command::new(web_venv().join("bin/gunicorn"))
-            .args([
-                "--workers",
-                &workers.to_string(),
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--chdir",
-            ])
+            .args(options)
+            .args(["--bind", &format!("127.0.0.1:{port}"), "--chdir"])
             .arg(&app_dir)
             .arg(app)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))

@@ -29,6 +29,8 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     options.per_thread = args.threads;
     options.by_function = args.function;
     options.per_task = args.async_tasks;
+    options.per_endpoint = args.endpoints;
+    options.only_endpoint = args.endpoint.clone();
     options.title = format!("pydx {}", target.name(&args.target));
     write_atomically(&path, |out| match render(format, &profile, &options, out) {
         Err(RenderError::NoSamples) => bail!(
@@ -70,6 +72,7 @@ pub fn record(
             .map_or(0, |d| d.as_nanos() as u64),
         rate_hz: sampling.rate,
         mode: options.consistency.as_str().to_string(),
+        cpus: pydx_remote::cpus_available(target.pid),
         ..Meta::default()
     };
     let mut recorder = ProfileRecorder::new(meta);

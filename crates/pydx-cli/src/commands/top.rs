@@ -607,7 +607,7 @@ impl Tallies {
 struct SharedSink<'a>(&'a Mutex<Tallies>);
 
 impl SampleSink for SharedSink<'_> {
-    fn add_process(&mut self, pid: u32, command: &str, python_version: &str) {
+    fn add_process(&mut self, pid: u32, _parent: Option<u32>, command: &str, python_version: &str) {
         lock(self.0).processes.push(ProcessInfo {
             pid,
             command: command.to_string(),

@@ -5,6 +5,7 @@ mod connection_setup;
 mod db_calls;
 mod gil_contention;
 mod hot_spot;
+mod memory_growth;
 mod numeric_loop;
 mod orm_n_plus_one;
 mod per_row_writes;
@@ -12,6 +13,9 @@ mod repeated_computation;
 mod repeated_queries;
 mod request_sites;
 mod sequential_awaits;
+mod server_processes;
+mod sync_workers_waiting;
+mod worker_count;
 
 use crate::context::Context;
 use crate::finding::Finding;
@@ -59,6 +63,9 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(orm_n_plus_one::OrmNPlusOne),
         Box::new(repeated_queries::RepeatedQueries),
         Box::new(per_row_writes::PerRowWrites),
+        Box::new(memory_growth::MemoryGrowth),
+        Box::new(sync_workers_waiting::SyncWorkersWaiting),
+        Box::new(worker_count::WorkerCount),
     ]
 }
 

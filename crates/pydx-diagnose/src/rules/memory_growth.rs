@@ -1,0 +1,264 @@
+//! PYDX-MEM001: worker memory rising steadily during the recording.
+
+use std::collections::BTreeMap;
+
+use pydx_profile::{MemoryReading, ProcessMeta};
+
+use super::server_processes::{busiest_handler, handler_evidence, handler_or_command, server_kind};
+use super::{Rule, RuleDocs};
+use crate::context::Context;
+use crate::finding::{Cost, Finding, Severity};
+
+/// Fewest memory readings (about one a second) a process needs.
+const MIN_READINGS: usize = 8;
+const MIB: f64 = 1024.0 * 1024.0;
+
+static DOCS: RuleDocs = RuleDocs {
+    code: "PYDX-MEM001",
+    name: "memory-growth",
+    summary: "a process's resident memory rises steadily while it runs",
+    detects: "Processes whose resident memory (RSS, read from /proc/PID/smaps_rollup about once a \
+              second while they were sampled) rises along a straight line through the recording, by \
+              a noticeable amount. Workers of one server (same parent and command line) are reported \
+              together, with the rate of each.",
+    why: "Memory that keeps growing under a steady load is a leak or an unbounded cache: the worker \
+          ends killed by the OOM killer or swapping, and every fork of it copies more. Resident memory \
+          is used rather than private memory because a freshly forked worker's private memory also \
+          grows as it writes to pages shared with its parent, which is not a leak.",
+    example: "_recent = []\n\n@app.get(\"/report\")\ndef report():\n    data = build_report()\n    \
+              _recent.append(data)   # kept forever: one report per request",
+    fix: "Find what holds the memory: `tracemalloc` snapshots compared a few minutes apart \
+          (`snapshot.compare_to(old, \"lineno\")`), or `memray run` / `memray attach PID` for a flame \
+          graph of live allocations. Typical causes are module-level lists and dicts that only grow, \
+          caches without a size limit (`functools.lru_cache(maxsize=None)`), and objects kept alive \
+          by reference cycles or global registries. As a stop-gap, recycle workers with gunicorn \
+          `--max-requests N --max-requests-jitter M` (uvicorn `--limit-max-requests`), which hides \
+          the leak rather than curing it.",
+    thresholds: "min_growth_mib = 5 and min_growth_share = 0.05: the fitted line rises by at least \
+                 5 MiB and 5% of the starting RSS over the recording; min_fit = 0.9: the readings \
+                 follow the line (R² of a least-squares fit), so a single step such as a cache \
+                 filling once does not count; at least 8 readings. pydx's own defaults: no tool \
+                 publishes a standard; tracemalloc and memray leave the judgement to the user.",
+};
+
+/// PYDX-MEM001.
+pub struct MemoryGrowth;
+
+/// Growing processes, grouped by parent PID and command line.
+type GrowingGroups<'a> = BTreeMap<(Option<u32>, &'a str), Vec<(&'a ProcessMeta, Growth)>>;
+
+/// A straight line through one process's RSS readings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Growth {
+    /// The fitted rise per second, in bytes.
+    bytes_per_second: f64,
+    /// The fitted rise over the readings, in bytes.
+    bytes: f64,
+    /// RSS at the first reading, in bytes.
+    start_bytes: f64,
+    /// RSS at the last reading, in bytes.
+    end_bytes: f64,
+    /// Private memory at the last reading, in bytes.
+    end_private_bytes: f64,
+    /// How well the line fits the readings (R², 0–1).
+    fit: f64,
+    /// Seconds between the first and the last reading.
+    seconds: f64,
+}
+
+impl Growth {
+    /// Fits a least-squares line to the readings' RSS over time.
+    fn fit(readings: &[MemoryReading]) -> Option<Growth> {
+        let (first, last) = (readings.first()?, readings.last()?);
+        let n = readings.len() as f64;
+        let points: Vec<(f64, f64)> = readings
+            .iter()
+            .map(|r| (r.at_ns as f64 / 1e9, r.rss_bytes as f64))
+            .collect();
+        let mean_t = points.iter().map(|p| p.0).sum::<f64>() / n;
+        let mean_m = points.iter().map(|p| p.1).sum::<f64>() / n;
+        let var_t: f64 = points.iter().map(|p| (p.0 - mean_t).powi(2)).sum();
+        let var_m: f64 = points.iter().map(|p| (p.1 - mean_m).powi(2)).sum();
+        let cov: f64 = points.iter().map(|p| (p.0 - mean_t) * (p.1 - mean_m)).sum();
+        if var_t <= 0.0 {
+            return None;
+        }
+        let slope = cov / var_t;
+        let fit = if var_m > 0.0 {
+            cov * cov / (var_t * var_m)
+        } else {
+            0.0
+        };
+        let seconds = (last.at_ns - first.at_ns) as f64 / 1e9;
+        Some(Growth {
+            bytes_per_second: slope,
+            bytes: slope * seconds,
+            start_bytes: first.rss_bytes as f64,
+            end_bytes: last.rss_bytes as f64,
+            end_private_bytes: last.private_bytes as f64,
+            fit,
+            seconds,
+        })
+    }
+}
+
+impl Rule for MemoryGrowth {
+    fn docs(&self) -> &'static RuleDocs {
+        &DOCS
+    }
+
+    fn check(&self, context: &Context<'_>) -> Vec<Finding> {
+        let config = &context.config.memory;
+        let mut groups = GrowingGroups::new();
+        for process in &context.profile.meta.processes {
+            if process.memory.len() < MIN_READINGS {
+                continue;
+            }
+            let Some(growth) = Growth::fit(&process.memory) else {
+                continue;
+            };
+            let growing = growth.bytes >= config.min_growth_mib * MIB
+                && growth.bytes >= config.min_growth_share * growth.start_bytes
+                && growth.fit >= config.min_fit;
+            if growing {
+                groups
+                    .entry((process.parent_pid, process.command.as_str()))
+                    .or_default()
+                    .push((process, growth));
+            }
+        }
+        groups
+            .into_iter()
+            .map(|((parent, command), growing)| {
+                let siblings = context
+                    .profile
+                    .meta
+                    .processes
+                    .iter()
+                    .filter(|p| p.parent_pid == parent && p.command == command)
+                    .count();
+                finding(context, command, siblings, &growing)
+            })
+            .collect()
+    }
+}
+
+/// The finding for the growing processes of one group.
+fn finding(
+    context: &Context<'_>,
+    command: &str,
+    siblings: usize,
+    growing: &[(&ProcessMeta, Growth)],
+) -> Finding {
+    let per_minute = |g: &Growth| g.bytes_per_second * 60.0 / MIB;
+    let mut rates: Vec<f64> = growing.iter().map(|(_, g)| per_minute(g)).collect();
+    rates.sort_by(f64::total_cmp);
+    let median = rates[rates.len() / 2];
+    let pids: Vec<u32> = growing.iter().map(|(p, _)| p.pid).collect();
+    let handler = busiest_handler(context, &pids);
+    let server = server_kind(command);
+    let who = match (server, growing.len()) {
+        (Some(server), 1) => format!("a {server} worker"),
+        (Some(server), n) => format!("{n} of {siblings} {server} workers"),
+        (None, 1) => format!("process {}", pids[0]),
+        (None, n) => format!("{n} processes"),
+    };
+    let mut evidence: Vec<String> = growing
+        .iter()
+        .map(|(process, g)| {
+            format!(
+                "pid {}: RSS {:.1} → {:.1} MiB in {:.0} s, {:+.1} MiB/min (fit R² {:.2}); private {:.1} MiB at the end",
+                process.pid,
+                g.start_bytes / MIB,
+                g.end_bytes / MIB,
+                g.seconds,
+                per_minute(g),
+                g.fit,
+                g.end_private_bytes / MIB,
+            )
+        })
+        .collect();
+    evidence.push(format!("command: {command}"));
+    evidence.extend(handler_evidence(&handler));
+    evidence.push(
+        "requests are not counted by sampling: divide the rate per minute by the request rate for \
+         the growth per request"
+            .to_string(),
+    );
+    let stop_gap = match server {
+        Some("gunicorn") if command.contains("max-requests") => {
+            "Workers are already recycled with --max-requests; the leak is still there between recycles."
+                .to_string()
+        }
+        Some("gunicorn") => {
+            "Until it is fixed, recycle workers: gunicorn `--max-requests 1000 --max-requests-jitter 100` \
+             (a stop-gap, not a cure)."
+                .to_string()
+        }
+        Some("uvicorn") => {
+            "Until it is fixed, recycle workers with uvicorn `--limit-max-requests 1000` (a stop-gap, \
+             not a cure)."
+                .to_string()
+        }
+        _ => String::new(),
+    };
+    let place = handler
+        .as_ref()
+        .map(|(l, _)| {
+            format!(
+                " Start with what `{}` at {}:{} keeps alive.",
+                l.function, l.file, l.line
+            )
+        })
+        .unwrap_or_default();
+    let fix = format!(
+        "Find what holds the memory: take two `tracemalloc` snapshots a few minutes apart and compare \
+         them by line (`new.compare_to(old, \"lineno\")`), or run `memray attach {}` for a flame graph of \
+         the live allocations. Look for module-level lists or dicts that only grow and caches without \
+         a size limit.{place} {stop_gap}",
+        pids[0]
+    );
+    Finding {
+        code: DOCS.code,
+        title: format!("memory of {who} grows by {median:.1} MiB/min"),
+        severity: Severity::Warning,
+        cost: Cost::default(),
+        location: handler_or_command(handler, command),
+        stack: Vec::new(),
+        evidence,
+        fix,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readings(rss_mib: impl Fn(u64) -> f64) -> Vec<MemoryReading> {
+        (0..12)
+            .map(|s| MemoryReading {
+                at_ns: s * 1_000_000_000,
+                rss_bytes: (rss_mib(s) * MIB) as u64,
+                private_bytes: (rss_mib(s) * MIB / 2.0) as u64,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_steady_rise_fits_a_line() {
+        let growth = Growth::fit(&readings(|s| 40.0 + s as f64)).unwrap();
+        assert!((growth.bytes_per_second - MIB).abs() < 1.0);
+        assert!((growth.bytes - 11.0 * MIB).abs() < 16.0);
+        assert!(growth.fit > 0.999);
+    }
+
+    #[test]
+    fn flat_noisy_and_one_step_memory_is_not_growth() {
+        let flat = Growth::fit(&readings(|_| 40.0)).unwrap();
+        assert_eq!(flat.bytes, 0.0);
+        let noisy = Growth::fit(&readings(|s| 40.0 + if s % 2 == 0 { 3.0 } else { 0.0 })).unwrap();
+        assert!(noisy.fit < 0.1);
+        let step = Growth::fit(&readings(|s| if s < 6 { 40.0 } else { 48.0 })).unwrap();
+        assert!(step.fit < 0.9, "a step fits a line with R² {}", step.fit);
+    }
+}

@@ -1,0 +1,278 @@
+//! What the rules about server processes share: which server a process
+//! runs and which request handler its samples are mostly in.
+
+use std::collections::HashMap;
+
+use pydx_profile::{Activity, FrameId, StackId, LABEL_ENDPOINT};
+
+use crate::context::Context;
+use crate::finding::Location;
+
+/// The server a command line runs, if it is a known one.
+pub(crate) fn server_kind(command: &str) -> Option<&'static str> {
+    ["gunicorn", "uvicorn", "hypercorn", "daphne", "celery"]
+        .into_iter()
+        .find(|server| command.contains(server))
+}
+
+/// The program's function most often at the root of the processes' samples
+/// (the request handler, when they serve requests), with its `def` line and
+/// the endpoint it served most.
+pub(crate) fn busiest_handler(
+    context: &Context<'_>,
+    pids: &[u32],
+) -> Option<(Location, Option<String>)> {
+    let profile = context.profile;
+    let mut handlers: HashMap<(FrameId, bool), (u64, HashMap<String, u64>)> = HashMap::new();
+    for (key, count) in profile.samples() {
+        if !pids.contains(&profile.thread_info(key.thread).pid) {
+            continue;
+        }
+        let endpoint = profile.label_value(key.labels, LABEL_ENDPOINT);
+        let Some(outermost) = profile
+            .frames_root_first(key.stack)
+            .into_iter()
+            .find(|&f| context.is_user_frame(f))
+        else {
+            continue;
+        };
+        let entry = handlers.entry((outermost, endpoint.is_some())).or_default();
+        entry.0 += count;
+        if let Some(endpoint) = endpoint {
+            *entry
+                .1
+                .entry(profile.str(endpoint).to_string())
+                .or_default() += count;
+        }
+    }
+    // Request handlers first, then by samples.
+    let ((frame, _), (_, endpoints)) =
+        handlers
+            .into_iter()
+            .max_by_key(|((frame, serving), (count, _))| {
+                (*serving, *count, std::cmp::Reverse(*frame))
+            })?;
+    let info = profile.frame_info(frame);
+    let file = profile.str(info.file).to_string();
+    let line = info.first_line;
+    let endpoint = endpoints
+        .into_iter()
+        .max_by_key(|(e, n)| (*n, std::cmp::Reverse(e.clone())))
+        .map(|(e, _)| e);
+    Some((
+        Location {
+            function: profile.str(info.function).to_string(),
+            source: context.source_line(&file, line),
+            file,
+            line,
+        },
+        endpoint,
+    ))
+}
+
+/// The worker class of a gunicorn worker, as its stacks show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WorkerClass {
+    /// `sync`: one request at a time per process.
+    Sync,
+    /// Anything else (gthread, gevent, eventlet, uvicorn's worker).
+    Concurrent,
+}
+
+/// The workers of one gunicorn master and what their samples show.
+#[derive(Debug)]
+pub(crate) struct WorkerGroup {
+    /// The master's command line.
+    pub command: String,
+    /// The workers' PIDs.
+    pub pids: Vec<u32>,
+    /// Their class, when a stack showed it.
+    pub class: Option<WorkerClass>,
+    /// Samples of the threads running the workers' loops.
+    pub samples: u64,
+    /// Of those, samples of a sync worker waiting for a connection (free).
+    pub free_samples: u64,
+    /// Of those, samples serving a request.
+    pub request_samples: u64,
+    /// Of those, samples on a CPU or waiting for the GIL.
+    pub request_busy_samples: u64,
+}
+
+impl WorkerGroup {
+    /// The share of the workers' time they were not free to take a new
+    /// connection: serving a request, or before and after one (parsing it,
+    /// closing the connection).
+    pub(crate) fn busy_share(&self) -> f64 {
+        1.0 - self.free_samples as f64 / self.samples.max(1) as f64
+    }
+
+    /// The share of request time spent waiting (I/O, sleep, locks).
+    pub(crate) fn waiting_share(&self) -> f64 {
+        1.0 - self.request_busy_samples as f64 / self.request_samples.max(1) as f64
+    }
+}
+
+/// The worker class a frame's file shows, if it is a gunicorn worker's.
+fn worker_class(file: &str) -> Option<WorkerClass> {
+    if file.ends_with("gunicorn/workers/sync.py") {
+        Some(WorkerClass::Sync)
+    } else if file.contains("gunicorn/workers/") && !file.ends_with("gunicorn/workers/base.py")
+        || file.ends_with("uvicorn/workers.py")
+    {
+        Some(WorkerClass::Concurrent)
+    } else {
+        None
+    }
+}
+
+/// The gunicorn workers sampled, grouped by master.
+pub(crate) fn gunicorn_workers(context: &Context<'_>) -> Vec<WorkerGroup> {
+    let profile = context.profile;
+    let processes = &profile.meta.processes;
+    let mut groups: Vec<WorkerGroup> = processes
+        .iter()
+        .filter(|master| server_kind(&master.command) == Some("gunicorn"))
+        .map(|master| WorkerGroup {
+            command: master.command.clone(),
+            pids: processes
+                .iter()
+                .filter(|p| p.parent_pid == Some(master.pid))
+                .map(|p| p.pid)
+                .collect(),
+            class: None,
+            samples: 0,
+            free_samples: 0,
+            request_samples: 0,
+            request_busy_samples: 0,
+        })
+        .filter(|group| !group.pids.is_empty())
+        .collect();
+    let mut classes: HashMap<Option<StackId>, Option<WorkerClass>> = HashMap::new();
+    for (key, count) in profile.samples() {
+        let pid = profile.thread_info(key.thread).pid;
+        let Some(group) = groups.iter_mut().find(|g| g.pids.contains(&pid)) else {
+            continue;
+        };
+        // Only the thread running the worker's loop: other threads (a
+        // connection pool's, say) neither take connections nor serve them.
+        let class = *classes.entry(key.stack).or_insert_with(|| {
+            profile
+                .frames_root_first(key.stack)
+                .into_iter()
+                .find_map(|f| worker_class(context.file(f)))
+        });
+        let Some(class) = class else {
+            continue;
+        };
+        group.class = Some(class);
+        group.samples += count;
+        let innermost = profile.frames_innermost_first(key.stack).first().copied();
+        if innermost.is_some_and(|f| {
+            context.function(f) == "SyncWorker.wait"
+                && context.file(f).ends_with("gunicorn/workers/sync.py")
+        }) {
+            group.free_samples += count;
+        }
+        if profile.label_value(key.labels, LABEL_ENDPOINT).is_some() {
+            group.request_samples += count;
+            if matches!(key.state.activity, Activity::OnCpu | Activity::GilWait) {
+                group.request_busy_samples += count;
+            }
+        }
+    }
+    groups
+}
+
+/// The groups of gunicorn sync workers that were saturated: busy with a
+/// connection for at least the `[workers]` min_busy_share of their samples.
+pub(crate) fn saturated_sync_workers(context: &Context<'_>) -> Vec<WorkerGroup> {
+    let config = &context.config.workers;
+    gunicorn_workers(context)
+        .into_iter()
+        .filter(|group| {
+            group.class == Some(WorkerClass::Sync)
+                && group.request_samples >= Context::MIN_CPU_SAMPLES
+                && group.busy_share() >= config.min_busy_share
+        })
+        .collect()
+}
+
+/// The `-w/--workers` or `-k/--worker-class` style option's value in a
+/// command line, if given there.
+pub(crate) fn option_value<'a>(command: &'a str, names: &[&str]) -> Option<&'a str> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    words.iter().enumerate().find_map(|(i, word)| {
+        names.iter().find_map(|name| {
+            if word == name {
+                words.get(i + 1).copied()
+            } else {
+                word.strip_prefix(name)?.strip_prefix('=')
+            }
+        })
+    })
+}
+
+/// The evidence line naming the busiest request handler, if there is one.
+pub(crate) fn handler_evidence(handler: &Option<(Location, Option<String>)>) -> Option<String> {
+    let (location, endpoint) = handler.as_ref()?;
+    Some(format!(
+        "busiest request handler: {} ({}:{}){}",
+        location.function,
+        location.file,
+        location.line,
+        endpoint
+            .as_deref()
+            .map(|e| format!(", serving {e}"))
+            .unwrap_or_default()
+    ))
+}
+
+/// Where a finding about server processes points: the busiest request
+/// handler, else the program named on the command line.
+pub(crate) fn handler_or_command(
+    handler: Option<(Location, Option<String>)>,
+    command: &str,
+) -> Location {
+    handler
+        .map(|(location, _)| location)
+        .unwrap_or_else(|| Location {
+            function: String::new(),
+            file: command
+                .split_whitespace()
+                .find(|a| a.ends_with(".py"))
+                .unwrap_or(command)
+                .to_string(),
+            line: 0,
+            source: None,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_read_in_both_spellings() {
+        let command = "python gunicorn -w 4 --worker-class=gthread --threads 8 app:app";
+        assert_eq!(option_value(command, &["--workers", "-w"]), Some("4"));
+        assert_eq!(
+            option_value(command, &["--worker-class", "-k"]),
+            Some("gthread")
+        );
+        assert_eq!(option_value(command, &["--max-requests"]), None);
+    }
+
+    #[test]
+    fn the_worker_class_comes_from_gunicorn_and_uvicorn_files() {
+        let site = "/venv/lib/python3.12/site-packages/";
+        let class = |file: &str| worker_class(&format!("{site}{file}"));
+        assert_eq!(class("gunicorn/workers/sync.py"), Some(WorkerClass::Sync));
+        assert_eq!(
+            class("gunicorn/workers/gthread.py"),
+            Some(WorkerClass::Concurrent)
+        );
+        assert_eq!(class("uvicorn/workers.py"), Some(WorkerClass::Concurrent));
+        assert_eq!(class("gunicorn/workers/base.py"), None);
+        assert_eq!(class("gunicorn/arbiter.py"), None);
+    }
+}
