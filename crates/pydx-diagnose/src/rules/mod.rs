@@ -12,6 +12,7 @@ mod repeated_computation;
 mod repeated_queries;
 mod request_sites;
 mod sequential_awaits;
+mod slow_query;
 
 use crate::context::Context;
 use crate::finding::Finding;
@@ -59,6 +60,7 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(orm_n_plus_one::OrmNPlusOne),
         Box::new(repeated_queries::RepeatedQueries),
         Box::new(per_row_writes::PerRowWrites),
+        Box::new(slow_query::SlowQuery),
     ]
 }
 
