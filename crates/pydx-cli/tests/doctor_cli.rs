@@ -10,7 +10,7 @@ use pydx_testkit::examples_python;
 use serde_json::Value;
 
 /// Every rule code the doctor has.
-const CODES: [&str; 13] = [
+const CODES: [&str; 14] = [
     "PYDX-GIL001",
     "PYDX-ASYNC001",
     "PYDX-ASYNC002",
@@ -21,6 +21,7 @@ const CODES: [&str; 13] = [
     "PYDX-DB001",
     "PYDX-DB002",
     "PYDX-DB003",
+    "PYDX-DB004",
     "PYDX-MEM001",
     "PYDX-WORKER001",
     "PYDX-WORKER002",

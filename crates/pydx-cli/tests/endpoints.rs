@@ -180,9 +180,8 @@ fn web_line(app: &str, snippet: &str) -> u64 {
         .unwrap_or_else(|| panic!("{snippet:?} not in {app}.py"))
 }
 
-/// Seeds the database with `<app>.py seed`, serves the app with gunicorn
-/// and runs `pydx doctor` under a load of `GET route`.
-fn doctor_db_app(postgres: &Postgres, app: &str, route: &str) -> Value {
+/// Seeds the database with `<app>.py seed` and serves the app with gunicorn.
+fn serve_db_app(postgres: &Postgres, app: &str) -> Gunicorn {
     let file = examples_dir().join("web").join(format!("{app}.py"));
     let env = [("PYDX_PG_URL", postgres.sqlalchemy_url())];
     let seeded = web_python()
@@ -191,7 +190,13 @@ fn doctor_db_app(postgres: &Postgres, app: &str, route: &str) -> Value {
         .status()
         .unwrap();
     assert!(seeded.success(), "{app} seed failed");
-    let server = Gunicorn::start_with(&file, &format!("{app}:app"), &["--workers", "2"], &env);
+    Gunicorn::start_with(&file, &format!("{app}:app"), &["--workers", "2"], &env)
+}
+
+/// Seeds the database with `<app>.py seed`, serves the app with gunicorn
+/// and runs `pydx doctor` under a load of `GET route`.
+fn doctor_db_app(postgres: &Postgres, app: &str, route: &str) -> Value {
+    let server = serve_db_app(postgres, app);
     let mut served = 0;
     let report = doctor_under_load(&server, || {
         if server.get(route).is_some() {
@@ -482,4 +487,63 @@ fn record_draws_a_root_frame_per_endpoint_or_one_endpoint_alone() {
         "{report_only}"
     );
     assert!(!report_only.contains(";order ("), "{report_only}");
+}
+
+#[test]
+fn a_slow_query_is_found_with_its_sql_and_an_index_fixes_it() {
+    let postgres = Postgres::start();
+    // Users are looked up one after another by different emails.
+    let doctor = |app: &str| {
+        let server = serve_db_app(&postgres, app);
+        let mut served = 0;
+        let report = doctor_under_load(&server, || {
+            let email = format!("User{}@Example.com", 1 + served * 7919 % 1_000_000);
+            if server.get(&format!("/users?email={email}")).is_some() {
+                served += 1;
+            }
+        });
+        assert!(served > 5, "{app}: only {served} requests served");
+        report
+    };
+    let report = doctor("slow_query");
+    let codes: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["PYDX-DB004"], "{report:#}");
+    let finding = &report["findings"][0];
+    assert_eq!(
+        finding["location"]["line"],
+        web_line("slow_query", "user = session.scalars(")
+    );
+    assert!(finding["location"]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("examples/web/slow_query.py"));
+    assert!(
+        finding["cost"]["longest_ms"].as_f64().unwrap() >= 100.0,
+        "{finding:#}"
+    );
+    let evidence = finding["evidence"].to_string();
+    assert!(evidence.contains("GET /users"), "{evidence}");
+    // The SQL, as SQLAlchemy sent it to psycopg, read from the driver's frame.
+    assert!(
+        evidence.contains("FROM users WHERE lower(users.email) = %(lower_1)s"),
+        "{evidence}"
+    );
+    // Each long wait is one call: the readings found the same parameters.
+    assert!(evidence.contains("still running in"), "{evidence}");
+    let fix = finding["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("CREATE INDEX ON users (lower(email));"),
+        "{fix}"
+    );
+
+    let fixed = doctor("slow_query_fixed");
+    assert!(
+        fixed["findings"].as_array().unwrap().is_empty(),
+        "the fixed app still gets findings: {fixed:#}"
+    );
 }

@@ -33,11 +33,131 @@ pub struct Local {
     pub value: Value,
 }
 
+/// The locals of a code object: their names, each one's kind byte
+/// (`co_localspluskinds`; before 3.11, a mark for cell and free
+/// variables), and how many of them are parameters.
+struct LocalNames {
+    names: Vec<String>,
+    kinds: Vec<u8>,
+    parameters: usize,
+}
+
+/// What a local's slot holds.
+enum Slot {
+    /// The address of an object (0 when unbound).
+    Object(u64),
+    /// A small integer tagged into the slot itself (3.14+).
+    TaggedInt(i128),
+}
+
 impl<M: MemoryReader> PythonReader<M> {
     /// The local variables of `frame`, parameters first, in definition order.
     pub fn locals(&mut self, frame: &Frame) -> Result<Vec<Local>, WalkError> {
+        let LocalNames {
+            names,
+            kinds,
+            parameters,
+        } = self.local_names(frame.code.addr)?;
+        let count = names.len().min(kinds.len()).min(MAX_LOCALS);
+        let slots = self.frame_slots(frame, count)?;
+        let mut locals = Vec::with_capacity(count);
+        for (index, name) in names.into_iter().take(count).enumerate() {
+            let kind = kinds[index];
+            if kind & FAST_HIDDEN != 0 {
+                continue;
+            }
+            let raw = u64_at(&slots, index as u64 * 8).unwrap_or(0);
+            let (addr, value) = match self.slot(raw, kind)? {
+                Slot::TaggedInt(value) => (0, Value::Int(value)),
+                Slot::Object(addr) => (addr, self.read_value(addr)?),
+            };
+            locals.push(Local {
+                name,
+                is_arg: index < parameters,
+                addr,
+                value,
+            });
+        }
+        // Still the same function once the values are read.
+        self.frame_slots(frame, 0)?;
+        Ok(locals)
+    }
+
+    /// The first `count` local slots of the frame, once its code pointer shows it still runs `frame`'s code: a running
+    /// thread may have returned and reused the frame for another function
+    /// since its stack was read, and the slots then hold other values.
+    fn frame_slots(&mut self, frame: &Frame, count: usize) -> Result<Vec<u8>, WalkError> {
+        let slots_start = self.layout.frame_localsplus as usize;
+        let mut bytes = self.memory.read_vec(
+            frame.addr,
+            slots_start + count * 8,
+            slots_start + MAX_LOCALS * 8,
+        )?;
+        let mut code = u64_at(&bytes, self.layout.frame_code).unwrap_or(0);
+        if self.layout.stack_refs_tagged {
+            code &= !3;
+        }
+        if code != frame.code.addr {
+            return Err(WalkError::Invalid {
+                what: "frame reused by another function",
+                addr: frame.addr,
+            });
+        }
+        Ok(bytes.split_off(slots_start.min(bytes.len())))
+    }
+
+    /// The local `name` of `frame` if it holds a `str`: its first
+    /// `max_chars` characters. `None` when the frame has no such local, or
+    /// it is unbound or holds anything else.
+    pub fn str_local(
+        &mut self,
+        frame: &Frame,
+        name: &str,
+        max_chars: usize,
+    ) -> Result<Option<String>, WalkError> {
+        match self.local_slot(frame, name)? {
+            Some(Slot::Object(addr)) if addr != 0 && self.is_str(addr)? => {
+                self.read_str_limited(addr, max_chars).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The values inside the local `name` of `frame` (see
+    /// [`PythonReader::shallow_values`]), at most `max_items`; `None` when
+    /// the frame has no such local.
+    pub fn local_values(
+        &mut self,
+        frame: &Frame,
+        name: &str,
+        max_items: usize,
+    ) -> Result<Option<Vec<Value>>, WalkError> {
+        match self.local_slot(frame, name)? {
+            Some(Slot::Object(addr)) => self.shallow_values(addr, max_items).map(Some),
+            Some(Slot::TaggedInt(value)) => Ok(Some(vec![Value::Int(value)])),
+            None => Ok(None),
+        }
+    }
+
+    /// What the slot of the local `name` of `frame` holds; `None` when the
+    /// frame has no such (visible) local.
+    fn local_slot(&mut self, frame: &Frame, name: &str) -> Result<Option<Slot>, WalkError> {
+        let LocalNames { names, kinds, .. } = self.local_names(frame.code.addr)?;
+        let Some(index) = names.iter().position(|n| n == name) else {
+            return Ok(None);
+        };
+        let kind = kinds.get(index).copied().unwrap_or(0);
+        if kind & FAST_HIDDEN != 0 {
+            return Ok(None);
+        }
+        let slots = self.frame_slots(frame, index + 1)?;
+        let raw = u64_at(&slots, index as u64 * 8).unwrap_or(0);
+        self.slot(raw, kind).map(Some)
+    }
+
+    /// The names and kinds of the locals of the code object at `code`.
+    fn local_names(&mut self, code: u64) -> Result<LocalNames, WalkError> {
         let layout = self.layout.clone();
-        let code = frame.code.addr;
         let header = self
             .memory
             .read_vec(code, layout.code_size as usize, 0x400)?;
@@ -75,69 +195,27 @@ impl<M: MemoryReader> PythonReader<M> {
                 kinds
             }
         };
-        let count = names.len().min(kinds.len()).min(MAX_LOCALS);
-        // The frame's code pointer and its slots in one read: a running
-        // thread may have returned and reused the frame for another function
-        // since the stack was read, and its slots then hold other values.
-        let slots_start = layout.frame_localsplus;
-        let frame_bytes = self.memory.read_vec(
-            frame.addr,
-            slots_start as usize + count * 8,
-            slots_start as usize + MAX_LOCALS * 8,
-        )?;
-        self.check_frame_code(frame, &frame_bytes)?;
-        let slots = &frame_bytes[slots_start as usize..];
-        let mut locals = Vec::with_capacity(count);
-        for (index, name) in names.into_iter().take(count).enumerate() {
-            let kind = kinds[index];
-            if kind & FAST_HIDDEN != 0 {
-                continue;
-            }
-            let mut addr = u64_at(slots, index as u64 * 8).unwrap_or(0);
-            let value = if layout.stack_refs_tagged && addr & 3 == 3 {
-                // A tagged small integer, not a pointer.
-                let value = Value::Int(i128::from((addr as i64) >> 2));
-                addr = 0;
-                value
-            } else {
-                if layout.stack_refs_tagged {
-                    addr &= !3;
-                }
-                if kind & FAST_CELL_OR_FREE != 0 && addr != 0 && self.type_of(addr)?.name == "cell"
-                {
-                    addr = self.cell_contents(addr)?;
-                }
-                self.read_value(addr)?
-            };
-            locals.push(Local {
-                name,
-                is_arg: index < parameters,
-                addr,
-                value,
-            });
-        }
-        // Still the same function once the values are read.
-        let code_pointer = self
-            .memory
-            .read_vec(frame.addr, slots_start as usize, 0x400)?;
-        self.check_frame_code(frame, &code_pointer)?;
-        Ok(locals)
+        Ok(LocalNames {
+            names,
+            kinds,
+            parameters,
+        })
     }
 
-    /// Fails unless the frame read into `bytes` still runs `frame`'s code.
-    fn check_frame_code(&self, frame: &Frame, bytes: &[u8]) -> Result<(), WalkError> {
-        let mut code = u64_at(bytes, self.layout.frame_code).unwrap_or(0);
+    /// What the raw slot word `raw` of a local of kind `kind` refers to:
+    /// untagged, and through the cell for cell and free variables.
+    fn slot(&mut self, raw: u64, kind: u8) -> Result<Slot, WalkError> {
+        let mut addr = raw;
         if self.layout.stack_refs_tagged {
-            code &= !3;
+            if addr & 3 == 3 {
+                return Ok(Slot::TaggedInt(i128::from((addr as i64) >> 2)));
+            }
+            addr &= !3;
         }
-        if code == frame.code.addr {
-            Ok(())
-        } else {
-            Err(WalkError::Invalid {
-                what: "frame reused by another function",
-                addr: frame.addr,
-            })
+        if kind & FAST_CELL_OR_FREE != 0 && addr != 0 && self.type_of(addr)?.name == "cell" {
+            addr = self.cell_contents(addr)?;
         }
+        Ok(Slot::Object(addr))
     }
 
     /// The strings of a tuple of strings (such as `co_varnames`).

@@ -270,6 +270,11 @@ impl<M: MemoryReader> PythonReader<M> {
         Ok(self.read_str_unchecked(addr, max_chars)?.0)
     }
 
+    /// Whether the object at `addr` is a `str` (or a subclass).
+    pub(crate) fn is_str(&mut self, addr: u64) -> Result<bool, WalkError> {
+        Ok(self.type_of(addr)?.flags & TPFLAGS_UNICODE != 0)
+    }
+
     /// Reads the `str` object at `addr` (cut at [`MAX_STRING_CHARS`]).
     pub fn read_str(&mut self, addr: u64) -> Result<String, WalkError> {
         self.read_str_limited(addr, MAX_STRING_CHARS)
@@ -433,6 +438,30 @@ impl<M: MemoryReader> PythonReader<M> {
                 addr,
             },
         })
+    }
+
+    /// The values inside the object at `addr`, to tell one value from
+    /// another: a `dict`'s keys and values in turn, a `tuple`'s or a
+    /// `list`'s items (at most `max` entries), or the object itself.
+    pub fn shallow_values(&mut self, addr: u64, max: usize) -> Result<Vec<Value>, WalkError> {
+        if addr == 0 {
+            return Ok(vec![Value::Unbound]);
+        }
+        let flags = self.type_of(addr)?.flags;
+        let items: Vec<u64> = if flags & TPFLAGS_DICT != 0 {
+            self.dict_items(addr, max)?
+                .into_iter()
+                .flat_map(|(key, value)| [key, value])
+                .collect()
+        } else if flags & (TPFLAGS_LIST | TPFLAGS_TUPLE) != 0 {
+            self.sequence_items(addr, max)?
+        } else {
+            vec![addr]
+        };
+        items
+            .into_iter()
+            .map(|item| self.read_value(item))
+            .collect()
     }
 
     /// The contents of a cell object (for closure variables).

@@ -13,6 +13,7 @@ use crate::frames::{Frame, Stack};
 use crate::layout::Layout;
 use crate::locals::Local;
 use crate::locate::{locate, Location};
+use crate::objects::Value;
 use crate::reader::PythonReader;
 use crate::requests::HttpRequest;
 use crate::threads::{ThreadState, Threads};
@@ -443,6 +444,29 @@ impl PythonProcess {
     /// The local variables of a frame from [`PythonProcess::threads`].
     pub fn locals(&mut self, frame: &Frame) -> Result<Vec<Local>, WalkError> {
         self.reader.locals(frame)
+    }
+
+    /// The local `name` of a frame from [`PythonProcess::threads`] if it
+    /// holds a `str`, cut at `max_chars` characters.
+    pub fn str_local(
+        &mut self,
+        frame: &Frame,
+        name: &str,
+        max_chars: usize,
+    ) -> Result<Option<String>, WalkError> {
+        self.reader.str_local(frame, name, max_chars)
+    }
+
+    /// The values inside the local `name` of a frame from
+    /// [`PythonProcess::threads`]: a container's items (a `dict`'s keys and
+    /// values), at most `max_items`, or the value itself.
+    pub fn local_values(
+        &mut self,
+        frame: &Frame,
+        name: &str,
+        max_items: usize,
+    ) -> Result<Option<Vec<Value>>, WalkError> {
+        self.reader.local_values(frame, name, max_items)
     }
 }
 

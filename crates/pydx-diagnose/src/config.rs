@@ -24,7 +24,7 @@ pub struct Config {
     pub sequential_awaits: SequentialAwaitsConfig,
     /// PYDX-CONN001.
     pub connections: ConnectionsConfig,
-    /// PYDX-DB001, DB002 and DB003.
+    /// PYDX-DB001, DB002, DB003 and DB004.
     pub orm: OrmConfig,
     /// PYDX-MEM001.
     pub memory: MemoryConfig,
@@ -159,14 +159,20 @@ impl Default for ConnectionsConfig {
     }
 }
 
-/// Thresholds of PYDX-DB001.
+/// Thresholds of the database rules: PYDX-DB001 (lazy loads in a loop),
+/// DB002 (queries in a loop), DB003 (writes in a loop) and DB004 (slow
+/// queries).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OrmConfig {
-    /// Least share of the request-serving samples in lazy loads from one line.
+    /// Least share of the request-serving samples in the database calls
+    /// from one line (for DB004, in its slow calls).
     pub min_share: f64,
-    /// Fewest separate stretches of lazy loads seen.
+    /// Fewest separate stretches of calls seen (for DB004, slow calls).
     pub min_queries: u64,
+    /// A database call that keeps the thread this long is slow (DB004);
+    /// Laravel Telescope's query watcher marks queries slow from 100 ms.
+    pub slow_query_ms: f64,
 }
 
 impl Default for OrmConfig {
@@ -174,6 +180,7 @@ impl Default for OrmConfig {
         Self {
             min_share: 0.10,
             min_queries: 3,
+            slow_query_ms: 100.0,
         }
     }
 }

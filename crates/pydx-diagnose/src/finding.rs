@@ -46,7 +46,7 @@ pub struct Cost {
     pub seconds: f64,
     /// Of those, seconds on a CPU.
     pub cpu_seconds: f64,
-    /// For episodes (a blocked event loop): the longest one, in ms.
+    /// For episodes (a blocked event loop, slow queries): the longest one, in ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub longest_ms: Option<f64>,
     /// For episodes: how many there were.

@@ -71,6 +71,19 @@ pub const OBSERVED_CALL_ARGS: &str = "call.args";
 pub const OBSERVED_CALL_ARGS_AGAIN: &str = "call.args.again";
 /// Observation kind prefix for the type of a local variable: `local.type:NAME`.
 pub const OBSERVED_LOCAL_TYPE: &str = "local.type:";
+/// Observation kind for the SQL statement a database driver call was
+/// running (its first characters), recorded on the program's frame that
+/// made the call, so that a slow call site can be shown with its SQL.
+pub const OBSERVED_SQL_STATEMENT: &str = "db.statement";
+/// Observation kind counted on the program's frame that made a database
+/// call when two successive observations of a thread, whose stack did not
+/// change in between, found the same call running: the same statement with
+/// the same parameter values (the values themselves are not kept).
+pub const OBSERVED_SQL_SAME_CALL: &str = "db.call.same";
+/// Like [`OBSERVED_SQL_SAME_CALL`], when they found another call: another
+/// statement, or other parameter values. Quick calls made one after another
+/// with identical stacks (in a loop) show as these.
+pub const OBSERVED_SQL_NEW_CALL: &str = "db.call.new";
 
 /// Observation kind for how a sample's innermost frame was running: value
 /// [`EXEC_BYTECODE`] (the interpreter ran its bytecode) or

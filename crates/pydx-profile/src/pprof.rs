@@ -588,6 +588,12 @@ mod tests {
         }
         profile.observe(work, "call.args", "n=3", 7);
         profile.observe(work, "local.type:total", "int", 2);
+        profile.observe(
+            work,
+            "db.statement",
+            "SELECT id\nFROM t WHERE note = 'é'",
+            3,
+        );
         for i in 150..200u64 {
             let key = SampleKey {
                 thread,
@@ -672,6 +678,12 @@ mod tests {
             observations,
             vec![
                 ("Worker.run".to_string(), "call.args", "n=3", 7),
+                (
+                    "Worker.run".to_string(),
+                    "db.statement",
+                    "SELECT id\nFROM t WHERE note = 'é'",
+                    3
+                ),
                 ("Worker.run".to_string(), "local.type:total", "int", 2)
             ]
         );

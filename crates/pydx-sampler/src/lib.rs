@@ -27,4 +27,7 @@ pub use recorder::ProfileRecorder;
 pub use sampler::{
     attach_when_ready, Progress, SampleSink, Sampler, SamplingOptions, StopReason, Summary,
 };
-pub use snapshot::{Consistency, FrameObservation, SnapshotError, Snapshotter, ThreadSnapshot};
+pub use snapshot::{
+    Consistency, FrameObservation, SnapshotError, Snapshotter, SqlStatement, ThreadSnapshot,
+    MAX_STATEMENT_CHARS,
+};

@@ -9,12 +9,13 @@ use pydx_profile::{
     is_event_loop_machinery, is_event_loop_run, Activity, FrameId, LabelSetId, MemoryReading, Meta,
     ProcessMeta, Profile, SampleKey, SampleState, StackId, EVENT_LOOP_BLOCKED, EXEC_BYTECODE,
     EXEC_NATIVE_CALL, LABEL_ENDPOINT, LABEL_EVENT_LOOP, LABEL_TASK, LABEL_TASK_STATE,
-    OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN, OBSERVED_EXEC, OBSERVED_LOCAL_TYPE, TASK_WAITING,
+    OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN, OBSERVED_EXEC, OBSERVED_LOCAL_TYPE,
+    OBSERVED_SQL_NEW_CALL, OBSERVED_SQL_SAME_CALL, OBSERVED_SQL_STATEMENT, TASK_WAITING,
 };
 use pydx_remote::MemoryUsage;
 
 use crate::sampler::{SampleSink, Summary};
-use crate::snapshot::{FrameObservation, ThreadSnapshot};
+use crate::snapshot::{FrameObservation, SqlStatement, ThreadSnapshot};
 
 /// Identifies a frame cheaply: the code object (kept alive by the cache, so
 /// its address cannot be reused) and the line.
@@ -38,7 +39,18 @@ pub struct ProfileRecorder {
     code_roles: HashMap<usize, CodeRole>,
     /// Endpoints used as labels so far.
     endpoints: HashSet<String>,
+    /// The distinct SQL statements recorded so far per call site.
+    statements: HashMap<FrameId, Vec<String>>,
+    /// Per thread, the database call its last observation found running:
+    /// the thread's stack then, the program's frame that made the call and
+    /// the call's identity. Forgotten as soon as the thread's stack changes.
+    calls_in_flight: HashMap<(u32, u64), (Option<StackId>, FrameId, u64)>,
 }
+
+/// Distinct SQL statements recorded per call site; past this (statements
+/// with their values written in), further ones are left out, so that the
+/// profile does not grow with every query.
+const MAX_STATEMENTS_PER_SITE: usize = 16;
 
 /// Distinct endpoints kept as labels; past this (paths with identifiers
 /// pydx does not recognise), further ones are labelled `METHOD <other>`.
@@ -154,6 +166,8 @@ impl ProfileRecorder {
             tasks: TaskTracker::default(),
             code_roles: HashMap::new(),
             endpoints: HashSet::new(),
+            statements: HashMap::new(),
+            calls_in_flight: HashMap::new(),
         }
     }
 
@@ -266,6 +280,7 @@ impl SampleSink for ProfileRecorder {
             if !thread.observations.is_empty() {
                 self.add_observations(pid, python, &thread.observations);
             }
+            self.track_call(pid, python, stack, thread.statement.as_ref());
         }
     }
 
@@ -370,6 +385,55 @@ impl ProfileRecorder {
                 .or_insert_with(|| CodeRole::of(&frame.code))
         };
         role(innermost) == CodeRole::Other && frames.iter().any(|f| role(f) == CodeRole::LoopRun)
+    }
+
+    /// Follows the database call a thread runs: stores the SQL statement an
+    /// observation found, on the program's frame that made the call, and
+    /// whether the thread's previous observation, with the same stack since,
+    /// found the same call or another one.
+    fn track_call(
+        &mut self,
+        pid: u32,
+        python: &pydx_cpython::PythonThread,
+        stack: Option<StackId>,
+        statement: Option<&SqlStatement>,
+    ) {
+        let thread = (pid, python.thread_id);
+        if self
+            .calls_in_flight
+            .get(&thread)
+            .is_some_and(|&(seen, _, _)| seen != stack)
+        {
+            self.calls_in_flight.remove(&thread);
+        }
+        let Some(statement) = statement else {
+            return;
+        };
+        let Some(caller) = python.frames.get(statement.caller) else {
+            return;
+        };
+        let (_, frame_id) = self.frame_id(caller);
+        if let Some(&(_, previous_frame, previous_call)) = self.calls_in_flight.get(&thread) {
+            if previous_frame == frame_id {
+                let kind = if previous_call == statement.call {
+                    OBSERVED_SQL_SAME_CALL
+                } else {
+                    OBSERVED_SQL_NEW_CALL
+                };
+                self.profile.observe(frame_id, kind, "", 1);
+            }
+        }
+        self.calls_in_flight
+            .insert(thread, (stack, frame_id, statement.call));
+        let seen = self.statements.entry(frame_id).or_default();
+        if !seen.contains(&statement.text) {
+            if seen.len() >= MAX_STATEMENTS_PER_SITE {
+                return;
+            }
+            seen.push(statement.text.clone());
+        }
+        self.profile
+            .observe(frame_id, OBSERVED_SQL_STATEMENT, &statement.text, 1);
     }
 
     /// Stores observed arguments (once per call) and local types.

@@ -1,7 +1,9 @@
 //! One consistent snapshot of every Python thread of a process.
 
-use pydx_cpython::Value;
-use pydx_cpython::{PythonProcess, PythonThread, WalkError, GIL_STATE_SIZE};
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
+use pydx_cpython::{PythonProcess, PythonThread, Value, WalkError, GIL_STATE_SIZE};
 use pydx_profile::{Activity, CodeKind};
 use pydx_remote::{thread_ids, ProcessPause, RunState, SyscallState, ThreadStateReader};
 
@@ -18,6 +20,86 @@ pub struct ThreadSnapshot {
     /// Values read from some of its frames, when the snapshot was observed
     /// (see [`Snapshotter::observe`]).
     pub observations: Vec<FrameObservation>,
+    /// The SQL statement its database driver was running, when the
+    /// snapshot was observed and the thread was inside a driver's execute.
+    pub statement: Option<SqlStatement>,
+}
+
+/// The SQL statement of a database driver call, and the program's frame
+/// that made the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlStatement {
+    /// The index in [`PythonThread::frames`] of the innermost frame of the
+    /// program's own code outside the driver's frame: the call site.
+    pub caller: usize,
+    /// The statement, cut at [`MAX_STATEMENT_CHARS`] characters (and `…`
+    /// added when it was longer).
+    pub text: String,
+    /// Tells this call from another: a hash of the statement and of the
+    /// values of its parameters (which are not kept).
+    pub call: u64,
+}
+
+/// Longest part of an SQL statement read from a driver's frame.
+pub const MAX_STATEMENT_CHARS: usize = 300;
+
+/// Most values of a statement's parameters read to tell calls apart.
+const MAX_PARAMETER_VALUES: usize = 32;
+
+/// A database driver's function that runs one SQL statement.
+struct StatementCall {
+    /// The end of its file's path.
+    file: &'static str,
+    /// Its name: the last part of the qualified name, so that Python
+    /// before 3.11 (which has no qualified names) matches too.
+    function: &'static str,
+    /// The parameter holding the SQL.
+    sql: &'static str,
+    /// The parameter holding the statement's parameters, if it has one.
+    parameters: Option<&'static str>,
+}
+
+/// The driver functions whose SQL pydx reads.
+const STATEMENT_CALLS: [StatementCall; 5] = [
+    StatementCall {
+        file: "psycopg/cursor.py",
+        function: "execute",
+        sql: "query",
+        parameters: Some("params"),
+    },
+    StatementCall {
+        file: "psycopg/connection.py",
+        function: "execute",
+        sql: "query",
+        parameters: Some("params"),
+    },
+    StatementCall {
+        file: "django/db/backends/utils.py",
+        function: "execute",
+        sql: "sql",
+        parameters: Some("params"),
+    },
+    StatementCall {
+        file: "sqlalchemy/engine/default.py",
+        function: "do_execute",
+        sql: "statement",
+        parameters: Some("parameters"),
+    },
+    StatementCall {
+        file: "sqlalchemy/engine/default.py",
+        function: "do_execute_no_params",
+        sql: "statement",
+        parameters: None,
+    },
+];
+
+/// The driver function that runs one SQL statement that the function
+/// `qualname` of `filename` is, if it is one (see [`STATEMENT_CALLS`]).
+fn statement_call(qualname: &str, filename: &str) -> Option<&'static StatementCall> {
+    let name = qualname.rsplit('.').next().unwrap_or_default();
+    STATEMENT_CALLS
+        .iter()
+        .find(|call| filename.ends_with(call.file) && name == call.function)
 }
 
 /// What pydx read from the local variables of one frame.
@@ -146,6 +228,7 @@ impl Snapshotter {
                 python,
                 activity,
                 observations: Vec::new(),
+                statement: None,
             });
         }
         Ok(snapshots)
@@ -154,9 +237,14 @@ impl Snapshotter {
     /// Reads the local variables of the innermost frames of the program's
     /// own code (up to `frames_per_thread` per thread) of every thread that
     /// is running or only waiting for the GIL (its frames are those it will
-    /// run next), for rules that reason about values. Costs a few reads per
-    /// frame, so the sampler does it only now and then.
+    /// run next), for rules that reason about values; and, for every thread
+    /// inside a database driver's execute (usually waiting for the server),
+    /// the SQL statement it runs. Costs a few reads per frame, so the
+    /// sampler does it only now and then.
     pub fn observe(&mut self, threads: &mut [ThreadSnapshot], frames_per_thread: usize) {
+        for thread in threads.iter_mut() {
+            thread.statement = self.statement(&thread.python);
+        }
         let busy =
             |t: &&mut ThreadSnapshot| matches!(t.activity, Activity::OnCpu | Activity::GilWait);
         for thread in threads.iter_mut().filter(busy) {
@@ -190,6 +278,40 @@ impl Snapshotter {
                 });
             }
         }
+    }
+
+    /// The SQL statement of the innermost driver call on `thread`'s stack
+    /// whose statement is a `str`, with the program's frame that called it.
+    fn statement(&mut self, thread: &PythonThread) -> Option<SqlStatement> {
+        let frames = &thread.frames;
+        frames.iter().enumerate().find_map(|(index, frame)| {
+            let call = statement_call(&frame.code.qualname, &frame.code.filename)?;
+            let caller = index
+                + 1
+                + frames[index + 1..]
+                    .iter()
+                    .position(|f| CodeKind::of(&f.code.filename) == CodeKind::User)?;
+            let text = self
+                .process
+                .str_local(frame, call.sql, MAX_STATEMENT_CHARS + 1)
+                .ok()??;
+            let mut hasher = DefaultHasher::new();
+            text.hash(&mut hasher);
+            let parameters = call.parameters.and_then(|name| {
+                self.process
+                    .local_values(frame, name, MAX_PARAMETER_VALUES)
+                    .ok()
+                    .flatten()
+            });
+            for value in parameters.iter().flatten() {
+                value.to_string().hash(&mut hasher);
+            }
+            Some(SqlStatement {
+                caller,
+                text: cut(text, MAX_STATEMENT_CHARS),
+                call: hasher.finish(),
+            })
+        })
     }
 
     fn walk_error(&self, error: WalkError) -> SnapshotError {
@@ -227,6 +349,15 @@ fn classify(
     }
 }
 
+/// `text` cut at `max_chars` characters, with `…` added if it was longer.
+fn cut(mut text: String, max_chars: usize) -> String {
+    if let Some((end, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 /// The type name of a decoded value.
 fn value_type(value: &Value) -> String {
     match value {
@@ -238,5 +369,43 @@ fn value_type(value: &Value) -> String {
         Value::Bytes { .. } => "bytes".into(),
         Value::Container { type_name, .. } | Value::Object { type_name, .. } => type_name.clone(),
         Value::Unbound => "unbound".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn driver_functions_that_run_sql_are_recognised() {
+        let site = "/venv/lib/python3.12/site-packages";
+        let parameters = |qualname: &str, file: &str| {
+            statement_call(qualname, &format!("{site}/{file}")).map(|c| (c.sql, c.parameters))
+        };
+        assert_eq!(
+            parameters("Cursor.execute", "psycopg/cursor.py"),
+            Some(("query", Some("params")))
+        );
+        assert_eq!(
+            parameters("execute", "psycopg/cursor.py"),
+            Some(("query", Some("params")))
+        );
+        assert_eq!(
+            parameters("CursorDebugWrapper.execute", "django/db/backends/utils.py"),
+            Some(("sql", Some("params")))
+        );
+        assert_eq!(
+            parameters("DefaultDialect.do_execute", "sqlalchemy/engine/default.py"),
+            Some(("statement", Some("parameters")))
+        );
+        assert_eq!(parameters("Cursor.executemany", "psycopg/cursor.py"), None);
+        assert!(statement_call("Cursor.execute", "/srv/app/cursor.py").is_none());
+    }
+
+    #[test]
+    fn long_statements_are_cut_at_a_character_boundary() {
+        assert_eq!(cut("SELECT 1".into(), 300), "SELECT 1");
+        assert_eq!(cut("SELECT 'é'".into(), 9), "SELECT 'é…");
+        assert_eq!(cut("abc".into(), 3), "abc");
     }
 }

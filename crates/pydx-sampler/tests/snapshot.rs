@@ -1,10 +1,13 @@
-//! Snapshots of real processes: pausing, and a target that exits mid-run.
+//! Snapshots of real processes: pausing, a target that exits mid-run, and
+//! the SQL read from a database driver's frame.
 
 use pydx_cpython::PythonProcess;
 use pydx_profile::Activity;
 use pydx_remote::{RunState, ThreadStateReader};
-use pydx_sampler::{Consistency, SnapshotError, Snapshotter};
-use pydx_testkit::interpreter;
+use std::time::Duration;
+
+use pydx_sampler::{Consistency, SnapshotError, Snapshotter, MAX_STATEMENT_CHARS};
+use pydx_testkit::{eventually, interpreter, marker_line};
 
 #[test]
 fn a_target_that_exits_is_reported_as_exited() {
@@ -88,5 +91,71 @@ fn threads_waiting_for_the_gil_are_told_apart_from_other_waits() {
             burner_waits * 4 >= burner_waits + burner_cpu,
             "{label}: {burner_waits} GIL waits, {burner_cpu} on CPU"
         );
+    }
+}
+
+#[test]
+fn the_sql_of_a_driver_call_is_read_and_charged_to_its_caller() {
+    let wide = format!(
+        "SELECT {} FROM wide",
+        (0..100)
+            .map(|n| format!("column_{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let wide_cut = format!("{}…", &wide[..MAX_STATEMENT_CHARS]);
+    let lookup = "SELECT id FROM users WHERE email = %s".to_string();
+    let line = |marker| marker_line("sql_driver.py", marker);
+    let expected = vec![
+        ("lookup".to_string(), line("LINE:lookup"), lookup.clone()),
+        ("lookup".to_string(), line("LINE:lookup"), lookup),
+        ("report".to_string(), line("LINE:wide"), wide_cut),
+    ];
+    // Before 3.11 (function names without their class), 3.12, and 3.15
+    // (tagged stack references).
+    for label in ["pyenv-3.9", "pyenv-3.12", "sid-3.15"] {
+        let python = interpreter(label);
+        let child = python.spawn("sql_driver.py", &[]);
+        let process = PythonProcess::attach(child.pid).unwrap();
+        let mut snapshotter = Snapshotter::new(process, Consistency::Paused);
+        let mut read = || {
+            let mut threads = snapshotter.snapshot().map_err(|e| e.to_string())?;
+            snapshotter.observe(&mut threads, 3);
+            let mut statements: Vec<((String, u32, String), u64)> = threads
+                .iter()
+                .filter_map(|thread| {
+                    let statement = thread.statement.as_ref()?;
+                    let caller = &thread.python.frames[statement.caller];
+                    let site = (
+                        caller.code.qualname.clone(),
+                        caller.line,
+                        statement.text.clone(),
+                    );
+                    Some((site, statement.call))
+                })
+                .collect();
+            statements.sort();
+            Ok::<_, String>(statements)
+        };
+        let first = eventually(Duration::from_secs(10), || {
+            let statements = read()?;
+            let sites: Vec<_> = statements.iter().map(|(site, _)| site.clone()).collect();
+            if sites == expected {
+                Ok(statements)
+            } else {
+                Err(format!("{statements:#?}"))
+            }
+        })
+        .unwrap_or_else(|read| panic!("{label}: expected {expected:#?}, read {read}"));
+        // The two lookups run the same statement with other values: two
+        // calls. Read again, each call is the same call.
+        assert_ne!(first[0].1, first[1].1, "{label}");
+        let second = read().unwrap();
+        let calls = |s: &[((String, u32, String), u64)]| {
+            let mut calls: Vec<u64> = s.iter().map(|(_, call)| *call).collect();
+            calls.sort_unstable();
+            calls
+        };
+        assert_eq!(calls(&first), calls(&second), "{label}");
     }
 }

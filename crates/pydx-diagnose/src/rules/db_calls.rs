@@ -90,6 +90,24 @@ impl DbCall {
     }
 }
 
+/// Whether `function` of `file` is a driver-level call that sends one
+/// statement (or one batch) to the server and waits for its result: a stack
+/// inside one is waiting for a query, not for a pooled connection or for
+/// the ORM's own work.
+pub(crate) fn is_statement_execution(function: &str, file: &str) -> bool {
+    let name = function.rsplit('.').next().unwrap_or(function);
+    let is = |suffix: &str, names: &[&str]| file.ends_with(suffix) && names.contains(&name);
+    is("psycopg/cursor.py", &["execute", "executemany"])
+        || is("psycopg/connection.py", &["execute"])
+        || is("django/db/backends/utils.py", &["_execute", "_executemany"])
+        || is(
+            "sqlalchemy/engine/default.py",
+            &["do_execute", "do_execute_no_params", "do_executemany"],
+        )
+        || is("pymysql/cursors.py", &["execute", "executemany"])
+        || is("MySQLdb/cursors.py", &["execute", "executemany"])
+}
+
 /// A database call of one API made again and again from a line inside a
 /// loop while serving requests.
 pub(crate) struct LoopCall {
@@ -207,5 +225,29 @@ mod tests {
             Some(DbCall::Read(DbApi::Driver))
         );
         assert_eq!(of("Session.add", "sqlalchemy/orm/session.py"), None);
+    }
+
+    #[test]
+    fn statement_executions_are_recognised() {
+        let site = "/venv/lib/python3.12/site-packages";
+        let executes = |function: &str, file: &str| {
+            is_statement_execution(function, &format!("{site}/{file}"))
+        };
+        assert!(executes("Cursor.execute", "psycopg/cursor.py"));
+        assert!(executes(
+            "DefaultDialect.do_execute",
+            "sqlalchemy/engine/default.py"
+        ));
+        assert!(executes(
+            "CursorWrapper._execute",
+            "django/db/backends/utils.py"
+        ));
+        // Waiting for a pooled connection is not waiting for a query.
+        assert!(!executes("QueuePool._do_get", "sqlalchemy/pool/impl.py"));
+        assert!(!executes("Session.execute", "sqlalchemy/orm/session.py"));
+        assert!(!is_statement_execution(
+            "Cursor.execute",
+            "/srv/app/cursor.py"
+        ));
     }
 }

@@ -14,6 +14,7 @@ mod repeated_queries;
 mod request_sites;
 mod sequential_awaits;
 mod server_processes;
+mod slow_query;
 mod sync_workers_waiting;
 mod worker_count;
 
@@ -63,6 +64,7 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(orm_n_plus_one::OrmNPlusOne),
         Box::new(repeated_queries::RepeatedQueries),
         Box::new(per_row_writes::PerRowWrites),
+        Box::new(slow_query::SlowQuery),
         Box::new(memory_growth::MemoryGrowth),
         Box::new(sync_workers_waiting::SyncWorkersWaiting),
         Box::new(worker_count::WorkerCount),

@@ -121,7 +121,7 @@ pub(crate) fn request_sites<K: Copy + Ord>(
 
 /// The kind of operation a stack is in (its outermost recognised frame)
 /// and the program's frame that called into the library for it.
-fn operation<K: Copy>(
+pub(crate) fn operation<K: Copy>(
     context: &Context<'_>,
     stack: Option<StackId>,
     classify: &impl Fn(&str, &str) -> Option<K>,
