@@ -422,8 +422,10 @@ impl<M: MemoryReader> PythonReader<M> {
         for (index, code) in codes.iter().enumerate() {
             let Ok(code) = code else { continue };
             let start = match (layout.code_code_adaptive, layout.code_code) {
-                (Some(adaptive), _) => code.addr + adaptive,
-                (None, Some(co_code)) => self.word(code.addr + co_code)? + BYTES_DATA,
+                (Some(adaptive), _) => code.addr.wrapping_add(adaptive),
+                (None, Some(co_code)) => self
+                    .word(code.addr.wrapping_add(co_code))?
+                    .wrapping_add(BYTES_DATA),
                 (None, None) => continue,
             };
             targets.push((index, start, (code.code_bytes as usize).min(MAX_BYTECODE)));
@@ -483,7 +485,7 @@ impl<M: MemoryReader> PythonReader<M> {
         let mut requests: Vec<ReadRequest<'_>> = buffers
             .chunks_mut(len)
             .zip(&unique)
-            .map(|(buf, &addr)| ReadRequest::new(addr + start, buf))
+            .map(|(buf, &addr)| ReadRequest::new(addr.wrapping_add(start), buf))
             .collect();
         self.memory.read_batch(&mut requests)?;
         let done: Vec<bool> = requests.iter().map(|r| r.done).collect();
@@ -607,7 +609,7 @@ impl<M: MemoryReader> PythonReader<M> {
                 let (code_addr, code_prefix) = next()?;
                 match u64_at(code_prefix, OB_SIZE) {
                     Some(size) => size,
-                    None => self.word(code_addr + OB_SIZE)?,
+                    None => self.word(code_addr.wrapping_add(OB_SIZE))?,
                 }
             }
             None => u64_at(header, OB_SIZE).unwrap_or(0).saturating_mul(2),
@@ -630,7 +632,7 @@ impl<M: MemoryReader> PythonReader<M> {
     fn prefetched_str(&mut self, (addr, bytes): (u64, &[u8])) -> Result<String, WalkError> {
         let type_addr = match u64_at(bytes, OB_TYPE) {
             Some(type_addr) => type_addr,
-            None => self.word(addr + OB_TYPE)?,
+            None => self.word(addr.wrapping_add(OB_TYPE))?,
         };
         if self.type_info(type_addr)?.flags & TPFLAGS_UNICODE == 0 {
             return Err(WalkError::invalid("str object", addr));
@@ -682,7 +684,9 @@ impl<M: MemoryReader> PythonReader<M> {
             InstructionPointer::LastiBytes => instruction as i64,
             InstructionPointer::LastiUnits => (instruction as i64).saturating_mul(2),
             InstructionPointer::PrevInstr | InstructionPointer::InstrPtr => {
-                let start = code.addr + self.layout.code_code_adaptive.unwrap_or(0);
+                let start = code
+                    .addr
+                    .wrapping_add(self.layout.code_code_adaptive.unwrap_or(0));
                 instruction.wrapping_sub(start) as i64
             }
         }

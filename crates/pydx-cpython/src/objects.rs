@@ -219,10 +219,24 @@ pub fn decode_string_data(kind: u8, data: &[u8]) -> Option<String> {
     }
 }
 
+/// Where user space ends on x86_64 (47-bit addresses).
+const USER_SPACE_END: u64 = 1 << 47;
+
+/// `addr` if it can be the address of a Python object: 8-byte aligned and
+/// in user space. Values read from the target can be anything; this keeps
+/// offsets added to them from overflowing.
+fn object_address(addr: u64) -> Result<u64, WalkError> {
+    if addr % 8 == 0 && addr < USER_SPACE_END {
+        Ok(addr)
+    } else {
+        Err(WalkError::invalid("object pointer", addr))
+    }
+}
+
 impl<M: MemoryReader> PythonReader<M> {
     /// The type of the object at `addr` (cached by type address).
     pub fn type_of(&mut self, addr: u64) -> Result<Arc<TypeInfo>, WalkError> {
-        let type_addr = self.word(addr + OB_TYPE)?;
+        let type_addr = self.word(object_address(addr)? + OB_TYPE)?;
         self.type_info(type_addr)
     }
 
@@ -231,7 +245,7 @@ impl<M: MemoryReader> PythonReader<M> {
         if let Some(info) = self.types.get(&type_addr) {
             return Ok(info.clone());
         }
-        if type_addr == 0 || type_addr % 8 != 0 {
+        if type_addr == 0 || object_address(type_addr).is_err() {
             return Err(WalkError::invalid("type pointer", type_addr));
         }
         let layout = &self.layout;
@@ -606,7 +620,7 @@ impl<M: MemoryReader> PythonReader<M> {
     /// The instance attribute `name` of the object at `addr`, read from its
     /// `__dict__` wherever this version keeps it (`None` if absent).
     pub fn instance_attr(&mut self, addr: u64, name: &str) -> Result<Option<u64>, WalkError> {
-        let type_addr = self.word(addr + OB_TYPE)?;
+        let type_addr = self.word(object_address(addr)? + OB_TYPE)?;
         let info = self.type_info(type_addr)?;
         let managed = info.flags & TPFLAGS_MANAGED_DICT != 0;
         match self.layout.managed_dict {
@@ -633,7 +647,7 @@ impl<M: MemoryReader> PythonReader<M> {
                 if info.flags & TPFLAGS_INLINE_VALUES == 0 {
                     return Ok(None);
                 }
-                let values = addr + info.basicsize;
+                let values = addr.wrapping_add(info.basicsize);
                 // `PyDictValues.valid` says whether the inline values are in use.
                 if self.memory.read_u8(values + 3)? == 0 {
                     return Ok(None);
@@ -644,7 +658,7 @@ impl<M: MemoryReader> PythonReader<M> {
                 if info.dictoffset <= 0 {
                     return Ok(None);
                 }
-                let dict = self.word(addr + info.dictoffset as u64)?;
+                let dict = self.word(addr.wrapping_add(info.dictoffset as u64))?;
                 self.optional_dict_get(dict, name)
             }
         }
@@ -763,6 +777,17 @@ mod tests {
         memory.insert(0x5000, vec![0xbb, 0x03, 0xbc, 0x03]);
         let mut reader = PythonReader::new(&memory, layout);
         assert_eq!(reader.read_str(0x4000).unwrap(), "λμ");
+    }
+
+    #[test]
+    fn garbage_object_pointers_are_errors_not_overflows() {
+        let layout = Layout::from_tables(PythonVersion::new(3, 12, 0)).unwrap();
+        let memory = memory_with_str_type(&layout);
+        let mut reader = PythonReader::new(&memory, layout);
+        for garbage in [u64::MAX - 3, !7u64, 1 << 47, 0x1001] {
+            assert!(reader.read_value(garbage).is_err(), "{garbage:#x}");
+            assert!(reader.instance_attr(garbage, "x").is_err(), "{garbage:#x}");
+        }
     }
 
     #[test]
