@@ -8,12 +8,12 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pydx_testkit::{examples_dir, marker_line, web_python, Gunicorn, Postgres, Redis};
+use pydx_testkit::{examples_dir, marker_line, web_python, Postgres, Redis, WebServer};
 use serde_json::Value;
 
 #[test]
 fn doctor_reports_time_per_endpoint_of_a_flask_app_under_gunicorn() {
-    let server = Gunicorn::start("flask_app.py", "flask_app:app", 2);
+    let server = WebServer::gunicorn("flask_app.py", "flask_app:app", 2);
     // The load: as many orders as reports, one after the other.
     let (mut orders, mut reports) = (0, 0);
     let report = doctor_under_load(&server, || {
@@ -63,7 +63,7 @@ fn doctor_connections_app(app: &str) -> Value {
     let postgres = Postgres::start();
     let redis = Redis::start();
     let file = examples_dir().join("web").join(format!("{app}.py"));
-    let server = Gunicorn::start_with(
+    let server = WebServer::gunicorn_with(
         &file,
         &format!("{app}:app"),
         &["--workers", "2"],
@@ -84,12 +84,12 @@ fn doctor_connections_app(app: &str) -> Value {
 
 /// Runs `pydx doctor --subprocesses` on the server for four seconds while
 /// calling `load` again and again, and returns the JSON report.
-fn doctor_under_load(server: &Gunicorn, load: impl FnMut()) -> Value {
+fn doctor_under_load(server: &WebServer, load: impl FnMut()) -> Value {
     doctor_under_load_for(4, server, load)
 }
 
 /// [`doctor_under_load`] for `seconds`.
-fn doctor_under_load_for(seconds: u64, server: &Gunicorn, mut load: impl FnMut()) -> Value {
+fn doctor_under_load_for(seconds: u64, server: &WebServer, mut load: impl FnMut()) -> Value {
     let doctor = Command::new(env!("CARGO_BIN_EXE_pydx"))
         .args([
             "doctor",
@@ -181,16 +181,25 @@ fn web_line(app: &str, snippet: &str) -> u64 {
 }
 
 /// Seeds the database with `<app>.py seed` and serves the app with gunicorn.
-fn serve_db_app(postgres: &Postgres, app: &str) -> Gunicorn {
+fn serve_db_app(postgres: &Postgres, app: &str) -> WebServer {
+    serve_db_app_with(postgres, app, &[])
+}
+
+/// [`serve_db_app`] with more environment variables for the app.
+fn serve_db_app_with(postgres: &Postgres, app: &str, extra_env: &[(&str, String)]) -> WebServer {
     let file = examples_dir().join("web").join(format!("{app}.py"));
-    let env = [("PYDX_PG_URL", postgres.sqlalchemy_url())];
+    let mut env = vec![
+        ("PYDX_PG_URL", postgres.sqlalchemy_url()),
+        ("PYDX_PG_PORT", postgres.port.to_string()),
+    ];
+    env.extend_from_slice(extra_env);
     let seeded = web_python()
         .command(&[file.to_str().unwrap(), "seed"])
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .status()
         .unwrap();
     assert!(seeded.success(), "{app} seed failed");
-    Gunicorn::start_with(&file, &format!("{app}:app"), &["--workers", "2"], &env)
+    WebServer::gunicorn_with(&file, &format!("{app}:app"), &["--workers", "2"], &env)
 }
 
 /// Seeds the database with `<app>.py seed`, serves the app with gunicorn
@@ -302,7 +311,7 @@ fn codes(report: &Value) -> Vec<&str> {
 /// ten seconds (memory is read once a second) under a load of reports.
 fn doctor_report_history(app: &str) -> Value {
     let file = examples_dir().join("web").join(format!("{app}.py"));
-    let server = Gunicorn::start_with(&file, &format!("{app}:app"), &["--workers", "2"], &[]);
+    let server = WebServer::gunicorn_with(&file, &format!("{app}:app"), &["--workers", "2"], &[]);
     let mut served = 0;
     let report = doctor_under_load_for(10, &server, || {
         if server.get(&format!("/report/{served}")).is_some() {
@@ -318,11 +327,11 @@ fn worker_memory_growing_with_requests_is_found_and_a_bounded_history_fixes_it()
     let report = doctor_report_history("report_history");
     assert_eq!(codes(&report), ["PYDX-MEM001"], "{report:#}");
     let finding = &report["findings"][0];
+    // One worker or both, as gunicorn's workers happened to share the load.
+    let title = finding["title"].as_str().unwrap();
     assert!(
-        finding["title"]
-            .as_str()
-            .unwrap()
-            .starts_with("memory of 2 of 2 gunicorn workers grows by"),
+        title.starts_with("memory of a gunicorn worker grows by")
+            || title.starts_with("memory of 2 of 2 gunicorn workers grows by"),
         "{finding:#}"
     );
     let location = &finding["location"];
@@ -347,7 +356,7 @@ fn worker_memory_growing_with_requests_is_found_and_a_bounded_history_fixes_it()
 /// keep every sync worker busy.
 fn doctor_saturated(app: &str, options: &[&str], clients: usize, path: &str) -> Value {
     let file = examples_dir().join("web").join(format!("{app}.py"));
-    let server = Gunicorn::start_with(&file, &format!("{app}:app"), options, &[]);
+    let server = WebServer::gunicorn_with(&file, &format!("{app}:app"), options, &[]);
     let stop = AtomicBool::new(false);
     let served = AtomicUsize::new(0);
     let report = std::thread::scope(|scope| {
@@ -438,7 +447,7 @@ fn too_few_cpu_bound_workers_are_found_and_more_workers_fix_it() {
 
 #[test]
 fn record_draws_a_root_frame_per_endpoint_or_one_endpoint_alone() {
-    let server = Gunicorn::start("flask_app.py", "flask_app:app", 2);
+    let server = WebServer::gunicorn("flask_app.py", "flask_app:app", 2);
     let master = server.master.id().to_string();
     let record = |options: &[&str]| {
         let output = tempfile::NamedTempFile::new().unwrap();
@@ -486,7 +495,19 @@ fn record_draws_a_root_frame_per_endpoint_or_one_endpoint_alone() {
             .any(|l| l.contains(";report (") && l.contains(";burn (")),
         "{report_only}"
     );
-    assert!(!report_only.contains(";order ("), "{report_only}");
+    // Without pausing the target, a sample's stack and the request read
+    // from it are read microseconds apart; a worker that has just moved on
+    // to the next request can pair the two, rarely.
+    let samples = |pick: &dyn Fn(&str) -> bool| -> u64 {
+        report_only
+            .lines()
+            .filter(|l| pick(l))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let other = samples(&|l| l.contains(";order ("));
+    let all = samples(&|_| true);
+    assert!(other * 50 <= all, "{other} of {all} samples: {report_only}");
 }
 
 #[test]
@@ -546,4 +567,98 @@ fn a_slow_query_is_found_with_its_sql_and_an_index_fixes_it() {
         fixed["findings"].as_array().unwrap().is_empty(),
         "the fixed app still gets findings: {fixed:#}"
     );
+}
+
+#[test]
+fn django_foreign_keys_read_in_a_loop_are_found_and_select_related_fixes_them() {
+    let postgres = Postgres::start();
+    let redis = Redis::start();
+    let doctor = |app: &str| {
+        let server = serve_db_app_with(
+            &postgres,
+            app,
+            &[("PYDX_REDIS_PORT", redis.port.to_string())],
+        );
+        let mut served = 0;
+        let report = doctor_under_load(&server, || {
+            if server.get("/orders").is_some() {
+                served += 1;
+            }
+        });
+        assert!(served > 20, "{app}: only {served} requests served");
+        report
+    };
+    let report = doctor("orders_django");
+    assert_eq!(codes(&report), ["PYDX-DB001"], "{report:#}");
+    let finding = &report["findings"][0];
+    assert_eq!(
+        finding["location"]["line"],
+        web_line("orders_django", "order.customer.name")
+    );
+    assert!(finding["location"]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("examples/web/orders_django.py"));
+    let fix = finding["fix"].as_str().unwrap();
+    assert!(fix.contains("select_related(\"customer\")"), "{fix}");
+    let evidence = finding["evidence"].to_string();
+    assert!(evidence.contains("GET /orders"), "{evidence}");
+
+    let fixed = doctor("orders_django_fixed");
+    assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
+}
+
+/// Serves `examples/web/<app>.py` with two uvicorn workers and runs `pydx
+/// doctor` while four clients request `/quote/N` concurrently.
+fn doctor_fastapi(app: &str) -> Value {
+    let file = examples_dir().join("web").join(format!("{app}.py"));
+    let server = WebServer::uvicorn_with(&file, &format!("{app}:app"), &["--workers", "2"], &[]);
+    let stop = AtomicBool::new(false);
+    let served = AtomicUsize::new(0);
+    let report = std::thread::scope(|scope| {
+        for client in 0..4 {
+            let (stop, served, server) = (&stop, &served, &server);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if server.get(&format!("/quote/{client}")).is_some() {
+                        served.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        let report = doctor_under_load(&server, || std::thread::sleep(Duration::from_millis(20)));
+        stop.store(true, Ordering::Relaxed);
+        report
+    });
+    let served = served.into_inner();
+    assert!(served > 40, "{app}: only {served} requests served");
+    report
+}
+
+#[test]
+fn a_blocking_call_in_a_fastapi_coroutine_is_found_and_awaiting_fixes_it() {
+    let report = doctor_fastapi("quotes_fastapi");
+    // The endpoint is read from the ASGI scope on the coroutine's stack.
+    assert_eq!(
+        report["endpoints"][0]["endpoint"], "GET /quote/{id}",
+        "{report:#}"
+    );
+    assert_eq!(codes(&report), ["PYDX-ASYNC001"], "{report:#}");
+    let finding = &report["findings"][0];
+    assert_eq!(
+        finding["location"]["line"],
+        web_line("quotes_fastapi", "time.sleep(0.04)"),
+        "{finding:#}"
+    );
+    assert!(finding["location"]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("examples/web/quotes_fastapi.py"));
+    // One finding for the call site, from both workers' event loops.
+    let evidence = finding["evidence"].to_string();
+    assert!(evidence.contains("2 threads in 2 processes"), "{evidence}");
+    assert!(evidence.contains("ran in coroutine quote"), "{evidence}");
+
+    let fixed = doctor_fastapi("quotes_fastapi_fixed");
+    assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
 }

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pydx_profile::{read_pprof, Profile};
-use pydx_testkit::{interpreter, Gunicorn};
+use pydx_testkit::{interpreter, WebServer};
 
 fn pydx() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pydx"))
@@ -65,7 +65,7 @@ fn every_worker_of_a_multiprocessing_pool_is_sampled() {
 
 #[test]
 fn every_worker_of_gunicorn_is_sampled() {
-    let server = Gunicorn::start("wsgi_app.py", "wsgi_app:app", 3);
+    let server = WebServer::gunicorn("wsgi_app.py", "wsgi_app:app", 3);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("gunicorn.pb.gz");
     let recorder = pydx()

@@ -429,53 +429,94 @@ pub fn eventually<T>(
     }
 }
 
-/// A real gunicorn server (from the web test venv) on a free port, serving
-/// a test script's WSGI app; stopped on drop.
-pub struct Gunicorn {
+/// A real gunicorn or uvicorn server (from the web test venv) on a free
+/// port, serving an app; stopped on drop.
+pub struct WebServer {
     /// The master process.
     pub master: Child,
     /// The port it listens on.
     pub port: u16,
+    /// The signal that stops it quickly.
+    stop_signal: &'static str,
 }
 
-impl Gunicorn {
+impl WebServer {
     /// Starts gunicorn with `workers` sync workers serving `app` (such as
     /// `wsgi_app:app`) from the test script `script`, and waits until it
     /// answers (any status).
-    pub fn start(script: &str, app: &str, workers: u32) -> Self {
+    pub fn gunicorn(script: &str, app: &str, workers: u32) -> Self {
         let script = web_python().install_script(script);
         let workers = workers.to_string();
-        Self::start_with(Path::new(&script), app, &["--workers", &workers], &[])
+        Self::gunicorn_with(Path::new(&script), app, &["--workers", &workers], &[])
     }
 
     /// Starts gunicorn with the command-line `options` (such as
     /// `["--workers", "2"]`) serving `app` from the file `app_file`, with
     /// extra environment variables (database addresses, say).
-    pub fn start_with(
+    pub fn gunicorn_with(
         app_file: &Path,
         app: &str,
         options: &[&str],
         env: &[(&str, String)],
     ) -> Self {
         let port = free_port();
-        let app_dir = app_file
-            .parent()
-            .expect("apps live in a folder")
-            .to_path_buf();
-        let master = Command::new(web_venv().join("bin/gunicorn"))
+        let mut command = Command::new(web_venv().join("bin/gunicorn"));
+        command
             .args(options)
             .args(["--bind", &format!("127.0.0.1:{port}"), "--chdir"])
-            .arg(&app_dir)
-            .arg(app)
+            .arg(app_folder(app_file))
+            .arg(app);
+        // SIGQUIT: gunicorn's quick shutdown (SIGTERM waits for workers'
+        // graceful exit, which a connection pool's threads can hold up).
+        Self::start(command, port, env, "-QUIT")
+    }
+
+    /// Starts uvicorn with the command-line `options` (such as
+    /// `["--workers", "2"]`) serving the ASGI `app` from the file
+    /// `app_file`, with extra environment variables.
+    pub fn uvicorn_with(
+        app_file: &Path,
+        app: &str,
+        options: &[&str],
+        env: &[(&str, String)],
+    ) -> Self {
+        let port = free_port();
+        let mut command = Command::new(web_venv().join("bin/uvicorn"));
+        command
+            .args(options)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--app-dir",
+            ])
+            .arg(app_folder(app_file))
+            .arg(app);
+        Self::start(command, port, env, "-INT")
+    }
+
+    /// Runs the server command and waits until it answers (any status).
+    fn start(
+        mut command: Command,
+        port: u16,
+        env: &[(&str, String)],
+        stop_signal: &'static str,
+    ) -> Self {
+        let master = command
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start gunicorn");
-        let server = Self { master, port };
+            .expect("start the web server");
+        let server = Self {
+            master,
+            port,
+            stop_signal,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while server.request("/").is_none() {
-            assert!(Instant::now() < deadline, "gunicorn did not start");
+            assert!(Instant::now() < deadline, "the web server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
         server
@@ -500,12 +541,15 @@ impl Gunicorn {
     }
 }
 
-impl Drop for Gunicorn {
+/// The folder of an app's file, where the server imports it from.
+fn app_folder(app_file: &Path) -> &Path {
+    app_file.parent().expect("apps live in a folder")
+}
+
+impl Drop for WebServer {
     fn drop(&mut self) {
-        // SIGQUIT: gunicorn's quick shutdown (SIGTERM waits for workers'
-        // graceful exit, which a connection pool's threads can hold up).
         let _ = Command::new("kill")
-            .args(["-QUIT", &self.master.id().to_string()])
+            .args([self.stop_signal, &self.master.id().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline && self.master.try_wait().ok().flatten().is_none() {

@@ -1,6 +1,6 @@
 //! PYDX-ASYNC001: a synchronous call blocks the asyncio event loop.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use pydx_profile::{
     is_event_loop_machinery, is_event_loop_run, Activity, FrameId, RunStack, StackId, ThreadId,
@@ -59,6 +59,8 @@ struct SiteEpisodes {
     callers_seen: Vec<FrameId>,
     /// Names of the asyncio tasks the blocks ran in, when tasks were read.
     tasks_seen: Vec<String>,
+    /// The loop threads it blocked (one per worker process of a server).
+    threads: BTreeSet<ThreadId>,
 }
 
 impl Rule for BlockedEventLoop {
@@ -68,7 +70,7 @@ impl Rule for BlockedEventLoop {
 
     fn check(&self, context: &Context<'_>) -> Vec<Finding> {
         let threshold_ns = (context.config.event_loop.slow_callback_ms * 1e6) as u64;
-        let mut sites: BTreeMap<(ThreadId, FrameId), SiteEpisodes> = BTreeMap::new();
+        let mut sites: BTreeMap<FrameId, SiteEpisodes> = BTreeMap::new();
         let mut loop_time: HashMap<ThreadId, u64> = HashMap::new();
         for thread in loop_threads(context) {
             let runs: Vec<_> = context
@@ -104,8 +106,9 @@ impl Rule for BlockedEventLoop {
         }
         let mut findings: Vec<Finding> = sites
             .into_iter()
-            .map(|((thread, frame), site)| {
-                finding(context, thread, frame, &site, loop_time[&thread])
+            .map(|(frame, site)| {
+                let loop_ns = site.threads.iter().map(|t| loop_time[t]).sum();
+                finding(context, frame, &site, loop_ns)
             })
             .collect();
         findings.sort_by(|a, b| b.cost.seconds.total_cmp(&a.cost.seconds));
@@ -159,7 +162,7 @@ fn record_episode(
     thread: ThreadId,
     episode: &[&pydx_profile::Run],
     threshold_ns: u64,
-    sites: &mut BTreeMap<(ThreadId, FrameId), SiteEpisodes>,
+    sites: &mut BTreeMap<FrameId, SiteEpisodes>,
 ) {
     let (Some(first), Some(last)) = (episode.first(), episode.last()) else {
         return;
@@ -183,7 +186,8 @@ fn record_episode(
     else {
         return;
     };
-    let site = sites.entry((thread, frame)).or_default();
+    let site = sites.entry(frame).or_default();
+    site.threads.insert(thread);
     site.episodes.push(length);
     if site.episodes.len() == 1 {
         site.stack = stack;
@@ -204,6 +208,21 @@ fn record_episode(
     if let Some(caller) = coroutine_of(context, stack) {
         if !site.callers_seen.contains(&caller) {
             site.callers_seen.push(caller);
+        }
+    }
+}
+
+/// The loop threads a site blocked, as evidence: the thread, or how many
+/// processes' loops.
+fn loops_text(context: &Context<'_>, threads: &BTreeSet<ThreadId>) -> String {
+    match threads.iter().next() {
+        Some(&thread) if threads.len() == 1 => context.profile.thread_label(thread),
+        _ => {
+            let processes: BTreeSet<u32> = threads
+                .iter()
+                .map(|&t| context.profile.thread_info(t).pid)
+                .collect();
+            format!("{} threads in {} processes", threads.len(), processes.len())
         }
     }
 }
@@ -275,13 +294,7 @@ fn classify(
     }
 }
 
-fn finding(
-    context: &Context<'_>,
-    thread: ThreadId,
-    frame: FrameId,
-    site: &SiteEpisodes,
-    loop_ns: u64,
-) -> Finding {
+fn finding(context: &Context<'_>, frame: FrameId, site: &SiteEpisodes, loop_ns: u64) -> Finding {
     let location = context.location(frame);
     let source = location.source.clone().unwrap_or_default();
     let blocker = classify(
@@ -347,7 +360,7 @@ fn finding(
     let mut evidence = vec![
         format!(
             "the event loop on {} was blocked {} time{} for {} ms or more, by {what} at {place}",
-            context.profile.thread_label(thread),
+            loops_text(context, &site.threads),
             site.episodes.len(),
             if site.episodes.len() == 1 { "" } else { "s" },
             context.config.event_loop.slow_callback_ms
