@@ -10,7 +10,7 @@ use pydx_testkit::examples_python;
 use serde_json::Value;
 
 /// Every rule code the doctor has.
-const CODES: [&str; 14] = [
+const CODES: [&str; 15] = [
     "PYDX-GIL001",
     "PYDX-ASYNC001",
     "PYDX-ASYNC002",
@@ -22,6 +22,7 @@ const CODES: [&str; 14] = [
     "PYDX-DB002",
     "PYDX-DB003",
     "PYDX-DB004",
+    "PYDX-WEB001",
     "PYDX-MEM001",
     "PYDX-WORKER001",
     "PYDX-WORKER002",

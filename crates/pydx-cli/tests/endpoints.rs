@@ -662,3 +662,52 @@ fn a_blocking_call_in_a_fastapi_coroutine_is_found_and_awaiting_fixes_it() {
     let fixed = doctor_fastapi("quotes_fastapi_fixed");
     assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
 }
+
+#[test]
+fn a_middleware_costing_more_than_the_view_is_found_and_removing_it_fixes_it() {
+    let doctor = |app: &str| {
+        let file = examples_dir().join("web").join(format!("{app}.py"));
+        let server =
+            WebServer::gunicorn_with(&file, &format!("{app}:app"), &["--workers", "2"], &[]);
+        let mut served = 0;
+        let report = doctor_under_load(&server, || {
+            let response = server.request_with("/catalog", &["Accept-Encoding: gzip"]);
+            if response
+                .is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"))
+            {
+                served += 1;
+            }
+        });
+        assert!(served > 20, "{app}: only {served} requests served");
+        report
+    };
+    let report = doctor("catalog_django");
+    assert_eq!(codes(&report), ["PYDX-WEB001"], "{report:#}");
+    let finding = &report["findings"][0];
+    assert!(
+        finding["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("GZipMiddleware takes"),
+        "{finding:#}"
+    );
+    assert!(finding["title"]
+        .as_str()
+        .unwrap()
+        .ends_with("of the CPU serving GET /catalog"));
+    // The finding points at the settings line that enables the middleware.
+    assert_eq!(
+        finding["location"]["line"],
+        web_line(
+            "catalog_django",
+            "\"django.middleware.gzip.GZipMiddleware\""
+        )
+    );
+    assert!(finding["location"]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("examples/web/catalog_django.py"));
+
+    let fixed = doctor("catalog_django_fixed");
+    assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
+}

@@ -30,6 +30,8 @@ pub struct Config {
     pub memory: MemoryConfig,
     /// PYDX-WORKER001 and WORKER002.
     pub workers: WorkersConfig,
+    /// PYDX-WEB001.
+    pub framework: FrameworkConfig,
 }
 
 /// Thresholds of PYDX-GIL001.
@@ -226,6 +228,20 @@ impl Default for WorkersConfig {
             min_waiting_share: 0.5,
             min_cpu_share: 0.6,
         }
+    }
+}
+
+/// Thresholds of PYDX-WEB001.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FrameworkConfig {
+    /// Least share of an endpoint's on-CPU request samples in one middleware.
+    pub min_share: f64,
+}
+
+impl Default for FrameworkConfig {
+    fn default() -> Self {
+        Self { min_share: 0.15 }
     }
 }
 

@@ -26,8 +26,9 @@ mod rules;
 mod source;
 
 pub use config::{
-    CacheConfig, Config, ConfigError, ConnectionsConfig, EventLoopConfig, GilConfig, HotSpotConfig,
-    MemoryConfig, NumericLoopConfig, OrmConfig, SequentialAwaitsConfig, WorkersConfig,
+    CacheConfig, Config, ConfigError, ConnectionsConfig, EventLoopConfig, FrameworkConfig,
+    GilConfig, HotSpotConfig, MemoryConfig, NumericLoopConfig, OrmConfig, SequentialAwaitsConfig,
+    WorkersConfig,
 };
 pub use context::{Context, NoSources, SourceLines, SourceMap};
 pub use finding::{Cost, Finding, Location, Severity};

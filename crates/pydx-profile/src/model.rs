@@ -260,6 +260,9 @@ pub struct ProcessMeta {
     pub parent_pid: Option<u32>,
     /// Its command line.
     pub command: String,
+    /// Its working directory, when it was known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
     /// The Python version it runs.
     pub python_version: String,
     /// Its memory, read about once a second while it was sampled.

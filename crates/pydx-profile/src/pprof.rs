@@ -557,6 +557,7 @@ mod tests {
                 pid: 42,
                 parent_pid: Some(1),
                 command: "python app.py".into(),
+                cwd: Some("/srv/app".into()),
                 python_version: "3.12.1".into(),
                 memory: vec![MemoryReading {
                     at_ns: 1_000_000_000,

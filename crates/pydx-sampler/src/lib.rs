@@ -25,7 +25,8 @@ mod snapshot;
 
 pub use recorder::ProfileRecorder;
 pub use sampler::{
-    attach_when_ready, Progress, SampleSink, Sampler, SamplingOptions, StopReason, Summary,
+    attach_when_ready, NewProcess, Progress, SampleSink, Sampler, SamplingOptions, StopReason,
+    Summary,
 };
 pub use snapshot::{
     Consistency, FrameObservation, SnapshotError, Snapshotter, SqlStatement, ThreadSnapshot,

@@ -14,7 +14,7 @@ use pydx_profile::{
 };
 use pydx_remote::MemoryUsage;
 
-use crate::sampler::{SampleSink, Summary};
+use crate::sampler::{NewProcess, SampleSink, Summary};
 use crate::snapshot::{FrameObservation, SqlStatement, ThreadSnapshot};
 
 /// Identifies a frame cheaply: the code object (kept alive by the cache, so
@@ -218,12 +218,13 @@ impl ProfileRecorder {
 }
 
 impl SampleSink for ProfileRecorder {
-    fn add_process(&mut self, pid: u32, parent: Option<u32>, command: &str, python_version: &str) {
+    fn add_process(&mut self, process: &NewProcess<'_>) {
         self.profile.meta.processes.push(ProcessMeta {
-            pid,
-            parent_pid: parent,
-            command: command.to_string(),
-            python_version: python_version.to_string(),
+            pid: process.pid,
+            parent_pid: process.parent,
+            command: process.command.clone(),
+            cwd: process.cwd.clone(),
+            python_version: process.python_version.to_string(),
             memory: Vec::new(),
         });
     }

@@ -67,8 +67,8 @@ impl Default for SamplingOptions {
 
 /// Receives what the sampler reads.
 pub trait SampleSink {
-    /// A process (child of `parent`) is being sampled from now on.
-    fn add_process(&mut self, pid: u32, parent: Option<u32>, command: &str, python_version: &str);
+    /// A process is being sampled from now on.
+    fn add_process(&mut self, process: &NewProcess<'_>);
     /// A reading of process `pid`'s memory, `elapsed` after the start.
     fn add_memory(&mut self, pid: u32, elapsed: Duration, usage: MemoryUsage) {
         let _ = (pid, elapsed, usage);
@@ -81,6 +81,36 @@ pub trait SampleSink {
     /// reading. Only called with [`SamplingOptions::async_tasks`].
     fn add_tasks(&mut self, pid: u32, elapsed: Duration, tasks: &[AsyncioTask], rounds: u64) {
         let _ = (pid, elapsed, tasks, rounds);
+    }
+}
+
+/// What is known of a process when its sampling starts.
+#[derive(Debug, Clone)]
+pub struct NewProcess<'a> {
+    /// Its PID.
+    pub pid: u32,
+    /// Its parent's PID (a gunicorn worker's master).
+    pub parent: Option<u32>,
+    /// Its command line.
+    pub command: String,
+    /// Its working directory as pydx sees it (through its root).
+    pub cwd: Option<String>,
+    /// The Python version it runs.
+    pub python_version: &'a str,
+}
+
+impl<'a> NewProcess<'a> {
+    /// Reads the facts of `pid` from /proc.
+    pub fn read(pid: u32, python_version: &'a str) -> Self {
+        Self {
+            pid,
+            parent: parent_pid(pid),
+            command: pydx_remote::read_cmdline(pid).unwrap_or_default(),
+            cwd: std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .ok()
+                .map(|path| path.to_string_lossy().into_owned()),
+            python_version,
+        }
     }
 }
 
@@ -225,14 +255,10 @@ impl Sampler {
         pydx_remote::set_precise_sleep();
         for target in &mut self.targets {
             let process = target.process();
-            let command = pydx_remote::read_cmdline(process.pid()).unwrap_or_default();
-            let pid = process.pid();
-            sink.add_process(
-                pid,
-                parent_pid(pid),
-                &command,
+            sink.add_process(&NewProcess::read(
+                process.pid(),
                 &process.version().to_string(),
-            );
+            ));
         }
         let interval = Duration::from_secs_f64(1.0 / self.options.rate_hz.max(0.001));
         let mut jitter = Jitter::new();
@@ -367,13 +393,7 @@ impl Sampler {
             if let Ok(mut process) = PythonProcess::attach(pid) {
                 process.set_read_requests(self.options.requests);
                 self.pending_children.remove(&pid);
-                let command = pydx_remote::read_cmdline(pid).unwrap_or_default();
-                sink.add_process(
-                    pid,
-                    parent_pid(pid),
-                    &command,
-                    &process.version().to_string(),
-                );
+                sink.add_process(&NewProcess::read(pid, &process.version().to_string()));
                 self.targets
                     .push(Snapshotter::new(process, self.options.consistency));
                 self.processes_seen += 1;

@@ -525,12 +525,25 @@ impl WebServer {
     /// The response to `GET path`, whatever its status; `None` if the
     /// server did not answer.
     pub fn request(&self, path: &str) -> Option<String> {
+        self.request_with(path, &[])
+    }
+
+    /// The response to `GET path` with extra request `headers` (such as
+    /// `"Accept-Encoding: gzip"`), whatever its status, its body decoded
+    /// lossily; `None` if the server did not answer.
+    pub fn request_with(&self, path: &str, headers: &[&str]) -> Option<String> {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        (!response.is_empty()).then_some(response)
+        let mut request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n");
+        for header in headers {
+            request.push_str(header);
+            request.push_str("\r\n");
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).ok()?;
+        (!response.is_empty()).then(|| String::from_utf8_lossy(&response).into_owned())
     }
 
     /// The response to `GET path` if it is a 200.

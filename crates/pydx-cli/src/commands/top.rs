@@ -21,7 +21,7 @@ use crossterm::terminal::{
 use crossterm::{cursor, execute};
 use pydx_cpython::{CodeInfo, Frame};
 use pydx_profile::Activity;
-use pydx_sampler::{SampleSink, Sampler, StopReason, Summary, ThreadSnapshot};
+use pydx_sampler::{NewProcess, SampleSink, Sampler, StopReason, Summary, ThreadSnapshot};
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Modifier, Style};
@@ -607,11 +607,11 @@ impl Tallies {
 struct SharedSink<'a>(&'a Mutex<Tallies>);
 
 impl SampleSink for SharedSink<'_> {
-    fn add_process(&mut self, pid: u32, _parent: Option<u32>, command: &str, python_version: &str) {
+    fn add_process(&mut self, process: &NewProcess<'_>) {
         lock(self.0).processes.push(ProcessInfo {
-            pid,
-            command: command.to_string(),
-            python_version: python_version.to_string(),
+            pid: process.pid,
+            command: process.command.clone(),
+            python_version: process.python_version.to_string(),
         });
     }
 

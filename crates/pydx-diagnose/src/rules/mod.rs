@@ -6,6 +6,7 @@ mod db_calls;
 mod gil_contention;
 mod hot_spot;
 mod memory_growth;
+mod middleware_overhead;
 mod numeric_loop;
 mod orm_n_plus_one;
 mod per_row_writes;
@@ -65,6 +66,7 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(repeated_queries::RepeatedQueries),
         Box::new(per_row_writes::PerRowWrites),
         Box::new(slow_query::SlowQuery),
+        Box::new(middleware_overhead::MiddlewareOverhead),
         Box::new(memory_growth::MemoryGrowth),
         Box::new(sync_workers_waiting::SyncWorkersWaiting),
         Box::new(worker_count::WorkerCount),

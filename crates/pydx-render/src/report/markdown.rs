@@ -94,13 +94,16 @@ fn write_finding(finding: &Finding, out: &mut impl Write) -> io::Result<()> {
         markdown_text(&finding.title)
     )?;
     writeln!(out)?;
-    writeln!(
+    write!(
         out,
-        "**{}** at {} in {}",
+        "**{}** at {}",
         severity_name(finding.severity),
         markdown_code(&file_line(&location.file, location.line)),
-        markdown_code(&location.function)
     )?;
+    if !location.function.is_empty() {
+        write!(out, " in {}", markdown_code(&location.function))?;
+    }
+    writeln!(out)?;
     if let Some(source) = &location.source {
         writeln!(out)?;
         write!(out, "{}", markdown_fence("python", &[source.trim()]))?;

@@ -111,12 +111,11 @@ fn write_finding(
         paint.bold(finding.code),
         finding.title
     )?;
-    writeln!(
-        out,
-        "{DETAIL}at {} in {}",
-        file_line(&location.file, location.line),
-        location.function
-    )?;
+    write!(out, "{DETAIL}at {}", file_line(&location.file, location.line))?;
+    if !location.function.is_empty() {
+        write!(out, " in {}", location.function)?;
+    }
+    writeln!(out)?;
     if let Some(source) = &location.source {
         writeln!(out, "{ITEM}> {}", source.trim())?;
     }
