@@ -1,7 +1,9 @@
-"""A Django view that lists orders and reads each order's customer through
-the foreign key: one SELECT per order (PYDX-DB001). orders_django_fixed.py
-follows the key in the same query with select_related(). Settings live in
-this file; PostgreSQL holds the data and Redis caches the shop's banner.
+"""Django views with N+1 queries (PYDX-DB001): /orders reads each order's
+customer through the foreign key, /orders/lines each order's lines through
+the reverse foreign key's related manager; one SELECT per order either way.
+orders_django_fixed.py loads them with the orders (select_related,
+prefetch_related). Settings live in this file; PostgreSQL holds the data
+and Redis caches the shop's banner.
 
     PYDX_PG_PORT=5432 PYDX_REDIS_PORT=6379 python orders_django.py seed
     PYDX_PG_PORT=5432 PYDX_REDIS_PORT=6379 gunicorn --workers 2 --chdir examples/web orders_django:app
@@ -57,6 +59,14 @@ class Order(models.Model):
         app_label = "shop"
 
 
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    sku = models.CharField(max_length=20)
+
+    class Meta:
+        app_label = "shop"
+
+
 def list_orders(request):
     banner = cache.get_or_set("banner", "Autumn sale", 60)
     rows = []
@@ -65,19 +75,30 @@ def list_orders(request):
     return JsonResponse({"banner": banner, "orders": rows})
 
 
-urlpatterns = [path("orders", list_orders)]
+def order_lines(request):
+    rows = []
+    for order in Order.objects.order_by("id")[:100]:
+        skus = [line.sku for line in order.lines.all()]
+        rows.append({"id": order.id, "skus": skus})
+    return JsonResponse({"orders": rows})
+
+
+urlpatterns = [path("orders", list_orders), path("orders/lines", order_lines)]
 app = get_wsgi_application()
 
 
 def seed():
-    """Creates the tables with 100 customers and an order for each."""
+    """Creates the tables with 100 customers, an order for each and two
+    lines per order."""
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS shop_order, shop_customer")
+        cursor.execute("DROP TABLE IF EXISTS shop_orderline, shop_order, shop_customer")
     with connection.schema_editor() as editor:
         editor.create_model(Customer)
         editor.create_model(Order)
+        editor.create_model(OrderLine)
     for n in range(100):
-        Order.objects.create(customer=Customer.objects.create(name=f"customer {n}"), total=n)
+        order = Order.objects.create(customer=Customer.objects.create(name=f"customer {n}"), total=n)
+        OrderLine.objects.bulk_create(OrderLine(order=order, sku=f"SKU-{n}-{k}") for k in range(2))
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["seed"]:

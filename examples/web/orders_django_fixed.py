@@ -1,5 +1,6 @@
 """orders_django.py fixed: select_related("customer") follows the foreign
-key in the same query, so listing 100 orders is one SELECT.
+key in the same query, and prefetch_related("lines") fetches every order's
+lines in one more query, so each view makes one or two SELECTs.
 
     PYDX_PG_PORT=5432 PYDX_REDIS_PORT=6379 python orders_django_fixed.py seed
     PYDX_PG_PORT=5432 PYDX_REDIS_PORT=6379 gunicorn --workers 2 --chdir examples/web orders_django_fixed:app
@@ -55,6 +56,14 @@ class Order(models.Model):
         app_label = "shop"
 
 
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    sku = models.CharField(max_length=20)
+
+    class Meta:
+        app_label = "shop"
+
+
 def list_orders(request):
     banner = cache.get_or_set("banner", "Autumn sale", 60)
     rows = []
@@ -63,19 +72,30 @@ def list_orders(request):
     return JsonResponse({"banner": banner, "orders": rows})
 
 
-urlpatterns = [path("orders", list_orders)]
+def order_lines(request):
+    rows = []
+    for order in Order.objects.prefetch_related("lines").order_by("id")[:100]:
+        skus = [line.sku for line in order.lines.all()]
+        rows.append({"id": order.id, "skus": skus})
+    return JsonResponse({"orders": rows})
+
+
+urlpatterns = [path("orders", list_orders), path("orders/lines", order_lines)]
 app = get_wsgi_application()
 
 
 def seed():
-    """Creates the tables with 100 customers and an order for each."""
+    """Creates the tables with 100 customers, an order for each and two
+    lines per order."""
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS shop_order, shop_customer")
+        cursor.execute("DROP TABLE IF EXISTS shop_orderline, shop_order, shop_customer")
     with connection.schema_editor() as editor:
         editor.create_model(Customer)
         editor.create_model(Order)
+        editor.create_model(OrderLine)
     for n in range(100):
-        Order.objects.create(customer=Customer.objects.create(name=f"customer {n}"), total=n)
+        order = Order.objects.create(customer=Customer.objects.create(name=f"customer {n}"), total=n)
+        OrderLine.objects.bulk_create(OrderLine(order=order, sku=f"SKU-{n}-{k}") for k in range(2))
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["seed"]:

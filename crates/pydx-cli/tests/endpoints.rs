@@ -570,10 +570,10 @@ fn a_slow_query_is_found_with_its_sql_and_an_index_fixes_it() {
 }
 
 #[test]
-fn django_foreign_keys_read_in_a_loop_are_found_and_select_related_fixes_them() {
+fn django_relations_read_in_a_loop_are_found_and_select_or_prefetch_related_fixes_them() {
     let postgres = Postgres::start();
     let redis = Redis::start();
-    let doctor = |app: &str| {
+    let doctor = |app: &str, route: &str| {
         let server = serve_db_app_with(
             &postgres,
             app,
@@ -581,14 +581,15 @@ fn django_foreign_keys_read_in_a_loop_are_found_and_select_related_fixes_them() 
         );
         let mut served = 0;
         let report = doctor_under_load(&server, || {
-            if server.get("/orders").is_some() {
+            if server.get(route).is_some() {
                 served += 1;
             }
         });
         assert!(served > 20, "{app}: only {served} requests served");
         report
     };
-    let report = doctor("orders_django");
+    // A forward foreign key: select_related.
+    let report = doctor("orders_django", "/orders");
     assert_eq!(codes(&report), ["PYDX-DB001"], "{report:#}");
     let finding = &report["findings"][0];
     assert_eq!(
@@ -604,8 +605,25 @@ fn django_foreign_keys_read_in_a_loop_are_found_and_select_related_fixes_them() 
     let evidence = finding["evidence"].to_string();
     assert!(evidence.contains("GET /orders"), "{evidence}");
 
-    let fixed = doctor("orders_django_fixed");
-    assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
+    // A reverse foreign key's related manager: prefetch_related.
+    let report = doctor("orders_django", "/orders/lines");
+    assert_eq!(codes(&report), ["PYDX-DB001"], "{report:#}");
+    let finding = &report["findings"][0];
+    assert_eq!(
+        finding["location"]["line"],
+        web_line("orders_django", "order.lines.all()")
+    );
+    assert!(
+        finding["title"].as_str().unwrap().contains("`order.lines`"),
+        "{finding:#}"
+    );
+    let fix = finding["fix"].as_str().unwrap();
+    assert!(fix.contains("prefetch_related(\"lines\")"), "{fix}");
+
+    for route in ["/orders", "/orders/lines"] {
+        let fixed = doctor("orders_django_fixed", route);
+        assert_eq!(codes(&fixed), Vec::<&str>::new(), "{route}: {fixed:#}");
+    }
 }
 
 /// Serves `examples/web/<app>.py` with two uvicorn workers and runs `pydx

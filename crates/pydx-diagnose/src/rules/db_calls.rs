@@ -6,7 +6,7 @@
 use super::request_sites::{request_sites, Site};
 use crate::context::Context;
 use crate::finding::Location;
-use crate::source::{enclosing_loop, LoopHeader};
+use crate::source::{code_only, enclosing_loop, LoopHeader};
 
 /// The database API a call goes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -157,7 +157,49 @@ pub(crate) fn calls_in_loops(
         .collect()
 }
 
+/// QuerySet methods a Django related manager passes on: calling one on
+/// `item.lines` runs a query for that item's related rows.
+const RELATED_MANAGER_METHODS: [&str; 11] = [
+    "all",
+    "filter",
+    "exclude",
+    "count",
+    "exists",
+    "first",
+    "last",
+    "order_by",
+    "values",
+    "values_list",
+    "get",
+];
+
 impl LoopCall {
+    /// The related collection a Django read goes through, when the line
+    /// calls a queryset method on an attribute of the loop's target
+    /// (`order.lines.all()` in `for order in ...`): a reverse foreign key or
+    /// many-to-many read per item, an N+1 for PYDX-DB001.
+    pub(crate) fn related_manager(&self) -> Option<String> {
+        if self.api != DbApi::Django {
+            return None;
+        }
+        let (target, _) = self.header.target_and_iterable.as_ref()?;
+        let code = code_only(self.location.source.as_deref()?);
+        code.match_indices(&format!("{target}."))
+            .find_map(|(index, _)| {
+                let before = code[..index].chars().next_back();
+                if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+                    return None;
+                }
+                let rest = &code[index + target.len() + 1..];
+                let (attribute, call) = rest.split_once('.')?;
+                let is_name =
+                    |s: &str| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_');
+                let method = call.split_once('(')?.0;
+                (is_name(attribute) && RELATED_MANAGER_METHODS.contains(&method))
+                    .then(|| attribute.to_string())
+            })
+    }
+
     /// The evidence every loop finding gives.
     pub(crate) fn evidence(&self, context: &Context<'_>, what: &str) -> Vec<String> {
         let statement = self.location.source.clone().unwrap_or_default();
@@ -192,6 +234,38 @@ impl LoopCall {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn django_read(statement: &str) -> LoopCall {
+        LoopCall {
+            api: DbApi::Django,
+            location: Location {
+                function: "view".into(),
+                file: "/app/views.py".into(),
+                line: 12,
+                source: Some(statement.into()),
+            },
+            header: LoopHeader {
+                line: 11,
+                text: "for order in orders:".into(),
+                target_and_iterable: Some(("order".into(), "orders".into())),
+            },
+            share: 0.5,
+            site: Site::default(),
+        }
+    }
+
+    #[test]
+    fn related_manager_reads_of_the_loop_target_are_told_apart() {
+        let related = |s: &str| django_read(s).related_manager();
+        assert_eq!(
+            related("skus = [line.sku for line in order.lines.all()]").as_deref(),
+            Some("lines")
+        );
+        assert_eq!(related("n = order.tags.count()").as_deref(), Some("tags"));
+        assert_eq!(related("name = order.customer.name"), None);
+        assert_eq!(related("item = Item.objects.get(id=order.item_id)"), None);
+        assert_eq!(related("x = other_order.lines.all()"), None);
+    }
 
     #[test]
     fn database_calls_are_recognised() {

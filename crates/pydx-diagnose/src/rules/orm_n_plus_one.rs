@@ -1,6 +1,7 @@
 //! PYDX-DB001: an ORM relationship lazily loaded inside a loop, one query
 //! per item (the N+1 query problem).
 
+use super::db_calls::{calls_in_loops, DbApi, DbCall};
 use super::request_sites::{request_sites, Site, SiteText};
 use super::{Rule, RuleDocs};
 use crate::context::Context;
@@ -13,7 +14,9 @@ static DOCS: RuleDocs = RuleDocs {
     summary: "A loop loads a related object or collection lazily, one database query per item (N+1 queries)",
     detects: "Among the samples of threads serving an HTTP request, pydx finds stacks inside an ORM's lazy \
               loader (SQLAlchemy's lazy relationship loader; Django's forward foreign-key and one-to-one \
-              descriptors) called from a line of the program inside a `for` loop. When those lazy loads \
+              descriptors) called from a line of the program inside a `for` loop, and Django queries \
+              made through a related manager of the loop variable (`order.lines.all()`: a reverse \
+              foreign key or many-to-many). When those lazy loads \
               take a noticeable share of request time, again and again, the loop line, the attribute \
               accessed on the loop variable and the endpoints are reported.",
     why: "Each lazy load is a round trip to the database: a loop over N rows makes N more queries, so the \
@@ -36,7 +39,10 @@ pub struct OrmNPlusOne;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Orm {
     SqlAlchemy,
+    /// A forward foreign key or one-to-one descriptor.
     Django,
+    /// A related manager (reverse foreign key, many-to-many).
+    DjangoRelatedManager,
 }
 
 impl Orm {
@@ -68,6 +74,24 @@ impl Rule for OrmNPlusOne {
     fn check(&self, context: &Context<'_>) -> Vec<Finding> {
         let (request_samples, sites) = request_sites(context, Orm::lazy_loader);
         let config = &context.config.orm;
+        let django_reads = |call| match call {
+            DbCall::Read(DbApi::Django) => Some(DbApi::Django),
+            _ => None,
+        };
+        let related_managers =
+            calls_in_loops(context, django_reads, config.min_share, config.min_queries)
+                .into_iter()
+                .filter(|call| call.related_manager().is_some())
+                .map(|call| {
+                    finding(
+                        context,
+                        Orm::DjangoRelatedManager,
+                        call.location,
+                        &call.header,
+                        &call.site,
+                        call.share,
+                    )
+                });
         sites
             .into_iter()
             .filter_map(|((orm, frame), site)| {
@@ -82,6 +106,7 @@ impl Rule for OrmNPlusOne {
                 let header = enclosing_loop(context, &location.file, location.line)?;
                 Some(finding(context, orm, location, &header, &site, share))
             })
+            .chain(related_managers)
             .collect()
     }
 }
@@ -173,6 +198,13 @@ fn finding(
              many-to-one such as this), or `.options(selectinload(<Model>.{attribute}))` for a \
              collection (`from sqlalchemy.orm import joinedload, selectinload`). The loop then makes \
              no queries."
+        ),
+        Orm::DjangoRelatedManager => format!(
+            "Fetch every item's `{attribute}` in one more query instead of one per item: add \
+             `.prefetch_related(\"{attribute}\")` to the queryset behind {iterable} (for the loop at \
+             {loop_place}), and keep using `.all()` in the loop (a `.filter()` on the related manager \
+             bypasses the prefetch; use `Prefetch(\"{attribute}\", queryset=...)` for that). The loop \
+             then makes no queries."
         ),
         Orm::Django => format!(
             "Load `{attribute}` together with the rows of the loop at {loop_place}: add \

@@ -41,6 +41,8 @@ impl Rule for RepeatedQueries {
         };
         calls_in_loops(context, reads, config.min_share, config.min_queries)
             .into_iter()
+            // Reads through a related manager are N+1s: PYDX-DB001's.
+            .filter(|call| call.related_manager().is_none())
             .map(|call| {
                 let evidence = call.evidence(context, "queries");
                 let place = call.loop_place();

@@ -111,7 +111,11 @@ fn write_finding(
         paint.bold(finding.code),
         finding.title
     )?;
-    write!(out, "{DETAIL}at {}", file_line(&location.file, location.line))?;
+    write!(
+        out,
+        "{DETAIL}at {}",
+        file_line(&location.file, location.line)
+    )?;
     if !location.function.is_empty() {
         write!(out, " in {}", location.function)?;
     }
