@@ -10,7 +10,7 @@ use pydx_testkit::examples_python;
 use serde_json::Value;
 
 /// Every rule code the doctor has.
-const CODES: [&str; 15] = [
+const CODES: [&str; 16] = [
     "PYDX-GIL001",
     "PYDX-ASYNC001",
     "PYDX-ASYNC002",
@@ -26,6 +26,7 @@ const CODES: [&str; 15] = [
     "PYDX-MEM001",
     "PYDX-WORKER001",
     "PYDX-WORKER002",
+    "PYDX-WORKER003",
 ];
 
 fn pydx(args: &[&str]) -> Output {

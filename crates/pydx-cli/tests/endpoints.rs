@@ -729,3 +729,45 @@ fn a_middleware_costing_more_than_the_view_is_found_and_removing_it_fixes_it() {
     let fixed = doctor("catalog_django_fixed");
     assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
 }
+
+#[test]
+fn large_private_worker_memory_without_preload_is_found_and_preload_fixes_it() {
+    let doctor = |options: &[&str]| {
+        let file = examples_dir().join("web/postcodes.py");
+        let server = WebServer::gunicorn_with(&file, "postcodes:app", options, &[]);
+        let mut served = 0;
+        let report = doctor_under_load(&server, || {
+            if server
+                .get(&format!("/postcode/{}", served * 7919))
+                .is_some()
+            {
+                served += 1;
+            }
+        });
+        assert!(served > 20, "only {served} requests served");
+        report
+    };
+    let report = doctor(&["--workers", "2"]);
+    assert_eq!(codes(&report), ["PYDX-WORKER003"], "{report:#}");
+    let finding = &report["findings"][0];
+    assert!(
+        finding["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 gunicorn workers each hold"),
+        "{finding:#}"
+    );
+    // The app's module: its handler, or its import when no request was
+    // caught in a sample.
+    assert!(
+        finding["location"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("examples/web/postcodes.py"),
+        "{finding:#}"
+    );
+    assert!(finding["fix"].as_str().unwrap().contains("--preload"));
+
+    let fixed = doctor(&["--workers", "2", "--preload"]);
+    assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
+}

@@ -28,7 +28,7 @@ pub struct Config {
     pub orm: OrmConfig,
     /// PYDX-MEM001.
     pub memory: MemoryConfig,
-    /// PYDX-WORKER001 and WORKER002.
+    /// PYDX-WORKER001, WORKER002 and WORKER003.
     pub workers: WorkersConfig,
     /// PYDX-WEB001.
     pub framework: FrameworkConfig,
@@ -209,7 +209,7 @@ impl Default for MemoryConfig {
     }
 }
 
-/// Thresholds of PYDX-WORKER001 and WORKER002.
+/// Thresholds of PYDX-WORKER001, WORKER002 and WORKER003.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkersConfig {
@@ -219,6 +219,8 @@ pub struct WorkersConfig {
     pub min_waiting_share: f64,
     /// WORKER002: least share of request time on a CPU.
     pub min_cpu_share: f64,
+    /// WORKER003: least private memory of the median worker, in MiB.
+    pub min_private_mib: f64,
 }
 
 impl Default for WorkersConfig {
@@ -227,6 +229,7 @@ impl Default for WorkersConfig {
             min_busy_share: 0.8,
             min_waiting_share: 0.5,
             min_cpu_share: 0.6,
+            min_private_mib: 64.0,
         }
     }
 }

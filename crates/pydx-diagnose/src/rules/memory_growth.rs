@@ -223,7 +223,7 @@ fn finding(
         title: format!("memory of {who} grows by {median:.1} MiB/min"),
         severity: Severity::Warning,
         cost: Cost::default(),
-        location: handler_or_command(handler, command),
+        location: handler_or_command(handler, command, growing[0].0.cwd.as_deref()),
         stack: Vec::new(),
         evidence,
         fix,

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use pydx_profile::{Activity, FrameId, StackId, LABEL_ENDPOINT};
 
+use super::server_processes::app_module;
 use super::{Rule, RuleDocs};
 use crate::context::Context;
 use crate::finding::{Cost, Finding, Location, Severity};
@@ -251,21 +252,6 @@ fn enabling_line(context: &Context<'_>, class: &str) -> Option<Location> {
     })
 }
 
-/// The module of a WSGI/ASGI app argument such as `shop.wsgi:application`.
-fn app_module(word: &str) -> Option<&str> {
-    let (module, attribute) = word.split_once(':')?;
-    let identifier = |s: &str| {
-        !s.is_empty()
-            && s.split('.').all(|part| {
-                part.chars()
-                    .next()
-                    .is_some_and(|c| c.is_alphabetic() || c == '_')
-                    && part.chars().all(|c| c.is_alphanumeric() || c == '_')
-            })
-    };
-    (identifier(module) && identifier(attribute)).then_some(module)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,13 +270,5 @@ mod tests {
         assert_eq!(middleware_hook("ExceptionMiddleware.__call__"), None);
         assert_eq!(middleware_hook("BaseHTTPMiddleware.dispatch"), None);
         assert_eq!(middleware_hook("Handler.process_response"), None);
-    }
-
-    #[test]
-    fn app_modules_come_from_module_colon_attribute_arguments() {
-        assert_eq!(app_module("shop.wsgi:application"), Some("shop.wsgi"));
-        assert_eq!(app_module("catalog_django:app"), Some("catalog_django"));
-        assert_eq!(app_module("127.0.0.1:8000"), None);
-        assert_eq!(app_module("--bind=0.0.0.0:80"), None);
     }
 }

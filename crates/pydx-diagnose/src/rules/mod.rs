@@ -18,6 +18,7 @@ mod server_processes;
 mod slow_query;
 mod sync_workers_waiting;
 mod worker_count;
+mod worker_preload;
 
 use crate::context::Context;
 use crate::finding::Finding;
@@ -70,6 +71,7 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(memory_growth::MemoryGrowth),
         Box::new(sync_workers_waiting::SyncWorkersWaiting),
         Box::new(worker_count::WorkerCount),
+        Box::new(worker_preload::WorkerPreload),
     ]
 }
 

@@ -84,6 +84,8 @@ pub(crate) enum WorkerClass {
 pub(crate) struct WorkerGroup {
     /// The master's command line.
     pub command: String,
+    /// The master's working directory.
+    pub cwd: Option<String>,
     /// The workers' PIDs.
     pub pids: Vec<u32>,
     /// Their class, when a stack showed it.
@@ -134,6 +136,7 @@ pub(crate) fn gunicorn_workers(context: &Context<'_>) -> Vec<WorkerGroup> {
         .filter(|master| server_kind(&master.command) == Some("gunicorn"))
         .map(|master| WorkerGroup {
             command: master.command.clone(),
+            cwd: master.cwd.clone(),
             pids: processes
                 .iter()
                 .filter(|p| p.parent_pid == Some(master.pid))
@@ -227,29 +230,65 @@ pub(crate) fn handler_evidence(handler: &Option<(Location, Option<String>)>) -> 
     ))
 }
 
+/// The module of a WSGI/ASGI app argument such as `shop.wsgi:application`.
+pub(crate) fn app_module(word: &str) -> Option<&str> {
+    let (module, attribute) = word.split_once(':')?;
+    let identifier = |s: &str| {
+        !s.is_empty()
+            && s.split('.').all(|part| {
+                part.chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+                    && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+            })
+    };
+    (identifier(module) && identifier(attribute)).then_some(module)
+}
+
 /// Where a finding about server processes points: the busiest request
-/// handler, else the program named on the command line.
+/// handler, else the app module the command line names (`module:app`,
+/// under the working directory `cwd`), else the program it runs.
 pub(crate) fn handler_or_command(
     handler: Option<(Location, Option<String>)>,
     command: &str,
+    cwd: Option<&str>,
 ) -> Location {
-    handler
-        .map(|(location, _)| location)
-        .unwrap_or_else(|| Location {
-            function: String::new(),
-            file: command
-                .split_whitespace()
-                .find(|a| a.ends_with(".py"))
-                .unwrap_or(command)
-                .to_string(),
-            line: 0,
-            source: None,
-        })
+    if let Some((location, _)) = handler {
+        return location;
+    }
+    let words = || command.split_whitespace();
+    let file = words()
+        .find_map(app_module)
+        .map(|module| format!("{}/{}.py", cwd.unwrap_or("."), module.replace('.', "/")))
+        .or_else(|| words().find(|a| a.ends_with(".py")).map(str::to_string))
+        .unwrap_or_else(|| command.to_string());
+    Location {
+        function: String::new(),
+        file,
+        line: 1,
+        source: None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn app_modules_come_from_module_colon_attribute_arguments() {
+        assert_eq!(app_module("shop.wsgi:application"), Some("shop.wsgi"));
+        assert_eq!(app_module("catalog_django:app"), Some("catalog_django"));
+        assert_eq!(app_module("127.0.0.1:8000"), None);
+        assert_eq!(app_module("--bind=0.0.0.0:80"), None);
+    }
+
+    #[test]
+    fn without_a_handler_the_app_module_is_pointed_at() {
+        let location = handler_or_command(None, "python gunicorn -w 2 shop.wsgi:app", Some("/srv"));
+        assert_eq!(location.file, "/srv/shop/wsgi.py");
+        let location = handler_or_command(None, "python serve.py --port 80", None);
+        assert_eq!(location.file, "serve.py");
+    }
 
     #[test]
     fn options_are_read_in_both_spellings() {

@@ -97,7 +97,7 @@ impl Rule for SyncWorkersWaiting {
                         longest_ms: None,
                         occurrences: None,
                     },
-                    location: handler_or_command(handler, &group.command),
+                    location: handler_or_command(handler, &group.command, group.cwd.as_deref()),
                     stack: Vec::new(),
                     evidence,
                     fix,

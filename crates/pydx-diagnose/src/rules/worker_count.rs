@@ -99,7 +99,7 @@ impl Rule for WorkerCount {
                         longest_ms: None,
                         occurrences: None,
                     },
-                    location: handler_or_command(handler, &group.command),
+                    location: handler_or_command(handler, &group.command, group.cwd.as_deref()),
                     stack: Vec::new(),
                     evidence,
                     fix: format!(
