@@ -1,9 +1,11 @@
 """Django views with N+1 queries (PYDX-DB001): /orders reads each order's
 customer through the foreign key, /orders/lines each order's lines through
 the reverse foreign key's related manager; one SELECT per order either way.
-orders_django_fixed.py loads them with the orders (select_related,
-prefetch_related). Settings live in this file; PostgreSQL holds the data
-and Redis caches the shop's banner.
+/restock reads and saves items one at a time (PYDX-DB002, PYDX-DB003).
+orders_django_fixed.py loads relations with the orders (select_related,
+prefetch_related) and restocks with one query and one bulk_update.
+Settings live in this file; PostgreSQL holds the data and Redis caches the
+shop's banner.
 
     PYDX_PG_PORT=5432 PYDX_REDIS_PORT=6379 python orders_django.py seed
     PYDX_PG_PORT=5432 PYDX_REDIS_PORT=6379 gunicorn --workers 2 --chdir examples/web orders_django:app
@@ -67,6 +69,17 @@ class OrderLine(models.Model):
         app_label = "shop"
 
 
+class Item(models.Model):
+    name = models.CharField(max_length=50)
+    stock = models.IntegerField()
+
+    class Meta:
+        app_label = "shop"
+
+
+ITEM_IDS = list(range(1, 51))
+
+
 def list_orders(request):
     banner = cache.get_or_set("banner", "Autumn sale", 60)
     rows = []
@@ -83,7 +96,19 @@ def order_lines(request):
     return JsonResponse({"orders": rows})
 
 
-urlpatterns = [path("orders", list_orders), path("orders/lines", order_lines)]
+def restock(request):
+    for item_id in ITEM_IDS:
+        item = Item.objects.get(id=item_id)
+        item.stock += 1
+        item.save()
+    return JsonResponse({"restocked": len(ITEM_IDS)})
+
+
+urlpatterns = [
+    path("orders", list_orders),
+    path("orders/lines", order_lines),
+    path("restock", restock),
+]
 app = get_wsgi_application()
 
 
@@ -91,14 +116,16 @@ def seed():
     """Creates the tables with 100 customers, an order for each and two
     lines per order."""
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS shop_orderline, shop_order, shop_customer")
+        cursor.execute("DROP TABLE IF EXISTS shop_item, shop_orderline, shop_order, shop_customer")
     with connection.schema_editor() as editor:
         editor.create_model(Customer)
         editor.create_model(Order)
         editor.create_model(OrderLine)
+        editor.create_model(Item)
     for n in range(100):
         order = Order.objects.create(customer=Customer.objects.create(name=f"customer {n}"), total=n)
         OrderLine.objects.bulk_create(OrderLine(order=order, sku=f"SKU-{n}-{k}") for k in range(2))
+    Item.objects.bulk_create(Item(id=n, name=f"item {n}", stock=0) for n in ITEM_IDS)
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["seed"]:

@@ -1,6 +1,7 @@
 """orders_django.py fixed: select_related("customer") follows the foreign
 key in the same query, and prefetch_related("lines") fetches every order's
-lines in one more query, so each view makes one or two SELECTs.
+lines in one more query, so each view makes one or two SELECTs; /restock
+reads the items with one query and writes them with one bulk_update.
 
     PYDX_PG_PORT=5432 PYDX_REDIS_PORT=6379 python orders_django_fixed.py seed
     PYDX_PG_PORT=5432 PYDX_REDIS_PORT=6379 gunicorn --workers 2 --chdir examples/web orders_django_fixed:app
@@ -64,6 +65,17 @@ class OrderLine(models.Model):
         app_label = "shop"
 
 
+class Item(models.Model):
+    name = models.CharField(max_length=50)
+    stock = models.IntegerField()
+
+    class Meta:
+        app_label = "shop"
+
+
+ITEM_IDS = list(range(1, 51))
+
+
 def list_orders(request):
     banner = cache.get_or_set("banner", "Autumn sale", 60)
     rows = []
@@ -80,7 +92,19 @@ def order_lines(request):
     return JsonResponse({"orders": rows})
 
 
-urlpatterns = [path("orders", list_orders), path("orders/lines", order_lines)]
+def restock(request):
+    items = list(Item.objects.filter(id__in=ITEM_IDS))
+    for item in items:
+        item.stock += 1
+    Item.objects.bulk_update(items, ["stock"])
+    return JsonResponse({"restocked": len(items)})
+
+
+urlpatterns = [
+    path("orders", list_orders),
+    path("orders/lines", order_lines),
+    path("restock", restock),
+]
 app = get_wsgi_application()
 
 
@@ -88,14 +112,16 @@ def seed():
     """Creates the tables with 100 customers, an order for each and two
     lines per order."""
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS shop_orderline, shop_order, shop_customer")
+        cursor.execute("DROP TABLE IF EXISTS shop_item, shop_orderline, shop_order, shop_customer")
     with connection.schema_editor() as editor:
         editor.create_model(Customer)
         editor.create_model(Order)
         editor.create_model(OrderLine)
+        editor.create_model(Item)
     for n in range(100):
         order = Order.objects.create(customer=Customer.objects.create(name=f"customer {n}"), total=n)
         OrderLine.objects.bulk_create(OrderLine(order=order, sku=f"SKU-{n}-{k}") for k in range(2))
+    Item.objects.bulk_create(Item(id=n, name=f"item {n}", stock=0) for n in ITEM_IDS)
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["seed"]:
