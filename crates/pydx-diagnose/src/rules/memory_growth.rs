@@ -16,7 +16,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-MEM001",
     name: "memory-growth",
-    summary: "a process's resident memory rises steadily while it runs",
+    summary: "A process's resident memory rises steadily while it runs",
     detects: "Processes whose resident memory (RSS, read from /proc/PID/smaps_rollup about once a \
               second while they were sampled) rises along a straight line through the recording, by \
               a noticeable amount. Workers of one server (same parent and command line) are reported \

@@ -15,7 +15,7 @@ const MAX_SETTINGS_LINES: u32 = 5_000;
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-WEB001",
     name: "middleware-overhead",
-    summary: "one middleware takes a large share of an endpoint's CPU time, outside the view",
+    summary: "One middleware takes a large share of an endpoint's CPU time, outside the view",
     detects: "For each endpoint, the on-CPU samples of threads serving it are split into time in the \
               view (a frame of the program's code below the framework) and time in the framework \
               around it. Samples inside a middleware hook (a `process_request`, `process_view`, \

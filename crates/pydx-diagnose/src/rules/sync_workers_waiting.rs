@@ -11,7 +11,7 @@ use crate::finding::{Cost, Finding, Severity};
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-WORKER001",
     name: "sync-workers-waiting",
-    summary: "gunicorn sync workers are all busy, but mostly waiting on I/O: requests queue while CPUs idle",
+    summary: "Gunicorn sync workers are all busy, but mostly waiting on I/O: requests queue while CPUs idle",
     detects: "The workers of a gunicorn master (found through the process tree with --subprocesses) \
               run the sync worker class (seen in their stacks), spend nearly all their time serving \
               requests (so new requests wait in the listen queue), and spend most of that time \

@@ -11,7 +11,7 @@ use crate::finding::{Cost, Finding, Severity};
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-WORKER002",
     name: "worker-count",
-    summary: "saturated CPU-bound gunicorn workers, fewer than the CPUs or far more than 2 × CPUs + 1",
+    summary: "Saturated CPU-bound gunicorn workers, fewer than the CPUs or far more than 2 × CPUs + 1",
     detects: "The sync workers of a gunicorn master serve requests nearly all the time, mostly on a \
               CPU, and their number is below the CPUs the server may use (affinity and cgroup quota \
               of the master, so containers count right) or above gunicorn's rule of thumb of \

@@ -13,7 +13,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-WORKER003",
     name: "worker-private-memory",
-    summary: "every gunicorn worker holds a large private copy of the app: --preload would share it",
+    summary: "Every gunicorn worker holds a large private copy of the app: --preload would share it",
     detects: "The workers of a gunicorn master started without `--preload` (so each worker imports \
               the app itself) each keep a large amount of private memory (resident pages shared with \
               no other process, read from /proc/PID/smaps_rollup while sampling).",
