@@ -631,8 +631,14 @@ fn django_relations_read_in_a_loop_are_found_and_select_or_prefetch_related_fixe
 /// Serves `examples/web/<app>.py` with two uvicorn workers and runs `pydx
 /// doctor` while four clients request `/quote/N` concurrently.
 fn doctor_fastapi(app: &str) -> Value {
+    doctor_uvicorn(app, &["--workers", "2"], "/quote")
+}
+
+/// Serves `examples/web/<app>.py` with uvicorn `options` and runs `pydx
+/// doctor` while four clients request `<route>/N` concurrently.
+fn doctor_uvicorn(app: &str, options: &[&str], route: &str) -> Value {
     let file = examples_dir().join("web").join(format!("{app}.py"));
-    let server = WebServer::uvicorn_with(&file, &format!("{app}:app"), &["--workers", "2"], &[]);
+    let server = WebServer::uvicorn_with(&file, &format!("{app}:app"), options, &[]);
     let stop = AtomicBool::new(false);
     let served = AtomicUsize::new(0);
     let report = std::thread::scope(|scope| {
@@ -640,7 +646,7 @@ fn doctor_fastapi(app: &str) -> Value {
             let (stop, served, server) = (&stop, &served, &server);
             scope.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    if server.get(&format!("/quote/{client}")).is_some() {
+                    if server.get(&format!("{route}/{client}")).is_some() {
                         served.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -800,4 +806,33 @@ fn django_reads_and_saves_per_item_are_found_and_bulk_queries_fix_them() {
 
     let fixed = doctor_django(&postgres, &redis, "orders_django_fixed", "/restock");
     assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
+}
+
+#[test]
+fn too_few_cpu_bound_uvicorn_workers_are_found_and_more_workers_fix_it() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!(cpus >= 2, "the check needs a machine with two CPUs or more");
+    let worker_count = |report: &Value| {
+        codes(report)
+            .into_iter()
+            .filter(|&c| c == "PYDX-WORKER002")
+            .count()
+    };
+    let report = doctor_uvicorn("pricing_fastapi", &["--workers", "1"], "/price");
+    assert_eq!(worker_count(&report), 1, "{report:#}");
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "PYDX-WORKER002")
+        .unwrap();
+    assert_eq!(
+        finding["title"],
+        format!("1 CPU-bound uvicorn worker for {cpus} CPUs: requests queue while CPUs idle")
+    );
+    assert_eq!(finding["location"]["function"], "price", "{finding:#}");
+
+    let enough = (cpus + 1).to_string();
+    let fixed = doctor_uvicorn("pricing_fastapi", &["--workers", &enough], "/price");
+    assert_eq!(worker_count(&fixed), 0, "{fixed:#}");
 }
