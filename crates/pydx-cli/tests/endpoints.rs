@@ -420,29 +420,12 @@ fn saturated_sync_workers_waiting_on_io_are_found_and_threads_fix_them() {
 fn too_few_cpu_bound_workers_are_found_and_more_workers_fix_it() {
     let cpus = std::thread::available_parallelism().unwrap().get();
     assert!(cpus >= 2, "the check needs a machine with two CPUs or more");
-    let worker_count = |report: &Value| {
-        codes(report)
-            .into_iter()
-            .filter(|&c| c == "PYDX-WORKER002")
-            .count()
-    };
     let report = doctor_saturated("pricing", &["--workers", "1"], 4, "/price/3");
-    assert_eq!(worker_count(&report), 1, "{report:#}");
-    let finding = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["code"] == "PYDX-WORKER002")
-        .unwrap();
-    assert_eq!(
-        finding["title"],
-        format!("1 CPU-bound gunicorn worker for {cpus} CPUs: requests queue while CPUs idle")
-    );
-    assert_eq!(finding["location"]["function"], "price", "{finding:#}");
+    check_one_worker_for_the_cpus(&report, "gunicorn", cpus);
 
     let enough = (cpus + 1).to_string();
     let fixed = doctor_saturated("pricing", &["--workers", &enough], 4, "/price/3");
-    assert_eq!(worker_count(&fixed), 0, "{fixed:#}");
+    assert_eq!(worker_count_findings(&fixed).len(), 0, "{fixed:#}");
 }
 
 #[test]
@@ -812,27 +795,32 @@ fn django_reads_and_saves_per_item_are_found_and_bulk_queries_fix_them() {
 fn too_few_cpu_bound_uvicorn_workers_are_found_and_more_workers_fix_it() {
     let cpus = std::thread::available_parallelism().unwrap().get();
     assert!(cpus >= 2, "the check needs a machine with two CPUs or more");
-    let worker_count = |report: &Value| {
-        codes(report)
-            .into_iter()
-            .filter(|&c| c == "PYDX-WORKER002")
-            .count()
-    };
     let report = doctor_uvicorn("pricing_fastapi", &["--workers", "1"], "/price");
-    assert_eq!(worker_count(&report), 1, "{report:#}");
-    let finding = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["code"] == "PYDX-WORKER002")
-        .unwrap();
-    assert_eq!(
-        finding["title"],
-        format!("1 CPU-bound uvicorn worker for {cpus} CPUs: requests queue while CPUs idle")
-    );
-    assert_eq!(finding["location"]["function"], "price", "{finding:#}");
+    check_one_worker_for_the_cpus(&report, "uvicorn", cpus);
 
     let enough = (cpus + 1).to_string();
     let fixed = doctor_uvicorn("pricing_fastapi", &["--workers", &enough], "/price");
-    assert_eq!(worker_count(&fixed), 0, "{fixed:#}");
+    assert_eq!(worker_count_findings(&fixed).len(), 0, "{fixed:#}");
+}
+
+/// The PYDX-WORKER002 findings of a report.
+fn worker_count_findings(report: &Value) -> Vec<&Value> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "PYDX-WORKER002")
+        .collect()
+}
+
+/// Checks that a report says one CPU-bound `server` worker is too few for
+/// `cpus`, pointing at the `price` handler.
+fn check_one_worker_for_the_cpus(report: &Value, server: &str, cpus: usize) {
+    let findings = worker_count_findings(report);
+    assert_eq!(findings.len(), 1, "{report:#}");
+    assert_eq!(
+        findings[0]["title"],
+        format!("1 CPU-bound {server} worker for {cpus} CPUs: requests queue while CPUs idle")
+    );
+    assert_eq!(findings[0]["location"]["function"], "price", "{report:#}");
 }
