@@ -51,6 +51,10 @@ pub(crate) fn findings_heading(findings: usize) -> String {
 /// What a finding costs, e.g. `1.23 s (42% of the time), 1.10 s on CPU,
 /// longest 250 ms, 12 times`.
 pub(crate) fn cost(cost: &Cost) -> String {
+    if *cost == Cost::default() {
+        // Findings about memory or configuration cost no time directly.
+        return "not in time (see the evidence)".to_string();
+    }
     let mut text = duration(cost.seconds);
     if cost.share > 0.0 {
         text.push_str(&format!(" ({} of the time)", percent(cost.share)));
@@ -408,6 +412,7 @@ mod tests {
         assert_eq!(cost(&measured), "2.00 s");
         measured.occurrences = Some(1);
         assert_eq!(cost(&measured), "2.00 s, 1 time");
+        assert_eq!(cost(&Cost::default()), "not in time (see the evidence)");
     }
 
     #[test]
