@@ -205,9 +205,14 @@ fn serve_db_app_with(postgres: &Postgres, app: &str, extra_env: &[(&str, String)
 /// Seeds the database with `<app>.py seed`, serves the app with gunicorn
 /// and runs `pydx doctor` under a load of `GET route`.
 fn doctor_db_app(postgres: &Postgres, app: &str, route: &str) -> Value {
-    let server = serve_db_app(postgres, app);
+    doctor_on_route(&serve_db_app(postgres, app), app, route)
+}
+
+/// Runs `pydx doctor` on `server` (serving `app`) under a load of `GET
+/// route`, one request after another.
+fn doctor_on_route(server: &WebServer, app: &str, route: &str) -> Value {
     let mut served = 0;
-    let report = doctor_under_load(&server, || {
+    let report = doctor_under_load(server, || {
         if server.get(route).is_some() {
             served += 1;
         }
@@ -357,24 +362,36 @@ fn worker_memory_growing_with_requests_is_found_and_a_bounded_history_fixes_it()
 fn doctor_saturated(app: &str, options: &[&str], clients: usize, path: &str) -> Value {
     let file = examples_dir().join("web").join(format!("{app}.py"));
     let server = WebServer::gunicorn_with(&file, &format!("{app}:app"), options, &[]);
+    doctor_with_clients(&server, clients, |_| path.to_string())
+}
+
+/// Runs `pydx doctor` on `server` while `clients` clients request, each
+/// again and again, the path `path_of(client)`.
+fn doctor_with_clients(
+    server: &WebServer,
+    clients: usize,
+    path_of: impl Fn(usize) -> String + Sync,
+) -> Value {
     let stop = AtomicBool::new(false);
     let served = AtomicUsize::new(0);
     let report = std::thread::scope(|scope| {
-        for _ in 0..clients {
-            scope.spawn(|| {
+        for client in 0..clients {
+            let (stop, served, path_of) = (&stop, &served, &path_of);
+            scope.spawn(move || {
+                let path = path_of(client);
                 while !stop.load(Ordering::Relaxed) {
-                    if server.get(path).is_some() {
+                    if server.get(&path).is_some() {
                         served.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             });
         }
-        let report = doctor_under_load(&server, || std::thread::sleep(Duration::from_millis(20)));
+        let report = doctor_under_load(server, || std::thread::sleep(Duration::from_millis(20)));
         stop.store(true, Ordering::Relaxed);
         report
     });
     let served = served.into_inner();
-    assert!(served > 40, "{app}: only {served} requests served");
+    assert!(served > 40, "only {served} requests served");
     report
 }
 
@@ -558,14 +575,7 @@ fn doctor_django(postgres: &Postgres, redis: &Redis, app: &str, route: &str) -> 
         app,
         &[("PYDX_REDIS_PORT", redis.port.to_string())],
     );
-    let mut served = 0;
-    let report = doctor_under_load(&server, || {
-        if server.get(route).is_some() {
-            served += 1;
-        }
-    });
-    assert!(served > 20, "{app}: only {served} requests served");
-    report
+    doctor_on_route(&server, app, route)
 }
 
 #[test]
@@ -622,26 +632,7 @@ fn doctor_fastapi(app: &str) -> Value {
 fn doctor_uvicorn(app: &str, options: &[&str], route: &str) -> Value {
     let file = examples_dir().join("web").join(format!("{app}.py"));
     let server = WebServer::uvicorn_with(&file, &format!("{app}:app"), options, &[]);
-    let stop = AtomicBool::new(false);
-    let served = AtomicUsize::new(0);
-    let report = std::thread::scope(|scope| {
-        for client in 0..4 {
-            let (stop, served, server) = (&stop, &served, &server);
-            scope.spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    if server.get(&format!("{route}/{client}")).is_some() {
-                        served.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            });
-        }
-        let report = doctor_under_load(&server, || std::thread::sleep(Duration::from_millis(20)));
-        stop.store(true, Ordering::Relaxed);
-        report
-    });
-    let served = served.into_inner();
-    assert!(served > 40, "{app}: only {served} requests served");
-    report
+    doctor_with_clients(&server, 4, |client| format!("{route}/{client}"))
 }
 
 #[test]

@@ -139,6 +139,21 @@ impl<M: MemoryReader> PythonReader<M> {
         }
     }
 
+    /// The object in local slot `index` of `frame` (through its cell, if it
+    /// holds one); `None` when the slot is empty or holds a tagged integer.
+    pub(crate) fn object_in_slot(
+        &mut self,
+        frame: &Frame,
+        index: usize,
+    ) -> Result<Option<u64>, WalkError> {
+        let slots = self.frame_slots(frame, index + 1)?;
+        let raw = u64_at(&slots, index as u64 * 8).unwrap_or(0);
+        Ok(match self.slot(raw, FAST_CELL_OR_FREE)? {
+            Slot::Object(0) | Slot::TaggedInt(_) => None,
+            Slot::Object(addr) => Some(addr),
+        })
+    }
+
     /// What the slot of the local `name` of `frame` holds; `None` when the
     /// frame has no such (visible) local.
     fn local_slot(&mut self, frame: &Frame, name: &str) -> Result<Option<Slot>, WalkError> {

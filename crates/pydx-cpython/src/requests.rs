@@ -132,21 +132,9 @@ impl<M: MemoryReader> PythonReader<M> {
         let index = match slot {
             RequestSlot::Environ(index) | RequestSlot::Scope(index) => index,
         };
-        let mut dict = self
-            .memory
-            .read_u64(frame.addr + self.layout.frame_localsplus + index as u64 * 8)?;
-        if self.layout.stack_refs_tagged {
-            if dict & 3 == 3 {
-                return Ok(None);
-            }
-            dict &= !3;
-        }
-        if dict == 0 {
+        let Some(dict) = self.object_in_slot(frame, index)? else {
             return Ok(None);
-        }
-        if self.type_of(dict)?.name == "cell" {
-            dict = self.cell_contents(dict)?;
-        }
+        };
         let (method_key, path_key) = match slot {
             RequestSlot::Environ(_) => ("REQUEST_METHOD", "PATH_INFO"),
             RequestSlot::Scope(_) => {
