@@ -313,8 +313,9 @@ fn codes(report: &Value) -> Vec<&str> {
 }
 
 /// Serves `<app>.py` with two gunicorn workers and runs `pydx doctor` for
-/// ten seconds (memory is read once a second) under a load of reports.
-fn doctor_report_history(app: &str) -> Value {
+/// ten seconds (memory is read once a second) under a load of reports;
+/// returns the report and the number of requests the load got answers to.
+fn doctor_report_history(app: &str) -> (Value, u64) {
     let file = examples_dir().join("web").join(format!("{app}.py"));
     let server = WebServer::gunicorn_with(&file, &format!("{app}:app"), &["--workers", "2"], &[]);
     let mut served = 0;
@@ -324,14 +325,33 @@ fn doctor_report_history(app: &str) -> Value {
         }
     });
     assert!(served > 200, "{app}: only {served} requests served");
-    report
+    (report, served)
 }
 
 #[test]
 fn worker_memory_growing_with_requests_is_found_and_a_bounded_history_fixes_it() {
-    let report = doctor_report_history("report_history");
+    let (report, served) = doctor_report_history("report_history");
     assert_eq!(codes(&report), ["PYDX-MEM001"], "{report:#}");
     let finding = &report["findings"][0];
+    // Each request keeps a list of 600 floats (32 bytes each in pymalloc's
+    // size classes, plus 8 for the list's pointer): at least 24 MiB per
+    // 1,000 requests, measured against the workers' own request counts.
+    let mut counted = 0;
+    for line in finding["evidence"].as_array().unwrap() {
+        let line = line.as_str().unwrap();
+        let Some((before, after)) = line.split_once(" MiB per 1,000 requests (") else {
+            continue;
+        };
+        let per_thousand: f64 = before.rsplit(", ").next().unwrap().parse().unwrap();
+        assert!((20.0..50.0).contains(&per_thousand), "{line}");
+        let requests: u64 = after.split(' ').next().unwrap().parse().unwrap();
+        assert!(
+            requests > 0 && requests <= served,
+            "{line}: {served} served"
+        );
+        counted += 1;
+    }
+    assert!(counted > 0, "no growth per request: {finding:#}");
     // One worker or both, as gunicorn's workers happened to share the load.
     let title = finding["title"].as_str().unwrap();
     assert!(
@@ -352,7 +372,7 @@ fn worker_memory_growing_with_requests_is_found_and_a_bounded_history_fixes_it()
     );
     assert!(finding["fix"].as_str().unwrap().contains("--max-requests"));
 
-    let fixed = doctor_report_history("report_history_fixed");
+    let (fixed, _) = doctor_report_history("report_history_fixed");
     assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
 }
 
@@ -374,6 +394,7 @@ fn doctor_with_clients(
 ) -> Value {
     let stop = AtomicBool::new(false);
     let served = AtomicUsize::new(0);
+    let start = Instant::now();
     let report = std::thread::scope(|scope| {
         for client in 0..clients {
             let (stop, served, path_of) = (&stop, &served, &path_of);
@@ -392,6 +413,17 @@ fn doctor_with_clients(
     });
     let served = served.into_inner();
     assert!(served > 40, "only {served} requests served");
+    // The workers' own count, read while sampling, goes at the rate the
+    // clients got answers (measured over a longer time: the clients also
+    // ran while pydx attached and wrote its report).
+    let client_rate = served as f64 / start.elapsed().as_secs_f64();
+    let counted_rate = report["summary"]["requests"]["per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no request count: {:#}", report["summary"]));
+    assert!(
+        (0.5..2.0).contains(&(counted_rate / client_rate)),
+        "counted {counted_rate:.0} requests/s, clients got {client_rate:.0}/s"
+    );
     report
 }
 

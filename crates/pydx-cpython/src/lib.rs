@@ -53,6 +53,6 @@ pub use locals::Local;
 pub use objects::{decode_string_data, Value};
 pub use process::{AsyncioError, PythonProcess, PythonThread};
 pub use reader::{PythonReader, TypeInfo, MAX_STACK_DEPTH, MAX_STRING_CHARS};
-pub use requests::HttpRequest;
+pub use requests::{HttpRequest, RequestCount};
 pub use threads::{Gil, ThreadState, Threads, GIL_STATE_SIZE};
 pub use version::{PythonVersion, ReleaseLevel};

@@ -154,6 +154,19 @@ impl<M: MemoryReader> PythonReader<M> {
         })
     }
 
+    /// The object the local `name` of `frame` holds; `None` when the frame
+    /// has no such local, or it is unbound or holds a tagged integer.
+    pub(crate) fn object_local(
+        &mut self,
+        frame: &Frame,
+        name: &str,
+    ) -> Result<Option<u64>, WalkError> {
+        Ok(match self.local_slot(frame, name)? {
+            Some(Slot::Object(addr)) if addr != 0 => Some(addr),
+            _ => None,
+        })
+    }
+
     /// What the slot of the local `name` of `frame` holds; `None` when the
     /// frame has no such (visible) local.
     fn local_slot(&mut self, frame: &Frame, name: &str) -> Result<Option<Slot>, WalkError> {

@@ -15,7 +15,7 @@ use crate::locals::Local;
 use crate::locate::{locate, Location};
 use crate::objects::Value;
 use crate::reader::PythonReader;
-use crate::requests::HttpRequest;
+use crate::requests::{HttpRequest, RequestCount};
 use crate::threads::{ThreadState, Threads};
 use crate::version::PythonVersion;
 
@@ -65,6 +65,8 @@ pub struct PythonProcess {
     asyncio_debug: Option<AsyncioDebugOffsets>,
     /// Whether [`PythonProcess::threads`] also reads each thread's request.
     read_requests: bool,
+    /// Where the server's request count is, once found.
+    request_count: Option<RequestCount>,
 }
 
 /// Why asyncio tasks could not be listed.
@@ -150,6 +152,7 @@ impl PythonProcess {
             namespace,
             asyncio_debug: None,
             read_requests: false,
+            request_count: None,
         };
         process.check_running()?;
         process.refresh_thread_names();
@@ -441,6 +444,35 @@ impl PythonProcess {
         Ok(tasks)
     }
 
+    /// How many requests this process has served, when it is a gunicorn
+    /// worker or a uvicorn server (see [`PythonReader::find_request_count`]).
+    /// The count is looked for on the stacks until found, then read
+    /// directly from the object that keeps it.
+    pub fn served_requests(&mut self) -> Option<u64> {
+        if let Some(count) = self.request_count {
+            if let Some(served) = self.reader.read_request_count(count) {
+                return Some(served);
+            }
+            self.request_count = None;
+        }
+        for _ in 0..COUNT_SEARCH_ATTEMPTS {
+            let Ok(threads) = self.threads() else {
+                continue;
+            };
+            let found = threads
+                .iter()
+                .find_map(|thread| self.reader.find_request_count(&thread.frames));
+            if let Some(count) = found {
+                self.request_count = Some(count);
+                return self.reader.read_request_count(count);
+            }
+            if threads.iter().all(|t| t.error.is_none()) {
+                return None;
+            }
+        }
+        None
+    }
+
     /// The local variables of a frame from [`PythonProcess::threads`].
     pub fn locals(&mut self, frame: &Frame) -> Result<Vec<Local>, WalkError> {
         self.reader.locals(frame)
@@ -469,6 +501,11 @@ impl PythonProcess {
         self.reader.local_values(frame, name, max_items)
     }
 }
+
+/// How many times [`PythonProcess::served_requests`] reads the stacks
+/// while some of them cannot be read (a running thread's stack can change
+/// under the reader).
+const COUNT_SEARCH_ATTEMPTS: usize = 3;
 
 /// How many times attaching tries to read the stacks before it concludes
 /// that the layout does not fit the process.

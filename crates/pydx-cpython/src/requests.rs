@@ -12,6 +12,7 @@ use pydx_remote::{MemoryReader, ReadExt};
 
 use crate::error::WalkError;
 use crate::frames::{CodeInfo, Frame};
+use crate::objects::Value;
 use crate::reader::{i32_at, u64_at, PythonReader};
 
 /// Longest method read.
@@ -68,7 +69,87 @@ pub(crate) enum RequestSlot {
     Scope(usize),
 }
 
+/// Where a server counts the requests it has served: the `self` local of a
+/// frame that stays on a thread's stack while the server runs, and the
+/// attributes leading from it to the count.
+struct RequestCounter {
+    /// How the frame's file name ends.
+    file_suffix: &'static str,
+    /// The frame's function.
+    function: &'static str,
+    /// Attribute names from `self` to the `int` count.
+    attributes: &'static [&'static str],
+    /// Classes of `self` that never update the count.
+    not_counting: &'static [&'static str],
+}
+
+/// The request counters of the servers pydx knows.
+const REQUEST_COUNTERS: &[RequestCounter] = &[
+    // A gunicorn worker runs its loop from `Worker.init_process` and counts
+    // requests in `self.nr` for `--max-requests`; the uvicorn worker class
+    // leaves that to uvicorn and keeps 0.
+    RequestCounter {
+        file_suffix: "gunicorn/workers/base.py",
+        function: "init_process",
+        attributes: &["nr"],
+        not_counting: &["UvicornWorker", "UvicornH11Worker"],
+    },
+    // uvicorn's `Server.run` runs the event loop; its protocols count
+    // requests in `server_state.total_requests` for `--limit-max-requests`.
+    RequestCounter {
+        file_suffix: "uvicorn/server.py",
+        function: "run",
+        attributes: &["server_state", "total_requests"],
+        not_counting: &[],
+    },
+];
+
+/// A server's request count found on a stack: the object that keeps it,
+/// which lives as long as the server, and the way to read it.
+#[derive(Clone, Copy)]
+pub struct RequestCount {
+    /// The `self` of the server's loop frame.
+    owner: u64,
+    counter: &'static RequestCounter,
+}
+
+impl std::fmt::Debug for RequestCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{:#x}", self.counter.attributes.join("."), self.owner)
+    }
+}
+
 impl<M: MemoryReader> PythonReader<M> {
+    /// The request count of the server whose loop runs in `frames`: a
+    /// gunicorn worker's or a uvicorn server's; `None` when no frame of
+    /// `frames` runs such a loop.
+    pub fn find_request_count(&mut self, frames: &[Frame]) -> Option<RequestCount> {
+        frames.iter().rev().find_map(|frame| {
+            let counter = REQUEST_COUNTERS.iter().find(|c| {
+                frame.code.name == c.function && frame.code.filename.ends_with(c.file_suffix)
+            })?;
+            let owner = self.object_local(frame, "self").ok()??;
+            let kind = self.type_of(owner).ok()?;
+            if counter.not_counting.contains(&kind.name.as_str()) {
+                return None;
+            }
+            let count = RequestCount { owner, counter };
+            self.read_request_count(count).map(|_| count)
+        })
+    }
+
+    /// How many requests the server has served so far.
+    pub fn read_request_count(&mut self, count: RequestCount) -> Option<u64> {
+        let mut object = count.owner;
+        for name in count.counter.attributes {
+            object = self.instance_attr(object, name).ok()??;
+        }
+        match self.read_value(object).ok()? {
+            Value::Int(served) => u64::try_from(served).ok(),
+            _ => None,
+        }
+    }
+
     /// The request one of `frames` is serving: the first frame, from the
     /// outermost, whose `environ` or `scope` local holds an HTTP request.
     pub fn http_request(&mut self, frames: &[Frame]) -> Option<HttpRequest> {

@@ -32,5 +32,5 @@ pub use config::{
 };
 pub use context::{Context, NoSources, SourceLines, SourceMap};
 pub use finding::{Cost, Finding, Location, Severity};
-pub use report::{diagnose, Endpoint, EndpointFunction, HotSpot, Report, Summary};
+pub use report::{diagnose, Endpoint, EndpointFunction, HotSpot, Report, RequestsServed, Summary};
 pub use rules::{all_rules, rule_docs, Rule, RuleDocs};

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use pydx_profile::{Activity, FrameId, Profile, SampleKey, ThreadId, LABEL_ENDPOINT};
+use pydx_profile::{Activity, FrameId, ProcessMeta, Profile, SampleKey, ThreadId, LABEL_ENDPOINT};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -77,6 +77,21 @@ pub struct Summary {
     pub gil_wait_share: f64,
     /// Share idle (I/O, sleeps, locks).
     pub idle_share: f64,
+    /// The requests the servers counted while they were sampled, when
+    /// pydx could read their counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<RequestsServed>,
+}
+
+/// Requests served while sampled, from the servers' own counts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestsServed {
+    /// Requests served, summed over processes.
+    pub count: u64,
+    /// Requests per second, summed over processes.
+    pub per_second: f64,
+    /// Processes whose count was read.
+    pub processes: usize,
 }
 
 /// A function that took CPU.
@@ -234,7 +249,34 @@ fn summary(context: &Context<'_>) -> Summary {
         on_cpu_share: share(&[Activity::OnCpu, Activity::Unknown]),
         gil_wait_share: share(&[Activity::GilWait]),
         idle_share: share(&[Activity::Idle]),
+        requests: requests_served(&profile.meta.processes),
     }
+}
+
+/// The requests counted by the processes that keep a count.
+fn requests_served(processes: &[ProcessMeta]) -> Option<RequestsServed> {
+    let mut served: Option<RequestsServed> = None;
+    for process in processes {
+        let mut counted = process
+            .memory
+            .iter()
+            .filter_map(|r| Some((r.at_ns, r.served_requests?)));
+        let (Some((start_ns, first)), Some((end_ns, last))) = (counted.next(), counted.next_back())
+        else {
+            continue;
+        };
+        let count = last.saturating_sub(first);
+        let seconds = end_ns.saturating_sub(start_ns) as f64 / 1e9;
+        let total = served.get_or_insert(RequestsServed {
+            count: 0,
+            per_second: 0.0,
+            processes: 0,
+        });
+        total.count += count;
+        total.per_second += count as f64 / seconds.max(1e-9);
+        total.processes += 1;
+    }
+    served
 }
 
 /// Self samples, total samples and self samples by line of one function.

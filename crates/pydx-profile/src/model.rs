@@ -279,6 +279,10 @@ pub struct MemoryReading {
     pub rss_bytes: u64,
     /// Resident memory not shared with any other process, in bytes.
     pub private_bytes: u64,
+    /// How many requests the process had served by then, from the count a
+    /// gunicorn worker or uvicorn server keeps, when it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_requests: Option<u64>,
 }
 
 /// Facts about a recording.

@@ -563,6 +563,7 @@ mod tests {
                     at_ns: 1_000_000_000,
                     rss_bytes: 30 << 20,
                     private_bytes: 20 << 20,
+                    served_requests: Some(1_234),
                 }],
             }],
             cpus: Some(1.5),

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pydx_diagnose::{
-    all_rules, Cost, Endpoint, EndpointFunction, Finding, HotSpot, Location, Report, Severity,
-    Summary,
+    all_rules, Cost, Endpoint, EndpointFunction, Finding, HotSpot, Location, Report,
+    RequestsServed, Severity, Summary,
 };
 use pydx_render::{
     render_report, render_rule, render_rules, DocsFormat, ReportFormat, ReportOptions,
@@ -56,6 +56,7 @@ fn summary(processes: &[&str]) -> Summary {
         on_cpu_share: 0.62,
         gil_wait_share: 0.3,
         idle_share: 0.08,
+        requests: None,
     }
 }
 
@@ -66,7 +67,14 @@ fn report_with_findings() -> Report {
         .map(|depth| format!("frame_{depth} (/srv/my app/pricing.py:{})", 40 - depth))
         .collect();
     Report {
-        summary: summary(&["4242 (Python 3.12.3): python -m pricing --workers 4"]),
+        summary: Summary {
+            requests: Some(RequestsServed {
+                count: 6_895,
+                per_second: 766.1,
+                processes: 4,
+            }),
+            ..summary(&["4242 (Python 3.12.3): python -m pricing --workers 4"])
+        },
         findings: vec![
             Finding {
                 code: "PYDX-GIL001",

@@ -229,7 +229,13 @@ impl SampleSink for ProfileRecorder {
         });
     }
 
-    fn add_memory(&mut self, pid: u32, elapsed: Duration, usage: MemoryUsage) {
+    fn add_memory(
+        &mut self,
+        pid: u32,
+        elapsed: Duration,
+        usage: MemoryUsage,
+        served_requests: Option<u64>,
+    ) {
         if let Some(process) = self
             .profile
             .meta
@@ -242,6 +248,7 @@ impl SampleSink for ProfileRecorder {
                 at_ns: elapsed.as_nanos() as u64,
                 rss_bytes: usage.rss_bytes,
                 private_bytes: usage.private_bytes,
+                served_requests,
             });
         }
     }

@@ -69,9 +69,17 @@ impl Default for SamplingOptions {
 pub trait SampleSink {
     /// A process is being sampled from now on.
     fn add_process(&mut self, process: &NewProcess<'_>);
-    /// A reading of process `pid`'s memory, `elapsed` after the start.
-    fn add_memory(&mut self, pid: u32, elapsed: Duration, usage: MemoryUsage) {
-        let _ = (pid, elapsed, usage);
+    /// A reading of process `pid`'s memory, `elapsed` after the start, with
+    /// the number of requests it had served by then when it is a server
+    /// whose count pydx can read.
+    fn add_memory(
+        &mut self,
+        pid: u32,
+        elapsed: Duration,
+        usage: MemoryUsage,
+        served_requests: Option<u64>,
+    ) {
+        let _ = (pid, elapsed, usage, served_requests);
     }
     /// One snapshot of every thread of process `pid`, taken `elapsed` after
     /// the start of sampling.
@@ -315,7 +323,12 @@ impl Sampler {
                 for target in &mut self.targets {
                     let pid = target.process().pid();
                     if let Ok(usage) = memory_usage(pid) {
-                        sink.add_memory(pid, elapsed, usage);
+                        let served = if self.options.requests {
+                            target.process().served_requests()
+                        } else {
+                            None
+                        };
+                        sink.add_memory(pid, elapsed, usage, served);
                     }
                 }
                 next_memory_reading = now + MEMORY_EVERY;

@@ -20,7 +20,9 @@ static DOCS: RuleDocs = RuleDocs {
     detects: "Processes whose resident memory (RSS, read from /proc/PID/smaps_rollup about once a \
               second while they were sampled) rises along a straight line through the recording, by \
               a noticeable amount. Workers of one server (same parent and command line) are reported \
-              together, with the rate of each.",
+              together, with the rate of each, per minute and, when the server's own request count \
+              can be read (a gunicorn worker's `nr`, a uvicorn server's `total_requests`, read \
+              with the memory), per 1,000 requests.",
     why: "Memory that keeps growing under a steady load is a leak or an unbounded cache: the worker \
           ends killed by the OOM killer or swapping, and every fork of it copies more. Resident memory \
           is used rather than private memory because a freshly forked worker's private memory also \
@@ -64,6 +66,9 @@ struct Growth {
     fit: f64,
     /// Seconds between the first and the last reading.
     seconds: f64,
+    /// Requests the process served between its first and last reading
+    /// with a request count, when it keeps one.
+    requests: Option<u64>,
 }
 
 impl Growth {
@@ -98,8 +103,24 @@ impl Growth {
             end_private_bytes: last.private_bytes as f64,
             fit,
             seconds,
+            requests: served_between(readings),
         })
     }
+
+    /// The fitted rise per 1,000 requests served, in bytes.
+    fn bytes_per_thousand_requests(&self) -> Option<f64> {
+        let requests = self.requests.filter(|&n| n > 0)?;
+        Some(self.bytes / requests as f64 * 1_000.0)
+    }
+}
+
+/// Requests served between the first and the last reading that carries
+/// the server's count.
+fn served_between(readings: &[MemoryReading]) -> Option<u64> {
+    let mut counts = readings.iter().filter_map(|r| r.served_requests);
+    let first = counts.next()?;
+    let last = counts.next_back()?;
+    last.checked_sub(first)
 }
 
 impl Rule for MemoryGrowth {
@@ -154,6 +175,20 @@ fn finding(
     let mut rates: Vec<f64> = growing.iter().map(|(_, g)| per_minute(g)).collect();
     rates.sort_by(f64::total_cmp);
     let median = rates[rates.len() / 2];
+    let mut per_thousand: Vec<f64> = growing
+        .iter()
+        .filter_map(|(_, g)| g.bytes_per_thousand_requests())
+        .map(|bytes| bytes / MIB)
+        .collect();
+    per_thousand.sort_by(f64::total_cmp);
+    let per_requests = if per_thousand.len() == growing.len() {
+        format!(
+            " ({:.2} MiB per 1,000 requests)",
+            per_thousand[per_thousand.len() / 2]
+        )
+    } else {
+        String::new()
+    };
     let pids: Vec<u32> = growing.iter().map(|(p, _)| p.pid).collect();
     let handler = busiest_handler(context, &pids);
     let server = server_kind(command);
@@ -166,8 +201,15 @@ fn finding(
     let mut evidence: Vec<String> = growing
         .iter()
         .map(|(process, g)| {
+            let per_requests = match (g.requests, g.bytes_per_thousand_requests()) {
+                (Some(requests), Some(bytes)) => format!(
+                    ", {:+.2} MiB per 1,000 requests ({requests} served)",
+                    bytes / MIB
+                ),
+                _ => String::new(),
+            };
             format!(
-                "pid {}: RSS {:.1} → {:.1} MiB in {:.0} s, {:+.1} MiB/min (fit R² {:.2}); private {:.1} MiB at the end",
+                "pid {}: RSS {:.1} → {:.1} MiB in {:.0} s, {:+.1} MiB/min{per_requests} (fit R² {:.2}); private {:.1} MiB at the end",
                 process.pid,
                 g.start_bytes / MIB,
                 g.end_bytes / MIB,
@@ -180,11 +222,13 @@ fn finding(
         .collect();
     evidence.push(format!("command: {command}"));
     evidence.extend(handler_evidence(&handler));
-    evidence.push(
-        "requests are not counted by sampling: divide the rate per minute by the request rate for \
-         the growth per request"
-            .to_string(),
-    );
+    if growing.iter().all(|(_, g)| g.requests.is_none()) {
+        evidence.push(
+            "the server's request count could not be read (pydx reads gunicorn's and uvicorn's): \
+             divide the rate per minute by the request rate for the growth per request"
+                .to_string(),
+        );
+    }
     let stop_gap = match server {
         Some("gunicorn") if command.contains("max-requests") => {
             "Workers are already recycled with --max-requests; the leak is still there between recycles."
@@ -220,7 +264,7 @@ fn finding(
     );
     Finding {
         code: DOCS.code,
-        title: format!("memory of {who} grows by {median:.1} MiB/min"),
+        title: format!("memory of {who} grows by {median:.1} MiB/min{per_requests}"),
         severity: Severity::Warning,
         cost: Cost::default(),
         location: handler_or_command(handler, command, growing[0].0.cwd.as_deref()),
@@ -240,6 +284,7 @@ mod tests {
                 at_ns: s * 1_000_000_000,
                 rss_bytes: (rss_mib(s) * MIB) as u64,
                 private_bytes: (rss_mib(s) * MIB / 2.0) as u64,
+                served_requests: None,
             })
             .collect()
     }
@@ -250,6 +295,19 @@ mod tests {
         assert!((growth.bytes_per_second - MIB).abs() < 1.0);
         assert!((growth.bytes - 11.0 * MIB).abs() < 16.0);
         assert!(growth.fit > 0.999);
+        assert_eq!(growth.requests, None);
+    }
+
+    #[test]
+    fn growth_per_request_uses_the_server_count() {
+        let mut memory = readings(|s| 40.0 + s as f64);
+        for (n, reading) in memory.iter_mut().enumerate() {
+            reading.served_requests = (n > 0).then_some(100 + 500 * n as u64);
+        }
+        let growth = Growth::fit(&memory).unwrap();
+        assert_eq!(growth.requests, Some(5_000));
+        let per_thousand = growth.bytes_per_thousand_requests().unwrap() / MIB;
+        assert!((per_thousand - 11.0 / 5.0).abs() < 0.01, "{per_thousand}");
     }
 
     #[test]

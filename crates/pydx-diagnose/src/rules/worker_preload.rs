@@ -144,6 +144,7 @@ mod tests {
             at_ns: 0,
             rss_bytes: rss_mib << 20,
             private_bytes: rss_mib << 19,
+            served_requests: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Shared by the text and Markdown renderers: numbers, wrapping, tables,
 //! terminal colours and Markdown escaping.
 
-use pydx_diagnose::{Cost, HotSpot, Report, Severity};
+use pydx_diagnose::{Cost, HotSpot, Report, RequestsServed, Severity};
 
 /// How many hot spots follow findings.
 const HOT_SPOTS_AFTER_FINDINGS: usize = 5;
@@ -37,6 +37,16 @@ pub(crate) fn percent(share: f64) -> String {
 /// `1 thread`, `2 threads`.
 pub(crate) fn count(n: u64, singular: &str, plural: &str) -> String {
     format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
+/// `6895 requests served (766/s) by 2 processes, by their own count`.
+pub(crate) fn requests_served(requests: &RequestsServed) -> String {
+    format!(
+        "{} served ({:.0}/s) by {}, by their own count",
+        count(requests.count, "request", "requests"),
+        requests.per_second,
+        count(requests.processes as u64, "process", "processes"),
+    )
 }
 
 /// The sentence before the findings, or `No problems found.`.

@@ -6,8 +6,8 @@ use pydx_diagnose::{Endpoint, Finding, HotSpot, Report, Summary};
 
 use super::layout::{
     blocks, cost, dedent, duration, file_line, findings_heading, hot_spots_shown,
-    markdown_cell_code, markdown_code, markdown_fence, markdown_text, percent, severity_name,
-    shown_frames, Block,
+    markdown_cell_code, markdown_code, markdown_fence, markdown_text, percent, requests_served,
+    severity_name, shown_frames, Block,
 };
 
 /// Writes the summary, the findings and the hot spots.
@@ -69,6 +69,10 @@ fn write_summary(summary: &Summary, out: &mut impl Write) -> io::Result<()> {
         percent(summary.gil_wait_share),
         percent(summary.idle_share),
     )?;
+    if let Some(requests) = &summary.requests {
+        writeln!(out)?;
+        writeln!(out, "Requests: {}.", requests_served(requests))?;
+    }
     if !summary.processes.is_empty() {
         writeln!(out)?;
         let label = if summary.processes.len() == 1 {

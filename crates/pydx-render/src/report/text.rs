@@ -6,7 +6,7 @@ use pydx_diagnose::{Endpoint, Finding, HotSpot, Report, Summary};
 
 use super::layout::{
     bullet, cost, count, duration, file_line, findings_heading, hot_spots_shown, indented_text,
-    percent, shown_frames, table, Align, Paint,
+    percent, requests_served, shown_frames, table, Align, Paint,
 };
 use super::ReportOptions;
 
@@ -94,7 +94,11 @@ fn write_summary(summary: &Summary, paint: Paint, out: &mut impl Write) -> io::R
         percent(summary.on_cpu_share),
         percent(summary.gil_wait_share),
         percent(summary.idle_share),
-    )
+    )?;
+    if let Some(requests) = &summary.requests {
+        writeln!(out, "{DETAIL}{}", requests_served(requests))?;
+    }
+    Ok(())
 }
 
 fn write_finding(
