@@ -140,6 +140,8 @@ pub struct Snapshotter {
     process: PythonProcess,
     os_states: ThreadStateReader,
     consistency: Consistency,
+    /// The GILs some thread held at the previous snapshot.
+    held_before: Vec<u64>,
 }
 
 /// Why a snapshot could not be taken at all.
@@ -164,6 +166,7 @@ impl Snapshotter {
             process,
             os_states: ThreadStateReader::new(pid),
             consistency,
+            held_before: Vec::new(),
         }
     }
 
@@ -199,12 +202,17 @@ impl Snapshotter {
             }
         };
         let threads = threads.map_err(|e| self.walk_error(e))?;
-        // Only threads of an interpreter whose GIL is held can be waiting for it.
-        let contended: Vec<u64> = threads
+        // Only threads of an interpreter whose GIL is held can be waiting for
+        // it. A GIL held at the previous snapshot counts too: while it is
+        // handed from one thread to another nobody holds it, and the threads
+        // still asleep on it are waiting for it, not idle.
+        let held: Vec<u64> = threads
             .iter()
             .filter(|t| t.holds_gil)
             .filter_map(|t| t.gil_address)
             .collect();
+        let mut contended = std::mem::replace(&mut self.held_before, held.clone());
+        contended.extend(held);
         let mut snapshots = Vec::with_capacity(threads.len());
         for python in threads {
             let gil_contended = python
@@ -325,8 +333,11 @@ impl Snapshotter {
 
 /// Classifies a thread: on a CPU when the scheduler says it runs; waiting
 /// for the GIL when it sleeps on a futex inside the GIL's own state (its
-/// mutex or condition variable) while another thread holds the GIL; idle
-/// otherwise. `syscall` is only asked for when it can matter.
+/// mutex or condition variables) while the GIL is in use, also when the
+/// GIL's last holder is the thread itself, handing it over; idle otherwise.
+/// A thread found running again when its system call is read woke up
+/// between the two reads and counts as on a CPU. `syscall` is only asked
+/// for when it can matter.
 fn classify(
     thread: &PythonThread,
     run: Option<RunState>,
@@ -337,11 +348,12 @@ fn classify(
         Some(RunState::Running) => Activity::OnCpu,
         None => Activity::Unknown,
         Some(_) => match thread.gil_address {
-            Some(gil) if gil_contended && !thread.holds_gil => match syscall() {
+            Some(gil) if gil_contended => match syscall() {
                 Some(SyscallState::InSyscall {
                     number: SYS_FUTEX,
                     args,
                 }) if (gil..gil + GIL_STATE_SIZE).contains(&args[0]) => Activity::GilWait,
+                Some(SyscallState::Running) => Activity::OnCpu,
                 _ => Activity::Idle,
             },
             _ => Activity::Idle,
@@ -400,6 +412,49 @@ mod tests {
         );
         assert_eq!(parameters("Cursor.executemany", "psycopg/cursor.py"), None);
         assert!(statement_call("Cursor.execute", "/srv/app/cursor.py").is_none());
+    }
+
+    #[test]
+    fn sleeping_on_the_gil_is_waiting_for_it_even_while_handing_it_over() {
+        const GIL: u64 = 0x7f00_0000_1000;
+        let thread = |holds_gil| PythonThread {
+            thread_id: 1,
+            native_id: Some(2),
+            name: None,
+            holds_gil,
+            gil_address: Some(GIL),
+            frames: Vec::new(),
+            truncated: false,
+            error: None,
+            request: None,
+        };
+        let futex_on = |addr| {
+            Some(SyscallState::InSyscall {
+                number: SYS_FUTEX,
+                args: [addr, 0, 0, 0, 0, 0],
+            })
+        };
+        let sleeping = Some(RunState::Sleeping);
+        let classified = |holds, contended, syscall: Option<SyscallState>| {
+            classify(&thread(holds), sleeping, contended, || syscall)
+        };
+        assert_eq!(
+            classified(false, true, futex_on(GIL + 8)),
+            Activity::GilWait
+        );
+        // The GIL's last holder waiting for the next thread to take it.
+        assert_eq!(classified(true, true, futex_on(GIL + 8)), Activity::GilWait);
+        assert_eq!(classified(false, true, futex_on(0x1234)), Activity::Idle);
+        assert_eq!(classified(false, false, futex_on(GIL + 8)), Activity::Idle);
+        // Woken between the two reads.
+        assert_eq!(
+            classified(false, true, Some(SyscallState::Running)),
+            Activity::OnCpu
+        );
+        assert_eq!(
+            classify(&thread(false), Some(RunState::Running), false, || None),
+            Activity::OnCpu
+        );
     }
 
     #[test]
