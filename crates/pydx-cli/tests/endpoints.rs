@@ -4,6 +4,7 @@
 //! app served by a real gunicorn under load, whose endpoints have a known
 //! relative cost.
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -695,52 +696,86 @@ fn a_blocking_call_in_a_fastapi_coroutine_is_found_and_awaiting_fixes_it() {
     assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
 }
 
-#[test]
-fn a_middleware_costing_more_than_the_view_is_found_and_removing_it_fixes_it() {
-    let doctor = |app: &str| {
-        let file = examples_dir().join("web").join(format!("{app}.py"));
-        let server =
-            WebServer::gunicorn_with(&file, &format!("{app}:app"), &["--workers", "2"], &[]);
-        let mut served = 0;
-        let report = doctor_under_load(&server, || {
-            let response = server.request_with("/catalog", &["Accept-Encoding: gzip"]);
-            if response
-                .is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"))
-            {
-                served += 1;
-            }
-        });
-        assert!(served > 20, "{app}: only {served} requests served");
-        report
-    };
-    let report = doctor("catalog_django");
-    assert_eq!(codes(&report), ["PYDX-WEB001"], "{report:#}");
+/// How a test starts a web server: [`WebServer::gunicorn_with`] or
+/// [`WebServer::uvicorn_with`].
+type StartServer = fn(&Path, &str, &[&str], &[(&str, String)]) -> WebServer;
+
+/// Serves `examples/web/<app>.py` with two workers started by `start`, and
+/// runs `pydx doctor` while a client fetches `/catalog`, accepting gzip.
+fn doctor_catalog(start: StartServer, app: &str) -> Value {
+    let file = examples_dir().join("web").join(format!("{app}.py"));
+    let server = start(&file, &format!("{app}:app"), &["--workers", "2"], &[]);
+    let server = &server;
+    let mut served = 0;
+    let report = doctor_under_load(server, || {
+        let response = server.request_with("/catalog", &["Accept-Encoding: gzip"]);
+        if response.is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"))
+        {
+            served += 1;
+        }
+    });
+    assert!(served > 20, "only {served} requests served");
+    report
+}
+
+/// Checks that `report` has one finding, GZipMiddleware's cost on `GET
+/// /catalog`, pointing at the line of `examples/web/<app>.py` that holds
+/// `enabling`.
+fn check_gzip_middleware_finding(report: &Value, app: &str, enabling: &str) {
+    assert_eq!(codes(report), ["PYDX-WEB001"], "{report:#}");
     let finding = &report["findings"][0];
+    let title = finding["title"].as_str().unwrap();
+    assert!(title.starts_with("GZipMiddleware takes"), "{finding:#}");
     assert!(
-        finding["title"]
-            .as_str()
-            .unwrap()
-            .starts_with("GZipMiddleware takes"),
+        title.ends_with("of the CPU serving GET /catalog"),
         "{finding:#}"
     );
-    assert!(finding["title"]
-        .as_str()
-        .unwrap()
-        .ends_with("of the CPU serving GET /catalog"));
-    // The finding points at the settings line that enables the middleware.
+    // The finding points at the line that enables the middleware.
     assert_eq!(
         finding["location"]["line"],
-        web_line(
-            "catalog_django",
-            "\"django.middleware.gzip.GZipMiddleware\""
-        )
+        web_line(app, enabling),
+        "{finding:#}"
     );
     assert!(finding["location"]["file"]
         .as_str()
         .unwrap()
-        .ends_with("examples/web/catalog_django.py"));
+        .ends_with(&format!("examples/web/{app}.py")));
+}
+
+#[test]
+fn a_middleware_costing_more_than_the_view_is_found_and_removing_it_fixes_it() {
+    let doctor = |app| doctor_catalog(WebServer::gunicorn_with, app);
+    let report = doctor("catalog_django");
+    check_gzip_middleware_finding(
+        &report,
+        "catalog_django",
+        "\"django.middleware.gzip.GZipMiddleware\"",
+    );
 
     let fixed = doctor("catalog_django_fixed");
+    assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
+}
+
+#[test]
+fn a_pure_asgi_middleware_working_in_the_thread_pool_is_charged_to_its_endpoint() {
+    let doctor = |app| doctor_catalog(WebServer::uvicorn_with, app);
+    // Starlette's GZipMiddleware compresses in anyio's worker threads, whose
+    // stacks hold no request: the job's task leads back to GET /catalog.
+    let report = doctor("catalog_fastapi");
+    check_gzip_middleware_finding(
+        &report,
+        "catalog_fastapi",
+        "app.add_middleware(GZipMiddleware",
+    );
+    let stack = report["findings"][0]["stack"].to_string();
+    assert!(stack.contains("GZipResponder._compress_body"), "{stack}");
+    assert!(stack.contains("WorkerThread.run"), "{stack}");
+    assert_eq!(
+        report["endpoints"][0]["endpoint"], "GET /catalog",
+        "{report:#}"
+    );
+
+    let fixed = doctor("catalog_fastapi_fixed");
     assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
 }
 

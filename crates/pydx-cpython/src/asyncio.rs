@@ -15,6 +15,7 @@ use pydx_remote::{MemoryReader, ReadExt};
 use crate::error::WalkError;
 use crate::frames::{Frame, RawFrame};
 use crate::reader::{i32_at, u64_at, PythonReader, MAX_DICT_ENTRIES};
+use crate::requests::HttpRequest;
 use crate::threads::ThreadState;
 use crate::version::PythonVersion;
 
@@ -218,6 +219,44 @@ impl<M: MemoryReader> PythonReader<M> {
                 awaiting,
             })
             .collect())
+    }
+
+    /// The HTTP request an anyio worker thread is running a job for (a
+    /// FastAPI or Starlette `def` endpoint, `run_in_threadpool`, a
+    /// middleware's offloaded work), when `frames` (innermost first) are such
+    /// a thread's: the job's cancel scope names the task that handed it
+    /// over, and that task's coroutines hold the ASGI `scope`.
+    pub fn offloaded_request(
+        &mut self,
+        frames: &[Frame],
+        debug: Option<&AsyncioDebugOffsets>,
+    ) -> Option<HttpRequest> {
+        let position = frames.iter().position(|f| {
+            f.code.name == "run" && f.code.filename.ends_with("anyio/_backends/_asyncio.py")
+        })?;
+        // Between jobs the worker waits in `Queue.get`, and its locals still
+        // name the previous job.
+        let job = &frames[position.checked_sub(1)?];
+        if job.code.name == "get" && job.code.filename.ends_with("queue.py") {
+            return None;
+        }
+        let layout = TaskLayout::for_version(self.layout.version, debug)?;
+        let cancel_scope = self
+            .object_local(&frames[position], "cancel_scope")
+            .ok()??;
+        if self.type_of(cancel_scope).ok()?.name != "CancelScope" {
+            return None;
+        }
+        let task = self.slot_attr(cancel_scope, "_host_task").ok()??;
+        if !self.type_of(task).ok()?.name.ends_with("Task") {
+            return None;
+        }
+        let coro = self.word(task + layout.task_coro).ok()?;
+        let (raw, _) = self.coroutine_chain(coro, &layout).ok()?;
+        let codes: Vec<u64> = raw.iter().map(|f| f.code).collect();
+        self.refresh_code_cache(&codes).ok()?;
+        let coroutines = self.resolve(&raw);
+        self.http_request(&coroutines)
     }
 
     /// Tasks on a circular intrusive list whose head node is at `head`.

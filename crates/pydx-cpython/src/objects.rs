@@ -28,6 +28,23 @@ const FLOAT_VALUE: u64 = 0x10;
 const LONG_DIGITS: u64 = 0x18;
 /// `PyListObject.ob_item`.
 const LIST_ITEMS: u64 = 0x18;
+/// `PyTypeObject.tp_members`: a class's `__slots__` as `PyMemberDef`s.
+const TP_MEMBERS: u64 = 0xf0;
+/// `PyTypeObject.tp_base`.
+const TP_BASE: u64 = 0x100;
+/// `sizeof(PyMemberDef)`: name, type, offset, flags, doc.
+const MEMBER_DEF_SIZE: u64 = 40;
+/// `PyMemberDef.type`.
+const MEMBER_DEF_TYPE: u64 = 8;
+/// `PyMemberDef.offset`.
+const MEMBER_DEF_OFFSET: u64 = 16;
+/// `Py_T_OBJECT_EX`, the member type of a `__slots__` entry.
+const MEMBER_OBJECT_EX: u32 = 16;
+/// Most members looked at per class, and classes per object.
+const MAX_MEMBERS: u64 = 64;
+const MAX_CLASSES: usize = 8;
+/// Largest slot offset believed.
+const MAX_SLOT_OFFSET: u64 = 4096;
 
 /// `Py_TPFLAGS_INLINE_VALUES` (3.13+).
 const TPFLAGS_INLINE_VALUES: u64 = 1 << 2;
@@ -662,6 +679,44 @@ impl<M: MemoryReader> PythonReader<M> {
                 self.optional_dict_get(dict, name)
             }
         }
+    }
+
+    /// The `__slots__` attribute `name` of the object at `addr`, found in
+    /// the member table of its class or a base class (`None` if absent or
+    /// unset).
+    pub fn slot_attr(&mut self, addr: u64, name: &str) -> Result<Option<u64>, WalkError> {
+        let mut class = self.word(object_address(addr)? + OB_TYPE)?;
+        for _ in 0..MAX_CLASSES {
+            if class == 0 {
+                break;
+            }
+            let members = self.word(class + TP_MEMBERS)?;
+            for index in 0..if members == 0 { 0 } else { MAX_MEMBERS } {
+                let member = members + index * MEMBER_DEF_SIZE;
+                let name_at = self.word(member)?;
+                if name_at == 0 {
+                    break;
+                }
+                let bytes = self
+                    .memory
+                    .read_vec(name_at, name.len() + 1, name.len() + 1)?;
+                if bytes.len() != name.len() + 1
+                    || &bytes[..name.len()] != name.as_bytes()
+                    || bytes[name.len()] != 0
+                {
+                    continue;
+                }
+                let kind = self.memory.read_u32(member + MEMBER_DEF_TYPE)?;
+                let offset = self.word(member + MEMBER_DEF_OFFSET)?;
+                if kind != MEMBER_OBJECT_EX || offset == 0 || offset > MAX_SLOT_OFFSET {
+                    return Err(WalkError::invalid("slot member", member));
+                }
+                let value = self.word(addr + offset)?;
+                return Ok((value != 0).then_some(value));
+            }
+            class = self.word(class + TP_BASE)?;
+        }
+        Ok(None)
     }
 
     fn optional_dict_get(&mut self, dict: u64, name: &str) -> Result<Option<u64>, WalkError> {

@@ -256,6 +256,11 @@ impl PythonProcess {
     /// the rest of the snapshot once the program settles).
     pub fn set_read_requests(&mut self, read: bool) {
         self.read_requests = read;
+        // 3.14+: the task layout needed to follow work handed to a thread
+        // pool back to its request comes from the `_asyncio` module.
+        if read && self.location.version.at_least(3, 14) && self.asyncio_debug.is_none() {
+            self.asyncio_debug = find_asyncio_debug(self.pid);
+        }
     }
 
     /// The reader, for lower-level access (objects, dictionaries, ...).
@@ -297,10 +302,14 @@ impl PythonProcess {
                         .map(|s| s.bytes.as_slice())
                         .collect::<Vec<_>>(),
                 )?;
+                let debug = self.asyncio_debug.as_ref();
                 let requests: Vec<Option<HttpRequest>> = stacks
                     .iter()
                     .map(|stack| match stack {
-                        Ok(stack) if read_requests => self.reader.http_request(&stack.frames),
+                        Ok(stack) if read_requests => self
+                            .reader
+                            .http_request(&stack.frames)
+                            .or_else(|| self.reader.offloaded_request(&stack.frames, debug)),
                         _ => None,
                     })
                     .collect();

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use pydx_profile::{Activity, FrameId, StackId, LABEL_ENDPOINT};
+use pydx_profile::{Activity, CodeKind, FrameId, StackId, LABEL_ENDPOINT};
 
-use super::server_processes::app_module;
+use super::server_processes::app_module_file;
 use super::{Rule, RuleDocs};
 use crate::context::Context;
 use crate::finding::{Cost, Finding, Location, Severity};
@@ -21,7 +21,11 @@ static DOCS: RuleDocs = RuleDocs {
               around it. Samples inside a middleware hook (a `process_request`, `process_view`, \
               `process_response`, `process_exception` or `process_template_response` method of a \
               class named `...Middleware`, Django's style, or `dispatch` of Starlette's \
-              BaseHTTPMiddleware) are charged to that middleware. A middleware taking a large share \
+              BaseHTTPMiddleware) are charged to that middleware; so are samples whose innermost \
+              frame outside the standard library is in a middleware module (a `middleware` package \
+              or `middleware.py`): a pure ASGI or WSGI middleware's own work, such as Starlette's \
+              GZipMiddleware compressing a body, also when it runs in the thread pool (followed \
+              back to its request through the anyio job's task). A middleware taking a large share \
               of an endpoint's CPU is reported, with the framework's share as a whole.",
     why: "Middleware runs on every request. A hook that compresses, serializes, renders or queries \
           per request costs every endpoint, and the view's profile never shows it.",
@@ -31,9 +35,9 @@ static DOCS: RuleDocs = RuleDocs {
           `gzip_page` on one view instead of GZipMiddleware for all), or move its work out of the \
           worker (compression to the reverse proxy or CDN, sessions to signed cookies or a cache).",
     thresholds: "min_share = 0.15: the middleware takes at least 15% of the endpoint's on-CPU request \
-                 samples, and at least 20 samples (the [framework] thresholds of pydx.toml). Only \
-                 hook methods are charged: a pure ASGI/WSGI middleware's `__call__` wraps everything \
-                 after it and cannot be told apart from the framework.",
+                 samples, and at least 20 samples (the [framework] thresholds of pydx.toml). A pure \
+                 ASGI/WSGI middleware is charged only for samples in its own module: the app it \
+                 wraps and the server's `send` it passes responses to are not its cost.",
 };
 
 /// PYDX-WEB001.
@@ -58,6 +62,7 @@ impl Rule for MiddlewareOverhead {
     fn check(&self, context: &Context<'_>) -> Vec<Finding> {
         let profile = context.profile;
         let mut endpoints: BTreeMap<String, EndpointTime> = BTreeMap::new();
+        let mut class_of_module: BTreeMap<String, String> = BTreeMap::new();
         for (key, count) in profile.samples() {
             if key.state.activity != Activity::OnCpu {
                 continue;
@@ -73,13 +78,18 @@ impl Rule for MiddlewareOverhead {
             if !frames.iter().any(|&f| context.is_user_frame(f)) {
                 entry.framework += count;
             }
-            if let Some((class, frame)) = frames
-                .iter()
-                .find_map(|&f| middleware_hook(context.function(f)).map(|c| (c, f)))
-            {
+            if let Some((mut class, frame)) = charged_middleware(context, &frames) {
+                if class.contains('.') {
+                    class = class_of_module
+                        .entry(class)
+                        .or_insert_with_key(|module| {
+                            imported_middleware(context, module).unwrap_or_else(|| module.clone())
+                        })
+                        .clone();
+                }
                 let slot = entry
                     .middleware
-                    .entry(class.to_string())
+                    .entry(class)
                     .or_insert((0, frame, key.stack));
                 slot.0 += count;
             }
@@ -112,6 +122,50 @@ impl Rule for MiddlewareOverhead {
         }
         findings
     }
+}
+
+/// The middleware a sample's CPU time is charged to, and its frame: the
+/// innermost middleware hook on the stack (`process_response`, `dispatch`),
+/// or else the innermost frame outside the standard library when it
+/// belongs to a middleware module: a pure ASGI or WSGI middleware's own
+/// work (Starlette's GZipMiddleware compressing a body), not the app it
+/// wraps nor the server's `send` it passes a response to.
+fn charged_middleware(context: &Context<'_>, frames: &[FrameId]) -> Option<(String, FrameId)> {
+    if let Some(hook) = frames
+        .iter()
+        .find_map(|&f| middleware_hook(context.function(f)).map(|c| (c.to_string(), f)))
+    {
+        return Some(hook);
+    }
+    let &innermost = frames
+        .iter()
+        .find(|&&f| CodeKind::of(context.file(f)) != CodeKind::Stdlib)?;
+    let function = context.function(innermost);
+    let class = function
+        .rsplit_once('.')
+        .and_then(|(class, _)| class.rsplit('.').next())
+        .filter(|class| class.ends_with("Middleware"));
+    let name = match (class, middleware_module(context.file(innermost))) {
+        (Some(class), _) => class.to_string(),
+        (None, Some(module)) => module,
+        (None, None) => return None,
+    };
+    Some((name, innermost))
+}
+
+/// The dotted module of a middleware file (`starlette/middleware/gzip.py` →
+/// `starlette.middleware.gzip`): a file in a `middleware` package or named
+/// `middleware.py`; `None` for any other file.
+fn middleware_module(file: &str) -> Option<String> {
+    let inside = ["/site-packages/", "/dist-packages/"]
+        .iter()
+        .find_map(|root| file.split_once(root).map(|(_, inside)| inside))
+        .unwrap_or(file);
+    let module = inside.strip_suffix(".py")?;
+    let parts: Vec<&str> = module.split('/').collect();
+    let (stem, packages) = parts.split_last()?;
+    let is_middleware = |part: &str| matches!(part, "middleware" | "middlewares");
+    (is_middleware(stem) || packages.iter().any(|p| is_middleware(p))).then(|| parts.join("."))
 }
 
 /// The middleware class of a hook method's qualified name
@@ -175,10 +229,15 @@ fn finding(
         ),
         None => "its entry in the middleware settings".to_string(),
     };
+    let django = hook.file.contains("/django/");
     let specific = match class {
-        "GZipMiddleware" => {
+        "GZipMiddleware" if django => {
             " Compress at the reverse proxy or CDN instead (nginx `gzip on;`), or only on the views \
              that need it with `@gzip_page`."
+        }
+        "GZipMiddleware" => {
+            " Compress at the reverse proxy or CDN instead (nginx `gzip on;`), or only for the \
+             routes that need it (a mounted sub-application with its own middleware)."
         }
         "SessionMiddleware" => {
             " If the endpoint needs no session, keep the session out of its path, or use signed-cookie \
@@ -215,11 +274,39 @@ fn finding(
     }
 }
 
-/// The line of the program's code that names `class` by its dotted path in
-/// a string (its settings entry, `"django.middleware.gzip.GZipMiddleware"`),
-/// searched in the program's own files that appear in the profile and in
-/// the app modules the servers' command lines name.
+/// The line of the program's code that enables the middleware `class`: its
+/// settings entry naming it by its dotted path in a string
+/// (`"django.middleware.gzip.GZipMiddleware"`) or the call adding it
+/// (`app.add_middleware(GZipMiddleware, ...)`, `Middleware(GZipMiddleware)`).
 fn enabling_line(context: &Context<'_>, class: &str) -> Option<Location> {
+    let patterns = [
+        format!(".{class}\""),
+        format!(".{class}'"),
+        format!("add_middleware({class}"),
+        format!("Middleware({class}"),
+    ];
+    find_line(context, |text| {
+        patterns.iter().any(|p| text.contains(p.as_str()))
+    })
+}
+
+/// The middleware class the program imports from `module`
+/// (`from starlette.middleware.gzip import GZipMiddleware`).
+fn imported_middleware(context: &Context<'_>, module: &str) -> Option<String> {
+    let import = format!("from {module} import ");
+    let line = find_line(context, |text| {
+        text.trim_start().starts_with(&import) && text.contains("Middleware")
+    })?;
+    let names = line.source?.split_once(" import ")?.1.to_string();
+    names
+        .split(|c: char| c == ',' || c == '(' || c == ')' || c.is_whitespace())
+        .find(|name| name.ends_with("Middleware"))
+        .map(str::to_string)
+}
+
+/// The first line matching `wanted` in the program's own files that appear
+/// in the profile and in the app modules the servers' command lines name.
+fn find_line(context: &Context<'_>, wanted: impl Fn(&str) -> bool) -> Option<Location> {
     let profile = context.profile;
     let mut files: Vec<String> = profile
         .samples()
@@ -227,22 +314,19 @@ fn enabling_line(context: &Context<'_>, class: &str) -> Option<Location> {
         .filter(|&f| context.is_user_frame(f))
         .map(|f| context.file(f).to_string())
         .collect();
-    files.extend(profile.meta.processes.iter().flat_map(|process| {
-        let cwd = process.cwd.as_deref().unwrap_or("");
-        process
-            .command
-            .split_whitespace()
-            .filter_map(app_module)
-            .map(move |module| format!("{cwd}/{}.py", module.replace('.', "/")))
-    }));
+    files.extend(
+        profile
+            .meta
+            .processes
+            .iter()
+            .filter_map(|process| app_module_file(&process.command, process.cwd.as_deref())),
+    );
     files.sort_unstable();
     files.dedup();
     files.into_iter().find_map(|file| {
         (1..=MAX_SETTINGS_LINES)
             .map_while(|line| Some((line, context.raw_source_line(&file, line)?)))
-            .find(|(_, text)| {
-                text.contains(&format!(".{class}\"")) || text.contains(&format!(".{class}'"))
-            })
+            .find(|(_, text)| wanted(text))
             .map(|(line, text)| Location {
                 function: String::new(),
                 file: file.clone(),
@@ -270,5 +354,22 @@ mod tests {
         assert_eq!(middleware_hook("ExceptionMiddleware.__call__"), None);
         assert_eq!(middleware_hook("BaseHTTPMiddleware.dispatch"), None);
         assert_eq!(middleware_hook("Handler.process_response"), None);
+    }
+
+    #[test]
+    fn middleware_modules_are_named_by_their_dotted_path() {
+        assert_eq!(
+            middleware_module("/venv/lib/python3.12/site-packages/starlette/middleware/gzip.py"),
+            Some("starlette.middleware.gzip".to_string())
+        );
+        assert_eq!(
+            middleware_module("/usr/lib/python3/dist-packages/shop/middleware.py"),
+            Some("shop.middleware".to_string())
+        );
+        assert_eq!(
+            middleware_module("/venv/lib/python3.12/site-packages/starlette/routing.py"),
+            None
+        );
+        assert_eq!(middleware_module("/srv/app/views.py"), None);
     }
 }

@@ -245,6 +245,20 @@ pub(crate) fn app_module(word: &str) -> Option<&str> {
     (identifier(module) && identifier(attribute)).then_some(module)
 }
 
+/// The file of the app module a server's command line names (`module:app`),
+/// under its working directory `cwd` (gunicorn has already moved there for
+/// `--chdir`) and uvicorn's `--app-dir`.
+pub(crate) fn app_module_file(command: &str, cwd: Option<&str>) -> Option<String> {
+    let module = command.split_whitespace().find_map(app_module)?;
+    let cwd = cwd.unwrap_or(".");
+    let folder = match option_value(command, &["--app-dir"]) {
+        Some(dir) if dir.starts_with('/') => dir.to_string(),
+        Some(dir) => format!("{cwd}/{dir}"),
+        None => cwd.to_string(),
+    };
+    Some(format!("{folder}/{}.py", module.replace('.', "/")))
+}
+
 /// Where a finding about server processes points: the busiest request
 /// handler, else the app module the command line names (`module:app`,
 /// under the working directory `cwd`), else the program it runs.
@@ -256,11 +270,13 @@ pub(crate) fn handler_or_command(
     if let Some((location, _)) = handler {
         return location;
     }
-    let words = || command.split_whitespace();
-    let file = words()
-        .find_map(app_module)
-        .map(|module| format!("{}/{}.py", cwd.unwrap_or("."), module.replace('.', "/")))
-        .or_else(|| words().find(|a| a.ends_with(".py")).map(str::to_string))
+    let file = app_module_file(command, cwd)
+        .or_else(|| {
+            command
+                .split_whitespace()
+                .find(|a| a.ends_with(".py"))
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| command.to_string());
     Location {
         function: String::new(),
@@ -280,6 +296,17 @@ mod tests {
         assert_eq!(app_module("catalog_django:app"), Some("catalog_django"));
         assert_eq!(app_module("127.0.0.1:8000"), None);
         assert_eq!(app_module("--bind=0.0.0.0:80"), None);
+        assert_eq!(
+            app_module_file("uvicorn --app-dir examples/web catalog:app", Some("/srv")),
+            Some("/srv/examples/web/catalog.py".to_string())
+        );
+        assert_eq!(
+            app_module_file(
+                "gunicorn --chdir /srv/shop shop.wsgi:application",
+                Some("/srv/shop")
+            ),
+            Some("/srv/shop/shop/wsgi.py".to_string())
+        );
     }
 
     #[test]
