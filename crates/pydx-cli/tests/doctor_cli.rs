@@ -97,7 +97,8 @@ fn saved_profile_gives_the_same_findings_and_drives_ci_options() {
     assert_eq!(failing.status.code(), Some(3), "{}", stderr(&failing));
     assert!(stdout(&failing).contains("PYDX-ASYNC001"));
 
-    // A threshold above the longest block silences the finding.
+    // Thresholds above the longest block (a sleep: a synchronous wait)
+    // silence the finding.
     let tolerant = pydx(&[
         "doctor",
         path(&saved),
@@ -107,6 +108,8 @@ fn saved_profile_gives_the_same_findings_and_drives_ci_options() {
         "warning",
         "--threshold",
         "event_loop.slow_callback_ms=2000",
+        "--threshold",
+        "event_loop.blocking_wait_ms=2000",
     ]);
     assert_eq!(tolerant.status.code(), Some(0), "{}", stderr(&tolerant));
     let codes: Vec<Value> = json(&tolerant)["report"]["findings"]
@@ -119,7 +122,11 @@ fn saved_profile_gives_the_same_findings_and_drives_ci_options() {
 
     // The same through a thresholds file.
     let config = dir.path().join("pydx.toml");
-    std::fs::write(&config, "[event_loop]\nslow_callback_ms = 2000\n").unwrap();
+    std::fs::write(
+        &config,
+        "[event_loop]\nslow_callback_ms = 2000\nblocking_wait_ms = 2000\n",
+    )
+    .unwrap();
     let from_file = pydx(&[
         "doctor",
         path(&saved),

@@ -882,3 +882,66 @@ fn check_one_worker_for_the_cpus(report: &Value, server: &str, cpus: usize) {
     );
     assert_eq!(findings[0]["location"]["function"], "price", "{report:#}");
 }
+
+#[test]
+fn framework_work_far_above_an_empty_handler_is_found_and_a_finished_response_fixes_it() {
+    let doctor = |app: &str| {
+        let file = examples_dir().join("web").join(format!("{app}.py"));
+        let server =
+            WebServer::uvicorn_with(&file, &format!("{app}:app"), &["--workers", "2"], &[]);
+        doctor_with_clients(&server, 4, |_| "/orders".to_string())
+    };
+    let report = doctor("orders_fastapi");
+    assert_eq!(codes(&report), ["PYDX-WEB002"], "{report:#}");
+    let finding = &report["findings"][0];
+    let title = finding["title"].as_str().unwrap();
+    assert!(
+        title.starts_with("FastAPI takes") && title.contains("(GET /orders: "),
+        "{finding:#}"
+    );
+    // The route's declaration, and jsonable_encoder as the heaviest part.
+    assert_eq!(
+        finding["location"]["line"],
+        web_line("orders_fastapi", "@app.get(\"/orders\")"),
+        "{finding:#}"
+    );
+    assert!(finding["location"]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("examples/web/orders_fastapi.py"));
+    let evidence = finding["evidence"].to_string();
+    assert!(evidence.contains("in jsonable_encoder ("), "{evidence}");
+    assert!(finding["fix"].as_str().unwrap().contains("orjson.dumps"));
+
+    // The fixed handler encodes on the event loop, request after request:
+    // a saturated loop, not a blocked one (no PYDX-ASYNC001).
+    let fixed = doctor("orders_fastapi_fixed");
+    assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
+}
+
+#[test]
+fn async_views_behind_wsgi_workers_are_found_and_serving_them_through_asgi_fixes_it() {
+    let report = doctor_saturated("reviews_django", &["--workers", "2"], 4, "/reviews/7");
+    assert_eq!(codes(&report), ["PYDX-WORKER004"], "{report:#}");
+    let finding = &report["findings"][0];
+    assert_eq!(
+        finding["title"],
+        "async views behind WSGI workers: GET /reviews/{id} runs each request through async_to_sync"
+    );
+    // The async view, found on the event loop thread async_to_sync started.
+    assert_eq!(finding["location"]["function"], "reviews", "{finding:#}");
+    assert_eq!(
+        finding["location"]["line"],
+        web_line("reviews_django", "async def reviews(request, product):")
+    );
+    assert!(finding["fix"]
+        .as_str()
+        .unwrap()
+        .contains("uvicorn --workers 2 reviews_django:app"));
+
+    let file = examples_dir().join("web/reviews_django_fixed.py");
+    let server =
+        WebServer::uvicorn_with(&file, "reviews_django_fixed:app", &["--workers", "2"], &[]);
+    let fixed = doctor_with_clients(&server, 4, |_| "/reviews/7".to_string());
+    assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
+}

@@ -29,6 +29,9 @@ pub struct HttpRequest {
     pub method: String,
     /// The path, without the query string.
     pub path: String,
+    /// The address of the `environ` or `scope` dict: another request's is
+    /// another object (though a freed one's address can be reused).
+    pub object: u64,
 }
 
 impl HttpRequest {
@@ -245,7 +248,11 @@ impl<M: MemoryReader> PythonReader<M> {
         } else {
             path
         };
-        Ok(Some(HttpRequest { method, path }))
+        Ok(Some(HttpRequest {
+            method,
+            path,
+            object: dict,
+        }))
     }
 }
 
@@ -257,6 +264,7 @@ mod tests {
         HttpRequest {
             method: method.into(),
             path: path.into(),
+            object: 0,
         }
         .endpoint()
     }

@@ -30,7 +30,7 @@ pub struct Config {
     pub memory: MemoryConfig,
     /// PYDX-WORKER001, WORKER002 and WORKER003.
     pub workers: WorkersConfig,
-    /// PYDX-WEB001.
+    /// PYDX-WEB001 and PYDX-WEB002.
     pub framework: FrameworkConfig,
 }
 
@@ -60,12 +60,16 @@ pub struct EventLoopConfig {
     /// A callback that keeps the loop this long is blocking it (asyncio's
     /// own `slow_callback_duration` is 100 ms).
     pub slow_callback_ms: f64,
+    /// A synchronous wait (sleep, I/O) in a coroutine this long counts when
+    /// it recurs, shorter than a slow callback.
+    pub blocking_wait_ms: f64,
 }
 
 impl Default for EventLoopConfig {
     fn default() -> Self {
         Self {
             slow_callback_ms: 100.0,
+            blocking_wait_ms: 20.0,
         }
     }
 }
@@ -240,11 +244,20 @@ impl Default for WorkersConfig {
 pub struct FrameworkConfig {
     /// Least share of an endpoint's on-CPU request samples in one middleware.
     pub min_share: f64,
+    /// Least share of an endpoint's on-CPU request samples in the
+    /// framework's own work (PYDX-WEB002).
+    pub min_framework_share: f64,
+    /// Least ratio of the framework's CPU per request to an empty handler's.
+    pub min_overhead_ratio: f64,
 }
 
 impl Default for FrameworkConfig {
     fn default() -> Self {
-        Self { min_share: 0.15 }
+        Self {
+            min_share: 0.15,
+            min_framework_share: 0.5,
+            min_overhead_ratio: 4.0,
+        }
     }
 }
 

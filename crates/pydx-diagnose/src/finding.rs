@@ -54,6 +54,18 @@ pub struct Cost {
     pub occurrences: Option<u64>,
 }
 
+impl Cost {
+    /// The cost of `seconds` spent on a CPU, `share` of the time concerned.
+    pub fn on_cpu(share: f64, seconds: f64) -> Self {
+        Self {
+            share,
+            seconds,
+            cpu_seconds: seconds,
+            ..Self::default()
+        }
+    }
+}
+
 /// Where in the code a finding points.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Location {

@@ -56,6 +56,11 @@ pub const TASK_WAITING: &str = "waiting";
 /// `METHOD /path/{id}` (identifiers in the path replaced).
 pub const LABEL_ENDPOINT: &str = "endpoint";
 
+/// Label telling one request of a thread from the next: `0` to `3`, moved
+/// on each time the thread is found serving another request object, so
+/// that samples of two requests in a row (of one endpoint) are told apart.
+pub const LABEL_REQUEST_TURN: &str = "pydx.request";
+
 /// Label set on samples of a thread whose asyncio event loop was stuck in
 /// a call rather than waiting for events: that time blocks every task, so
 /// profiles show it even when the thread slept (in `time.sleep`, say).

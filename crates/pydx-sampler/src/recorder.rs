@@ -8,9 +8,10 @@ use pydx_cpython::{AsyncioTask, CodeInfo, Frame};
 use pydx_profile::{
     is_event_loop_machinery, is_event_loop_run, Activity, FrameId, LabelSetId, MemoryReading, Meta,
     ProcessMeta, Profile, SampleKey, SampleState, StackId, EVENT_LOOP_BLOCKED, EXEC_BYTECODE,
-    EXEC_NATIVE_CALL, LABEL_ENDPOINT, LABEL_EVENT_LOOP, LABEL_TASK, LABEL_TASK_STATE,
-    OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN, OBSERVED_EXEC, OBSERVED_LOCAL_TYPE,
-    OBSERVED_SQL_NEW_CALL, OBSERVED_SQL_SAME_CALL, OBSERVED_SQL_STATEMENT, TASK_WAITING,
+    EXEC_NATIVE_CALL, LABEL_ENDPOINT, LABEL_EVENT_LOOP, LABEL_REQUEST_TURN, LABEL_TASK,
+    LABEL_TASK_STATE, OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN, OBSERVED_EXEC,
+    OBSERVED_LOCAL_TYPE, OBSERVED_SQL_NEW_CALL, OBSERVED_SQL_SAME_CALL, OBSERVED_SQL_STATEMENT,
+    TASK_WAITING,
 };
 use pydx_remote::MemoryUsage;
 
@@ -39,6 +40,8 @@ pub struct ProfileRecorder {
     code_roles: HashMap<usize, CodeRole>,
     /// Endpoints used as labels so far.
     endpoints: HashSet<String>,
+    /// Per thread, the request object it last served and its turn.
+    request_turns: HashMap<(u32, u64), (u64, u8)>,
     /// The distinct SQL statements recorded so far per call site.
     statements: HashMap<FrameId, Vec<String>>,
     /// Per thread, the database call its last observation found running:
@@ -83,6 +86,9 @@ impl CodeRole {
 /// their outermost coroutine, so that a server making a task per request
 /// cannot grow the profile without bound.
 const MAX_TASK_NAMES: usize = 4096;
+/// How many values [`LABEL_REQUEST_TURN`] cycles through.
+const REQUEST_TURNS: u8 = 4;
+const TURN_NAMES: [&str; REQUEST_TURNS as usize] = ["0", "1", "2", "3"];
 
 /// What the recorder knows of asyncio tasks.
 ///
@@ -166,6 +172,7 @@ impl ProfileRecorder {
             tasks: TaskTracker::default(),
             code_roles: HashMap::new(),
             endpoints: HashSet::new(),
+            request_turns: HashMap::new(),
             statements: HashMap::new(),
             calls_in_flight: HashMap::new(),
         }
@@ -362,9 +369,22 @@ impl ProfileRecorder {
                 format!("{} <other>", request.method)
             }
         });
-        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(3);
+        let turn = python.request.as_ref().map(|request| {
+            let entry = self
+                .request_turns
+                .entry((pid, python.thread_id))
+                .or_insert((request.object, 0));
+            if entry.0 != request.object {
+                *entry = (request.object, (entry.1 + 1) % REQUEST_TURNS);
+            }
+            TURN_NAMES[entry.1 as usize]
+        });
+        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(4);
         if let Some(endpoint) = &endpoint {
             labels.push((LABEL_ENDPOINT, endpoint));
+        }
+        if let Some(turn) = turn {
+            labels.push((LABEL_REQUEST_TURN, turn));
         }
         if let Some(task) = task {
             labels.push((LABEL_TASK, task));

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use pydx_profile::{
     is_event_loop_machinery, is_event_loop_run, Activity, FrameId, RunStack, StackId, ThreadId,
-    LABEL_TASK,
+    LABEL_REQUEST_TURN, LABEL_TASK,
 };
 
 use super::{Rule, RuleDocs};
@@ -20,7 +20,10 @@ static DOCS: RuleDocs = RuleDocs {
     summary: "A synchronous call keeps the asyncio event loop from running other tasks",
     detects: "On each thread that runs an asyncio event loop, the stretches of time during which the loop \
               was running one callback instead of waiting in its selector, taken from the per-thread \
-              timeline. A stretch longer than the threshold is a blocked loop; it is charged to the \
+              timeline, ended when the loop goes back to its selector or moves on to another \
+              request (read from the request object on its stack). A stretch longer than the \
+              threshold is a blocked loop, and so is a shorter one spent mostly waiting off CPU \
+              (a synchronous sleep or I/O) when it recurs; it is charged to the \
               program's own frame that was running, and the frames above it tell what blocked: time.sleep, \
               a blocking HTTP client, a synchronous database driver, file I/O, or plain CPU work.",
     why: "While one coroutine runs synchronous code, no other task on the loop makes progress: every \
@@ -31,11 +34,25 @@ static DOCS: RuleDocs = RuleDocs {
           `loop.run_in_executor(...)`; CPU-heavy work belongs in a process pool.",
     thresholds: "slow_callback_ms = 100: asyncio's own debug mode (loop.slow_callback_duration) reports \
                  callbacks that run 100 ms or longer; pydx uses the same bound. At the default 100 Hz, \
-                 that is about ten consecutive samples.",
+                 that is about ten consecutive samples. blocking_wait_ms = 20: a block spent mostly \
+                 off CPU (waiting in a synchronous call, which a coroutine should never do) counts from \
+                 20 ms when the same line blocks at least 3 times. One request after another keeping a \
+                 saturated loop busy is not one block.",
 };
 
 /// PYDX-ASYNC001.
 pub struct BlockedEventLoop;
+
+/// How long a block must last to count.
+struct Thresholds {
+    /// Any block (asyncio's slow callback).
+    slow_ns: u64,
+    /// A block spent mostly waiting off CPU, when it recurs.
+    wait_ns: u64,
+}
+
+/// Fewest blocks a site needs when none reaches the slow-callback bound.
+const MIN_SHORT_BLOCKS: usize = 3;
 
 /// What a blocking call site did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +86,11 @@ impl Rule for BlockedEventLoop {
     }
 
     fn check(&self, context: &Context<'_>) -> Vec<Finding> {
-        let threshold_ns = (context.config.event_loop.slow_callback_ms * 1e6) as u64;
+        let config = &context.config.event_loop;
+        let thresholds = Thresholds {
+            slow_ns: (config.slow_callback_ms * 1e6) as u64,
+            wait_ns: (config.blocking_wait_ms * 1e6) as u64,
+        };
         let mut sites: BTreeMap<FrameId, SiteEpisodes> = BTreeMap::new();
         let mut loop_time: HashMap<ThreadId, u64> = HashMap::new();
         for thread in loop_threads(context) {
@@ -89,23 +110,38 @@ impl Rule for BlockedEventLoop {
                     RunStack::Stack(stack) => is_busy(context, stack),
                     RunStack::Mixed => false,
                 };
-                let contiguous = episode
-                    .last()
-                    .is_some_and(|last| run.start_ns <= last.end_ns + CONTIGUOUS_NS);
+                // A loop busy with one request after another is saturated
+                // rather than blocked: another request than the episode's
+                // ends the episode.
+                let request = |run: &pydx_profile::Run| {
+                    context.profile.label_value(run.labels, LABEL_REQUEST_TURN)
+                };
+                let episode_request = episode.iter().find_map(|run| request(run));
+                let contiguous = episode.last().is_some_and(|last| {
+                    run.start_ns <= last.end_ns + CONTIGUOUS_NS
+                        && match (episode_request, request(run)) {
+                            (Some(before), Some(now)) => before == now,
+                            _ => true,
+                        }
+                });
                 if busy && (episode.is_empty() || contiguous) {
                     episode.push(run);
                     continue;
                 }
-                record_episode(context, thread, &episode, threshold_ns, &mut sites);
+                record_episode(context, thread, &episode, &thresholds, &mut sites);
                 episode.clear();
                 if busy {
                     episode.push(run);
                 }
             }
-            record_episode(context, thread, &episode, threshold_ns, &mut sites);
+            record_episode(context, thread, &episode, &thresholds, &mut sites);
         }
         let mut findings: Vec<Finding> = sites
             .into_iter()
+            .filter(|(_, site)| {
+                site.episodes.len() >= MIN_SHORT_BLOCKS
+                    || site.episodes.iter().any(|&e| e >= thresholds.slow_ns)
+            })
             .map(|(frame, site)| {
                 let loop_ns = site.threads.iter().map(|t| loop_time[t]).sum();
                 finding(context, frame, &site, loop_ns)
@@ -161,13 +197,25 @@ fn record_episode(
     context: &Context<'_>,
     thread: ThreadId,
     episode: &[&pydx_profile::Run],
-    threshold_ns: u64,
+    thresholds: &Thresholds,
     sites: &mut BTreeMap<FrameId, SiteEpisodes>,
 ) {
     let (Some(first), Some(last)) = (episode.first(), episode.last()) else {
         return;
     };
     let length = last.end_ns.saturating_sub(first.start_ns);
+    let waiting_ns: u64 = episode
+        .iter()
+        .filter(|run| run.state.activity == Activity::Idle)
+        .map(|run| run.duration_ns())
+        .sum();
+    // A synchronous wait (sleep, I/O) has no place in a coroutine at all: a
+    // shorter one counts, when it recurs (see `check`).
+    let threshold_ns = if waiting_ns * 2 >= length {
+        thresholds.slow_ns.min(thresholds.wait_ns)
+    } else {
+        thresholds.slow_ns
+    };
     if length < threshold_ns {
         return;
     }

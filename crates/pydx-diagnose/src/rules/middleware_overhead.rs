@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use pydx_profile::{Activity, CodeKind, FrameId, StackId, LABEL_ENDPOINT};
+use pydx_profile::{CodeKind, FrameId, StackId};
 
+use super::request_sites::on_cpu_request_samples;
 use super::server_processes::app_module_file;
 use super::{Rule, RuleDocs};
 use crate::context::Context;
@@ -63,16 +64,8 @@ impl Rule for MiddlewareOverhead {
         let profile = context.profile;
         let mut endpoints: BTreeMap<String, EndpointTime> = BTreeMap::new();
         let mut class_of_module: BTreeMap<String, String> = BTreeMap::new();
-        for (key, count) in profile.samples() {
-            if key.state.activity != Activity::OnCpu {
-                continue;
-            }
-            let Some(endpoint) = profile.label_value(key.labels, LABEL_ENDPOINT) else {
-                continue;
-            };
-            let entry = endpoints
-                .entry(profile.str(endpoint).to_string())
-                .or_default();
+        for (endpoint, key, count) in on_cpu_request_samples(context) {
+            let entry = endpoints.entry(endpoint.to_string()).or_default();
             entry.samples += count;
             let frames = profile.frames_innermost_first(key.stack);
             if !frames.iter().any(|&f| context.is_user_frame(f)) {
@@ -130,7 +123,10 @@ impl Rule for MiddlewareOverhead {
 /// belongs to a middleware module: a pure ASGI or WSGI middleware's own
 /// work (Starlette's GZipMiddleware compressing a body), not the app it
 /// wraps nor the server's `send` it passes a response to.
-fn charged_middleware(context: &Context<'_>, frames: &[FrameId]) -> Option<(String, FrameId)> {
+pub(super) fn charged_middleware(
+    context: &Context<'_>,
+    frames: &[FrameId],
+) -> Option<(String, FrameId)> {
     if let Some(hook) = frames
         .iter()
         .find_map(|&f| middleware_hook(context.function(f)).map(|c| (c.to_string(), f)))
@@ -252,13 +248,7 @@ fn finding(
             share * 100.0
         ),
         severity: Severity::for_share(share),
-        cost: Cost {
-            share,
-            seconds,
-            cpu_seconds: seconds,
-            longest_ms: None,
-            occurrences: None,
-        },
+        cost: Cost::on_cpu(share, seconds),
         stack: context
             .profile
             .frames_innermost_first(stack)
@@ -306,7 +296,7 @@ fn imported_middleware(context: &Context<'_>, module: &str) -> Option<String> {
 
 /// The first line matching `wanted` in the program's own files that appear
 /// in the profile and in the app modules the servers' command lines name.
-fn find_line(context: &Context<'_>, wanted: impl Fn(&str) -> bool) -> Option<Location> {
+pub(super) fn find_line(context: &Context<'_>, wanted: impl Fn(&str) -> bool) -> Option<Location> {
     let profile = context.profile;
     let mut files: Vec<String> = profile
         .samples()

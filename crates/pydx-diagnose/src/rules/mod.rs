@@ -1,8 +1,10 @@
 //! The rules, one per file, each with a stable code and its documentation.
 
+mod async_views_under_wsgi;
 mod blocked_loop;
 mod connection_setup;
 mod db_calls;
+mod framework_overhead;
 mod gil_contention;
 mod hot_spot;
 mod memory_growth;
@@ -68,10 +70,12 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(per_row_writes::PerRowWrites),
         Box::new(slow_query::SlowQuery),
         Box::new(middleware_overhead::MiddlewareOverhead),
+        Box::new(framework_overhead::FrameworkOverhead),
         Box::new(memory_growth::MemoryGrowth),
         Box::new(sync_workers_waiting::SyncWorkersWaiting),
         Box::new(worker_count::WorkerCount),
         Box::new(worker_preload::WorkerPreload),
+        Box::new(async_views_under_wsgi::AsyncViewsUnderWsgi),
     ]
 }
 

@@ -5,10 +5,25 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use pydx_profile::{FrameId, RunStack, StackId, ThreadId, LABEL_ENDPOINT};
+use pydx_profile::{FrameId, RunStack, SampleKey, StackId, ThreadId, LABEL_ENDPOINT};
 
 use crate::context::Context;
 use crate::finding::{Cost, Finding, Location, Severity};
+
+/// The on-CPU samples of threads serving a request: the endpoint, the
+/// sample and its count.
+pub(crate) fn on_cpu_request_samples<'a>(
+    context: &'a Context<'_>,
+) -> impl Iterator<Item = (&'a str, &'a SampleKey, u64)> + 'a {
+    let profile = context.profile;
+    profile.samples().filter_map(move |(key, count)| {
+        if !Context::on_cpu(key) {
+            return None;
+        }
+        let endpoint = profile.label_value(key.labels, LABEL_ENDPOINT)?;
+        Some((profile.str(endpoint), key, count))
+    })
+}
 
 /// Where one kind of operation was called from, while serving requests.
 #[derive(Debug, Default)]

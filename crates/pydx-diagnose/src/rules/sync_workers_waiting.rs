@@ -1,6 +1,7 @@
 //! PYDX-WORKER001: gunicorn sync workers that are always busy, mostly
 //! waiting on I/O.
 
+use super::async_views_under_wsgi::serves_async_views;
 use super::server_processes::{
     busiest_handler, handler_evidence, handler_or_command, option_value, saturated_sync_workers,
 };
@@ -29,7 +30,8 @@ static DOCS: RuleDocs = RuleDocs {
     thresholds: "min_busy_share = 0.8: in at least 80% of their samples the workers are busy with a \
                  connection rather than waiting in `SyncWorker.wait` for one (saturated); min_waiting_share = 0.5: at least half of the request time is spent \
                  off CPU. Gunicorn's own guidance: sync workers suit CPU-bound apps with short \
-                 requests; I/O-bound apps want threads, greenlets or async workers.",
+                 requests; I/O-bound apps want threads, greenlets or async workers. Workers that \
+                 run async views through async_to_sync get PYDX-WORKER004 instead.",
 };
 
 /// PYDX-WORKER001.
@@ -44,7 +46,10 @@ impl Rule for SyncWorkersWaiting {
         let config = &context.config.workers;
         saturated_sync_workers(context)
             .into_iter()
-            .filter(|group| group.waiting_share() >= config.min_waiting_share)
+            .filter(|group| {
+                group.waiting_share() >= config.min_waiting_share
+                    && !serves_async_views(context, group)
+            })
             .map(|group| {
                 let workers = group.pids.len();
                 let waiting = group.waiting_share();

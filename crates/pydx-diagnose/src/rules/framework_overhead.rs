@@ -1,0 +1,404 @@
+//! PYDX-WEB002: the framework's own work per request far above what an
+//! empty handler costs in that framework.
+
+use std::collections::{BTreeMap, HashMap};
+
+use pydx_profile::{CodeKind, FrameId, ProcessMeta, StackId};
+
+use super::async_views_under_wsgi::is_async_to_sync;
+use super::middleware_overhead::{charged_middleware, find_line};
+use super::request_sites::on_cpu_request_samples;
+use super::server_processes::app_module_file;
+use super::{Rule, RuleDocs};
+use crate::context::Context;
+use crate::finding::{Cost, Finding, Location, Severity};
+
+static DOCS: RuleDocs = RuleDocs {
+    code: "PYDX-WEB002",
+    name: "framework-overhead",
+    summary: "The web framework spends far more CPU per request outside the handlers than an empty handler costs",
+    detects: "The on-CPU samples of threads serving requests that hold no frame of the program's code \
+              and are not charged to a middleware (PYDX-WEB001) are the framework's own work: routing, \
+              parsing, validation, encoding the response (async views run through `async_to_sync` \
+              are PYDX-WORKER004's). Divided by the requests the workers served \
+              while sampled (their own counts, read by pydx), this is the framework's CPU per request, \
+              compared with what an empty handler costs in the same framework. Far above it, the \
+              endpoint with the most framework time is reported, with the framework functions that take \
+              it.",
+    why: "Work the framework does around a handler never shows in the handler's profile, yet every \
+          request pays it. A framework costs a fraction of a millisecond per request on its own; many \
+          times more means the handler gives it work, typically a large return value that the \
+          framework converts object by object in Python.",
+    example: "@app.get(\"/items\")\nasync def items():\n    return [row.as_dict() for row in rows]   \
+              # 5,000 dicts: FastAPI's jsonable_encoder walks each one in Python",
+    fix: "Hand the framework a finished response (`Response(orjson.dumps(data), \
+          media_type=\"application/json\")`, Django's `HttpResponse(body)`), declare a response model so \
+          that pydantic-core serialises in compiled code, cache or paginate large responses, or serve \
+          the endpoint from a lighter stack.",
+    thresholds: "min_overhead_ratio = 4: the framework's CPU per request is at least 4 times an empty \
+                 handler's; min_framework_share = 0.5: it is at least half of the endpoint's on-CPU \
+                 request samples, and at least 20 samples (the [framework] thresholds of pydx.toml). \
+                 Empty-handler costs are pydx's measurements on a 2-CPU machine \
+                 (bench/framework_baseline.py, bench/results/framework-baseline.md): Django 6.1 \
+                 0.26 ms under WSGI and 1.71 ms under ASGI (its sync_to_async hops), Flask 3.1 \
+                 0.26 ms, FastAPI 0.165 0.42 ms, Starlette 1.10 0.33 ms; a faster machine makes \
+                 the ratio smaller, never larger. Needs the server's request count (gunicorn, uvicorn); silent \
+                 without it.",
+};
+
+/// PYDX-WEB002.
+pub struct FrameworkOverhead;
+
+/// Framework CPU per request of an empty handler, in milliseconds, measured
+/// by `bench/framework_baseline.py` on a 2-CPU machine (samples outside the
+/// handler and any middleware, per request counted by the server).
+fn empty_handler_ms(framework: &str) -> Option<f64> {
+    Some(match framework {
+        "Django" => 0.26,
+        "Django ASGI" => 1.71,
+        "Flask" => 0.26,
+        "FastAPI" => 0.42,
+        "Starlette" => 0.33,
+        _ => return None,
+    })
+}
+
+/// The framework whose package a file belongs to, by the name users know.
+fn framework_of(file: &str) -> Option<&'static str> {
+    let inside = ["/site-packages/", "/dist-packages/"]
+        .iter()
+        .find_map(|root| file.split_once(root).map(|(_, inside)| inside))?;
+    Some(match inside.split('/').next()? {
+        "django" => "Django",
+        "flask" => "Flask",
+        "fastapi" => "FastAPI",
+        "starlette" => "Starlette",
+        _ => return None,
+    })
+}
+
+/// What one endpoint's on-CPU request samples did.
+#[derive(Default)]
+struct EndpointWork {
+    /// On-CPU samples serving it.
+    samples: u64,
+    /// Of those, the framework's own work.
+    framework: u64,
+    /// Framework samples by their innermost frame outside the standard library.
+    by_function: HashMap<FrameId, u64>,
+    /// Samples by the innermost frame of the program's code: its handler.
+    handlers: HashMap<FrameId, u64>,
+    /// Samples seen per framework package.
+    frameworks: BTreeMap<&'static str, u64>,
+    /// A framework sample's stack.
+    stack: Option<StackId>,
+}
+
+impl Rule for FrameworkOverhead {
+    fn docs(&self) -> &'static RuleDocs {
+        &DOCS
+    }
+
+    fn check(&self, context: &Context<'_>) -> Vec<Finding> {
+        let profile = context.profile;
+        let counted: HashMap<u32, f64> = profile
+            .meta
+            .processes
+            .iter()
+            .filter_map(|p| Some((p.pid, requests_while_sampled(p, profile.meta.duration_ns)?)))
+            .collect();
+        let requests: f64 = counted.values().sum();
+        if requests < 1.0 {
+            return Vec::new();
+        }
+        let mut endpoints: BTreeMap<String, EndpointWork> = BTreeMap::new();
+        for (endpoint, key, count) in on_cpu_request_samples(context) {
+            if !counted.contains_key(&profile.thread_info(key.thread).pid) {
+                continue;
+            }
+            let work = endpoints.entry(endpoint.to_string()).or_default();
+            work.samples += count;
+            let frames = profile.frames_innermost_first(key.stack);
+            if let Some(framework) = frames.iter().find_map(|&f| framework_of(context.file(f))) {
+                let asgi = frames
+                    .iter()
+                    .any(|&f| context.file(f).ends_with("django/core/handlers/asgi.py"));
+                let framework = if framework == "Django" && asgi {
+                    "Django ASGI"
+                } else {
+                    framework
+                };
+                *work.frameworks.entry(framework).or_default() += count;
+            }
+            if let Some(&handler) = frames.iter().find(|&&f| context.is_user_frame(f)) {
+                *work.handlers.entry(handler).or_default() += count;
+                continue;
+            }
+            // Middleware is PYDX-WEB001's; async views bridged under WSGI
+            // are PYDX-WORKER004's.
+            if charged_middleware(context, &frames).is_some()
+                || frames.iter().any(|&f| is_async_to_sync(context, f))
+            {
+                continue;
+            }
+            work.framework += count;
+            if work.stack.is_none() {
+                work.stack = key.stack;
+            }
+            if let Some(&inner) = frames
+                .iter()
+                .find(|&&f| CodeKind::of(context.file(f)) != CodeKind::Stdlib)
+            {
+                *work.by_function.entry(inner).or_default() += count;
+            }
+        }
+        let framework_samples: u64 = endpoints.values().map(|w| w.framework).sum();
+        let per_request_ms = framework_samples as f64 * context.interval_seconds() * 1e3 / requests;
+        let config = &context.config.framework;
+        let Some((endpoint, work)) = endpoints
+            .iter()
+            .max_by_key(|(name, w)| (w.framework, std::cmp::Reverse(name.as_str())))
+        else {
+            return Vec::new();
+        };
+        let Some((&framework, _)) = work.frameworks.iter().max_by_key(|(_, &n)| n) else {
+            return Vec::new();
+        };
+        let Some(baseline_ms) = empty_handler_ms(framework) else {
+            return Vec::new();
+        };
+        let share = work.framework as f64 / work.samples.max(1) as f64;
+        if work.framework < Context::MIN_CPU_SAMPLES
+            || share < config.min_framework_share
+            || per_request_ms < config.min_overhead_ratio * baseline_ms
+        {
+            return Vec::new();
+        }
+        vec![finding(
+            context,
+            Overhead {
+                framework,
+                endpoint,
+                work,
+                share,
+                per_request_ms,
+                baseline_ms,
+                requests,
+            },
+            &endpoints,
+        )]
+    }
+}
+
+/// Requests process `process` served while it was sampled: its own count
+/// between its first and last reading, scaled to the time from its first
+/// reading to the end of the recording; `None` without two counts.
+fn requests_while_sampled(process: &ProcessMeta, duration_ns: u64) -> Option<f64> {
+    let mut counted = process
+        .memory
+        .iter()
+        .filter_map(|r| Some((r.at_ns, r.served_requests?)));
+    let (start_ns, first) = counted.next()?;
+    let (end_ns, last) = counted.next_back()?;
+    let window = end_ns.checked_sub(start_ns).filter(|&w| w > 0)? as f64;
+    let sampled = duration_ns.saturating_sub(start_ns).max(end_ns - start_ns) as f64;
+    Some(last.saturating_sub(first) as f64 * sampled / window)
+}
+
+/// The framework overhead found on one endpoint.
+struct Overhead<'a> {
+    framework: &'static str,
+    endpoint: &'a str,
+    work: &'a EndpointWork,
+    share: f64,
+    per_request_ms: f64,
+    baseline_ms: f64,
+    requests: f64,
+}
+
+fn finding(
+    context: &Context<'_>,
+    overhead: Overhead<'_>,
+    endpoints: &BTreeMap<String, EndpointWork>,
+) -> Finding {
+    let Overhead {
+        framework,
+        endpoint,
+        work,
+        ..
+    } = overhead;
+    let (share, per_request_ms) = (overhead.share, overhead.per_request_ms);
+    let (baseline_ms, requests) = (overhead.baseline_ms, overhead.requests);
+    let seconds = work.framework as f64 * context.interval_seconds();
+    let mut functions: Vec<(FrameId, u64)> =
+        work.by_function.iter().map(|(&f, &n)| (f, n)).collect();
+    functions.sort_by_key(|&(f, n)| (std::cmp::Reverse(n), context.function(f).to_string()));
+    let mut evidence = vec![
+        format!(
+            "{framework}'s own work (no frame of the program's code, no middleware) took {:.0}% of the \
+             on-CPU samples serving {endpoint} ({seconds:.2} s)",
+            share * 100.0
+        ),
+        format!(
+            "{per_request_ms:.2} ms of framework CPU per request over the {requests:.0} requests the \
+             workers served while sampled: {:.0}× the {baseline_ms} ms of an empty {framework} handler",
+            per_request_ms / baseline_ms
+        ),
+    ];
+    for &(frame, samples) in functions.iter().take(3) {
+        let location = context.location(frame);
+        evidence.push(format!(
+            "{}% of it in {} ({}:{})",
+            (samples as f64 / work.framework.max(1) as f64 * 100.0).round(),
+            location.function,
+            location.file,
+            location.line
+        ));
+    }
+    for (other, other_work) in endpoints {
+        if other != endpoint && other_work.framework >= Context::MIN_CPU_SAMPLES {
+            evidence.push(format!(
+                "{other}: {:.0}% of its on-CPU samples in the framework",
+                other_work.framework as f64 / other_work.samples.max(1) as f64 * 100.0
+            ));
+        }
+    }
+    let heaviest = functions.first().map(|&(f, _)| context.function(f));
+    let specific = match heaviest {
+        Some("jsonable_encoder") => format!(
+            "FastAPI converts what the handler returns with `jsonable_encoder`, object by object in \
+             Python. Return a finished response instead: `Response(orjson.dumps(data), \
+             media_type=\"application/json\")` (or `json.dumps`), or declare a response model (`-> \
+             list[Item]` or `response_model=`) so that pydantic-core validates and serialises it in \
+             compiled code. Paginate if {endpoint} returns thousands of objects."
+        ),
+        Some(function) => format!(
+            "Its heaviest part is `{function}`: give the framework less to do per request ({endpoint}): \
+             hand it a finished response body, cache or paginate large responses, or serve the \
+             endpoint from a lighter stack."
+        ),
+        None => "Give the framework less to do per request: hand it a finished response body, cache or \
+                 paginate large responses, or serve the endpoint from a lighter stack."
+            .to_string(),
+    };
+    let handler = work
+        .handlers
+        .iter()
+        .max_by_key(|(f, &n)| (n, std::cmp::Reverse(context.function(**f).to_string())))
+        .map(|(&frame, _)| context.location(frame));
+    if let Some(handler) = &handler {
+        evidence.push(format!(
+            "its handler: {} ({}:{})",
+            handler.function, handler.file, handler.line
+        ));
+    }
+    let location = route_line(context, endpoint)
+        .or(handler)
+        .or_else(|| app_location(context))
+        .unwrap_or_else(|| Location {
+            function: String::new(),
+            file: endpoint.to_string(),
+            line: 0,
+            source: None,
+        });
+    Finding {
+        code: DOCS.code,
+        title: format!(
+            "{framework} takes {per_request_ms:.1} ms of CPU per request outside the handlers, {:.0}× an \
+             empty handler ({endpoint}: {:.0}% of its CPU)",
+            per_request_ms / baseline_ms,
+            share * 100.0
+        ),
+        severity: Severity::for_share(share),
+        cost: Cost::on_cpu(share, seconds),
+        location,
+        stack: context
+            .profile
+            .frames_innermost_first(work.stack)
+            .into_iter()
+            .map(|f| context.frame_text(f))
+            .collect(),
+        evidence,
+        fix: specific,
+    }
+}
+
+/// The line declaring the route of `endpoint` (`@app.get("/orders")`,
+/// `path("orders", ...)`), when its path has no identifiers.
+fn route_line(context: &Context<'_>, endpoint: &str) -> Option<Location> {
+    let (_, path) = endpoint.split_once(' ')?;
+    if path.contains('{') || path == "/" {
+        return None;
+    }
+    let literals = [
+        format!("\"{path}\""),
+        format!("'{path}'"),
+        format!("\"{}\"", path.trim_start_matches('/')),
+        format!("'{}'", path.trim_start_matches('/')),
+    ];
+    let declares = |text: &str| {
+        [
+            "get(", "post(", "put(", "patch(", "delete(", "route(", "path(", "Route(",
+        ]
+        .iter()
+        .any(|call| text.contains(call))
+    };
+    find_line(context, |text| {
+        declares(text) && literals.iter().any(|l| text.contains(l.as_str()))
+    })
+}
+
+/// The app module a server's command line names, when no handler was seen.
+fn app_location(context: &Context<'_>) -> Option<Location> {
+    context.profile.meta.processes.iter().find_map(|p| {
+        Some(Location {
+            function: String::new(),
+            file: app_module_file(&p.command, p.cwd.as_deref())?,
+            line: 1,
+            source: None,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pydx_profile::MemoryReading;
+
+    #[test]
+    fn frameworks_are_told_by_their_package() {
+        let site = "/venv/lib/python3.12/site-packages";
+        assert_eq!(
+            framework_of(&format!("{site}/fastapi/encoders.py")),
+            Some("FastAPI")
+        );
+        assert_eq!(
+            framework_of(&format!("{site}/django/core/handlers/base.py")),
+            Some("Django")
+        );
+        assert_eq!(framework_of(&format!("{site}/pydantic/main.py")), None);
+        assert_eq!(framework_of("/srv/app/django/views.py"), None);
+    }
+
+    #[test]
+    fn requests_are_scaled_to_the_sampled_time() {
+        let process = ProcessMeta {
+            memory: (0..5)
+                .map(|s| MemoryReading {
+                    at_ns: 1_000_000_000 + s * 1_000_000_000,
+                    rss_bytes: 0,
+                    private_bytes: 0,
+                    served_requests: Some(100 + s * 50),
+                })
+                .collect(),
+            ..ProcessMeta::default()
+        };
+        // 200 requests in 4 s of readings, sampled for 5 s from the first.
+        let requests = requests_while_sampled(&process, 6_000_000_000).unwrap();
+        assert!((requests - 250.0).abs() < 1e-6, "{requests}");
+        assert_eq!(
+            requests_while_sampled(&ProcessMeta::default(), 6_000_000_000),
+            None
+        );
+    }
+}
