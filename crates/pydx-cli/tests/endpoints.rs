@@ -37,7 +37,7 @@ fn doctor_reports_time_per_endpoint_of_a_flask_app_under_gunicorn() {
             .unwrap_or_else(|| panic!("no endpoint {name}: {endpoints:#?}"))
             .clone()
     };
-    let (order, report) = (find("GET /orders/{id}"), find("GET /report"));
+    let (order, report) = (find("GET /orders/<int:order_id>"), find("GET /report"));
     let samples = |e: &Value| e["samples"].as_u64().unwrap_or(0);
     // A report is five orders' worth of work; with the framework's own
     // per-request cost on top, its share is well over twice an order's.
@@ -154,7 +154,7 @@ fn connections_opened_per_request_are_found_and_a_pool_fixes_them() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e.as_str().unwrap().contains("GET /orders/{id}")),
+            .any(|e| e.as_str().unwrap().contains("GET /orders/<int:order_id>")),
         "{postgres:#}"
     );
 
@@ -514,7 +514,10 @@ fn record_draws_a_root_frame_per_endpoint_or_one_endpoint_alone() {
         .filter_map(|line| line.split(';').nth(1))
         .filter(|frame| frame.starts_with("endpoint "))
         .collect();
-    for endpoint in ["endpoint GET /orders/{id}", "endpoint GET /report"] {
+    for endpoint in [
+        "endpoint GET /orders/<int:order_id>",
+        "endpoint GET /report",
+    ] {
         assert!(roots.contains(endpoint), "{endpoint} in {roots:?}");
     }
     // The report's own code, and the server's part of serving it; never
@@ -673,7 +676,7 @@ fn a_blocking_call_in_a_fastapi_coroutine_is_found_and_awaiting_fixes_it() {
     let report = doctor_fastapi("quotes_fastapi");
     // The endpoint is read from the ASGI scope on the coroutine's stack.
     assert_eq!(
-        report["endpoints"][0]["endpoint"], "GET /quote/{id}",
+        report["endpoints"][0]["endpoint"], "GET /quote/{product}",
         "{report:#}"
     );
     assert_eq!(codes(&report), ["PYDX-ASYNC001"], "{report:#}");
@@ -926,7 +929,7 @@ fn async_views_behind_wsgi_workers_are_found_and_serving_them_through_asgi_fixes
     let finding = &report["findings"][0];
     assert_eq!(
         finding["title"],
-        "async views behind WSGI workers: GET /reviews/{id} runs each request through async_to_sync"
+        "async views behind WSGI workers: GET /reviews/<int:product> runs each request through async_to_sync"
     );
     // The async view, found on the event loop thread async_to_sync started.
     assert_eq!(finding["location"]["function"], "reviews", "{finding:#}");

@@ -49,6 +49,9 @@ pub struct PythonReader<M> {
     pub(crate) types: HashMap<u64, Arc<TypeInfo>>,
     pub(crate) code: HashMap<u64, CodeEntry>,
     pub(crate) topology: Option<Topology>,
+    /// Route templates read from route objects that live as long as the app
+    /// (Starlette routes, werkzeug rules), by object address.
+    pub(crate) routes: HashMap<u64, String>,
 }
 
 /// A cached code object and the bytes that identify it.
@@ -69,6 +72,7 @@ impl<M: MemoryReader> PythonReader<M> {
             layout,
             types: HashMap::new(),
             code: HashMap::new(),
+            routes: HashMap::new(),
             topology: None,
         }
     }

@@ -19,6 +19,8 @@ use crate::reader::{i32_at, u64_at, PythonReader};
 const MAX_METHOD_CHARS: usize = 16;
 /// Longest path read.
 const MAX_PATH_CHARS: usize = 512;
+/// Most route objects whose template is kept.
+const MAX_ROUTES: usize = 4096;
 /// Most local names looked at per code object.
 const MAX_NAMES: usize = 512;
 
@@ -32,13 +34,27 @@ pub struct HttpRequest {
     /// The address of the `environ` or `scope` dict: another request's is
     /// another object (though a freed one's address can be reused).
     pub object: u64,
+    /// The route template the framework matched (`/orders/{order_id}`,
+    /// `/orders/<int:order_id>`), once it has routed the request.
+    pub route: Option<String>,
 }
 
 impl HttpRequest {
-    /// The endpoint: the method and the path with its identifiers (numbers,
-    /// UUIDs, long hex strings) replaced by `{id}`, so that
-    /// `GET /orders/17` and `GET /orders/18` are one endpoint.
+    /// The endpoint: the method and the route template the framework
+    /// matched, as the app declares it; before routing (or when the
+    /// framework keeps none), the path with its identifiers (numbers,
+    /// UUIDs, long hex strings) replaced by `{id}`, so that `GET /orders/17`
+    /// and `GET /orders/18` are one endpoint.
     pub fn endpoint(&self) -> String {
+        match &self.route {
+            Some(route) => format!("{} {route}", self.method),
+            None => self.path_endpoint(),
+        }
+    }
+
+    /// The method and the path with its identifiers replaced by `{id}`,
+    /// whether or not the request was routed.
+    pub fn path_endpoint(&self) -> String {
         let path: Vec<String> = self
             .path
             .split('/')
@@ -160,11 +176,55 @@ impl<M: MemoryReader> PythonReader<M> {
             let Some(slot) = self.request_slot(&frame.code) else {
                 continue;
             };
-            if let Ok(Some(request)) = self.request_in(frame, slot) {
+            if let Ok(Some(mut request)) = self.request_in(frame, slot) {
+                if request.route.is_none() {
+                    request.route = self.django_route(frames);
+                }
                 return Some(request);
             }
         }
         None
+    }
+
+    /// The `str` at the end of `attributes` from a route object that lives
+    /// as long as the app, kept once read.
+    fn route_template(&mut self, route: u64, attributes: &[&str]) -> Option<String> {
+        if let Some(template) = self.routes.get(&route) {
+            return Some(template.clone());
+        }
+        let mut object = route;
+        for name in attributes {
+            object = self.instance_attr(object, name).ok()??;
+        }
+        if !self.is_str(object).ok()? {
+            return None;
+        }
+        let template = self.read_str_limited(object, MAX_PATH_CHARS).ok()?;
+        if self.routes.len() >= MAX_ROUTES {
+            self.routes.clear();
+        }
+        self.routes.insert(route, template.clone());
+        Some(template)
+    }
+
+    /// Django's route for the request a `BaseHandler._get_response` frame
+    /// of `frames` handles, once URL resolution has set
+    /// `request.resolver_match` (its `route`, like `orders/<int:pk>`).
+    fn django_route(&mut self, frames: &[Frame]) -> Option<String> {
+        let frame = frames.iter().find(|f| {
+            matches!(
+                f.code.name.as_str(),
+                "_get_response" | "_get_response_async"
+            ) && f.code.filename.ends_with("django/core/handlers/base.py")
+        })?;
+        let request = self.object_local(frame, "request").ok()??;
+        let resolved = self.instance_attr(request, "resolver_match").ok()??;
+        let route = self.instance_attr(resolved, "route").ok()??;
+        if !self.is_str(route).ok()? {
+            return None;
+        }
+        let route = self.read_str_limited(route, MAX_PATH_CHARS).ok()?;
+        Some(format!("/{}", route.trim_start_matches('/')))
     }
 
     /// Which local of `code` holds a request, worked out once per code object.
@@ -248,10 +308,26 @@ impl<M: MemoryReader> PythonReader<M> {
         } else {
             path
         };
+        let route = match slot {
+            // Starlette and FastAPI put the matched route in the scope.
+            RequestSlot::Scope(_) => match self.find_str_key(&items, "route")? {
+                Some(route) => self.route_template(route, &["path"]),
+                None => None,
+            },
+            // Flask's request, through werkzeug's back-reference.
+            RequestSlot::Environ(_) => match self.find_str_key(&items, "werkzeug.request")? {
+                Some(request) => match self.instance_attr(request, "url_rule").ok().flatten() {
+                    Some(rule) => self.route_template(rule, &["rule"]),
+                    None => None,
+                },
+                None => None,
+            },
+        };
         Ok(Some(HttpRequest {
             method,
             path,
             object: dict,
+            route,
         }))
     }
 }
@@ -265,6 +341,7 @@ mod tests {
             method: method.into(),
             path: path.into(),
             object: 0,
+            route: None,
         }
         .endpoint()
     }

@@ -40,6 +40,9 @@ pub struct ProfileRecorder {
     code_roles: HashMap<usize, CodeRole>,
     /// Endpoints used as labels so far.
     endpoints: HashSet<String>,
+    /// Route-template endpoints by the path endpoint of the requests they
+    /// were seen on, for samples taken before the framework routed one.
+    routes: HashMap<String, String>,
     /// Per thread, the request object it last served and its turn.
     request_turns: HashMap<(u32, u64), (u64, u8)>,
     /// The distinct SQL statements recorded so far per call site.
@@ -173,6 +176,7 @@ impl ProfileRecorder {
             code_roles: HashMap::new(),
             endpoints: HashSet::new(),
             request_turns: HashMap::new(),
+            routes: HashMap::new(),
             statements: HashMap::new(),
             calls_in_flight: HashMap::new(),
         }
@@ -340,11 +344,11 @@ impl SampleSink for ProfileRecorder {
 }
 
 impl ProfileRecorder {
-    /// The labels naming the task a thread runs: the one the last task
+    /// The labels of a thread's sample: the endpoint it serves (by the
+    /// framework's route template once one was seen for its path), which
+    /// request it is on, the asyncio task it runs (the one the last task
     /// reading saw it run, if that task's outermost coroutine is still on
-    /// the thread's stack (the task may have yielded since).
-    /// The labels of a thread's sample: the endpoint it serves, the asyncio
-    /// task it runs, and whether its event loop is stuck in a call.
+    /// the stack), and whether its event loop is stuck in a call.
     fn thread_labels(&mut self, pid: u32, python: &pydx_cpython::PythonThread) -> LabelSetId {
         let blocked = self.event_loop_stuck(&python.frames);
         let task = match self.tasks.running.get(&(pid, python.thread_id)) {
@@ -359,7 +363,19 @@ impl ProfileRecorder {
             _ => None,
         };
         let endpoint = python.request.as_ref().map(|request| {
-            let endpoint = request.endpoint();
+            let by_path = request.path_endpoint();
+            let endpoint = match &request.route {
+                Some(_) => {
+                    let endpoint = request.endpoint();
+                    if self.routes.len() < MAX_ENDPOINTS {
+                        self.routes
+                            .entry(by_path)
+                            .or_insert_with(|| endpoint.clone());
+                    }
+                    endpoint
+                }
+                None => self.routes.get(&by_path).cloned().unwrap_or(by_path),
+            };
             if self.endpoints.contains(&endpoint) {
                 endpoint
             } else if self.endpoints.len() < MAX_ENDPOINTS {
