@@ -544,22 +544,25 @@ fn record_draws_a_root_frame_per_endpoint_or_one_endpoint_alone() {
     assert!(other * 50 <= all, "{other} of {all} samples: {report_only}");
 }
 
+/// Seeds and serves `app` and runs `pydx doctor` while users are looked up
+/// one after another by different emails.
+fn doctor_user_lookups(postgres: &Postgres, app: &str) -> Value {
+    let server = serve_db_app(postgres, app);
+    let mut served = 0;
+    let report = doctor_under_load(&server, || {
+        let email = format!("User{}@Example.com", 1 + served * 7919 % 1_000_000);
+        if server.get(&format!("/users?email={email}")).is_some() {
+            served += 1;
+        }
+    });
+    assert!(served > 5, "{app}: only {served} requests served");
+    report
+}
+
 #[test]
 fn a_slow_query_is_found_with_its_sql_and_an_index_fixes_it() {
     let postgres = Postgres::start();
-    // Users are looked up one after another by different emails.
-    let doctor = |app: &str| {
-        let server = serve_db_app(&postgres, app);
-        let mut served = 0;
-        let report = doctor_under_load(&server, || {
-            let email = format!("User{}@Example.com", 1 + served * 7919 % 1_000_000);
-            if server.get(&format!("/users?email={email}")).is_some() {
-                served += 1;
-            }
-        });
-        assert!(served > 5, "{app}: only {served} requests served");
-        report
-    };
+    let doctor = |app: &str| doctor_user_lookups(&postgres, app);
     let report = doctor("slow_query");
     let codes: Vec<&str> = report["findings"]
         .as_array()
@@ -946,5 +949,37 @@ fn async_views_behind_wsgi_workers_are_found_and_serving_them_through_asgi_fixes
     let server =
         WebServer::uvicorn_with(&file, "reviews_django_fixed:app", &["--workers", "2"], &[]);
     let fixed = doctor_with_clients(&server, 4, |_| "/reviews/7".to_string());
+    assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
+}
+
+#[test]
+fn a_slow_django_query_is_found_with_its_sql_and_an_index_fixes_it() {
+    let postgres = Postgres::start();
+    let report = doctor_user_lookups(&postgres, "users_django");
+    assert_eq!(codes(&report), ["PYDX-DB004"], "{report:#}");
+    let finding = &report["findings"][0];
+    assert_eq!(
+        finding["location"]["line"],
+        web_line("users_django", "user = User.objects.get("),
+        "{finding:#}"
+    );
+    assert!(finding["location"]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("examples/web/users_django.py"));
+    let evidence = finding["evidence"].to_string();
+    assert!(evidence.contains("GET /users"), "{evidence}");
+    // The SQL as Django's cursor wrapper sent it, read from its frame.
+    assert!(
+        evidence.contains(r#"FROM \"users\" WHERE UPPER(\"users\".\"email\"::text) = UPPER(%s)"#),
+        "{evidence}"
+    );
+    let fix = finding["fix"].as_str().unwrap();
+    assert!(
+        fix.contains(r#"CREATE INDEX ON users (UPPER("email"::text));"#),
+        "{fix}"
+    );
+
+    let fixed = doctor_user_lookups(&postgres, "users_django_fixed");
     assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
 }

@@ -446,7 +446,10 @@ fn compared_expression(condition: &str, table: &str) -> Option<String> {
         .filter_map(|op| upper.find(op))
         .min()?;
     let left = condition[..at].trim();
-    if left.is_empty() || left.contains('%') || left.contains('$') || left.contains(':') {
+    // `:name` is a parameter; `::type` a cast, part of the expression.
+    let parameter =
+        left.contains('%') || left.contains('$') || left.replace("::", "").contains(':');
+    if left.is_empty() || parameter {
         return None;
     }
     let unquoted = table.trim_matches('"');
@@ -692,6 +695,15 @@ mod tests {
             )
             .as_deref(),
             Some("CREATE INDEX ON shop_order (\"status\", \"total\");")
+        );
+        // Django's `iexact`.
+        assert_eq!(
+            index_hint(
+                "SELECT \"users\".\"id\" FROM \"users\" WHERE UPPER(\"users\".\"email\"::text) = UPPER(%s) \
+                 LIMIT 21"
+            )
+            .as_deref(),
+            Some("CREATE INDEX ON users (UPPER(\"email\"::text));")
         );
         assert_eq!(
             index_hint("SELECT * FROM events WHERE amount * 2 > %s").as_deref(),
