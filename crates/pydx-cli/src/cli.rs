@@ -138,7 +138,7 @@ pub struct RecordArgs {
     #[arg(long)]
     pub endpoints: bool,
     /// Keep only the samples of threads serving this endpoint, as `pydx
-    /// doctor` names it (e.g. "GET /orders/{id}").
+    /// doctor` names it (e.g. "GET /orders/<int:order_id>").
     #[arg(long, value_name = "ENDPOINT")]
     pub endpoint: Option<String>,
 }
