@@ -188,6 +188,17 @@ fn serve_db_app(postgres: &Postgres, app: &str) -> WebServer {
 
 /// [`serve_db_app`] with more environment variables for the app.
 fn serve_db_app_with(postgres: &Postgres, app: &str, extra_env: &[(&str, String)]) -> WebServer {
+    serve_db_app_on(WebServer::gunicorn_with, postgres, app, extra_env)
+}
+
+/// Seeds the database with `<app>.py seed` and serves the app with two
+/// workers of the server `start` starts.
+fn serve_db_app_on(
+    start: StartServer,
+    postgres: &Postgres,
+    app: &str,
+    extra_env: &[(&str, String)],
+) -> WebServer {
     let file = examples_dir().join("web").join(format!("{app}.py"));
     let mut env = vec![
         ("PYDX_PG_URL", postgres.sqlalchemy_url()),
@@ -200,7 +211,7 @@ fn serve_db_app_with(postgres: &Postgres, app: &str, extra_env: &[(&str, String)
         .status()
         .unwrap();
     assert!(seeded.success(), "{app} seed failed");
-    WebServer::gunicorn_with(&file, &format!("{app}:app"), &["--workers", "2"], &env)
+    start(&file, &format!("{app}:app"), &["--workers", "2"], &env)
 }
 
 /// Seeds the database with `<app>.py seed`, serves the app with gunicorn
@@ -226,17 +237,41 @@ fn doctor_on_route(server: &WebServer, app: &str, route: &str) -> Value {
 fn lazy_loads_in_a_loop_are_found_and_joinedload_fixes_them() {
     let postgres = Postgres::start();
     let report = doctor_db_app(&postgres, "orders_sqlalchemy", "/orders");
-    let codes: Vec<&str> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|f| f["code"].as_str())
-        .collect();
-    assert_eq!(codes, ["PYDX-DB001"], "{report:#}");
+    check_lazy_customer_loads(&report, "orders_sqlalchemy");
+
+    let fixed = doctor_db_app(&postgres, "orders_sqlalchemy_fixed", "/orders");
+    assert!(
+        fixed["findings"].as_array().unwrap().is_empty(),
+        "the fixed app still gets findings: {fixed:#}"
+    );
+}
+
+#[test]
+fn lazy_loads_in_a_fastapi_thread_pool_endpoint_are_found_and_joinedload_fixes_them() {
+    let postgres = Postgres::start();
+    let doctor = |app: &str| {
+        let server = serve_db_app_on(WebServer::uvicorn_with, &postgres, app, &[]);
+        doctor_on_route(&server, app, "/orders")
+    };
+    // The `def` endpoint runs in anyio's worker threads: its samples are
+    // still charged to GET /orders.
+    check_lazy_customer_loads(
+        &doctor("orders_fastapi_sqlalchemy"),
+        "orders_fastapi_sqlalchemy",
+    );
+
+    let fixed = doctor("orders_fastapi_sqlalchemy_fixed");
+    assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
+}
+
+/// Checks that `report` has one finding, the lazy loads of `order.customer`
+/// in the loop of `examples/web/<app>.py`, with joinedload as the fix.
+fn check_lazy_customer_loads(report: &Value, app: &str) {
+    assert_eq!(codes(report), ["PYDX-DB001"], "{report:#}");
     let finding = &report["findings"][0];
     assert_eq!(
         finding["location"]["line"],
-        web_line("orders_sqlalchemy", "order.customer.name")
+        web_line(app, "order.customer.name")
     );
     assert!(
         finding["title"]
@@ -251,16 +286,10 @@ fn lazy_loads_in_a_loop_are_found_and_joinedload_fixes_them() {
     assert!(evidence.contains("GET /orders"), "{evidence}");
     assert!(
         evidence.contains(&format!(
-            "orders_sqlalchemy.py:{}",
-            web_line("orders_sqlalchemy", "for order in session.scalars(")
+            "{app}.py:{}",
+            web_line(app, "for order in session.scalars(")
         )),
         "{evidence}"
-    );
-
-    let fixed = doctor_db_app(&postgres, "orders_sqlalchemy_fixed", "/orders");
-    assert!(
-        fixed["findings"].as_array().unwrap().is_empty(),
-        "the fixed app still gets findings: {fixed:#}"
     );
 }
 
