@@ -1012,3 +1012,47 @@ fn a_slow_django_query_is_found_with_its_sql_and_an_index_fixes_it() {
     let fixed = doctor_user_lookups(&postgres, "users_django_fixed");
     assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
 }
+
+#[test]
+fn django_connecting_per_request_is_found_and_conn_max_age_fixes_it() {
+    let postgres = Postgres::start();
+    let doctor = |app: &str| {
+        let server = serve_db_app(&postgres, app);
+        let mut served = 0;
+        let report = doctor_under_load(&server, || {
+            if server
+                .get(&format!("/customers/{}", 1 + served % 100))
+                .is_some()
+            {
+                served += 1;
+            }
+        });
+        assert!(served > 50, "{app}: only {served} requests served");
+        report
+    };
+    let report = doctor("profile_django");
+    assert_eq!(codes(&report), ["PYDX-CONN001"], "{report:#}");
+    let finding = &report["findings"][0];
+    assert!(
+        finding["title"].as_str().unwrap().contains("PostgreSQL"),
+        "{finding:#}"
+    );
+    // Django connects inside the ORM call: the program's line is the query.
+    assert_eq!(
+        finding["location"]["line"],
+        web_line(
+            "profile_django",
+            "customer = Customer.objects.get(pk=customer_id)"
+        ),
+        "{finding:#}"
+    );
+    assert!(finding["fix"].as_str().unwrap().contains("CONN_MAX_AGE"));
+    let evidence = finding["evidence"].to_string();
+    assert!(
+        evidence.contains("GET /customers/<int:customer_id>"),
+        "{evidence}"
+    );
+
+    let fixed = doctor("profile_django_fixed");
+    assert_eq!(codes(&fixed), Vec::<&str>::new(), "{fixed:#}");
+}
