@@ -19,6 +19,8 @@ use crate::reader::{i32_at, u64_at, PythonReader};
 const MAX_METHOD_CHARS: usize = 16;
 /// Longest path read.
 const MAX_PATH_CHARS: usize = 512;
+/// How many times a request count is read while it keeps changing.
+const COUNT_READ_ATTEMPTS: usize = 3;
 /// Most route objects whose template is kept.
 const MAX_ROUTES: usize = 4096;
 /// Most local names looked at per code object.
@@ -157,16 +159,28 @@ impl<M: MemoryReader> PythonReader<M> {
         })
     }
 
-    /// How many requests the server has served so far.
+    /// How many requests the server has served so far. The count is a new
+    /// `int` object after every request: it is read again until the
+    /// attribute still names the object whose value was read, so that the
+    /// value is not that of an `int` freed and reused meanwhile.
     pub fn read_request_count(&mut self, count: RequestCount) -> Option<u64> {
-        let mut object = count.owner;
-        for name in count.counter.attributes {
-            object = self.instance_attr(object, name).ok()??;
+        let (&last, path) = count.counter.attributes.split_last()?;
+        let mut holder = count.owner;
+        for name in path {
+            holder = self.instance_attr(holder, name).ok()??;
         }
-        match self.read_value(object).ok()? {
-            Value::Int(served) => u64::try_from(served).ok(),
-            _ => None,
+        for _ in 0..COUNT_READ_ATTEMPTS {
+            let object = self.instance_attr(holder, last).ok()??;
+            let value = self.read_value(object).ok()?;
+            if self.instance_attr(holder, last).ok()? != Some(object) {
+                continue;
+            }
+            return match value {
+                Value::Int(served) => u64::try_from(served).ok(),
+                _ => None,
+            };
         }
+        None
     }
 
     /// The request one of `frames` is serving: the first frame, from the

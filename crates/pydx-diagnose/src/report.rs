@@ -256,24 +256,15 @@ fn summary(context: &Context<'_>) -> Summary {
 /// The requests counted by the processes that keep a count.
 fn requests_served(processes: &[ProcessMeta]) -> Option<RequestsServed> {
     let mut served: Option<RequestsServed> = None;
-    for process in processes {
-        let mut counted = process
-            .memory
-            .iter()
-            .filter_map(|r| Some((r.at_ns, r.served_requests?)));
-        let (Some((start_ns, first)), Some((end_ns, last))) = (counted.next(), counted.next_back())
-        else {
-            continue;
-        };
-        let count = last.saturating_sub(first);
-        let seconds = end_ns.saturating_sub(start_ns) as f64 / 1e9;
+    for counted in processes.iter().filter_map(ProcessMeta::served_requests) {
+        let seconds = (counted.end_ns - counted.start_ns) as f64 / 1e9;
         let total = served.get_or_insert(RequestsServed {
             count: 0,
             per_second: 0.0,
             processes: 0,
         });
-        total.count += count;
-        total.per_second += count as f64 / seconds.max(1e-9);
+        total.count += counted.count;
+        total.per_second += counted.count as f64 / seconds;
         total.processes += 1;
     }
     served

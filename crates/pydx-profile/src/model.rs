@@ -275,6 +275,54 @@ pub struct ProcessMeta {
     pub memory: Vec<MemoryReading>,
 }
 
+/// The requests a process served between two readings of its own count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServedRequests {
+    /// The first reading used, in nanoseconds since the start.
+    pub start_ns: u64,
+    /// The last reading used.
+    pub end_ns: u64,
+    /// Requests served between them.
+    pub count: u64,
+}
+
+impl ProcessMeta {
+    /// The requests this process served while its count was read (see
+    /// [`ServedRequests::from_readings`]).
+    pub fn served_requests(&self) -> Option<ServedRequests> {
+        ServedRequests::from_readings(&self.memory)
+    }
+}
+
+impl ServedRequests {
+    /// The requests served between the first and the last of `readings`
+    /// that agree with the order of the others (a count only grows, so a
+    /// reading above most later ones or below most earlier ones was misread
+    /// and is left out). `None` without two such readings.
+    pub fn from_readings(readings: &[MemoryReading]) -> Option<Self> {
+        let counts: Vec<(u64, u64)> = readings
+            .iter()
+            .filter_map(|r| Some((r.at_ns, r.served_requests?)))
+            .collect();
+        let agrees = |i: usize| {
+            let (_, count) = counts[i];
+            let in_order = counts[..i].iter().filter(|(_, c)| *c <= count).count()
+                + counts[i + 1..].iter().filter(|(_, c)| *c >= count).count();
+            in_order * 2 >= counts.len() - 1
+        };
+        let kept: Vec<(u64, u64)> = (0..counts.len())
+            .filter(|&i| agrees(i))
+            .map(|i| counts[i])
+            .collect();
+        let (&(start_ns, first), &(end_ns, last)) = (kept.first()?, kept.last()?);
+        (end_ns > start_ns && last >= first).then_some(ServedRequests {
+            start_ns,
+            end_ns,
+            count: last - first,
+        })
+    }
+}
+
 /// One reading of a process's memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryReading {
@@ -636,5 +684,43 @@ impl Profile {
     /// Adds to a sample count without touching the timeline (when loading).
     pub(crate) fn add_count(&mut self, key: SampleKey, count: u64) {
         *self.counts.entry(key).or_insert(0) += count;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(counts: &[u64]) -> Vec<MemoryReading> {
+        counts
+            .iter()
+            .enumerate()
+            .map(|(second, &count)| MemoryReading {
+                at_ns: second as u64 * 1_000_000_000,
+                rss_bytes: 0,
+                private_bytes: 0,
+                served_requests: Some(count),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn served_requests_leave_out_misread_counts() {
+        let served = ServedRequests::from_readings(&counts(&[0, 700, 1_400, 35_600, 2_800, 3_500]));
+        assert_eq!(
+            served,
+            Some(ServedRequests {
+                start_ns: 0,
+                end_ns: 5_000_000_000,
+                count: 3_500
+            })
+        );
+        let low_start = ServedRequests::from_readings(&counts(&[9_000, 100, 200, 300, 400]));
+        assert_eq!(
+            low_start.map(|s| (s.start_ns, s.count)),
+            Some((1_000_000_000, 300))
+        );
+        assert_eq!(ServedRequests::from_readings(&counts(&[5])), None);
+        assert_eq!(ServedRequests::from_readings(&[]), None);
     }
 }

@@ -138,6 +138,9 @@ impl Rule for BlockedEventLoop {
         }
         let mut findings: Vec<Finding> = sites
             .into_iter()
+            // A module body runs once, when it is imported (a server loading
+            // the app inside its loop at start-up): not a recurring block.
+            .filter(|(frame, _)| context.function(*frame) != "<module>")
             .filter(|(_, site)| {
                 site.episodes.len() >= MIN_SHORT_BLOCKS
                     || site.episodes.iter().any(|&e| e >= thresholds.slow_ns)

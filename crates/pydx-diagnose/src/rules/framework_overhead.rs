@@ -194,15 +194,12 @@ impl Rule for FrameworkOverhead {
 /// between its first and last reading, scaled to the time from its first
 /// reading to the end of the recording; `None` without two counts.
 fn requests_while_sampled(process: &ProcessMeta, duration_ns: u64) -> Option<f64> {
-    let mut counted = process
-        .memory
-        .iter()
-        .filter_map(|r| Some((r.at_ns, r.served_requests?)));
-    let (start_ns, first) = counted.next()?;
-    let (end_ns, last) = counted.next_back()?;
-    let window = end_ns.checked_sub(start_ns).filter(|&w| w > 0)? as f64;
-    let sampled = duration_ns.saturating_sub(start_ns).max(end_ns - start_ns) as f64;
-    Some(last.saturating_sub(first) as f64 * sampled / window)
+    let served = process.served_requests()?;
+    let window = (served.end_ns - served.start_ns) as f64;
+    let sampled = duration_ns
+        .saturating_sub(served.start_ns)
+        .max(served.end_ns - served.start_ns) as f64;
+    Some(served.count as f64 * sampled / window)
 }
 
 /// The framework overhead found on one endpoint.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use pydx_profile::{MemoryReading, ProcessMeta};
+use pydx_profile::{MemoryReading, ProcessMeta, ServedRequests};
 
 use super::server_processes::{busiest_handler, handler_evidence, handler_or_command, server_kind};
 use super::{Rule, RuleDocs};
@@ -103,7 +103,7 @@ impl Growth {
             end_private_bytes: last.private_bytes as f64,
             fit,
             seconds,
-            requests: served_between(readings),
+            requests: ServedRequests::from_readings(readings).map(|served| served.count),
         })
     }
 
@@ -112,15 +112,6 @@ impl Growth {
         let requests = self.requests.filter(|&n| n > 0)?;
         Some(self.bytes / requests as f64 * 1_000.0)
     }
-}
-
-/// Requests served between the first and the last reading that carries
-/// the server's count.
-fn served_between(readings: &[MemoryReading]) -> Option<u64> {
-    let mut counts = readings.iter().filter_map(|r| r.served_requests);
-    let first = counts.next()?;
-    let last = counts.next_back()?;
-    last.checked_sub(first)
 }
 
 impl Rule for MemoryGrowth {
