@@ -691,8 +691,8 @@ impl<M: MemoryReader> PythonReader<M> {
                 break;
             }
             let members = self.word(class + TP_MEMBERS)?;
-            for index in 0..if members == 0 { 0 } else { MAX_MEMBERS } {
-                let member = members + index * MEMBER_DEF_SIZE;
+            let count = if members == 0 { 0 } else { MAX_MEMBERS };
+            for member in (0..count).map(|index| members + index * MEMBER_DEF_SIZE) {
                 let name_at = self.word(member)?;
                 if name_at == 0 {
                     break;
