@@ -79,10 +79,10 @@ pub struct SamplingArgs {
     /// Also sample child Python processes (gunicorn/uvicorn workers, multiprocessing pools).
     #[arg(short, long)]
     pub subprocesses: bool,
-    /// Pause the target for each sample (exact stacks, slower target).
+    /// Pause the target for each sample (exact stacks, slower target; the default before Python 3.11).
     #[arg(long, conflicts_with = "nonblocking")]
     pub blocking: bool,
-    /// Never pause the target (the default).
+    /// Never pause the target (the default from Python 3.11 on).
     #[arg(long)]
     pub nonblocking: bool,
 }

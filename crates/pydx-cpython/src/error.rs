@@ -57,12 +57,24 @@ pub enum WalkError {
         /// Where.
         addr: u64,
     },
+    /// The thread's stack changed every time it was read (before 3.11,
+    /// where each frame is read on its own), so no consistent stack was seen.
+    #[error("stack changed while it was read ({attempts} attempts)")]
+    Torn {
+        /// How many times it was read.
+        attempts: usize,
+    },
 }
 
 impl WalkError {
     /// True when the target process no longer exists.
     pub fn is_process_gone(&self) -> bool {
         matches!(self, WalkError::Read(e) if e.is_process_gone())
+    }
+
+    /// True when the stack changed while it was read.
+    pub fn is_torn(&self) -> bool {
+        matches!(self, WalkError::Torn { .. })
     }
 
     /// True when the kernel denied access.

@@ -7,11 +7,14 @@
 //! the triples name against the cache in one batched read and decodes the
 //! ones it has not seen.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use pydx_remote::{MemoryReader, ReadRequest};
 
 use crate::error::WalkError;
+#[cfg(test)]
+use crate::layout::FrameRunning;
 use crate::layout::{FrameEntry, InstructionPointer};
 use crate::linetable::LineTable;
 use crate::reader::{
@@ -19,9 +22,13 @@ use crate::reader::{
     MAX_STRING_CHARS,
 };
 use crate::requests::RequestSlot;
+use crate::threads::ThreadState;
 
 /// Largest stretch of a data-stack chunk copied in one read.
 const MAX_CHUNK_COPY: u64 = 1 << 20;
+/// How often a heap-frame stack (≤3.10) that changed while it was read is
+/// read again before it counts as torn.
+const SETTLE_ATTEMPTS: usize = 8;
 /// Most bytecode kept per code object.
 const MAX_BYTECODE: usize = 64 * 1024;
 /// Bytes read ahead at each name, file name and line table of a new code
@@ -121,6 +128,9 @@ struct Walk {
     steps_until_move: usize,
     /// The copied part of the thread's data-stack chunk: (address, bytes).
     copy: Option<(u64, Vec<u8>)>,
+    /// A frame on the chain said it was not running: it was read after it
+    /// returned, so the chain read is not one the thread had.
+    stale: bool,
     error: Option<WalkError>,
 }
 
@@ -137,6 +147,7 @@ impl Walk {
             steps_since_mark: 0,
             steps_until_move: 1,
             copy,
+            stale: false,
             error,
         }
     }
@@ -193,8 +204,91 @@ impl Walk {
     fn finish(self) -> Result<RawStack, WalkError> {
         match self.error {
             Some(error) => Err(error),
+            None if self.stale => Err(WalkError::Torn { attempts: 1 }),
             None => Ok(self.stack),
         }
+    }
+}
+
+/// What a walk over one snapshot of frames found.
+enum SnapshotWalk {
+    /// The whole chain was in the snapshot, every frame running.
+    Whole(RawStack),
+    /// The chain leads to a frame the snapshot does not hold.
+    Missing(u64),
+    /// A frame of the chain had returned or could not be read: the thread
+    /// moved on between the reads that found the chain and this one.
+    Changing,
+    /// The chain itself is broken (a cycle, a misaligned address).
+    Invalid(WalkError),
+}
+
+/// Largest run of pages [`frame_pages`] reads as one range.
+const MAX_PAGE_RUN: u64 = 64 * 1024;
+/// Most bytes [`frame_pages`] covers with whole pages.
+const MAX_FRAME_PAGES_BYTES: u64 = 1 << 20;
+
+/// The ranges (start, end) to read so as to see the heap frames at `addrs`
+/// (each `frame_size` bytes long) at very nearly one instant: the whole
+/// pages that hold them, neighbouring pages merged into one range. The
+/// interpreter's small-object allocator keeps frames side by side in a few
+/// pages, so a thread's other frames, including ones it called since its
+/// chain was last seen, are in them too, and one system call copies a few
+/// ranges rather than one per frame. Beyond [`MAX_FRAME_PAGES_BYTES`], or
+/// without `whole_pages`, frames are read on their own (neighbours merged).
+pub(crate) fn frame_pages(
+    addrs: impl Iterator<Item = u64>,
+    frame_size: u64,
+    whole_pages: bool,
+) -> Vec<(u64, u64)> {
+    const PAGE: u64 = 4096;
+    let mut addrs: Vec<u64> = addrs
+        .filter(|&a| a % 8 == 0 && a.checked_add(frame_size + PAGE).is_some())
+        .collect();
+    addrs.sort_unstable();
+    addrs.dedup();
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    let mut paged = 0u64;
+    for addr in addrs {
+        let (start, end) = if whole_pages && paged < MAX_FRAME_PAGES_BYTES {
+            let start = addr / PAGE * PAGE;
+            (start, (addr + frame_size).div_ceil(PAGE) * PAGE)
+        } else {
+            (addr, addr + frame_size)
+        };
+        match runs.last_mut() {
+            Some((run_start, run_end)) if start <= *run_end && end - *run_start <= MAX_PAGE_RUN => {
+                paged += end.saturating_sub(*run_end);
+                *run_end = (*run_end).max(end);
+            }
+            _ => {
+                paged += end - start;
+                runs.push((start, end));
+            }
+        }
+    }
+    runs
+}
+
+/// Frames read in one system call, as runs of memory.
+struct FrameSnapshot {
+    /// The words read at the thread states' frame pointers before and after
+    /// the frames, if read.
+    pointers: Vec<(Option<u64>, Option<u64>)>,
+    /// Each run read: its start and bytes, sorted by start.
+    runs: Vec<(u64, Vec<u8>)>,
+    /// Some runs could not be read.
+    some_runs_failed: bool,
+    frame_size: usize,
+}
+
+impl FrameSnapshot {
+    /// The bytes of the frame at `addr`, if a run holds all of them.
+    fn frame(&self, addr: u64) -> Option<&[u8]> {
+        let index = self.runs.partition_point(|(start, _)| *start <= addr);
+        let (start, bytes) = self.runs.get(index.checked_sub(1)?)?;
+        let offset = usize::try_from(addr - start).ok()?;
+        bytes.get(offset..offset.checked_add(self.frame_size)?)
     }
 }
 
@@ -215,8 +309,8 @@ pub struct Frame {
 
 impl<M: MemoryReader> PythonReader<M> {
     /// Follows the frame chain of a thread whose state was read into `tstate`.
-    pub fn raw_stack(&self, tstate: &[u8]) -> Result<RawStack, WalkError> {
-        self.raw_stacks(&[tstate])
+    pub fn raw_stack(&mut self, tstate: &ThreadState) -> Result<RawStack, WalkError> {
+        self.raw_stacks(std::slice::from_ref(tstate))
             .pop()
             .expect("one result per thread state")
     }
@@ -226,9 +320,51 @@ impl<M: MemoryReader> PythonReader<M> {
     /// (3.11/3.12), then their data-stack chunks (3.11+), then, round by
     /// round, the frames that lie outside those copies (heap frames before
     /// 3.11, generator and entry frames after).
-    pub fn raw_stacks(&self, tstates: &[&[u8]]) -> Vec<Result<RawStack, WalkError>> {
+    ///
+    /// Before 3.11 every frame is a heap object of its own, so a running
+    /// thread can return and call again between two of those reads, and the
+    /// chain read would mix two stacks. Unless everything came from one
+    /// read, the chains are read again until each is found whole in a single
+    /// read (see `settle_heap_stacks`); one that never is counts as
+    /// [`WalkError::Torn`].
+    pub fn raw_stacks(&mut self, tstates: &[ThreadState]) -> Vec<Result<RawStack, WalkError>> {
+        let walks = self.walk_stacks(tstates);
+        if self.layout.frame_running.is_none() {
+            return walks;
+        }
+        let addrs: Vec<u64> = tstates.iter().map(|t| t.addr).collect();
+        self.recent_frames.begin_round(&addrs);
+        let settled = self.memory.round_is_one_read()
+            && walks
+                .iter()
+                .all(|w| w.is_ok() || matches!(w, Err(e) if e.is_process_gone()));
+        let results = if settled {
+            walks
+        } else {
+            self.settle_heap_stacks(tstates, walks)
+        };
+        for (tstate, result) in addrs.iter().zip(&results) {
+            if let Ok(stack) = result {
+                let frames = stack.frames.iter().map(|f| f.addr);
+                self.recent_frames.saw(*tstate, frames);
+            }
+        }
+        let recent = addrs.iter().flat_map(|t| self.recent_frames.of(*t));
+        let expected: Vec<(u64, usize)> = frame_pages(recent, self.layout.frame_size, true)
+            .into_iter()
+            .map(|(start, end)| (start, (end - start) as usize))
+            .collect();
+        self.memory.expect_next_round(&expected);
+        results
+    }
+
+    /// One walk of every thread's chain, as [`PythonReader::raw_stacks`]
+    /// describes, without the consistency check of heap frames.
+    fn walk_stacks(&self, tstates: &[ThreadState]) -> Vec<Result<RawStack, WalkError>> {
         let layout = &self.layout;
         let frame_size = layout.frame_size as usize;
+        let tstates: Vec<&[u8]> = tstates.iter().map(|t| t.bytes.as_slice()).collect();
+        let tstates = tstates.as_slice();
         let firsts = self.innermost_frames(tstates);
         let chunks: Vec<u64> = tstates
             .iter()
@@ -252,9 +388,14 @@ impl<M: MemoryReader> PythonReader<M> {
                 while let Some(addr) = walk.next_address() {
                     let decoded = walk
                         .local_frame(addr, frame_size)
-                        .map(|bytes| self.decode_frame(addr, bytes));
+                        .map(|bytes| (self.decode_frame(addr, bytes), bytes));
+                    let decoded =
+                        decoded.map(|(decoded, bytes)| (decoded, self.frame_is_running(bytes)));
                     match decoded {
-                        Some((frame, previous)) => walk.visit(frame, previous),
+                        Some(((frame, previous), running)) => {
+                            walk.stale |= !running;
+                            walk.visit(frame, previous)
+                        }
                         None => {
                             pending.push((index, addr));
                             break;
@@ -281,6 +422,7 @@ impl<M: MemoryReader> PythonReader<M> {
                 if done[i] {
                     let bytes = &buffer[i * frame_size..(i + 1) * frame_size];
                     let (frame, previous) = self.decode_frame(addr, bytes);
+                    walks[index].stale |= !self.frame_is_running(bytes);
                     walks[index].visit(frame, previous);
                 } else {
                     walks[index].fail(WalkError::Read(pydx_remote::ReadError::new(
@@ -413,6 +555,261 @@ impl<M: MemoryReader> PythonReader<M> {
             }),
             previous,
         )
+    }
+
+    /// Whether the frame in `bytes` is being executed (always, for versions
+    /// whose frames do not say).
+    fn frame_is_running(&self, bytes: &[u8]) -> bool {
+        self.layout
+            .frame_running
+            .is_none_or(|running| running.is_running(bytes).unwrap_or(false))
+    }
+
+    /// Reads the heap-frame chains of `tstates` (≤3.10) again until each is
+    /// found whole in one read: the thread state's frame pointer and every
+    /// frame of the chain, each one running, all from the same system call.
+    /// `walks` are the chains walked so far, whose frames are read first.
+    ///
+    /// Each attempt is one batched read of every unsettled thread's frame
+    /// pointer and known frames; a chain that leads to a frame not in it is
+    /// followed with fresh reads to learn its addresses, and read again.
+    fn settle_heap_stacks(
+        &mut self,
+        tstates: &[ThreadState],
+        walks: Vec<Result<RawStack, WalkError>>,
+    ) -> Vec<Result<RawStack, WalkError>> {
+        let FrameEntry::Direct(frame_offset) = self.layout.tstate_frame else {
+            return walks;
+        };
+        let mut known: Vec<Vec<u64>> = walks
+            .iter()
+            .zip(tstates)
+            .map(|(walk, tstate)| {
+                let walked = walk.iter().flat_map(|s| s.frames.iter().map(|f| f.addr));
+                let mut addrs: Vec<u64> = walked.collect();
+                let recent: HashSet<u64> = addrs.iter().copied().collect();
+                addrs.extend(
+                    self.recent_frames
+                        .of(tstate.addr)
+                        .filter(|a| !recent.contains(a)),
+                );
+                addrs
+            })
+            .collect();
+        let mut results = walks;
+        let mut unsettled: Vec<usize> = (0..tstates.len())
+            .filter(|&i| !matches!(&results[i], Err(e) if e.is_process_gone()))
+            .collect();
+        let mut whole_pages = true;
+        for attempt in 1..=SETTLE_ATTEMPTS {
+            if unsettled.is_empty() {
+                break;
+            }
+            let pointers: Vec<u64> = unsettled
+                .iter()
+                .map(|&t| tstates[t].addr.wrapping_add(frame_offset))
+                .collect();
+            let frames = unsettled.iter().flat_map(|&t| known[t].iter().copied());
+            let snapshot = match self.read_frames_now(&pointers, frames, whole_pages) {
+                Ok(snapshot) => {
+                    // A page that would not read (in an odd mapping) makes the
+                    // next attempts read the frames alone.
+                    whole_pages &= !snapshot.some_runs_failed;
+                    snapshot
+                }
+                Err(error) => {
+                    for &thread in &unsettled {
+                        results[thread] = Err(error);
+                    }
+                    return results;
+                }
+            };
+            let mut missing: Vec<(usize, u64)> = Vec::new();
+            let mut still: Vec<usize> = Vec::new();
+            for (&thread, &(before, after)) in unsettled.iter().zip(&snapshot.pointers) {
+                let (Some(before), Some(after)) = (before, after) else {
+                    results[thread] = Err(WalkError::invalid("thread state", tstates[thread].addr));
+                    continue;
+                };
+                // The frames were read between two reads of the pointer to
+                // the innermost one: if it did not move, they show the chain
+                // of that moment.
+                let outcome = if before == after {
+                    self.walk_snapshot(before, &snapshot)
+                } else {
+                    SnapshotWalk::Changing
+                };
+                match outcome {
+                    SnapshotWalk::Whole(stack) => results[thread] = Ok(stack),
+                    SnapshotWalk::Invalid(error) => results[thread] = Err(error),
+                    SnapshotWalk::Missing(addr) => {
+                        results[thread] = Err(WalkError::Torn { attempts: attempt });
+                        missing.push((thread, addr));
+                        still.push(thread);
+                    }
+                    SnapshotWalk::Changing => {
+                        results[thread] = Err(WalkError::Torn { attempts: attempt });
+                        still.push(thread);
+                    }
+                }
+            }
+            if attempt < SETTLE_ATTEMPTS {
+                for (thread, addr) in self.discover_frames(&missing, &mut known) {
+                    let tstate = tstates[thread].addr;
+                    self.recent_frames.saw(tstate, std::iter::once(addr));
+                }
+            }
+            unsettled = still;
+        }
+        results
+    }
+
+    /// Reads, in one system call, the words at `pointers`, then the frames
+    /// at `frames` (with `whole_pages`, the pages that hold them: see
+    /// [`frame_pages`]), then the words at `pointers` again.
+    fn read_frames_now(
+        &self,
+        pointers: &[u64],
+        frames: impl Iterator<Item = u64>,
+        whole_pages: bool,
+    ) -> Result<FrameSnapshot, WalkError> {
+        let frame_size = self.layout.frame_size;
+        let runs = frame_pages(frames, frame_size, whole_pages);
+        let mut words = vec![[0u8; 8]; pointers.len()];
+        let mut words_after = vec![[0u8; 8]; pointers.len()];
+        let mut buffers: Vec<Vec<u8>> = runs
+            .iter()
+            .map(|&(start, end)| vec![0u8; (end - start) as usize])
+            .collect();
+        let mut requests: Vec<ReadRequest<'_>> = words
+            .iter_mut()
+            .zip(pointers)
+            .map(|(word, &addr)| ReadRequest::new(addr, word))
+            .collect();
+        requests.extend(
+            buffers
+                .iter_mut()
+                .zip(&runs)
+                .map(|(buf, &(start, _))| ReadRequest::new(start, buf)),
+        );
+        requests.extend(
+            words_after
+                .iter_mut()
+                .zip(pointers)
+                .map(|(word, &addr)| ReadRequest::new(addr, word)),
+        );
+        self.memory.read_batch_now(&mut requests)?;
+        let done: Vec<bool> = requests.iter().map(|r| r.done).collect();
+        drop(requests);
+        let (pointers_done, rest) = done.split_at(pointers.len());
+        let (runs_done, after_done) = rest.split_at(runs.len());
+        let word = |word: &[u8; 8], done: bool| done.then(|| u64::from_le_bytes(*word));
+        Ok(FrameSnapshot {
+            pointers: (0..pointers.len())
+                .map(|i| {
+                    (
+                        word(&words[i], pointers_done[i]),
+                        word(&words_after[i], after_done[i]),
+                    )
+                })
+                .collect(),
+            some_runs_failed: runs_done.contains(&false),
+            runs: runs
+                .into_iter()
+                .zip(buffers)
+                .zip(runs_done)
+                .filter(|(_, &done)| done)
+                .map(|(((start, _), bytes), _)| (start, bytes))
+                .collect(),
+            frame_size: frame_size as usize,
+        })
+    }
+
+    /// Walks a chain from `first` using only the frames of one snapshot.
+    fn walk_snapshot(&self, first: u64, snapshot: &FrameSnapshot) -> SnapshotWalk {
+        let mut stack = RawStack::default();
+        let mut visited: HashSet<u64> = HashSet::new();
+        let mut addr = first;
+        while addr != 0 {
+            if stack.frames.len() >= MAX_STACK_DEPTH {
+                stack.truncated = true;
+                break;
+            }
+            if addr % 8 != 0 || !visited.insert(addr) {
+                return SnapshotWalk::Invalid(WalkError::invalid("frame chain", addr));
+            }
+            let Some(bytes) = snapshot.frame(addr) else {
+                return SnapshotWalk::Missing(addr);
+            };
+            let (frame, previous) = self.decode_frame(addr, bytes);
+            if !self.frame_is_running(bytes) {
+                // The innermost frame may be entering or leaving: the thread
+                // state points to it before it starts and until just after
+                // it ends. Its caller, if still running, is then innermost.
+                if visited.len() > 1 {
+                    return SnapshotWalk::Changing;
+                }
+                addr = previous;
+                continue;
+            }
+            stack.frames.extend(frame);
+            addr = previous;
+        }
+        SnapshotWalk::Whole(stack)
+    }
+
+    /// Learns the frames of chains that led outside what was read: from each
+    /// missing address, follows the chain with fresh reads (all threads in
+    /// one batch per step) until it meets a known frame or ends.
+    fn discover_frames(
+        &self,
+        missing: &[(usize, u64)],
+        known: &mut [Vec<u64>],
+    ) -> Vec<(usize, u64)> {
+        let frame_size = self.layout.frame_size as usize;
+        let mut fronts: Vec<(usize, u64)> = missing.to_vec();
+        let mut seen: HashMap<usize, HashSet<u64>> = HashMap::new();
+        for &(thread, _) in missing {
+            seen.insert(thread, known[thread].iter().copied().collect());
+        }
+        let mut buffer = Vec::new();
+        let mut discovered = Vec::new();
+        for _ in 0..MAX_STACK_DEPTH {
+            fronts.retain(|&(thread, addr)| {
+                addr != 0
+                    && addr % 8 == 0
+                    && known[thread].len() < MAX_STACK_DEPTH
+                    && seen.get_mut(&thread).is_some_and(|seen| seen.insert(addr))
+            });
+            if fronts.is_empty() {
+                break;
+            }
+            for &(thread, addr) in &fronts {
+                known[thread].push(addr);
+                discovered.push((thread, addr));
+            }
+            buffer.clear();
+            buffer.resize(fronts.len() * frame_size, 0);
+            let mut requests: Vec<ReadRequest<'_>> = buffer
+                .chunks_mut(frame_size)
+                .zip(&fronts)
+                .map(|(buf, &(_, addr))| ReadRequest::new(addr, buf))
+                .collect();
+            if self.memory.read_batch_now(&mut requests).is_err() {
+                break;
+            }
+            let done: Vec<bool> = requests.iter().map(|r| r.done).collect();
+            drop(requests);
+            for (i, front) in fronts.iter_mut().enumerate() {
+                front.1 = if done[i] {
+                    let bytes = &buffer[i * frame_size..(i + 1) * frame_size];
+                    self.decode_frame(front.1, bytes).1
+                } else {
+                    0
+                };
+            }
+        }
+        discovered
     }
 
     /// Fills in the bytecode of freshly decoded code objects, in one batch.
@@ -704,7 +1101,7 @@ impl<M: MemoryReader> PythonReader<M> {
     /// code-cache refresh. Each thread gets its stack or its error.
     pub fn stacks(
         &mut self,
-        tstates: &[&[u8]],
+        tstates: &[ThreadState],
     ) -> Result<Vec<Result<Stack, WalkError>>, WalkError> {
         let raw = self.raw_stacks(tstates);
         if let Some(Err(e)) = raw
@@ -728,5 +1125,50 @@ impl<M: MemoryReader> PythonReader<M> {
                 })
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_on_neighbouring_pages_are_read_as_one_run_of_whole_pages() {
+        let frames = [0x1_0010, 0x1_0200, 0x1_1fc0, 0x5_0000];
+        let runs = frame_pages(frames.into_iter(), 0x78, true);
+        // The third frame crosses into the page after its own.
+        assert_eq!(runs, vec![(0x1_0000, 0x1_3000), (0x5_0000, 0x5_1000)]);
+    }
+
+    #[test]
+    fn a_gap_of_a_page_splits_runs_and_bad_addresses_are_left_out() {
+        let frames = [0x3_0000, 0x1_0000, 0x1_0000, 0x1_0003, u64::MAX - 8];
+        let runs = frame_pages(frames.into_iter(), 0x78, true);
+        assert_eq!(runs, vec![(0x1_0000, 0x1_1000), (0x3_0000, 0x3_1000)]);
+    }
+
+    #[test]
+    fn past_the_byte_budget_frames_are_read_on_their_own() {
+        let pages = MAX_FRAME_PAGES_BYTES / 4096;
+        let frames = (0..pages + 2).map(|i| 0x100_0000 + i * 0x2000);
+        let runs = frame_pages(frames, 0x78, true);
+        let last = runs[runs.len() - 1];
+        assert_eq!(last.1 - last.0, 0x78);
+        assert!(runs[..runs.len() - 2].iter().all(|r| r.1 - r.0 == 4096));
+    }
+
+    #[test]
+    fn the_frame_running_flags_of_each_version() {
+        let mut frame = vec![0u8; 0x78];
+        let flag = FrameRunning::ExecutingFlag(0x74);
+        assert_eq!(flag.is_running(&frame), Some(false));
+        frame[0x74] = 1;
+        assert_eq!(flag.is_running(&frame), Some(true));
+        let state = FrameRunning::State(0x6c);
+        for (value, running) in [(0i8, true), (2, true), (-1, false), (1, false), (4, false)] {
+            frame[0x6c] = value as u8;
+            assert_eq!(state.is_running(&frame), Some(running), "f_state {value}");
+        }
+        assert_eq!(state.is_running(&frame[..0x10]), None);
     }
 }

@@ -37,6 +37,33 @@ pub enum InstructionPointer {
     InstrPtr,
 }
 
+/// How a heap frame (≤3.10) says that it is being executed, which every
+/// frame on a thread's chain is; a frame that returned and waits on a free
+/// list for reuse is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameRunning {
+    /// 3.8/3.9: `f_executing`, a `char` that is 1 while the frame runs.
+    ExecutingFlag(u64),
+    /// 3.10: `f_state`, a `signed char`: `FRAME_EXECUTING` (0), or
+    /// `FRAME_UNWINDING` (2) while an exception passes through it.
+    State(u64),
+}
+
+impl FrameRunning {
+    /// Whether the frame whose first bytes are `frame` is running; `None`
+    /// when `frame` is too short to tell.
+    pub fn is_running(self, frame: &[u8]) -> Option<bool> {
+        match self {
+            FrameRunning::ExecutingFlag(offset) => {
+                frame.get(offset as usize).map(|&flag| flag == 1)
+            }
+            FrameRunning::State(offset) => frame
+                .get(offset as usize)
+                .map(|&state| matches!(state as i8, 0 | 2)),
+        }
+    }
+}
+
 /// The line number table format of code objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineTableFormat {
@@ -132,6 +159,8 @@ pub struct Layout {
     pub frame_instr: u64,
     /// What [`Layout::frame_instr`] holds.
     pub instruction_pointer: InstructionPointer,
+    /// ≤3.10: where a frame says it is being executed.
+    pub frame_running: Option<FrameRunning>,
     /// 3.11+: `owner` (a `char`).
     pub frame_owner: Option<u64>,
     /// 3.11: `is_entry`; frames above an entry frame belong to an outer
@@ -381,11 +410,12 @@ impl Layout {
             tstate_native_thread_id: None,
             tstate_frame: FrameEntry::Direct(0x18),
             tstate_datastack_chunk: None,
-            frame_size: 0x70,
+            frame_size: 0x78,
             frame_previous: 0x18,
             frame_code: 0x20,
             frame_instr: 0x68,
             instruction_pointer: InstructionPointer::LastiBytes,
+            frame_running: Some(FrameRunning::ExecutingFlag(0x74)),
             frame_owner: None,
             frame_is_entry: None,
             frame_owner_first_skipped: u8::MAX,
@@ -430,7 +460,9 @@ impl Layout {
     }
 
     fn apply_3_10(&mut self) {
+        self.frame_size = 0x70;
         self.frame_instr = 0x60;
+        self.frame_running = Some(FrameRunning::State(0x6c));
         self.frame_localsplus = 0x160;
         self.instruction_pointer = InstructionPointer::LastiUnits;
         self.linetable_format = LineTableFormat::LineTable310;
@@ -458,6 +490,7 @@ impl Layout {
         self.frame_instr = 0x38;
         self.instruction_pointer = InstructionPointer::PrevInstr;
         self.frame_owner = Some(0x45);
+        self.frame_running = None;
         self.frame_is_entry = Some(0x44);
         self.frame_localsplus = 0x48;
         self.code_size = 0xb8;

@@ -45,8 +45,8 @@ pub use debug_offsets::{DebugOffsets, DebugOffsetsError};
 pub use error::{AttachError, WalkError};
 pub use frames::{CodeInfo, Frame, RawFrame, RawStack, Stack};
 pub use layout::{
-    DictKeysFormat, FrameEntry, InstructionPointer, Layout, LineTableFormat, LongFormat,
-    ManagedDict,
+    DictKeysFormat, FrameEntry, FrameRunning, InstructionPointer, Layout, LineTableFormat,
+    LongFormat, ManagedDict,
 };
 pub use linetable::LineTable;
 pub use locals::Local;

@@ -20,6 +20,17 @@ const CO_VARARGS: i32 = 0x4;
 /// `CO_VARKEYWORDS` in `co_flags`.
 const CO_VARKEYWORDS: i32 = 0x8;
 
+/// Whether two reads of one object agree: equal for values that cannot
+/// change (numbers, strings, bytes), the same type for containers, whose
+/// length may change while they are read.
+fn same_value(first: &Value, second: &Value) -> bool {
+    match (first, second) {
+        (Value::Container { type_name: a, .. }, Value::Container { type_name: b, .. }) => a == b,
+        (Value::Unreadable, _) | (_, Value::Unreadable) => false,
+        _ => first == second,
+    }
+}
+
 /// A local variable of a frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Local {
@@ -52,6 +63,13 @@ enum Slot {
 
 impl<M: MemoryReader> PythonReader<M> {
     /// The local variables of `frame`, parameters first, in definition order.
+    ///
+    /// A running thread changes its locals while they are read: a variable
+    /// is assigned again and its old object freed, and the memory reused by
+    /// another object, even between reading an object's header and its data.
+    /// So every value is read twice, with the frame's slots read again in
+    /// between, and kept only if nothing changed; otherwise it is
+    /// [`Value::Unreadable`]. A value shown is one the variable held.
     pub fn locals(&mut self, frame: &Frame) -> Result<Vec<Local>, WalkError> {
         let LocalNames {
             names,
@@ -69,18 +87,52 @@ impl<M: MemoryReader> PythonReader<M> {
             let raw = u64_at(&slots, index as u64 * 8).unwrap_or(0);
             let (addr, value) = match self.slot(raw, kind)? {
                 Slot::TaggedInt(value) => (0, Value::Int(value)),
-                Slot::Object(addr) => (addr, self.read_value(addr)?),
+                Slot::Object(addr) => (addr, self.read_value(addr).unwrap_or(Value::Unreadable)),
             };
-            locals.push(Local {
-                name,
-                is_arg: index < parameters,
-                addr,
-                value,
-            });
+            locals.push((
+                index,
+                raw,
+                Local {
+                    name,
+                    is_arg: index < parameters,
+                    addr,
+                    value,
+                },
+            ));
         }
-        // Still the same function once the values are read.
-        self.frame_slots(frame, 0)?;
-        Ok(locals)
+        // Still the same function, and each variable still the same object
+        // with the same value, once the values are read.
+        let slots_between = self.frame_slots(frame, count)?;
+        let checked: Vec<(usize, u64, Local)> = locals
+            .into_iter()
+            .map(|(index, raw, mut local)| {
+                let again = match local.addr {
+                    0 => Some(local.value.clone()),
+                    addr => self.read_value(addr).ok(),
+                };
+                local.value = match again {
+                    Some(again)
+                        if u64_at(&slots_between, index as u64 * 8) == Some(raw)
+                            && same_value(&local.value, &again) =>
+                    {
+                        again
+                    }
+                    _ => Value::Unreadable,
+                };
+                (index, raw, local)
+            })
+            .collect();
+        // And the variables still hold those objects after the second read.
+        let slots_after = self.frame_slots(frame, count)?;
+        Ok(checked
+            .into_iter()
+            .map(|(index, raw, mut local)| {
+                if u64_at(&slots_after, index as u64 * 8) != Some(raw) {
+                    local.value = Value::Unreadable;
+                }
+                local
+            })
+            .collect())
     }
 
     /// The first `count` local slots of the frame, once its code pointer shows it still runs `frame`'s code: a running

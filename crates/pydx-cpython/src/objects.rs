@@ -69,6 +69,12 @@ const MAX_TYPE_NAME: usize = 256;
 const MAX_INT_DIGITS: u64 = 4;
 /// Characters of a string or bytes value shown in a repr.
 const REPR_CHARS: usize = 64;
+/// Bytes read at once from the start of a `str`: its header and, for a short
+/// string, all of its data and the NUL after it.
+const STR_CHUNK: usize = 0x50 + 4 * (REPR_CHARS + 1);
+/// The page size: a read that stays within the page of a mapped address
+/// cannot fault.
+const PAGE: u64 = 4096;
 
 /// A value read out of the target, decoded as far as is safe and cheap.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +124,10 @@ pub enum Value {
     },
     /// A local that has no value yet (unbound).
     Unbound,
+    /// A value that changed while it was read (the variable was assigned
+    /// again, or its object freed and reused): pydx shows no value rather
+    /// than a wrong one.
+    Unreadable,
 }
 
 impl fmt::Display for Value {
@@ -156,6 +166,7 @@ impl fmt::Display for Value {
             Value::Container { type_name, len } => write!(f, "<{type_name} of {len}>"),
             Value::Object { type_name, addr } => write!(f, "<{type_name} at {addr:#x}>"),
             Value::Unbound => f.write_str("<unbound>"),
+            Value::Unreadable => f.write_str("<unreadable: changed while read>"),
         }
     }
 }
@@ -327,14 +338,22 @@ impl<M: MemoryReader> PythonReader<M> {
         prefetched: &[u8],
     ) -> Result<(String, u64), WalkError> {
         let layout = &self.layout;
-        let mut read_header = [0u8; 0x28];
-        let header = match prefetched.get(..0x28) {
-            Some(header) => header,
-            None => {
-                self.memory.read_into(addr, &mut read_header)?;
-                &read_header
+        // Header and data in one read where they fit: a string freed and
+        // its memory reused between two reads would mix two strings.
+        let mut chunk = [0u8; STR_CHUNK];
+        let prefetched = if prefetched.len() >= 0x28 {
+            prefetched
+        } else {
+            let to_page_end = (PAGE - addr % PAGE) as usize;
+            let mut len = STR_CHUNK.min(to_page_end).max(0x28);
+            if self.memory.read_into(addr, &mut chunk[..len]).is_err() {
+                // An object at the very end of a mapping: the header alone.
+                len = 0x28;
+                self.memory.read_into(addr, &mut chunk[..len])?;
             }
+            &chunk[..len]
         };
+        let header = &prefetched[..0x28];
         let length = u64_at(header, 0x10).unwrap_or(0);
         let state = u32::from_le_bytes([header[0x20], header[0x21], header[0x22], header[0x23]]);
         let kind = ((state >> 2) & 7) as u8;
@@ -352,6 +371,19 @@ impl<M: MemoryReader> PythonReader<M> {
         let local = compact
             .then(|| prefetched.get(data_offset as usize..data_offset as usize + size))
             .flatten();
+        // CPython ends the data of a compact string with a NUL character: a
+        // length read from one string and data from another rarely does.
+        let whole = size == length as usize * kind as usize;
+        let terminator = data_offset as usize + size;
+        if let (true, true, Some(end)) = (
+            compact,
+            whole,
+            prefetched.get(terminator..terminator + kind as usize),
+        ) {
+            if end.iter().any(|&b| b != 0) {
+                return Err(WalkError::invalid("str data", addr));
+            }
+        }
         let text = match local {
             Some(bytes) => decode_string_data(kind, bytes),
             None => {

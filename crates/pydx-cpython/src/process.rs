@@ -193,12 +193,7 @@ impl PythonProcess {
                 .map_err(|e| self.walk_to_attach(e))?;
             let stacks = self
                 .reader
-                .stacks(
-                    &states
-                        .iter()
-                        .map(|s| s.bytes.as_slice())
-                        .collect::<Vec<_>>(),
-                )
+                .stacks(&states)
                 .map_err(|e| self.walk_to_attach(e))?;
             if stacks.iter().any(|s| s.is_ok()) {
                 return Ok(());
@@ -295,13 +290,7 @@ impl PythonProcess {
             .reader
             .threads(self.location.runtime)
             .and_then(|threads| {
-                let stacks = self.reader.stacks(
-                    &threads
-                        .states
-                        .iter()
-                        .map(|s| s.bytes.as_slice())
-                        .collect::<Vec<_>>(),
-                )?;
+                let stacks = self.reader.stacks(&threads.states)?;
                 let debug = self.asyncio_debug.as_ref();
                 let requests: Vec<Option<HttpRequest>> = stacks
                     .iter()

@@ -49,9 +49,64 @@ pub struct PythonReader<M> {
     pub(crate) types: HashMap<u64, Arc<TypeInfo>>,
     pub(crate) code: HashMap<u64, CodeEntry>,
     pub(crate) topology: Option<Topology>,
+    /// Frame addresses seen lately on each thread's chain (≤3.10).
+    pub(crate) recent_frames: RecentFrames,
     /// Route templates read from route objects that live as long as the app
     /// (Starlette routes, werkzeug rules), by object address.
     pub(crate) routes: HashMap<u64, String>,
+}
+
+/// Frame addresses seen lately on each thread's chain. Before 3.11 frames
+/// are heap objects that the interpreter takes from a free list, so a thread
+/// that calls in and out keeps landing on the same few addresses: reading
+/// them all at once finds its chain whole in one read, however it moves.
+#[derive(Debug, Default)]
+pub(crate) struct RecentFrames {
+    /// Counts the rounds of reads.
+    round: u64,
+    /// By thread state: each frame address and the round it was last seen.
+    by_thread: HashMap<u64, HashMap<u64, u64>>,
+}
+
+impl RecentFrames {
+    /// Most addresses remembered per thread (the innermost frames, which
+    /// are the ones that come and go).
+    const PER_THREAD: usize = 256;
+    /// Rounds after which an address not seen again is forgotten.
+    const ROUNDS_KEPT: u64 = 1000;
+
+    /// Starts a round in which the threads are `tstates`: forgets the others.
+    pub(crate) fn begin_round(&mut self, tstates: &[u64]) {
+        self.round += 1;
+        self.by_thread.retain(|tstate, _| tstates.contains(tstate));
+    }
+
+    /// The addresses remembered for the thread `tstate`.
+    pub(crate) fn of(&self, tstate: u64) -> impl Iterator<Item = u64> + '_ {
+        self.by_thread
+            .get(&tstate)
+            .into_iter()
+            .flat_map(|seen| seen.keys().copied())
+    }
+
+    /// Remembers that `frames` (innermost first) were on the chain of
+    /// `tstate` this round.
+    pub(crate) fn saw(&mut self, tstate: u64, frames: impl Iterator<Item = u64>) {
+        let round = self.round;
+        let seen = self.by_thread.entry(tstate).or_default();
+        for addr in frames.take(Self::PER_THREAD) {
+            seen.insert(addr, round);
+        }
+        if seen.len() > Self::PER_THREAD || round % 64 == 0 {
+            seen.retain(|_, last| round - *last <= Self::ROUNDS_KEPT);
+        }
+        if seen.len() > Self::PER_THREAD {
+            let mut rounds: Vec<u64> = seen.values().copied().collect();
+            rounds.sort_unstable_by(|a, b| b.cmp(a));
+            let oldest_kept = rounds[Self::PER_THREAD - 1];
+            seen.retain(|_, last| *last >= oldest_kept);
+        }
+    }
 }
 
 /// A cached code object and the bytes that identify it.
@@ -74,6 +129,7 @@ impl<M: MemoryReader> PythonReader<M> {
             code: HashMap::new(),
             routes: HashMap::new(),
             topology: None,
+            recent_frames: RecentFrames::default(),
         }
     }
 

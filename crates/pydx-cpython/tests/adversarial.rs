@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use pydx_cpython::{Layout, PythonReader, PythonVersion, WalkError};
+use pydx_cpython::{FrameRunning, Layout, PythonReader, PythonVersion, WalkError};
 use pydx_remote::FakeMemory;
 
 /// Where the random memory image starts.
@@ -48,8 +48,7 @@ fn exercise(memory: &FakeMemory, layout: Layout, start: u64) -> Duration {
         let _ = reader.gil(start, interp);
         let _ = reader.thread_names(interp);
         if let Ok(states) = reader.thread_states(interp) {
-            let bytes: Vec<&[u8]> = states.iter().map(|s| s.bytes.as_slice()).collect();
-            if let Ok(stacks) = reader.stacks(&bytes) {
+            if let Ok(stacks) = reader.stacks(&states) {
                 for stack in stacks.into_iter().flatten() {
                     for frame in stack.frames.iter().take(8) {
                         let _ = reader.locals(frame);
@@ -96,6 +95,9 @@ fn image_with_frames(frame_links: &[(u64, u64)]) -> (FakeMemory, Layout, u64) {
         memory.insert(addr, vec![0; 0x200]);
         memory.write_u64(addr + layout.frame_previous, back);
         memory.write_u64(addr + layout.frame_code, 0x9000);
+        if let Some(FrameRunning::ExecutingFlag(offset)) = layout.frame_running {
+            memory.write(addr + offset, &[1]);
+        }
     }
     (memory, layout, interp)
 }
@@ -105,7 +107,7 @@ fn a_cycle_in_the_frame_chain_is_an_error() {
     let (memory, layout, interp) = image_with_frames(&[(0x4000, 0x5000), (0x5000, 0x4000)]);
     let mut reader = PythonReader::new(&memory, layout);
     let states = reader.thread_states(interp).unwrap();
-    let stacks = reader.stacks(&[states[0].bytes.as_slice()]).unwrap();
+    let stacks = reader.stacks(&states[..1]).unwrap();
     assert!(
         matches!(
             stacks[0],
@@ -169,9 +171,9 @@ fn a_deep_but_valid_chain_is_cut_at_the_depth_limit() {
         })
         .collect();
     let (memory, layout, interp) = image_with_frames(&links);
-    let reader = PythonReader::new(&memory, layout);
+    let mut reader = PythonReader::new(&memory, layout);
     let states = reader.thread_states(interp).unwrap();
-    let raw = reader.raw_stack(&states[0].bytes).unwrap();
+    let raw = reader.raw_stack(&states[0]).unwrap();
     assert_eq!(raw.frames.len(), pydx_cpython::MAX_STACK_DEPTH);
     assert!(raw.truncated);
 }

@@ -338,6 +338,10 @@ pub struct MemoryReading {
     pub served_requests: Option<u64>,
 }
 
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
 /// Facts about a recording.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
@@ -353,6 +357,10 @@ pub struct Meta {
     pub snapshots: u64,
     /// Snapshots that failed.
     pub errors: u64,
+    /// Thread stacks left out of the samples because they could not be
+    /// read consistently (they kept changing while read, before 3.11).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unreadable_stacks: u64,
     /// `paused` or `nonblocking`.
     pub mode: String,
     /// The processes sampled.
@@ -373,6 +381,7 @@ impl Default for Meta {
             rate_hz: 100.0,
             snapshots: 0,
             errors: 0,
+            unreadable_stacks: 0,
             mode: String::new(),
             processes: Vec::new(),
             timeline_resolution_ns: 0,

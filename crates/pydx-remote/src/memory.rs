@@ -44,6 +44,26 @@ pub trait MemoryReader {
         }
         Ok(())
     }
+
+    /// Like [`MemoryReader::read_batch`], but always from the target as it
+    /// is now, never from bytes a reader kept from an earlier read: for
+    /// re-reading something to check that it has not changed.
+    fn read_batch_now(&self, requests: &mut [ReadRequest<'_>]) -> Result<(), ReadError> {
+        self.read_batch(requests)
+    }
+
+    /// Whether everything read since the current round of reads began came
+    /// from one system call, and so shows the target at one instant. Readers
+    /// without rounds say `false`.
+    fn round_is_one_read(&self) -> bool {
+        false
+    }
+
+    /// Tells a reader that reads ahead that the next round of reads will
+    /// likely need `ranges` too (address, length). Others ignore it.
+    fn expect_next_round(&self, ranges: &[(u64, usize)]) {
+        let _ = ranges;
+    }
 }
 
 impl<T: MemoryReader + ?Sized> MemoryReader for &T {
@@ -53,6 +73,18 @@ impl<T: MemoryReader + ?Sized> MemoryReader for &T {
 
     fn read_batch(&self, requests: &mut [ReadRequest<'_>]) -> Result<(), ReadError> {
         (**self).read_batch(requests)
+    }
+
+    fn read_batch_now(&self, requests: &mut [ReadRequest<'_>]) -> Result<(), ReadError> {
+        (**self).read_batch_now(requests)
+    }
+
+    fn round_is_one_read(&self) -> bool {
+        (**self).round_is_one_read()
+    }
+
+    fn expect_next_round(&self, ranges: &[(u64, usize)]) {
+        (**self).expect_next_round(ranges)
     }
 }
 

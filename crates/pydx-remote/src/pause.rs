@@ -87,6 +87,34 @@ impl ProcessPause {
     /// is ever lost, at the price of that one thread running on.
     fn wait_for_stop(tid: u32) -> bool {
         loop {
+            // Look before taking: when pydx launched the target, its exit
+            // status is pydx's to collect as the parent, later. Only a stop
+            // is taken here.
+            // SAFETY: an all-zero `siginfo_t` is valid, and `info` is a
+            // valid out-pointer for the call.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: as above.
+            let rc = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    tid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WSTOPPED | libc::WNOWAIT | libc::__WALL,
+                )
+            };
+            if rc < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                // ECHILD: the thread exited before stopping.
+                return false;
+            }
+            if matches!(
+                info.si_code,
+                libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED
+            ) {
+                return false;
+            }
             let mut status = 0;
             // SAFETY: `status` is a valid out-pointer for the call.
             let rc = unsafe { libc::waitpid(tid as libc::pid_t, &mut status, libc::__WALL) };

@@ -50,6 +50,8 @@ struct RoundState {
     ahead: Vec<(u64, Vec<u8>)>,
     /// Ranges this round needed after its first read.
     needed: Vec<(u64, usize)>,
+    /// Reads that went to the target in this round.
+    target_reads: usize,
     /// What the next round reads ahead.
     plan: Vec<(u64, usize)>,
 }
@@ -75,6 +77,7 @@ impl<M: MemoryReader> PrefetchingMemory<M> {
         state.first_read_pending = true;
         state.ahead.clear();
         state.needed.clear();
+        state.target_reads = 0;
     }
 
     /// Ends a round and plans the next one from what this one needed.
@@ -92,6 +95,7 @@ impl<M: MemoryReader> PrefetchingMemory<M> {
         let plan = {
             let mut state = self.state.borrow_mut();
             state.first_read_pending = false;
+            state.target_reads += 1;
             std::mem::take(&mut state.plan)
         };
         let mut buffers: Vec<Vec<u8>> = plan.iter().map(|&(_, len)| vec![0u8; len]).collect();
@@ -187,6 +191,7 @@ impl<M: MemoryReader> MemoryReader for PrefetchingMemory<M> {
         if missing.is_empty() {
             return Ok(());
         }
+        self.state.borrow_mut().target_reads += 1;
         let mut rest: Vec<ReadRequest<'_>> = requests
             .iter_mut()
             .enumerate()
@@ -200,6 +205,32 @@ impl<M: MemoryReader> MemoryReader for PrefetchingMemory<M> {
             requests[index].done = done;
         }
         Ok(())
+    }
+
+    fn read_batch_now(&self, requests: &mut [ReadRequest<'_>]) -> Result<(), ReadError> {
+        {
+            let mut state = self.state.borrow_mut();
+            if state.active {
+                // Planned for the next round like any other read, but read
+                // afresh: the point of this read is to see the target now.
+                state.target_reads += 1;
+                let ranges = requests.iter().map(|r| (r.addr, r.buf.len()));
+                state.needed.extend(ranges);
+            }
+        }
+        self.inner.read_batch(requests)
+    }
+
+    fn round_is_one_read(&self) -> bool {
+        let state = self.state.borrow();
+        state.active && state.target_reads == 1
+    }
+
+    fn expect_next_round(&self, ranges: &[(u64, usize)]) {
+        let mut state = self.state.borrow_mut();
+        if state.active {
+            state.needed.extend_from_slice(ranges);
+        }
     }
 }
 

@@ -192,6 +192,7 @@ impl ProfileRecorder {
         self.profile.meta.duration_ns = summary.elapsed.as_nanos() as u64;
         self.profile.meta.snapshots = summary.rounds;
         self.profile.meta.errors = summary.errors;
+        self.profile.meta.unreadable_stacks = summary.unreadable_stacks;
         self.profile
     }
 

@@ -161,6 +161,11 @@ pub struct Summary {
     pub errors: u64,
     /// Why the last failed snapshot failed.
     pub last_error: Option<String>,
+    /// Thread stacks left out of the samples because they could not be
+    /// read (see [`pydx_profile::Meta::unreadable_stacks`]).
+    pub unreadable_stacks: u64,
+    /// Why the last unreadable stack was unreadable.
+    pub last_stack_error: Option<String>,
     /// Rounds skipped because sampling fell behind.
     pub missed: u64,
     /// Processes sampled over the whole run.
@@ -278,6 +283,7 @@ impl Sampler {
         let mut next_progress = start + PROGRESS_EVERY;
         let (mut rounds, mut errors, mut missed) = (0u64, 0u64, 0u64);
         let mut last_error = None;
+        let (mut unreadable_stacks, mut last_stack_error) = (0u64, None);
         let mut rounds_at_last_report = 0u64;
         let mut last_report = start;
         let stop_reason = loop {
@@ -307,6 +313,14 @@ impl Sampler {
                 }
                 match target.snapshot() {
                     Ok(mut threads) => {
+                        // A stack that could not be read consistently is
+                        // counted, not recorded as a sample without frames.
+                        let read = threads.len();
+                        if let Some(error) = threads.iter().find_map(|t| t.python.error) {
+                            last_stack_error = Some(error.to_string());
+                        }
+                        threads.retain(|t| t.python.error.is_none());
+                        unreadable_stacks += (read - threads.len()) as u64;
                         if observe {
                             target.observe(&mut threads, OBSERVED_FRAMES);
                         }
@@ -373,6 +387,8 @@ impl Sampler {
             rounds,
             errors,
             last_error,
+            unreadable_stacks,
+            last_stack_error,
             missed,
             processes_seen: self.processes_seen,
             stop: stop_reason,

@@ -3,9 +3,11 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
-use pydx_cpython::{PythonProcess, PythonThread, Value, WalkError, GIL_STATE_SIZE};
+use pydx_cpython::{PythonProcess, PythonThread, PythonVersion, Value, WalkError, GIL_STATE_SIZE};
 use pydx_profile::{Activity, CodeKind};
-use pydx_remote::{thread_ids, ProcessPause, RunState, SyscallState, ThreadStateReader};
+use pydx_remote::{
+    process_alive, thread_ids, ProcessPause, RunState, SyscallState, ThreadStateReader,
+};
 
 /// The x86_64 `futex` system call number.
 const SYS_FUTEX: i64 = 202;
@@ -119,17 +121,37 @@ pub enum Consistency {
     /// Stop the target's threads for the duration of the read (a few
     /// microseconds per thread), so every stack is exactly as it was.
     Paused,
-    /// Read while the target runs; cheaper, but a stack may be torn.
-    #[default]
+    /// Read while the target runs. On 3.11 and later a thread's frames are
+    /// copied in one read; before, each frame is a heap object of its own,
+    /// and a stack that changes while it is read is read again until it is
+    /// seen whole, or left out as unreadable, never recorded torn.
     NonBlocking,
+    /// [`Consistency::Paused`] for Python before 3.11, and
+    /// [`Consistency::NonBlocking`] from 3.11 on. Before 3.11 a program
+    /// that calls and returns quickly changes its frames faster than they
+    /// can be read one by one: reading it without pausing loses many
+    /// samples, and keeps more of the moments that are easy to read (short
+    /// stacks), which skews the profile.
+    #[default]
+    ByVersion,
 }
 
 impl Consistency {
-    /// `paused` or `nonblocking`, as recorded in profiles.
+    /// `paused`, `nonblocking` or `by-version`, as recorded in profiles.
     pub fn as_str(self) -> &'static str {
         match self {
             Consistency::Paused => "paused",
             Consistency::NonBlocking => "nonblocking",
+            Consistency::ByVersion => "by-version",
+        }
+    }
+
+    /// The mode used for a process running Python `version`.
+    pub fn for_version(self, version: PythonVersion) -> Consistency {
+        match self {
+            Consistency::ByVersion if version.at_least(3, 11) => Consistency::NonBlocking,
+            Consistency::ByVersion => Consistency::Paused,
+            other => other,
         }
     }
 }
@@ -159,9 +181,11 @@ pub enum SnapshotError {
 }
 
 impl Snapshotter {
-    /// Takes snapshots of `process` with the given consistency.
+    /// Takes snapshots of `process` with the given consistency (resolved
+    /// for its version, see [`Consistency::for_version`]).
     pub fn new(process: PythonProcess, consistency: Consistency) -> Self {
         let pid = process.pid();
+        let consistency = consistency.for_version(process.version());
         Self {
             process,
             os_states: ThreadStateReader::new(pid),
@@ -177,10 +201,21 @@ impl Snapshotter {
 
     /// Reads every Python thread with its OS state.
     pub fn snapshot(&mut self) -> Result<Vec<ThreadSnapshot>, SnapshotError> {
+        self.snapshot_then(|_, _| ()).map(|(threads, ())| threads)
+    }
+
+    /// Takes a snapshot, then runs `read_more` on it (to read locals or
+    /// tasks, say) before a paused target is resumed, so that what it reads
+    /// belongs to the same instant as the stacks.
+    pub fn snapshot_then<T>(
+        &mut self,
+        read_more: impl FnOnce(&mut PythonProcess, &[ThreadSnapshot]) -> T,
+    ) -> Result<(Vec<ThreadSnapshot>, T), SnapshotError> {
         let pid = self.process.pid();
+        let mut paused = None;
         let (threads, states_before) = match self.consistency {
             Consistency::NonBlocking => (self.process.threads(), None),
-            Consistency::Paused => {
+            Consistency::Paused | Consistency::ByVersion => {
                 // A stopped thread never shows as running and its system call
                 // is interrupted, so the OS states are read before pausing.
                 let tids = thread_ids(pid).map_err(|_| SnapshotError::ProcessExited(pid))?;
@@ -195,9 +230,16 @@ impl Snapshotter {
                         (tid, run, syscall)
                     })
                     .collect();
-                let pause = ProcessPause::new(pid, &tids)?;
+                // An exiting process (a zombie) cannot be paused: it is gone.
+                let pause = ProcessPause::new(pid, &tids).map_err(|error| {
+                    if process_alive(pid) {
+                        SnapshotError::Pause(error)
+                    } else {
+                        SnapshotError::ProcessExited(pid)
+                    }
+                })?;
                 let threads = self.process.threads();
-                drop(pause);
+                paused = Some(pause);
                 (threads, Some(states))
             }
         };
@@ -239,7 +281,9 @@ impl Snapshotter {
                 statement: None,
             });
         }
-        Ok(snapshots)
+        let more = read_more(&mut self.process, &snapshots);
+        drop(paused);
+        Ok((snapshots, more))
     }
 
     /// Reads the local variables of the innermost frames of the program's
@@ -276,7 +320,7 @@ impl Snapshotter {
                     .collect();
                 let local_types = locals
                     .iter()
-                    .filter(|l| l.addr != 0)
+                    .filter(|l| l.addr != 0 && l.value != Value::Unreadable)
                     .map(|l| (l.name.clone(), value_type(&l.value)))
                     .collect();
                 thread.observations.push(FrameObservation {
@@ -381,6 +425,7 @@ fn value_type(value: &Value) -> String {
         Value::Bytes { .. } => "bytes".into(),
         Value::Container { type_name, .. } | Value::Object { type_name, .. } => type_name.clone(),
         Value::Unbound => "unbound".into(),
+        Value::Unreadable => "unreadable".into(),
     }
 }
 

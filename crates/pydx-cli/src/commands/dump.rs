@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use pydx_cpython::{Frame, PythonProcess};
+use pydx_cpython::{AsyncioError, Frame, PythonProcess};
 use pydx_profile::Activity;
 use pydx_sampler::{Consistency, Snapshotter, ThreadSnapshot};
 use serde::Serialize;
@@ -81,42 +81,28 @@ pub fn run(args: &DumpArgs) -> anyhow::Result<ExitCode> {
         Consistency::Paused
     };
     let mut snapshotter = Snapshotter::new(process, consistency);
-    let threads = snapshotter
-        .snapshot()
-        .with_context(|| format!("cannot read the threads of process {}", args.pid))?;
-    let process = snapshotter.process();
-    let tasks = if args.asyncio {
-        let mut tasks = process
-            .asyncio_tasks()
-            .with_context(|| format!("cannot read the asyncio tasks of process {}", args.pid))?;
-        tasks.sort_by(|a, b| a.name.cmp(&b.name));
-        Some(
-            tasks
+    // Locals and tasks are read before a paused target resumes, so that
+    // they belong to the same instant as the stacks.
+    let (_, (threads, tasks)) = snapshotter
+        .snapshot_then(|process, threads| {
+            let reports: Vec<ThreadReport> = threads
                 .iter()
-                .map(|task| TaskReport {
-                    name: task.name.clone(),
-                    running_on: task.running_on,
-                    awaiting: task.awaiting.clone(),
-                    coroutines: task
-                        .coroutines
-                        .iter()
-                        .map(|f| frame_report(process, f, false))
-                        .collect(),
-                })
-                .collect(),
-        )
-    } else {
-        None
-    };
+                .map(|t| thread_report(process, t, args.locals))
+                .collect();
+            let tasks = args.asyncio.then(|| task_reports(process));
+            (reports, tasks)
+        })
+        .with_context(|| format!("cannot read the threads of process {}", args.pid))?;
+    let tasks = tasks
+        .transpose()
+        .with_context(|| format!("cannot read the asyncio tasks of process {}", args.pid))?;
+    let process = snapshotter.process();
     let report = DumpReport {
         pid: args.pid,
         python_version: process.version().to_string(),
         binary: process.binary().to_string(),
         paused: consistency == Consistency::Paused,
-        threads: threads
-            .iter()
-            .map(|t| thread_report(process, t, args.locals))
-            .collect(),
+        threads,
         tasks,
     };
     let mut out = std::io::stdout().lock();
@@ -128,6 +114,25 @@ pub fn run(args: &DumpArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every asyncio task of the process, by name.
+fn task_reports(process: &mut PythonProcess) -> Result<Vec<TaskReport>, AsyncioError> {
+    let mut tasks = process.asyncio_tasks()?;
+    tasks.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(tasks
+        .iter()
+        .map(|task| TaskReport {
+            name: task.name.clone(),
+            running_on: task.running_on,
+            awaiting: task.awaiting.clone(),
+            coroutines: task
+                .coroutines
+                .iter()
+                .map(|f| frame_report(process, f, false))
+                .collect(),
+        })
+        .collect())
 }
 
 fn thread_report(

@@ -71,7 +71,12 @@ pub fn record(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64),
         rate_hz: sampling.rate,
-        mode: options.consistency.as_str().to_string(),
+        mode: match &target.root {
+            Some(root) => options.consistency.for_version(root.version()),
+            None => options.consistency,
+        }
+        .as_str()
+        .to_string(),
         cpus: pydx_remote::cpus_available(target.pid),
         ..Meta::default()
     };
@@ -142,8 +147,18 @@ fn describe(profile: &Profile, summary: &Summary) -> String {
         Some(error) => format!(" (last: {error})"),
         None => String::new(),
     };
+    let unreadable = match (summary.unreadable_stacks, &summary.last_stack_error) {
+        (0, _) => String::new(),
+        (count, last) => format!(
+            ", {count} thread stack{} left out as unreadable{}",
+            if count == 1 { "" } else { "s" },
+            last.as_ref()
+                .map(|e| format!(" (last: {e})"))
+                .unwrap_or_default()
+        ),
+    };
     format!(
-        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({:.0} Hz achieved of {:.0} requested), {} error{}{last_error}; {}",
+        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({:.0} Hz achieved of {:.0} requested), {} error{}{last_error}{unreadable}; {}",
         threads,
         if threads == 1 { "" } else { "s" },
         processes,

@@ -29,10 +29,10 @@ pub fn sampling_options(sampling: &SamplingArgs, observe: bool) -> anyhow::Resul
     Ok(SamplingOptions {
         rate_hz: sampling.rate,
         duration: sampling.duration.map(Duration::from_secs_f64),
-        consistency: if sampling.blocking {
-            Consistency::Paused
-        } else {
-            Consistency::NonBlocking
+        consistency: match (sampling.blocking, sampling.nonblocking) {
+            (true, _) => Consistency::Paused,
+            (_, true) => Consistency::NonBlocking,
+            _ => Consistency::ByVersion,
         },
         subprocesses: sampling.subprocesses,
         observe_every: observe.then_some(OBSERVE_EVERY),
