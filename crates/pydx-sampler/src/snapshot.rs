@@ -185,7 +185,14 @@ impl Snapshotter {
     /// for its version, see [`Consistency::for_version`]).
     pub fn new(process: PythonProcess, consistency: Consistency) -> Self {
         let pid = process.pid();
-        let consistency = consistency.for_version(process.version());
+        let consistency = match consistency.for_version(process.version()) {
+            // A process another tracer holds cannot be paused: the default
+            // reads it without pausing rather than not at all.
+            Consistency::Paused if consistency == Consistency::ByVersion && traced(pid) => {
+                Consistency::NonBlocking
+            }
+            resolved => resolved,
+        };
         Self {
             process,
             os_states: ThreadStateReader::new(pid),
@@ -412,6 +419,17 @@ fn cut(mut text: String, max_chars: usize) -> String {
         text.push('…');
     }
     text
+}
+
+/// Whether another process traces `pid` (a debugger, strace, a profiler).
+fn traced(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("TracerPid:"))?;
+            line["TracerPid:".len()..].trim().parse::<u32>().ok()
+        })
+        .is_some_and(|tracer| tracer != 0)
 }
 
 /// The type name of a decoded value.
