@@ -427,3 +427,62 @@ fn pid_namespace_before_3_11() {
 fn pid_namespace_from_3_11() {
     dump_in_pid_namespace("pyenv-3.12");
 }
+
+/// A process that holds `pid` with `PTRACE_SEIZE` (without stopping it), as
+/// a debugger or `strace` would; it lets go when killed.
+fn trace(pid: u32) -> std::process::Child {
+    let tracer = "import ctypes, sys, time\n\
+                  libc = ctypes.CDLL(None, use_errno=True)\n\
+                  if libc.ptrace(0x4206, int(sys.argv[1]), None, None) != 0:\n    \
+                      sys.exit('seize failed: %d' % ctypes.get_errno())\n\
+                  print('ready', flush=True)\n\
+                  time.sleep(3600)\n";
+    let mut child = Command::new("python3")
+        .args(["-c", tracer, &pid.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the tracer");
+    let mut line = String::new();
+    let stdout = child.stdout.as_mut().expect("piped");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the tracer could not seize {pid}");
+    child
+}
+
+/// A target already traced cannot be paused: `dump` (which pauses by
+/// default) and `record` (which pauses by default before 3.11) say so in one
+/// line and read it without pausing.
+#[test]
+fn a_traced_target_is_read_without_pausing() {
+    let python = interpreter("pyenv-3.9");
+    let child = python.spawn("threads.py", &[]);
+    let mut tracer = trace(child.pid);
+    let note = format!("is traced by process {}", tracer.id());
+    let dump = pydx()
+        .args(["dump", "--json", "--pid", &child.pid.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&dump.stderr);
+    assert!(dump.status.success(), "{stderr}");
+    assert!(stderr.contains(&note), "{stderr}");
+    let json: Value = serde_json::from_slice(&dump.stdout).unwrap();
+    assert_eq!(json["paused"], false);
+    let nap = thread_named(&json, "napper").unwrap();
+    assert_eq!(frames(nap)[0].0, "nap", "{nap}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("traced.txt");
+    let record = pydx()
+        .args(["record", "--duration", "1", "-o"])
+        .arg(&out)
+        .args(["--pid", &child.pid.to_string()])
+        .output()
+        .unwrap();
+    let _ = tracer.kill();
+    let _ = tracer.wait();
+    let stderr = String::from_utf8_lossy(&record.stderr);
+    assert!(record.status.success(), "{stderr}");
+    assert!(stderr.contains(&note), "{stderr}");
+    assert!(stderr.contains(", 0 errors"), "{stderr}");
+    let collapsed = std::fs::read_to_string(&out).unwrap();
+    assert!(collapsed.contains(";spin ("), "{collapsed}");
+}

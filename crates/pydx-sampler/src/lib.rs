@@ -29,6 +29,6 @@ pub use sampler::{
     Summary,
 };
 pub use snapshot::{
-    Consistency, FrameObservation, SnapshotError, Snapshotter, SqlStatement, ThreadSnapshot,
-    MAX_STATEMENT_CHARS,
+    tracer_of, Consistency, FrameObservation, SnapshotError, Snapshotter, SqlStatement,
+    ThreadSnapshot, MAX_STATEMENT_CHARS,
 };

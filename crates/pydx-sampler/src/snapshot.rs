@@ -3,7 +3,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
-use pydx_cpython::{PythonProcess, PythonThread, PythonVersion, Value, WalkError, GIL_STATE_SIZE};
+use pydx_cpython::{PythonProcess, PythonThread, Value, WalkError, GIL_STATE_SIZE};
 use pydx_profile::{Activity, CodeKind};
 use pydx_remote::{
     process_alive, thread_ids, ProcessPause, RunState, SyscallState, ThreadStateReader,
@@ -146,10 +146,16 @@ impl Consistency {
         }
     }
 
-    /// The mode used for a process running Python `version`.
-    pub fn for_version(self, version: PythonVersion) -> Consistency {
+    /// The mode used for `process`: [`Consistency::ByVersion`] resolved
+    /// for its Python version, except that a process another tracer holds (a
+    /// debugger, strace) cannot be paused, so the default then reads it
+    /// without pausing. An explicit mode is kept as it is.
+    pub fn for_process(self, process: &PythonProcess) -> Consistency {
         match self {
-            Consistency::ByVersion if version.at_least(3, 11) => Consistency::NonBlocking,
+            Consistency::ByVersion if process.version().at_least(3, 11) => Consistency::NonBlocking,
+            Consistency::ByVersion if tracer_of(process.pid()).is_some() => {
+                Consistency::NonBlocking
+            }
             Consistency::ByVersion => Consistency::Paused,
             other => other,
         }
@@ -182,17 +188,10 @@ pub enum SnapshotError {
 
 impl Snapshotter {
     /// Takes snapshots of `process` with the given consistency (resolved
-    /// for its version, see [`Consistency::for_version`]).
+    /// for it, see [`Consistency::for_process`]).
     pub fn new(process: PythonProcess, consistency: Consistency) -> Self {
         let pid = process.pid();
-        let consistency = match consistency.for_version(process.version()) {
-            // A process another tracer holds cannot be paused: the default
-            // reads it without pausing rather than not at all.
-            Consistency::Paused if consistency == Consistency::ByVersion && traced(pid) => {
-                Consistency::NonBlocking
-            }
-            resolved => resolved,
-        };
+        let consistency = consistency.for_process(&process);
         Self {
             process,
             os_states: ThreadStateReader::new(pid),
@@ -222,6 +221,7 @@ impl Snapshotter {
         let mut paused = None;
         let (threads, states_before) = match self.consistency {
             Consistency::NonBlocking => (self.process.threads(), None),
+            // `ByVersion` was resolved by `new`.
             Consistency::Paused | Consistency::ByVersion => {
                 // A stopped thread never shows as running and its system call
                 // is interrupted, so the OS states are read before pausing.
@@ -421,15 +421,15 @@ fn cut(mut text: String, max_chars: usize) -> String {
     text
 }
 
-/// Whether another process traces `pid` (a debugger, strace, a profiler).
-fn traced(pid: u32) -> bool {
+/// The process tracing `pid` (a debugger, strace, another profiler), if any.
+pub fn tracer_of(pid: u32) -> Option<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             let line = status.lines().find(|l| l.starts_with("TracerPid:"))?;
             line["TracerPid:".len()..].trim().parse::<u32>().ok()
         })
-        .is_some_and(|tracer| tracer != 0)
+        .filter(|&tracer| tracer != 0)
 }
 
 /// The type name of a decoded value.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use pydx_cpython::{AsyncioError, Frame, PythonProcess};
 use pydx_profile::Activity;
-use pydx_sampler::{Consistency, Snapshotter, ThreadSnapshot};
+use pydx_sampler::{tracer_of, Consistency, Snapshotter, ThreadSnapshot};
 use serde::Serialize;
 
 use crate::cli::DumpArgs;
@@ -75,7 +75,15 @@ struct LocalReport {
 /// Runs `pydx dump`.
 pub fn run(args: &DumpArgs) -> anyhow::Result<ExitCode> {
     let process = PythonProcess::attach(args.pid)?;
+    let tracer = tracer_of(args.pid);
     let consistency = if args.nonblocking {
+        Consistency::NonBlocking
+    } else if let Some(tracer) = tracer {
+        eprintln!(
+            "pydx: process {} is traced by process {tracer}, so it cannot be paused: \
+             reading it without pausing",
+            args.pid
+        );
         Consistency::NonBlocking
     } else {
         Consistency::Paused

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use pydx_profile::{Meta, Profile};
 use pydx_render::{render, Format, RenderError, RenderOptions};
-use pydx_sampler::{ProfileRecorder, Sampler, StopReason, Summary};
+use pydx_sampler::{tracer_of, Consistency, ProfileRecorder, Sampler, StopReason, Summary};
 
 use super::output::write_atomically;
 use super::progress::ProgressLine;
@@ -66,13 +66,27 @@ pub fn record(
     options.async_tasks = async_tasks;
     let stop = interrupt_flag()?;
     let mut target = Target::start(target_args, sampling.subprocesses)?;
+    if let Some(root) = &target.root {
+        let resolved = options.consistency.for_process(root);
+        if options.consistency == Consistency::ByVersion
+            && resolved == Consistency::NonBlocking
+            && !root.version().at_least(3, 11)
+        {
+            let tracer = tracer_of(root.pid()).unwrap_or_default();
+            eprintln!(
+                "pydx: process {} is traced by process {tracer}, so it cannot be paused: \
+                 reading it without pausing (stacks that change while read are left out)",
+                root.pid()
+            );
+        }
+    }
     let meta = Meta {
         start_unix_ns: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64),
         rate_hz: sampling.rate,
         mode: match &target.root {
-            Some(root) => options.consistency.for_version(root.version()),
+            Some(root) => options.consistency.for_process(root),
             None => options.consistency,
         }
         .as_str()
