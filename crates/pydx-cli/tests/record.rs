@@ -308,8 +308,9 @@ fn wait_for_exit(child: &mut std::process::Child, timeout: Duration) -> Output {
     }
 }
 
-#[test]
-fn ctrl_c_still_writes_the_profile() {
+/// Records a running program, sends pydx `signals` (80 ms apart) once it
+/// has sampled for a while, and checks that the profile is written.
+fn a_stop_signal_still_writes_the_profile(signals: &[&str]) {
     let python = interpreter("pyenv-3.12");
     let target = python.spawn("threads.py", &[]);
     let dir = tempfile::tempdir().unwrap();
@@ -321,18 +322,110 @@ fn ctrl_c_still_writes_the_profile() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Let it take some samples, then interrupt it as Ctrl-C would.
+    // Let it take some samples, then stop it.
     std::thread::sleep(Duration::from_millis(500));
-    Command::new("kill")
-        .args(["-INT", &recorder.id().to_string()])
-        .status()
-        .unwrap();
+    for signal in signals {
+        Command::new("kill")
+            .args([&format!("-{signal}"), &recorder.id().to_string()])
+            .status()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(80));
+    }
     let output = wait_for_exit(&mut recorder, Duration::from_secs(10));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("; interrupted"), "{stderr}");
+    assert!(output.status.success(), "{signals:?}: {stderr}");
+    assert!(stderr.contains("; interrupted"), "{signals:?}: {stderr}");
     let counts = innermost_counts(&std::fs::read_to_string(&out).unwrap());
-    assert!(counts.contains_key("nap"), "{counts:?}");
+    assert!(counts.contains_key("nap"), "{signals:?}: {counts:?}");
+}
+
+#[test]
+fn ctrl_c_still_writes_the_profile() {
+    a_stop_signal_still_writes_the_profile(&["INT"]);
+}
+
+#[test]
+fn repeated_ctrl_c_still_writes_the_profile() {
+    a_stop_signal_still_writes_the_profile(&["INT", "INT", "INT"]);
+}
+
+#[test]
+fn sigterm_still_writes_the_profile() {
+    a_stop_signal_still_writes_the_profile(&["TERM"]);
+}
+
+#[test]
+fn sighup_still_writes_the_profile() {
+    a_stop_signal_still_writes_the_profile(&["HUP"]);
+}
+
+/// An output that cannot be written is found before sampling, and named
+/// as given.
+#[test]
+fn an_unwritable_output_fails_before_sampling() {
+    let python = interpreter("pyenv-3.12");
+    let target = python.spawn("threads.py", &[]);
+    let started = std::time::Instant::now();
+    let output = pydx()
+        .args(["record", "--duration", "30", "-o", "/nonexistent/dir/x.svg"])
+        .args(["--pid", &target.pid.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot write /nonexistent/dir/x.svg"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(".tmp"), "{stderr}");
+}
+
+/// A launched program that pydx cannot read (Python 3.7) is not left
+/// running when pydx gives up.
+#[test]
+fn a_launched_program_pydx_cannot_read_is_not_left_behind() {
+    let python37 = "/root/.pyenv/versions/3.7.16/bin/python3.7";
+    let dir = tempfile::tempdir().unwrap();
+    // Marks the program's command line, to look for it afterwards.
+    let marker = format!("pydx-left-behind-{}", std::process::id());
+    let program = format!("import time\n{marker} = 1\ntime.sleep(60)");
+    let output = pydx()
+        .args(["record", "-o"])
+        .arg(dir.path().join("x.txt"))
+        .args(["--", python37, "-c", &program])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("does not support"), "{stderr}");
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(&marker))
+        .collect();
+    assert!(left.is_empty(), "left running: {left:?}");
+}
+
+/// `doctor` passes a launched program's exit status through, as `record` does.
+#[test]
+fn doctor_passes_the_exit_code_through() {
+    let python = interpreter("pyenv-3.11");
+    let script = python.install_script("split.py");
+    let output = pydx()
+        .args(["doctor", "--"])
+        .args(python.argv(&[&script, "0.5", "7"]))
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("\npydx doctor: "));
 }
 
 #[test]

@@ -48,5 +48,5 @@ pub use proc::{
     ThreadStateReader,
 };
 pub use process_memory::ProcessMemory;
-pub use signal::send_interrupt;
+pub use signal::{send_stop, StopSignal};
 pub use timer::set_precise_sleep;

@@ -1,11 +1,27 @@
-//! Passing an interrupt on to a program pydx launched itself.
+//! Stopping a program pydx launched itself.
 #![allow(unsafe_code)]
 
-/// Sends SIGINT to `pid`, as Ctrl-C in its terminal would. pydx uses this
-/// only for a program it launched, when pydx itself was interrupted.
-pub fn send_interrupt(pid: u32) -> std::io::Result<()> {
+/// How pydx asks a program it launched to stop, most polite first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGINT, as Ctrl-C in its terminal would.
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+    /// SIGKILL.
+    Kill,
+}
+
+/// Sends `signal` to `pid`. pydx uses this only for a program it launched:
+/// the target of `--pid` is never signalled.
+pub fn send_stop(pid: u32, signal: StopSignal) -> std::io::Result<()> {
+    let number = match signal {
+        StopSignal::Interrupt => libc::SIGINT,
+        StopSignal::Terminate => libc::SIGTERM,
+        StopSignal::Kill => libc::SIGKILL,
+    };
     // SAFETY: kill(2) takes two integers and has no memory effects on pydx.
-    let result = unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+    let result = unsafe { libc::kill(pid as libc::pid_t, number) };
     if result == 0 {
         Ok(())
     } else {

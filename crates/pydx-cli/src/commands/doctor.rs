@@ -10,8 +10,9 @@ use anyhow::{bail, Context};
 use pydx_diagnose::{diagnose, Config, Severity, SourceLines};
 use pydx_profile::{read_pprof, write_pprof};
 use pydx_render::{render_report, ReportFormat, ReportOptions};
+use pydx_sampler::StopReason;
 
-use super::output::write_atomically;
+use super::output::{check_writable, write_atomically};
 use super::record::record;
 use crate::cli::{DoctorArgs, FailOnArg, ReportFormatArg, TargetArgs};
 
@@ -23,13 +24,16 @@ const MAX_SOURCE_BYTES: u64 = 8 << 20;
 /// Runs `pydx doctor`.
 pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(args.config.as_deref(), &args.thresholds)?;
-    let (profile, roots, target) = match &args.profile {
+    for path in [&args.output, &args.save].into_iter().flatten() {
+        check_writable(path)?;
+    }
+    let (profile, roots, target, interrupted) = match &args.profile {
         Some(path) => {
             let file = std::fs::File::open(path)
                 .with_context(|| format!("cannot open {}", path.display()))?;
             let profile =
                 read_pprof(file).with_context(|| format!("cannot read {}", path.display()))?;
-            (profile, Vec::new(), None)
+            (profile, Vec::new(), None, false)
         }
         None => {
             if args.pid.is_none() && args.command.is_empty() {
@@ -39,10 +43,11 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
                 pid: args.pid,
                 command: args.command.clone(),
             };
-            let (profile, _, target) = record(&target_args, &args.sampling, true)?;
+            let (profile, summary, target) = record(&target_args, &args.sampling, true)?;
             let mut roots = vec![PathBuf::from(format!("/proc/{}/root", target.pid))];
             roots.extend(target.root_dir.clone());
-            (profile, roots, Some(target))
+            let interrupted = summary.stop == StopReason::Interrupted;
+            (profile, roots, Some(target), interrupted)
         }
     };
     if let Some(path) = &args.save {
@@ -76,10 +81,12 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
             stdout.flush()?;
         }
     }
-    if let Some(target) = target {
-        // A launched program's own exit status does not change the verdict.
-        target.finish()?;
-    }
+    // A launched program's exit status is passed through, unless a
+    // `--fail-on` verdict says otherwise.
+    let program_status = match target {
+        Some(target) => target.finish(interrupted)?,
+        None => ExitCode::SUCCESS,
+    };
     let worst = report.findings.iter().map(|f| f.severity).max();
     let threshold = args.fail_on.map(|level| match level {
         FailOnArg::Warning => Severity::Warning,
@@ -87,7 +94,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
     });
     Ok(match (worst, threshold) {
         (Some(worst), Some(threshold)) if worst >= threshold => ExitCode::from(FINDINGS_EXIT),
-        _ => ExitCode::SUCCESS,
+        _ => program_status,
     })
 }
 

@@ -9,7 +9,7 @@ use pydx_profile::{Meta, Profile};
 use pydx_render::{render, Format, RenderError, RenderOptions};
 use pydx_sampler::{tracer_of, Consistency, ProfileRecorder, Sampler, StopReason, Summary};
 
-use super::output::write_atomically;
+use super::output::{check_writable, write_atomically};
 use super::progress::ProgressLine;
 use super::sampling::sampling_options;
 use super::target::{interrupt_flag, Target};
@@ -18,7 +18,9 @@ use crate::cli::{FormatArg, RecordArgs, SamplingArgs, TargetArgs};
 /// Runs `pydx record`.
 pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     let format = output_format(args.format, args.output.as_deref())?;
-    let (profile, summary, mut target) = record(&args.target, &args.sampling, args.async_tasks)?;
+    // The default file goes to the current folder.
+    check_writable(args.output.as_deref().unwrap_or(Path::new("pydx-check")))?;
+    let (profile, summary, target) = record(&args.target, &args.sampling, args.async_tasks)?;
     let path = args
         .output
         .clone()
@@ -49,10 +51,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         path.display(),
         describe(&profile, &summary)
     );
-    if summary.stop == StopReason::Interrupted {
-        target.interrupt();
-    }
-    target.finish()
+    target.finish(summary.stop == StopReason::Interrupted)
 }
 
 /// Samples a target as the arguments say and returns the profile;

@@ -3,14 +3,19 @@
 use std::process::{Child, Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use pydx_cpython::{AttachError, PythonProcess};
+use pydx_remote::{send_stop, StopSignal};
 use pydx_sampler::attach_when_ready;
 
 use crate::cli::TargetArgs;
 
+/// How long a launched program gets to stop after each signal pydx sends.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How often pydx checks whether a launched program has exited.
+const WAIT_POLL: Duration = Duration::from_millis(20);
 /// How long a launched program may take to start its interpreter.
 const LAUNCH_ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for a launched wrapper (shell, launcher) to turn out to
@@ -100,23 +105,43 @@ impl Target {
             .unwrap_or_else(|| self.pid.to_string())
     }
 
-    /// Interrupts a launched program that is still running, as Ctrl-C in
-    /// the terminal it shares with pydx would (for when only pydx got it).
-    pub fn interrupt(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            if matches!(child.try_wait(), Ok(None)) {
-                let _ = pydx_remote::send_interrupt(child.id());
-            }
-        }
-    }
-
     /// Waits for a launched program and returns its exit code (128 + the
     /// signal if it was killed); success when attached to a running process.
-    pub fn finish(self) -> anyhow::Result<ExitCode> {
-        let Some(mut child) = self.child else {
+    ///
+    /// With `interrupt` (pydx was interrupted, or the user quit `top`), or
+    /// when pydx is interrupted while it waits, the program gets a SIGINT,
+    /// as Ctrl-C in the terminal it shares with pydx would send it (for when
+    /// only pydx got it); one that is still running [`STOP_GRACE`] later
+    /// gets a SIGTERM, and then a SIGKILL, so that pydx never hangs on it.
+    pub fn finish(mut self, interrupt: bool) -> anyhow::Result<ExitCode> {
+        let Some(mut child) = self.child.take() else {
             return Ok(ExitCode::SUCCESS);
         };
-        let status = child.wait().context("waiting for the launched program")?;
+        let stop = interrupt_flag()?;
+        let mut signalled: Option<(StopSignal, Instant)> = None;
+        let status = loop {
+            if let Some(status) = child
+                .try_wait()
+                .context("waiting for the launched program")?
+            {
+                break status;
+            }
+            let next = match signalled {
+                None if interrupt || stop.load(Ordering::SeqCst) => Some(StopSignal::Interrupt),
+                Some((StopSignal::Interrupt, at)) if at.elapsed() >= STOP_GRACE => {
+                    Some(StopSignal::Terminate)
+                }
+                Some((StopSignal::Terminate, at)) if at.elapsed() >= STOP_GRACE => {
+                    Some(StopSignal::Kill)
+                }
+                _ => None,
+            };
+            if let Some(signal) = next {
+                let _ = send_stop(child.id(), signal);
+                signalled = Some((signal, Instant::now()));
+            }
+            std::thread::sleep(WAIT_POLL);
+        };
         let code = match (
             status.code(),
             std::os::unix::process::ExitStatusExt::signal(&status),
@@ -129,12 +154,39 @@ impl Target {
     }
 }
 
+impl Drop for Target {
+    /// A launched program that pydx leaves without [`Target::finish`] (it
+    /// could not attach, or failed later) is stopped, not left behind.
+    fn drop(&mut self) {
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
+        for signal in [StopSignal::Terminate, StopSignal::Kill] {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return;
+            }
+            let _ = send_stop(child.id(), signal);
+            let deadline = Instant::now() + STOP_GRACE;
+            while Instant::now() < deadline {
+                if !matches!(child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(WAIT_POLL);
+            }
+        }
+        let _ = child.wait();
+    }
+}
+
 /// Where `/proc/PID/root` points.
 fn root_dir(pid: u32) -> Option<std::path::PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/root")).ok()
 }
 
-/// A flag set by the first Ctrl-C; a second Ctrl-C exits at once.
+/// A flag set by SIGINT (Ctrl-C), SIGTERM or SIGHUP: sampling stops and
+/// what was collected is written. Repeated signals change nothing more, so
+/// that a second Ctrl-C, or `timeout` signalling pydx and then its process
+/// group, cannot lose the recording.
 pub fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
     static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
     if let Some(flag) = FLAG.get() {
@@ -142,11 +194,7 @@ pub fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
     }
     let flag = Arc::new(AtomicBool::new(false));
     let handler_flag = flag.clone();
-    ctrlc::set_handler(move || {
-        if handler_flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    })
-    .context("cannot install the Ctrl-C handler")?;
+    ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
+        .context("cannot install the signal handler")?;
     Ok(FLAG.get_or_init(|| flag).clone())
 }

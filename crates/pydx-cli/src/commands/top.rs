@@ -78,11 +78,8 @@ pub fn run(args: &TopArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ending)
     })?;
-    if ending == Ending::Quit {
-        // Raw mode kept Ctrl-C from the launched program: only pydx saw it.
-        target.interrupt();
-    }
-    target.finish()
+    // Raw mode kept Ctrl-C from the launched program: only pydx saw it.
+    target.finish(ending == Ending::Quit)
 }
 
 /// How the display ended.
