@@ -266,25 +266,35 @@ fn check_collapsed(text: &str) {
     );
 }
 
-#[test]
-fn launch_mode_passes_the_exit_code_through() {
+/// Runs `pydx ARGS -- python split.py 0.5 7` and checks that pydx exits
+/// with the program's status, 7; returns its output.
+fn passes_the_exit_code_through(args: &[&str]) -> Output {
     let python = interpreter("pyenv-3.11");
     let script = python.install_script("split.py");
-    let dir = tempfile::tempdir().unwrap();
     let output = pydx()
-        .args(["record", "-o"])
-        .arg(dir.path().join("out.pb.gz"))
+        .args(args)
         .arg("--")
         .args(python.argv(&[&script, "0.5", "7"]))
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(7),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(dir.path().join("out.pb.gz").exists());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(7), "{args:?}: {stderr}");
+    output
+}
+
+#[test]
+fn launch_mode_passes_the_exit_code_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.pb.gz");
+    passes_the_exit_code_through(&["record", "-o", out.to_str().unwrap()]);
+    assert!(out.exists());
+}
+
+/// `doctor` passes a launched program's exit status through, as `record` does.
+#[test]
+fn doctor_passes_the_exit_code_through() {
+    let output = passes_the_exit_code_through(&["doctor"]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("\npydx doctor: "));
 }
 
 fn wait_for_exit(child: &mut std::process::Child, timeout: Duration) -> Output {
@@ -407,25 +417,6 @@ fn a_launched_program_pydx_cannot_read_is_not_left_behind() {
         .filter(|cmdline| cmdline.contains(&marker))
         .collect();
     assert!(left.is_empty(), "left running: {left:?}");
-}
-
-/// `doctor` passes a launched program's exit status through, as `record` does.
-#[test]
-fn doctor_passes_the_exit_code_through() {
-    let python = interpreter("pyenv-3.11");
-    let script = python.install_script("split.py");
-    let output = pydx()
-        .args(["doctor", "--"])
-        .args(python.argv(&[&script, "0.5", "7"]))
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(7),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("\npydx doctor: "));
 }
 
 #[test]
