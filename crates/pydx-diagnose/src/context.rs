@@ -64,9 +64,11 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Seconds one sample stands for.
+    /// Seconds one sample stands for: the measured mean time between a
+    /// thread's samples (not the requested interval, which a sampler that
+    /// falls behind does not keep).
     pub fn interval_seconds(&self) -> f64 {
-        self.profile.meta.interval_ns() as f64 / 1e9
+        self.profile.mean_sample_ns() / 1e9
     }
 
     /// Whether `frame` is the program's own code.

@@ -401,6 +401,22 @@ impl Meta {
     }
 }
 
+/// How many samples of one kind were taken and how much time they stand for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Samples.
+    pub count: u64,
+    /// Nanoseconds of the thread's time the samples stand for.
+    pub nanos: u64,
+}
+
+impl Tally {
+    fn add(&mut self, count: u64, nanos: u64) {
+        self.count += count;
+        self.nanos = self.nanos.saturating_add(nanos);
+    }
+}
+
 /// Values interned into a table with an index for lookup.
 #[derive(Debug, Clone)]
 struct Table<T: Hash + Eq + Clone> {
@@ -445,7 +461,7 @@ pub struct Profile {
     threads: Vec<ThreadInfo>,
     thread_index: HashMap<(u32, u64, u32), ThreadId>,
     label_sets: Table<Vec<(StrId, StrId)>>,
-    counts: HashMap<SampleKey, u64>,
+    counts: HashMap<SampleKey, Tally>,
     timeline: Timeline,
     observations: HashMap<(FrameId, StrId, StrId), u64>,
 }
@@ -631,9 +647,19 @@ impl Profile {
         self.add_samples(time_ns, key, 1);
     }
 
-    /// Adds `count` identical samples, the last one taken at `time_ns`.
+    /// Adds `count` identical samples, the last one taken at `time_ns`,
+    /// each standing for the nominal interval.
     pub fn add_samples(&mut self, time_ns: u64, key: SampleKey, count: u64) {
-        *self.counts.entry(key).or_insert(0) += count;
+        let nanos = count.saturating_mul(self.meta.interval_ns());
+        self.add_timed_samples(time_ns, key, count, nanos);
+    }
+
+    /// Adds `count` identical samples, the last one taken at `time_ns`,
+    /// standing together for `nanos` of the thread's time (measured: the
+    /// time since the thread's previous sample, so seconds stay right when
+    /// the sampler falls behind its rate).
+    pub fn add_timed_samples(&mut self, time_ns: u64, key: SampleKey, count: u64, nanos: u64) {
+        self.counts.entry(key).or_default().add(count, nanos);
         self.timeline
             .push(time_ns, key, count, self.meta.interval_ns());
         if self.timeline.needs_compaction() {
@@ -643,20 +669,39 @@ impl Profile {
 
     /// The exact count of every distinct sample.
     pub fn samples(&self) -> impl Iterator<Item = (&SampleKey, u64)> {
-        self.counts.iter().map(|(k, &c)| (k, c))
+        self.counts.iter().map(|(k, t)| (k, t.count))
+    }
+
+    /// Every distinct sample with its count and the time it stands for.
+    pub fn timed_samples(&self) -> impl Iterator<Item = (&SampleKey, Tally)> {
+        self.counts.iter().map(|(k, &t)| (k, t))
     }
 
     /// Every distinct sample, in a stable order (for deterministic output).
     pub fn samples_sorted(&self) -> Vec<(SampleKey, u64)> {
         let mut samples: Vec<(SampleKey, u64)> =
-            self.counts.iter().map(|(k, &c)| (*k, c)).collect();
+            self.counts.iter().map(|(k, t)| (*k, t.count)).collect();
         samples.sort();
         samples
     }
 
     /// The total number of thread samples.
     pub fn total_samples(&self) -> u64 {
-        self.counts.values().sum()
+        self.counts.values().map(|t| t.count).sum()
+    }
+
+    /// The time one sample stands for on average, in nanoseconds: measured
+    /// (the samples' total time over their number) when the samples carry
+    /// times, else the nominal interval.
+    pub fn mean_sample_ns(&self) -> f64 {
+        let (count, nanos) = self.counts.values().fold((0u64, 0u64), |(c, n), t| {
+            (c + t.count, n.saturating_add(t.nanos))
+        });
+        if count > 0 && nanos > 0 {
+            nanos as f64 / count as f64
+        } else {
+            self.meta.interval_ns() as f64
+        }
     }
 
     /// The timeline: for each thread, what it did from when to when, in order.
@@ -691,8 +736,8 @@ impl Profile {
     }
 
     /// Adds to a sample count without touching the timeline (when loading).
-    pub(crate) fn add_count(&mut self, key: SampleKey, count: u64) {
-        *self.counts.entry(key).or_insert(0) += count;
+    pub(crate) fn add_count(&mut self, key: SampleKey, count: u64, nanos: u64) {
+        self.counts.entry(key).or_default().add(count, nanos);
     }
 }
 

@@ -17,7 +17,7 @@ use flate2::write::GzEncoder;
 use prost::Message;
 
 use crate::model::{
-    Activity, FrameId, LabelSetId, Meta, Profile, SampleKey, SampleState, ThreadId,
+    Activity, FrameId, LabelSetId, Meta, Profile, SampleKey, SampleState, Tally, ThreadId,
 };
 use crate::timeline::{Run, RunStack};
 
@@ -288,6 +288,8 @@ fn to_pprof(profile: &Profile) -> PprofProfile {
             .collect::<Vec<u64>>()
     };
 
+    let tallies: HashMap<SampleKey, Tally> =
+        profile.timed_samples().map(|(k, t)| (*k, t)).collect();
     for (key, count) in profile.samples_sorted() {
         let label = sample_labels(profile, key.thread, key.state, key.labels, &mut strings);
         let location_id = location_ids(
@@ -298,7 +300,7 @@ fn to_pprof(profile: &Profile) -> PprofProfile {
         );
         pprof.sample.push(Sample {
             location_id,
-            value: vec![count as i64, count as i64 * interval],
+            value: vec![count as i64, tallies[&key].nanos as i64],
             label,
         });
     }
@@ -433,6 +435,7 @@ fn from_pprof(pprof: PprofProfile) -> Result<Profile, ProfileError> {
             },
             ..Meta::default()
         });
+    let interval = meta.interval_ns() as i64;
     let mut profile = Profile::new(meta);
 
     let functions: HashMap<u64, &Function> = pprof.function.iter().map(|f| (f.id, f)).collect();
@@ -527,6 +530,9 @@ fn from_pprof(pprof: PprofProfile) -> Result<Profile, ProfileError> {
                     "negative sample count {count}"
                 )));
             }
+            // Profiles written before samples carried times hold
+            // count × period here too.
+            let nanos = sample.value.get(1).copied().unwrap_or(count * interval);
             profile.add_count(
                 SampleKey {
                     thread,
@@ -535,6 +541,7 @@ fn from_pprof(pprof: PprofProfile) -> Result<Profile, ProfileError> {
                     labels,
                 },
                 count as u64,
+                nanos.max(0) as u64,
             );
         }
     }
@@ -701,6 +708,24 @@ mod tests {
         assert_eq!(wall, 2_000_000_000);
         assert!(pprof.location.iter().all(|l| l.id != 0));
         assert_eq!(pprof.string_table[0], "");
+    }
+
+    #[test]
+    fn measured_sample_times_survive_a_round_trip() {
+        let mut profile = sample_profile();
+        let key = *profile.samples().next().unwrap().0;
+        // Three samples 25 ms apart: the sampler fell behind its 10 ms.
+        profile.add_timed_samples(3_000_000_000, key, 3, 75_000_000);
+        let before: Vec<(SampleKey, Tally)> =
+            profile.timed_samples().map(|(k, t)| (*k, t)).collect();
+        let loaded = round_trip(&profile);
+        let nanos = |p: &Profile| -> u64 { p.timed_samples().map(|(_, t)| t.nanos).sum() };
+        assert_eq!(nanos(&loaded), 2_075_000_000);
+        assert_eq!(
+            nanos(&loaded),
+            before.iter().map(|(_, t)| t.nanos).sum::<u64>()
+        );
+        assert!((loaded.mean_sample_ns() - 2_075_000_000.0 / 203.0).abs() < 1.0);
     }
 
     #[test]

@@ -51,7 +51,15 @@ pub struct ProfileRecorder {
     /// the thread's stack then, the program's frame that made the call and
     /// the call's identity. Forgotten as soon as the thread's stack changes.
     calls_in_flight: HashMap<(u32, u64), (Option<StackId>, FrameId, u64)>,
+    /// Per sampled thread (and per process, for its asyncio task reading),
+    /// when it was last sampled, so each sample stands for the time since.
+    last_sampled: HashMap<(u32, u64), u64>,
 }
+
+/// The most time one sample stands for: a thread unseen for longer (a
+/// stopped process, a long gap in sampling) has its gap counted only up to
+/// this.
+const MAX_SAMPLE_NS: u64 = 1_000_000_000;
 
 /// Distinct SQL statements recorded per call site; past this (statements
 /// with their values written in), further ones are left out, so that the
@@ -179,6 +187,18 @@ impl ProfileRecorder {
             routes: HashMap::new(),
             statements: HashMap::new(),
             calls_in_flight: HashMap::new(),
+            last_sampled: HashMap::new(),
+        }
+    }
+
+    /// The time a sample of `key` taken at `time_ns` stands for: the time
+    /// since the previous one (at most [`MAX_SAMPLE_NS`]), or `rounds`
+    /// nominal intervals for the first.
+    fn sample_nanos(&mut self, key: (u32, u64), time_ns: u64, rounds: u64) -> u64 {
+        let nominal = rounds.saturating_mul(self.profile.meta.interval_ns());
+        match self.last_sampled.insert(key, time_ns) {
+            Some(previous) if previous < time_ns => (time_ns - previous).min(MAX_SAMPLE_NS),
+            _ => nominal,
         }
     }
 
@@ -285,7 +305,8 @@ impl SampleSink for ProfileRecorder {
                 },
                 labels: self.thread_labels(pid, python),
             };
-            self.profile.add_sample(time_ns, key);
+            let nanos = self.sample_nanos((pid, python.thread_id), time_ns, 1);
+            self.profile.add_timed_samples(time_ns, key, 1, nanos);
             if let (Activity::OnCpu, Some(innermost)) = (thread.activity, python.frames.first()) {
                 if let Some(calling) = innermost.calling {
                     let (_, frame_id) = self.frame_id(innermost);
@@ -306,6 +327,9 @@ impl SampleSink for ProfileRecorder {
 
     fn add_tasks(&mut self, pid: u32, elapsed: Duration, tasks: &[AsyncioTask], rounds: u64) {
         let time_ns = elapsed.as_nanos() as u64;
+        // Keyed by the process alone (no thread has ident u64::MAX): every
+        // task of one reading stands for the time since the last reading.
+        let nanos = self.sample_nanos((pid, u64::MAX), time_ns, rounds.max(1));
         self.tasks.running.retain(|&(p, _), _| p != pid);
         let alive: HashSet<u64> = tasks.iter().map(|t| t.addr).collect();
         self.tasks.release_gone(pid, &alive);
@@ -339,7 +363,8 @@ impl SampleSink for ProfileRecorder {
                 },
                 labels,
             };
-            self.profile.add_samples(time_ns, key, rounds.max(1));
+            self.profile
+                .add_timed_samples(time_ns, key, rounds.max(1), nanos);
         }
     }
 }
