@@ -42,6 +42,11 @@ pub struct GilConfig {
     pub min_threads: usize,
     /// Least share of those threads' time spent waiting for the GIL.
     pub min_wait_share: f64,
+    /// Least share of its busy time a waiting thread must also run to count
+    /// as CPU-bound (light threads that wake, wait and sleep do not).
+    pub min_running_share: f64,
+    /// Least time, in seconds, a waiting thread must run to count.
+    pub min_running_seconds: f64,
 }
 
 impl Default for GilConfig {
@@ -49,6 +54,8 @@ impl Default for GilConfig {
         Self {
             min_threads: 2,
             min_wait_share: 0.20,
+            min_running_share: 0.10,
+            min_running_seconds: 0.2,
         }
     }
 }

@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
-use pydx_profile::{Activity, CodeKind, FrameId, Profile, SampleKey, StackId};
+use pydx_profile::{
+    Activity, CodeKind, FrameId, Profile, SampleKey, StackId, EXEC_BYTECODE, EXEC_NATIVE_CALL,
+    OBSERVED_EXEC,
+};
 
 use crate::config::Config;
 use crate::finding::Location;
@@ -135,6 +138,24 @@ impl<'a> Context<'a> {
             .frames_innermost_first(stack)
             .into_iter()
             .find(|&f| self.is_user_frame(f))
+    }
+
+    /// How many on-CPU samples of the frames `matches` accepts were taken
+    /// running bytecode and how many inside a call to native code, from the
+    /// `exec` observations, if any were recorded.
+    pub fn execution_split(&self, matches: impl Fn(FrameId) -> bool) -> Option<(u64, u64)> {
+        let (mut bytecode, mut native) = (0u64, 0u64);
+        for (frame, kind, value, count) in self.profile.observations() {
+            if kind != OBSERVED_EXEC || !matches(frame) {
+                continue;
+            }
+            match value {
+                EXEC_BYTECODE => bytecode += count,
+                EXEC_NATIVE_CALL => native += count,
+                _ => {}
+            }
+        }
+        (bytecode + native > 0).then_some((bytecode, native))
     }
 
     /// Fewest samples a CPU rule needs in the code it reports (0.2 s at the

@@ -24,6 +24,8 @@ mod finding;
 mod report;
 mod rules;
 mod source;
+#[cfg(test)]
+mod test_support;
 
 pub use config::{
     CacheConfig, Config, ConfigError, ConnectionsConfig, EventLoopConfig, FrameworkConfig,

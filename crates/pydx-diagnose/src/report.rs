@@ -112,11 +112,18 @@ pub struct HotSpot {
 }
 
 /// Runs every rule over `profile`.
+///
+/// Samples taken while a module was being imported are left out of the
+/// rules' view: start-up is not a finding's place. The summary and the
+/// hot spots still count them.
 pub fn diagnose(profile: &Profile, config: &Config, sources: &dyn SourceLines) -> Report {
     let context = Context::new(profile, config, sources);
+    let mut running = profile.clone();
+    running.retain_samples(|profile, key| !profile.is_importing(key.stack));
+    let rules_context = Context::new(&running, config, sources);
     let mut findings: Vec<Finding> = all_rules()
         .iter()
-        .flat_map(|rule| rule.check(&context))
+        .flat_map(|rule| rule.check(&rules_context))
         .collect();
     // A general hot-spot finding defers to a more specific one about the
     // same function (GIL contention, a cache, a numeric loop).
@@ -316,4 +323,47 @@ fn hot_spots(context: &Context<'_>) -> Vec<HotSpot> {
     });
     spots.truncate(HOT_SPOTS);
     spots
+}
+
+#[cfg(test)]
+mod tests {
+    use pydx_profile::{Activity, Meta};
+
+    use super::*;
+    use crate::context::NoSources;
+    use crate::test_support::add;
+
+    /// Three threads taking turns on the GIL in `price`, called from
+    /// `caller` in `file`.
+    fn contention_under(caller: &str, file: &str) -> Profile {
+        let mut profile = Profile::new(Meta::default());
+        let outer = profile.frame(caller, file, 3, 1);
+        let price = profile.frame("price", "/app/pricing.py", 12, 10);
+        let stack = profile.stack_from_root([outer, price]);
+        for tid in 1..=3 {
+            let thread = profile.thread(7, tid, u64::from(tid), None);
+            add(&mut profile, thread, stack, Activity::OnCpu, 40);
+            add(&mut profile, thread, stack, Activity::GilWait, 60);
+        }
+        profile
+    }
+
+    #[test]
+    fn samples_taken_while_importing_are_not_diagnosed_but_are_summarised() {
+        let codes = |profile: &Profile| -> Vec<&str> {
+            diagnose(profile, &Config::default(), &NoSources)
+                .findings
+                .iter()
+                .map(|f| f.code)
+                .collect()
+        };
+        assert_eq!(
+            codes(&contention_under("run", "/app/main.py")),
+            ["PYDX-GIL001"]
+        );
+        let importing = contention_under("_find_and_load", "<frozen importlib._bootstrap>");
+        assert_eq!(codes(&importing), Vec::<&str>::new());
+        let report = diagnose(&importing, &Config::default(), &NoSources);
+        assert_eq!(report.summary.samples, 300);
+    }
 }

@@ -140,6 +140,17 @@ pub fn is_event_loop_run(function: &str, file: &str) -> bool {
     file.ends_with("asyncio/base_events.py") && function.ends_with("run_forever")
 }
 
+/// Whether a function of `file` is part of the import system or of the
+/// interpreter's start-up (`importlib`, `site`): a sample with such a frame
+/// on its stack was taken while a module was being imported.
+pub fn is_import_machinery(file: &str) -> bool {
+    file.starts_with("<frozen importlib")
+        || file.ends_with("/importlib/__init__.py")
+        || file.ends_with("/importlib/_bootstrap.py")
+        || file.ends_with("/importlib/_bootstrap_external.py")
+        || file.ends_with("/site.py")
+}
+
 /// A package's console-script launcher, such as `venv/bin/gunicorn`: a
 /// file without the `.py` extension in a `bin` folder.
 fn is_console_script(file: &str) -> bool {
@@ -683,6 +694,26 @@ impl Profile {
             self.counts.iter().map(|(k, t)| (*k, t.count)).collect();
         samples.sort();
         samples
+    }
+
+    /// Drops every sample (not the timeline) for which `keep` is false.
+    pub fn retain_samples(&mut self, mut keep: impl FnMut(&Self, &SampleKey) -> bool) {
+        let dropped: Vec<SampleKey> = self
+            .counts
+            .keys()
+            .filter(|key| !keep(self, key))
+            .copied()
+            .collect();
+        for key in dropped {
+            self.counts.remove(&key);
+        }
+    }
+
+    /// Whether a sample's stack shows a module being imported.
+    pub fn is_importing(&self, stack: Option<StackId>) -> bool {
+        self.frames_innermost_first(stack)
+            .into_iter()
+            .any(|frame| is_import_machinery(self.str(self.frame_info(frame).file)))
     }
 
     /// The total number of thread samples.

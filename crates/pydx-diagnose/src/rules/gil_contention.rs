@@ -18,10 +18,14 @@ static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-GIL001",
     name: "gil-contention",
     summary: "CPU-bound Python threads take turns on the GIL instead of running in parallel",
-    detects: "Threads of one process that spend a large share of their time blocked waiting for the GIL \
-              while another thread of the process holds it. pydx tells a GIL wait from any other wait by \
-              the futex the sleeping thread is blocked on (read from /proc/PID/task/TID/syscall), which \
-              lies inside the interpreter's GIL state; frame names are not used.",
+    detects: "Threads of one process that run Python on a CPU and spend a large share of their busy time \
+              blocked waiting for the GIL. pydx tells a GIL wait from any other wait by the futex the \
+              sleeping thread is blocked on (read from /proc/PID/task/TID/syscall), which lies inside the \
+              interpreter's GIL state; frame names are not used. When one thread that hardly waits holds \
+              the GIL most of the time (a long `sorted`, `json.dumps` or regular expression keeps it), \
+              the finding names that thread and its code, the holder, instead of the waiters. Threads \
+              that only wake briefly (queue consumers, pollers) and samples taken while modules are \
+              imported do not count.",
     why: "Only the thread holding the GIL runs Python code. Several CPU-bound threads therefore run no \
           faster than one, and every thread, including those serving requests, queues behind them.",
     example: "threads = [threading.Thread(target=price_orders, args=(chunk,)) for chunk in chunks]\n\
@@ -29,21 +33,36 @@ static DOCS: RuleDocs = RuleDocs {
     fix: "Run CPU-bound work in processes (concurrent.futures.ProcessPoolExecutor, multiprocessing.Pool, \
           or more worker processes), or move the hot loop into native code that releases the GIL \
           (NumPy, Cython `with nogil`, a PyO3 function using `allow_threads`). A free-threaded build \
-          (python3.13t and later) removes the GIL altogether.",
-    thresholds: "min_threads = 2: at least two threads must wait for the GIL; min_wait_share = 0.20: \
-                 those threads spend at least 20% of their busy time waiting for it. A thread counts as \
-                 waiting from 5% of its busy samples. CPython asks the holder to drop the GIL every \
-                 5 ms (sys.getswitchinterval()), so contending threads show waits within a few samples.",
+          (python3.13t and later) removes the GIL altogether. When one holder keeps the GIL, move its \
+          work to a process or split it into smaller pieces.",
+    thresholds: "min_threads = 2: at least two CPU-bound threads must wait for the GIL; min_wait_share = \
+                 0.20: they spend at least 20% of their busy time waiting for it; a thread counts from 5% \
+                 of its busy samples waiting, and as CPU-bound when it also runs min_running_share = 0.10 \
+                 of its busy time and min_running_seconds = 0.2 s in all. CPython asks the holder to drop \
+                 the GIL every 5 ms (sys.getswitchinterval()), so contending threads show waits within a \
+                 few samples.",
 };
 
 /// PYDX-GIL001.
 pub struct GilContention;
 
 /// Per-thread counts of busy samples.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct ThreadBusy {
     on_cpu: u64,
     gil_wait: u64,
+    /// On-CPU samples in which the thread held the GIL.
+    holding: u64,
+}
+
+impl ThreadBusy {
+    fn busy(&self) -> u64 {
+        self.on_cpu + self.gil_wait
+    }
+
+    fn wait_share(&self) -> f64 {
+        self.gil_wait as f64 / self.busy().max(1) as f64
+    }
 }
 
 impl Rule for GilContention {
@@ -58,90 +77,162 @@ impl Rule for GilContention {
         for (key, count) in profile.samples() {
             let busy = threads.entry(key.thread).or_default();
             match key.state.activity {
-                Activity::OnCpu => busy.on_cpu += count,
+                Activity::OnCpu => {
+                    busy.on_cpu += count;
+                    if key.state.holds_gil {
+                        busy.holding += count;
+                    }
+                }
                 Activity::GilWait => busy.gil_wait += count,
                 _ => {}
             }
         }
+        let interval = context.interval_seconds();
         let mut by_process: BTreeMap<u32, Vec<(ThreadId, ThreadBusy)>> = BTreeMap::new();
-        for (thread, busy) in threads {
-            let total = busy.on_cpu + busy.gil_wait;
-            if total >= MIN_BUSY_SAMPLES
-                && busy.gil_wait as f64 >= total as f64 * CONTENDING_WAIT_SHARE
-            {
-                by_process
-                    .entry(profile.thread_info(thread).pid)
-                    .or_default()
-                    .push((thread, busy));
-            }
+        for (&thread, &busy) in &threads {
+            by_process
+                .entry(profile.thread_info(thread).pid)
+                .or_default()
+                .push((thread, busy));
         }
         let mut findings = Vec::new();
-        for (pid, contending) in by_process {
-            if contending.len() < config.min_threads {
+        for (pid, all) in by_process {
+            let contending: Vec<(ThreadId, ThreadBusy)> = all
+                .iter()
+                .filter(|(_, b)| {
+                    b.busy() >= MIN_BUSY_SAMPLES
+                        && b.wait_share() >= CONTENDING_WAIT_SHARE
+                        && b.on_cpu as f64 >= b.busy() as f64 * config.min_running_share
+                        && b.on_cpu as f64 * interval >= config.min_running_seconds
+                })
+                .copied()
+                .collect();
+            let holder = holder(&all, &contending);
+            let waiters: Vec<(ThreadId, ThreadBusy)> = contending
+                .into_iter()
+                .filter(|(thread, _)| Some(*thread) != holder)
+                .collect();
+            if waiters.is_empty()
+                || waiters.len() + usize::from(holder.is_some()) < config.min_threads
+            {
                 continue;
             }
-            let waited: u64 = contending.iter().map(|(_, b)| b.gil_wait).sum();
-            let busy: u64 = contending.iter().map(|(_, b)| b.on_cpu + b.gil_wait).sum();
+            let waited: u64 = waiters.iter().map(|(_, b)| b.gil_wait).sum();
+            let busy: u64 = waiters.iter().map(|(_, b)| b.busy()).sum();
             let wait_share = waited as f64 / busy as f64;
             if wait_share < config.min_wait_share {
                 continue;
             }
-            findings.extend(self.finding(context, pid, &contending, waited, busy));
+            let contention = Contention {
+                pid,
+                holder,
+                waiters,
+                waited,
+                busy,
+            };
+            findings.extend(self.finding(context, &contention));
         }
         findings
     }
 }
 
+/// Threads of one process found contending for the GIL.
+struct Contention {
+    pid: u32,
+    /// CPU-bound threads that waited for the GIL (the holder aside).
+    waiters: Vec<(ThreadId, ThreadBusy)>,
+    /// A thread that held the GIL longer than all the waiters together
+    /// while hardly waiting for it itself, if there is one.
+    holder: Option<ThreadId>,
+    /// Their GIL-wait samples.
+    waited: u64,
+    /// Their busy samples.
+    busy: u64,
+}
+
+/// The thread that kept the GIL from the contending threads, if one did:
+/// it held the GIL in more samples than all the others together and waited
+/// for it less than half as much as any of them.
+fn holder(
+    all: &[(ThreadId, ThreadBusy)],
+    contending: &[(ThreadId, ThreadBusy)],
+) -> Option<ThreadId> {
+    let (thread, busy) = all
+        .iter()
+        .max_by_key(|(thread, busy)| (busy.holding, std::cmp::Reverse(*thread)))?;
+    let others = || contending.iter().filter(|(t, _)| t != thread);
+    let held_by_others: u64 = others().map(|(_, b)| b.holding).sum();
+    let waits_less = others().all(|(_, b)| busy.wait_share() < b.wait_share() / 2.0);
+    (others().next().is_some() && waits_less && busy.holding > held_by_others).then_some(*thread)
+}
+
 impl GilContention {
-    fn finding(
-        &self,
-        context: &Context<'_>,
-        pid: u32,
-        contending: &[(ThreadId, ThreadBusy)],
-        waited: u64,
-        busy: u64,
-    ) -> Option<Finding> {
+    fn finding(&self, context: &Context<'_>, contention: &Contention) -> Option<Finding> {
         let profile = context.profile;
-        let threads: Vec<ThreadId> = contending.iter().map(|(t, _)| *t).collect();
-        // Where the contending threads run while they hold the GIL.
-        let mut holder_frames: HashMap<FrameId, u64> = HashMap::new();
-        let mut holder_samples = 0;
+        let Contention {
+            pid,
+            holder,
+            waiters,
+            waited,
+            busy,
+        } = contention;
+        // Whose GIL-holding code the finding is about: the holder's, or
+        // else the contending threads' own.
+        let running: Vec<ThreadId> = match holder {
+            Some(thread) => vec![*thread],
+            None => waiters.iter().map(|(t, _)| *t).collect(),
+        };
+        let mut holding_frames: HashMap<FrameId, u64> = HashMap::new();
+        let mut holding_samples = 0;
         for (key, count) in profile.samples() {
-            if !threads.contains(&key.thread)
+            if !running.contains(&key.thread)
                 || key.state.activity != Activity::OnCpu
                 || !key.state.holds_gil
             {
                 continue;
             }
-            holder_samples += count;
+            holding_samples += count;
             if let Some(frame) = context.innermost_user_frame(key.stack) {
-                *holder_frames.entry(frame).or_insert(0) += count;
+                *holding_frames.entry(frame).or_insert(0) += count;
             }
         }
-        let (&hot_frame, &hot_count) = holder_frames
+        let (&hot_frame, &hot_count) = holding_frames
             .iter()
             .max_by_key(|&(f, n)| (*n, std::cmp::Reverse(*f)))?;
         let hot_stack = profile
             .samples()
             .filter(|(key, _)| {
-                threads.contains(&key.thread) && key.state.activity == Activity::OnCpu
+                running.contains(&key.thread) && key.state.activity == Activity::OnCpu
             })
             .filter(|(key, _)| context.innermost_user_frame(key.stack) == Some(hot_frame))
             .max_by_key(|(key, count)| (*count, std::cmp::Reverse(**key)))
             .and_then(|(key, _)| key.stack);
         let interval = context.interval_seconds();
-        let wait_share = waited as f64 / busy as f64;
+        let wait_share = *waited as f64 / *busy as f64;
         let location = context.location(hot_frame);
+        let site = format!(
+            "{} ({}:{})",
+            location.function, location.file, location.line
+        );
+        let native = context
+            .execution_split(|frame| frame == hot_frame)
+            .is_some_and(|(bytecode, native)| native >= bytecode);
+        let what_runs = if native {
+            "a call into native code that keeps the GIL"
+        } else {
+            "pure Python that keeps the GIL"
+        };
         let mut evidence = vec![format!(
-            "{} threads of process {pid} wanted the GIL at the same time and spent {:.0}% of their busy time \
-             waiting for it ({:.2} s of {:.2} s)",
-            contending.len(),
+            "{} CPU-bound thread{} of process {pid} spent {:.0}% of their busy time waiting for the GIL \
+             ({:.2} of {:.2} thread-seconds)",
+            waiters.len(),
+            if waiters.len() == 1 { "" } else { "s" },
             wait_share * 100.0,
-            waited as f64 * interval,
-            busy as f64 * interval
+            *waited as f64 * interval,
+            *busy as f64 * interval
         )];
-        for (thread, counts) in contending {
-            let total = (counts.on_cpu + counts.gil_wait) as f64;
+        for (thread, counts) in waiters {
+            let total = counts.busy() as f64;
             evidence.push(format!(
                 "{}: waiting for the GIL {:.0}% of its busy time, running {:.0}%",
                 profile.thread_label(*thread),
@@ -149,38 +240,73 @@ impl GilContention {
                 counts.on_cpu as f64 / total * 100.0
             ));
         }
-        evidence.push(format!(
-            "while holding the GIL they ran {} ({}:{}) {:.0}% of the time: pure Python that keeps the GIL",
-            location.function,
-            location.file,
-            location.line,
-            hot_count as f64 / holder_samples.max(1) as f64 * 100.0
-        ));
-        let fix = format!(
-            "`{function}` ({file}:{line}) is CPU-bound Python run by {count} threads, which take turns on the \
-             GIL and so run no faster than one. Run it in processes instead: submit the work to a \
-             `concurrent.futures.ProcessPoolExecutor` (or a `multiprocessing.Pool`, or more worker \
-             processes) in place of the threads. If the loop can be vectorised with NumPy or moved to a \
-             native extension that releases the GIL (Cython `with nogil`, PyO3 `allow_threads`), the \
-             threads can run in parallel as they are. A free-threaded CPython (3.13t and later) also \
-             removes the contention.",
-            function = location.function,
-            file = location.file,
-            line = location.line,
-            count = contending.len()
-        );
+        let (title, fix) = match holder {
+            Some(thread) => {
+                let name = profile.thread_label(*thread);
+                let held: u64 = waiters.iter().map(|(_, b)| b.holding).sum();
+                evidence.push(format!(
+                    "{name} held the GIL in {:.2} thread-seconds, the waiting threads in {:.2}; it ran {site} \
+                     {:.0}% of that time: {what_runs}",
+                    holding_samples as f64 * interval,
+                    held as f64 * interval,
+                    hot_count as f64 / holding_samples.max(1) as f64 * 100.0
+                ));
+                let title = format!(
+                    "{name} holds the GIL in {} while {} thread{} wait for it ({:.0}% of their busy time)",
+                    location.function,
+                    waiters.len(),
+                    if waiters.len() == 1 { "" } else { "s" },
+                    wait_share * 100.0
+                );
+                let fix = format!(
+                    "Thread {name} keeps the GIL at {site} for long stretches, and the other threads cannot \
+                     run Python meanwhile. Move this work out of the threads' process (a \
+                     `concurrent.futures.ProcessPoolExecutor` or `multiprocessing` worker), or do it in \
+                     smaller pieces so the GIL changes hands between them{native_note}. The waiting \
+                     threads need no change.",
+                    native_note = if native {
+                        " (a native call holds the GIL for its whole length: split its input, or use a \
+                         library function that releases the GIL)"
+                    } else {
+                        ""
+                    }
+                );
+                (title, fix)
+            }
+            None => {
+                evidence.push(format!(
+                    "while holding the GIL they ran {site} {:.0}% of the time: {what_runs}",
+                    hot_count as f64 / holding_samples.max(1) as f64 * 100.0
+                ));
+                let title = format!(
+                    "{} threads contend for the GIL in {} ({:.0}% of their time waiting)",
+                    waiters.len(),
+                    location.function,
+                    wait_share * 100.0
+                );
+                let fix = format!(
+                    "`{function}` ({file}:{line}) is CPU-bound Python run by {count} threads, which take turns \
+                     on the GIL and so run no faster than one. Run it in processes instead: submit the work \
+                     to a `concurrent.futures.ProcessPoolExecutor` (or a `multiprocessing.Pool`, or more \
+                     worker processes) in place of the threads. If the loop can be vectorised with NumPy or \
+                     moved to a native extension that releases the GIL (Cython `with nogil`, PyO3 \
+                     `allow_threads`), the threads can run in parallel as they are. A free-threaded CPython \
+                     (3.13t and later) also removes the contention.",
+                    function = location.function,
+                    file = location.file,
+                    line = location.line,
+                    count = waiters.len()
+                );
+                (title, fix)
+            }
+        };
         Some(Finding {
             code: DOCS.code,
-            title: format!(
-                "{} threads contend for the GIL in {} ({:.0}% of their time waiting)",
-                contending.len(),
-                location.function,
-                wait_share * 100.0
-            ),
+            title,
             severity: Severity::for_share(wait_share),
             cost: Cost {
                 share: wait_share,
-                seconds: waited as f64 * interval,
+                seconds: *waited as f64 * interval,
                 cpu_seconds: 0.0,
                 longest_ms: None,
                 occurrences: None,
@@ -190,5 +316,90 @@ impl GilContention {
             evidence,
             fix,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pydx_profile::{Meta, Profile, StackId};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::context::NoSources;
+    use crate::test_support::add;
+
+    fn stack(profile: &mut Profile, function: &str, file: &str, line: u32) -> Option<StackId> {
+        let frame = profile.frame(function, file, line, 1);
+        profile.stack_from_root([frame])
+    }
+
+    fn check(profile: &Profile) -> Vec<Finding> {
+        let config = Config::default();
+        GilContention.check(&Context::new(profile, &config, &NoSources))
+    }
+
+    #[test]
+    fn cpu_bound_threads_taking_turns_are_reported_where_they_run() {
+        let mut profile = Profile::new(Meta::default());
+        let price = stack(&mut profile, "price", "/app/pricing.py", 12);
+        for tid in 1..=3 {
+            let thread = profile.thread(7, tid, u64::from(tid), None);
+            add(&mut profile, thread, price, Activity::OnCpu, 40);
+            add(&mut profile, thread, price, Activity::GilWait, 60);
+        }
+        let findings = check(&profile);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].location.line, 12);
+        assert!(
+            findings[0].title.starts_with("3 threads contend"),
+            "{}",
+            findings[0].title
+        );
+        assert!((findings[0].cost.seconds - 1.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn light_threads_waiting_behind_a_busy_one_are_not_a_finding() {
+        let mut profile = Profile::new(Meta::default());
+        let sort = stack(&mut profile, "refresh", "/app/report.py", 20);
+        let take = stack(&mut profile, "consume", "/app/report.py", 40);
+        let main = profile.thread(7, 1, 1, Some("MainThread"));
+        add(&mut profile, main, sort, Activity::OnCpu, 600);
+        for tid in 2..=9 {
+            let thread = profile.thread(7, tid, u64::from(tid), None);
+            add(&mut profile, thread, take, Activity::OnCpu, 3);
+            add(&mut profile, thread, take, Activity::GilWait, 50);
+            add(&mut profile, thread, take, Activity::Idle, 500);
+        }
+        assert_eq!(check(&profile), []);
+    }
+
+    #[test]
+    fn a_thread_keeping_the_gil_from_cpu_bound_ones_is_named_as_the_holder() {
+        let mut profile = Profile::new(Meta::default());
+        let sort = stack(&mut profile, "refresh", "/app/report.py", 20);
+        let work = stack(&mut profile, "handle", "/app/worker.py", 5);
+        let main = profile.thread(7, 1, 1, Some("MainThread"));
+        add(&mut profile, main, sort, Activity::OnCpu, 600);
+        for tid in 2..=3 {
+            let thread = profile.thread(7, tid, u64::from(tid), Some(&format!("worker-{tid}")));
+            add(&mut profile, thread, work, Activity::OnCpu, 60);
+            add(&mut profile, thread, work, Activity::GilWait, 200);
+        }
+        let findings = check(&profile);
+        assert_eq!(findings.len(), 1);
+        let finding = &findings[0];
+        assert_eq!(
+            (finding.location.file.as_str(), finding.location.line),
+            ("/app/report.py", 20)
+        );
+        assert!(
+            finding
+                .title
+                .starts_with("MainThread holds the GIL in refresh while 2 threads wait"),
+            "{}",
+            finding.title
+        );
+        assert!((finding.cost.seconds - 4.0).abs() < 1e-9);
     }
 }

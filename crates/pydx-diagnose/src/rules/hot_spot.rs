@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use pydx_profile::{FrameId, StackId, EXEC_BYTECODE, EXEC_NATIVE_CALL, OBSERVED_EXEC};
+use pydx_profile::{FrameId, StackId};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
@@ -179,19 +179,6 @@ impl HotSpot {
 /// How many samples of a function's own time were spent running bytecode
 /// and inside native calls, from the `exec` observations, if recorded.
 fn execution_split(context: &Context<'_>, function: &str, file: &str) -> Option<(u64, u64)> {
-    let (mut bytecode, mut native) = (0u64, 0u64);
-    for (frame, kind, value, count) in context.profile.observations() {
-        if kind != OBSERVED_EXEC
-            || context.function(frame) != function
-            || context.file(frame) != file
-        {
-            continue;
-        }
-        match value {
-            EXEC_BYTECODE => bytecode += count,
-            EXEC_NATIVE_CALL => native += count,
-            _ => {}
-        }
-    }
-    (bytecode + native > 0).then_some((bytecode, native))
+    context
+        .execution_split(|frame| context.function(frame) == function && context.file(frame) == file)
 }
