@@ -37,13 +37,64 @@ impl Severity {
     }
 }
 
+/// What a cost's share is a share of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareOf {
+    /// The on-CPU time of the recording (all threads' CPU samples).
+    #[default]
+    CpuTime,
+    /// The busy time (running or waiting for the GIL) of the threads the
+    /// finding names.
+    ThreadsBusyTime,
+    /// The time of the event loops concerned.
+    EventLoopTime,
+    /// The time threads spent serving requests.
+    RequestTime,
+    /// The on-CPU time spent serving the endpoint concerned.
+    EndpointCpuTime,
+    /// The time of the server's workers.
+    WorkerTime,
+}
+
+impl ShareOf {
+    /// How the share reads in a report: `42% of {this}`.
+    pub fn phrase(self) -> &'static str {
+        match self {
+            ShareOf::CpuTime => "the CPU time",
+            ShareOf::ThreadsBusyTime => "these threads' busy time",
+            ShareOf::EventLoopTime => "the event loop's time",
+            ShareOf::RequestTime => "the time serving requests",
+            ShareOf::EndpointCpuTime => "the endpoint's CPU time",
+            ShareOf::WorkerTime => "the workers' time",
+        }
+    }
+}
+
+/// What a cost's seconds count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeUnit {
+    /// Wall-clock seconds on one thread's timeline.
+    #[default]
+    Seconds,
+    /// Seconds summed over several threads (can exceed the recording).
+    ThreadSeconds,
+    /// CPU time, summed over the threads that ran.
+    CpuSeconds,
+}
+
 /// What a finding costs.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct Cost {
-    /// Share (0–1) of the sampled time of the threads concerned.
+    /// Share (0–1) of the time named by `share_of`.
     pub share: f64,
-    /// Wall-clock seconds the problem took over the recording.
+    /// What `share` is a share of.
+    pub share_of: ShareOf,
+    /// The time the problem took over the recording, in `unit`.
     pub seconds: f64,
+    /// What `seconds` count.
+    pub unit: TimeUnit,
     /// Of those, seconds on a CPU.
     pub cpu_seconds: f64,
     /// For episodes (a blocked event loop, slow queries): the longest one, in ms.
@@ -55,11 +106,13 @@ pub struct Cost {
 }
 
 impl Cost {
-    /// The cost of `seconds` spent on a CPU, `share` of the time concerned.
-    pub fn on_cpu(share: f64, seconds: f64) -> Self {
+    /// The cost of `seconds` of CPU time, `share` of `share_of`.
+    pub fn on_cpu(share: f64, share_of: ShareOf, seconds: f64) -> Self {
         Self {
             share,
+            share_of,
             seconds,
+            unit: TimeUnit::CpuSeconds,
             cpu_seconds: seconds,
             ..Self::default()
         }

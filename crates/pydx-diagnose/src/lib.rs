@@ -33,6 +33,6 @@ pub use config::{
     WorkersConfig,
 };
 pub use context::{Context, NoSources, SourceLines, SourceMap};
-pub use finding::{Cost, Finding, Location, Severity};
+pub use finding::{Cost, Finding, Location, Severity, ShareOf, TimeUnit};
 pub use report::{diagnose, Endpoint, EndpointFunction, HotSpot, Report, RequestsServed, Summary};
 pub use rules::{all_rules, rule_docs, Rule, RuleDocs};

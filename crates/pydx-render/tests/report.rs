@@ -7,7 +7,7 @@ use std::process::Command;
 
 use pydx_diagnose::{
     all_rules, Cost, Endpoint, EndpointFunction, Finding, HotSpot, Location, Report,
-    RequestsServed, Severity, Summary,
+    RequestsServed, Severity, ShareOf, Summary, TimeUnit,
 };
 use pydx_render::{
     render_report, render_rule, render_rules, DocsFormat, ReportFormat, ReportOptions,
@@ -83,7 +83,9 @@ fn report_with_findings() -> Report {
                 severity: Severity::Error,
                 cost: Cost {
                     share: 0.41,
+                    share_of: ShareOf::ThreadsBusyTime,
                     seconds: 4.1,
+                    unit: TimeUnit::ThreadSeconds,
                     cpu_seconds: 3.25,
                     longest_ms: None,
                     occurrences: None,
@@ -113,7 +115,9 @@ fn report_with_findings() -> Report {
                 severity: Severity::Warning,
                 cost: Cost {
                     share: 0.12,
+                    share_of: ShareOf::EventLoopTime,
                     seconds: 1.5,
+                    unit: TimeUnit::Seconds,
                     cpu_seconds: 0.0,
                     longest_ms: Some(250.0),
                     occurrences: Some(12),
@@ -142,7 +146,9 @@ fn report_with_findings() -> Report {
                 severity: Severity::Info,
                 cost: Cost {
                     share: 0.03,
+                    share_of: ShareOf::CpuTime,
                     seconds: 0.004,
+                    unit: TimeUnit::CpuSeconds,
                     cpu_seconds: 0.004,
                     longest_ms: None,
                     occurrences: None,

@@ -10,7 +10,7 @@ use super::server_processes::{
 };
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Location, Severity};
+use crate::finding::{Cost, Finding, Location, Severity, ShareOf, TimeUnit};
 
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-WORKER004",
@@ -173,6 +173,8 @@ fn check_group(context: &Context<'_>, group: &WorkerGroup) -> Option<Finding> {
         severity: Severity::Warning,
         cost: Cost {
             share,
+            share_of: ShareOf::RequestTime,
+            unit: TimeUnit::ThreadSeconds,
             seconds,
             cpu_seconds: 0.0,
             longest_ms: None,

@@ -9,7 +9,7 @@ use pydx_profile::{
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Severity};
+use crate::finding::{Cost, Finding, Severity, ShareOf, TimeUnit};
 
 /// Two runs of the loop thread this close belong to one episode.
 const CONTIGUOUS_NS: u64 = 5_000_000;
@@ -469,6 +469,8 @@ fn finding(context: &Context<'_>, frame: FrameId, site: &SiteEpisodes, loop_ns: 
         },
         cost: Cost {
             share,
+            share_of: ShareOf::EventLoopTime,
+            unit: TimeUnit::Seconds,
             seconds: total_ns as f64 / 1e9,
             cpu_seconds: site.cpu_ns as f64 / 1e9,
             longest_ms: Some(longest_ns as f64 / 1e6),

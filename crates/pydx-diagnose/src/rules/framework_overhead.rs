@@ -11,7 +11,7 @@ use super::request_sites::on_cpu_request_samples;
 use super::server_processes::app_module_file;
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Location, Severity};
+use crate::finding::{Cost, Finding, Location, Severity, ShareOf};
 
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-WEB002",
@@ -307,7 +307,7 @@ fn finding(
             share * 100.0
         ),
         severity: Severity::for_share(share),
-        cost: Cost::on_cpu(share, seconds),
+        cost: Cost::on_cpu(share, ShareOf::EndpointCpuTime, seconds),
         location,
         stack: context
             .profile

@@ -6,7 +6,7 @@ use pydx_profile::{Activity, FrameId, ThreadId};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Severity};
+use crate::finding::{Cost, Finding, Severity, ShareOf, TimeUnit};
 
 /// A thread counts as contending once this share of its busy samples were
 /// spent waiting for the GIL.
@@ -306,6 +306,8 @@ impl GilContention {
             severity: Severity::for_share(wait_share),
             cost: Cost {
                 share: wait_share,
+                share_of: ShareOf::ThreadsBusyTime,
+                unit: TimeUnit::ThreadSeconds,
                 seconds: *waited as f64 * interval,
                 cpu_seconds: 0.0,
                 longest_ms: None,

@@ -6,7 +6,7 @@ use pydx_profile::{FrameId, StackId};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Location, Severity};
+use crate::finding::{Cost, Finding, Location, Severity, ShareOf, TimeUnit};
 
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-CPU002",
@@ -84,10 +84,21 @@ impl HotSpot {
         samples: FunctionSamples,
         total: u64,
     ) -> Option<Finding> {
+        // The hot line is the one with the most time interpreting Python:
+        // a line whose time is inside a native call (a NumPy expression, a
+        // regex) is not what this finding is about.
+        let interpreted_at = |frame: FrameId, own: u64| -> u64 {
+            match context.execution_split(|f| f == frame) {
+                Some((bytecode, native)) => own * bytecode / (bytecode + native).max(1),
+                None => own,
+            }
+        };
         let (&hot_line, &(_, hot_frame, hot_stack)) = samples
             .lines
             .iter()
-            .max_by_key(|(line, (n, _, _))| (*n, std::cmp::Reverse(**line)))?;
+            .max_by_key(|(line, (n, frame, _))| {
+                (interpreted_at(*frame, *n), *n, std::cmp::Reverse(**line))
+            })?;
         // Time inside native calls (a regex engine, NumPy) is not interpreted
         // Python: only the bytecode share counts when pydx observed it.
         let split = execution_split(
@@ -160,6 +171,8 @@ impl HotSpot {
             severity: Severity::for_share(share),
             cost: Cost {
                 share,
+                share_of: ShareOf::CpuTime,
+                unit: TimeUnit::CpuSeconds,
                 seconds: interpreted * interval,
                 cpu_seconds: interpreted * interval,
                 longest_ms: None,

@@ -8,7 +8,7 @@ use super::request_sites::on_cpu_request_samples;
 use super::server_processes::app_module_file;
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Location, Severity};
+use crate::finding::{Cost, Finding, Location, Severity, ShareOf};
 
 /// Lines of a program file searched for where a middleware is enabled.
 const MAX_SETTINGS_LINES: u32 = 5_000;
@@ -248,7 +248,7 @@ fn finding(
             share * 100.0
         ),
         severity: Severity::for_share(share),
-        cost: Cost::on_cpu(share, seconds),
+        cost: Cost::on_cpu(share, ShareOf::EndpointCpuTime, seconds),
         stack: context
             .profile
             .frames_innermost_first(stack)

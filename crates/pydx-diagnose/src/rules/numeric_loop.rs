@@ -6,7 +6,7 @@ use pydx_profile::{FrameId, StackId, OBSERVED_LOCAL_TYPE};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Severity};
+use crate::finding::{Cost, Finding, Severity, ShareOf, TimeUnit};
 use crate::source::{enclosing_loop, is_elementwise_arithmetic, vectorised, LoopHeader};
 
 static DOCS: RuleDocs = RuleDocs {
@@ -204,6 +204,8 @@ impl NumericLoop {
             severity: Severity::for_share(share),
             cost: Cost {
                 share,
+                share_of: ShareOf::CpuTime,
+                unit: TimeUnit::CpuSeconds,
                 seconds: loop_samples as f64 * interval,
                 cpu_seconds: loop_samples as f64 * interval,
                 longest_ms: None,

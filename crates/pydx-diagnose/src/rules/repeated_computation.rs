@@ -6,7 +6,7 @@ use pydx_profile::{Activity, FrameId, RunStack, OBSERVED_CALL_ARGS, OBSERVED_CAL
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Location, Severity};
+use crate::finding::{Cost, Finding, Location, Severity, ShareOf, TimeUnit};
 
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-CACHE001",
@@ -279,6 +279,8 @@ fn finding(
         severity: Severity::for_share(share),
         cost: Cost {
             share,
+            share_of: ShareOf::CpuTime,
+            unit: TimeUnit::CpuSeconds,
             seconds: saved,
             cpu_seconds: saved,
             longest_ms: None,

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use pydx_profile::{FrameId, RunStack, SampleKey, StackId, ThreadId, LABEL_ENDPOINT};
 
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Location, Severity};
+use crate::finding::{Cost, Finding, Location, Severity, ShareOf, TimeUnit};
 
 /// The on-CPU samples of threads serving a request: the endpoint, the
 /// sample and its count.
@@ -55,6 +55,8 @@ impl Site {
             severity: Severity::for_share(share),
             cost: Cost {
                 share,
+                share_of: ShareOf::RequestTime,
+                unit: TimeUnit::ThreadSeconds,
                 seconds: self.seconds(context),
                 cpu_seconds: 0.0,
                 longest_ms: None,

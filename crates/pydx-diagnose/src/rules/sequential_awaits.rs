@@ -6,7 +6,7 @@ use pydx_profile::{FrameId, LabelSetId, Run, RunStack, ThreadId, LABEL_TASK};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Severity};
+use crate::finding::{Cost, Finding, Severity, ShareOf, TimeUnit};
 use crate::source::{code_only, contains_name};
 
 /// Shortest wait at one await line that counts as an I/O wait.
@@ -349,6 +349,8 @@ fn finding(context: &Context<'_>, waits: &CoroutineWaits) -> Option<Finding> {
         severity: Severity::Warning,
         cost: Cost {
             share: 0.0,
+            share_of: ShareOf::CpuTime,
+            unit: TimeUnit::Seconds,
             seconds: total_saved_s,
             cpu_seconds: 0.0,
             longest_ms: None,

@@ -7,7 +7,7 @@ use super::server_processes::{
 };
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Severity};
+use crate::finding::{Cost, Finding, Severity, ShareOf, TimeUnit};
 
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-WORKER001",
@@ -97,6 +97,8 @@ impl Rule for SyncWorkersWaiting {
                     severity: Severity::for_share(waiting * group.busy_share()),
                     cost: Cost {
                         share: waiting * group.busy_share(),
+            share_of: ShareOf::WorkerTime,
+            unit: TimeUnit::ThreadSeconds,
                         seconds,
                         cpu_seconds: 0.0,
                         longest_ms: None,

@@ -8,7 +8,7 @@ use super::server_processes::{
 };
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Severity};
+use crate::finding::{Cost, Finding, Severity, ShareOf};
 
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-WORKER002",
@@ -193,7 +193,7 @@ fn finding(context: &Context<'_>, cpus: f64, pool: Pool) -> Option<Finding> {
         code: DOCS.code,
         title,
         severity: Severity::Warning,
-        cost: Cost::on_cpu(pool.share, seconds),
+        cost: Cost::on_cpu(pool.share, ShareOf::WorkerTime, seconds),
         location: handler_or_command(handler, &pool.command, pool.cwd.as_deref()),
         stack: Vec::new(),
         evidence,

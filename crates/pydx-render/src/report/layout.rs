@@ -1,7 +1,7 @@
 //! Shared by the text and Markdown renderers: numbers, wrapping, tables,
 //! terminal colours and Markdown escaping.
 
-use pydx_diagnose::{Cost, HotSpot, Report, RequestsServed, Severity};
+use pydx_diagnose::{Cost, HotSpot, Report, RequestsServed, Severity, TimeUnit};
 
 /// How many hot spots follow findings.
 const HOT_SPOTS_AFTER_FINDINGS: usize = 5;
@@ -21,6 +21,18 @@ pub(crate) fn duration(seconds: f64) -> String {
         format!("{seconds:.1} s")
     } else {
         format!("{seconds:.0} s")
+    }
+}
+
+/// A number of seconds without its unit, to three significant figures or
+/// so: `8.51`, `12.3`, `123`.
+fn decimal(seconds: f64) -> String {
+    if seconds < 10.0 {
+        format!("{seconds:.2}")
+    } else if seconds < 100.0 {
+        format!("{seconds:.1}")
+    } else {
+        format!("{seconds:.0}")
     }
 }
 
@@ -58,18 +70,28 @@ pub(crate) fn findings_heading(findings: usize) -> String {
     }
 }
 
-/// What a finding costs, e.g. `1.23 s (42% of the time), 1.10 s on CPU,
-/// longest 250 ms, 12 times`.
+/// What a finding costs, each figure labelled by what it counts, e.g.
+/// `1.23 s (42% of the event loop's time), 1.10 s on CPU, longest 250 ms,
+/// 12 times`, `8.51 thread-seconds (57% of these threads' busy time)` or
+/// `1.86 s on CPU (60% of the CPU time)`.
 pub(crate) fn cost(cost: &Cost) -> String {
-    if *cost == Cost::default() {
+    if cost.seconds == 0.0 && cost.share == 0.0 && cost.occurrences.is_none() {
         // Findings about memory or configuration cost no time directly.
         return "not in time (see the evidence)".to_string();
     }
-    let mut text = duration(cost.seconds);
+    let mut text = match cost.unit {
+        TimeUnit::Seconds => duration(cost.seconds),
+        TimeUnit::ThreadSeconds => format!("{} thread-seconds", decimal(cost.seconds)),
+        TimeUnit::CpuSeconds => format!("{} on CPU", duration(cost.seconds)),
+    };
     if cost.share > 0.0 {
-        text.push_str(&format!(" ({} of the time)", percent(cost.share)));
+        text.push_str(&format!(
+            " ({} of {})",
+            percent(cost.share.min(1.0)),
+            cost.share_of.phrase()
+        ));
     }
-    if cost.cpu_seconds > 0.0 {
+    if cost.cpu_seconds > 0.0 && cost.unit != TimeUnit::CpuSeconds {
         text.push_str(&format!(", {} on CPU", duration(cost.cpu_seconds)));
     }
     if let Some(longest_ms) = cost.longest_ms {
@@ -398,6 +420,8 @@ pub(crate) fn markdown_fence(language: &str, lines: &[&str]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use pydx_diagnose::ShareOf;
+
     use super::*;
 
     #[test]
@@ -423,6 +447,36 @@ mod tests {
         measured.occurrences = Some(1);
         assert_eq!(cost(&measured), "2.00 s, 1 time");
         assert_eq!(cost(&Cost::default()), "not in time (see the evidence)");
+    }
+
+    #[test]
+    fn costs_say_what_their_seconds_and_shares_count() {
+        let waits = Cost {
+            share: 0.57,
+            share_of: ShareOf::ThreadsBusyTime,
+            seconds: 8.512,
+            unit: TimeUnit::ThreadSeconds,
+            ..Cost::default()
+        };
+        assert_eq!(
+            cost(&waits),
+            "8.51 thread-seconds (57% of these threads' busy time)"
+        );
+        let cpu = Cost::on_cpu(0.6, ShareOf::CpuTime, 1.86);
+        assert_eq!(cost(&cpu), "1.86 s on CPU (60% of the CPU time)");
+        let blocked = Cost {
+            share: 0.73,
+            share_of: ShareOf::EventLoopTime,
+            seconds: 3.72,
+            cpu_seconds: 0.01,
+            longest_ms: Some(247.0),
+            occurrences: Some(18),
+            ..Cost::default()
+        };
+        assert_eq!(
+            cost(&blocked),
+            "3.72 s (73% of the event loop's time), 10 ms on CPU, longest 247 ms, 18 times"
+        );
     }
 
     #[test]
