@@ -51,6 +51,9 @@ pub enum ShareOf {
     EventLoopTime,
     /// The time threads spent serving requests.
     RequestTime,
+    /// The whole time of the threads that ran the code concerned (in a
+    /// program that serves no requests: a batch job, a script, a worker).
+    ThreadTime,
     /// The on-CPU time spent serving the endpoint concerned.
     EndpointCpuTime,
     /// The time of the server's workers.
@@ -65,6 +68,7 @@ impl ShareOf {
             ShareOf::ThreadsBusyTime => "these threads' busy time",
             ShareOf::EventLoopTime => "the event loop's time",
             ShareOf::RequestTime => "the time serving requests",
+            ShareOf::ThreadTime => "the time of the threads running it",
             ShareOf::EndpointCpuTime => "the endpoint's CPU time",
             ShareOf::WorkerTime => "the workers' time",
         }

@@ -151,7 +151,7 @@ fn finding(context: &Context<'_>, kind: Kind, frame: FrameId, site: &Site, share
         .clone()
         .unwrap_or_else(|| location.function.clone());
     let seconds = site.seconds(context);
-    let evidence = vec![
+    let mut evidence = vec![
         format!(
             "{:.0}% of the time spent serving requests ({seconds:.2} s of thread time) went to opening \
              {} from {} at {place}",
@@ -163,8 +163,8 @@ fn finding(context: &Context<'_>, kind: Kind, frame: FrameId, site: &Site, share
             "pydx saw {} separate connection openings there: they happen request after request, not once",
             site.episodes
         ),
-        site.endpoints_evidence(),
     ];
+    evidence.extend(site.endpoints_evidence());
     site.finding(
         context,
         DOCS.code,

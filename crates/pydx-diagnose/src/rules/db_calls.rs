@@ -3,7 +3,7 @@
 //! frame (a lazy load that runs a query is a lazy load; a read that
 //! autoflushes pending writes is a read).
 
-use super::request_sites::{request_sites, Site};
+use super::request_sites::{work_sites, Site};
 use crate::context::Context;
 use crate::finding::Location;
 use crate::source::{code_only, enclosing_loop, LoopHeader};
@@ -109,7 +109,7 @@ pub(crate) fn is_statement_execution(function: &str, file: &str) -> bool {
 }
 
 /// A database call of one API made again and again from a line inside a
-/// loop while serving requests.
+/// loop while serving requests (or anywhere, in a program that serves none).
 pub(crate) struct LoopCall {
     /// The API.
     pub api: DbApi,
@@ -124,7 +124,8 @@ pub(crate) struct LoopCall {
 }
 
 /// The calls `wanted` picks (reads or writes) made from lines inside loops,
-/// taking at least `min_share` of request time, seen at least
+/// taking at least `min_share` of request time (or of their thread's time,
+/// in a program that serves no requests), seen at least
 /// `min_calls` separate times.
 pub(crate) fn calls_in_loops(
     context: &Context<'_>,
@@ -132,12 +133,12 @@ pub(crate) fn calls_in_loops(
     min_share: f64,
     min_calls: u64,
 ) -> Vec<LoopCall> {
-    let (request_samples, sites) = request_sites(context, DbCall::of);
+    let (measured, sites) = work_sites(context, DbCall::of);
     sites
         .into_iter()
         .filter_map(|((call, frame), site)| {
             let api = wanted(call)?;
-            let share = site.samples as f64 / request_samples as f64;
+            let share = site.samples as f64 / measured as f64;
             if share < min_share
                 || site.episodes < min_calls
                 || site.samples < Context::MIN_CPU_SAMPLES / 2
@@ -203,11 +204,12 @@ impl LoopCall {
     /// The evidence every loop finding gives.
     pub(crate) fn evidence(&self, context: &Context<'_>, what: &str) -> Vec<String> {
         let statement = self.location.source.clone().unwrap_or_default();
-        vec![
+        let scope = self.site.scope;
+        let mut evidence = vec![
             format!(
-                "{:.0}% of the time spent serving requests ({:.2} s of thread time) went to {what} at \
-                 {}:{} (`{}`)",
+                "{:.0}% of {} ({:.2} s of thread time) went to {what} at {}:{} (`{}`)",
                 self.share * 100.0,
+                scope.time_spent(),
                 self.site.seconds(context),
                 self.location.file,
                 self.location.line,
@@ -218,11 +220,13 @@ impl LoopCall {
                 self.location.file, self.header.line, self.header.text
             ),
             format!(
-                "pydx saw them in {} separate stretches of requests: they repeat request after request",
-                self.site.episodes
+                "pydx saw them in {} {}",
+                self.site.episodes,
+                scope.repeats()
             ),
-            self.site.endpoints_evidence(),
-        ]
+        ];
+        evidence.extend(self.site.endpoints_evidence());
+        evidence
     }
 
     /// The loop's place, `file:line`.

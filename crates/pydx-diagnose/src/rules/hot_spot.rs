@@ -93,10 +93,8 @@ impl HotSpot {
                 None => own,
             }
         };
-        let (&hot_line, &(_, hot_frame, hot_stack)) = samples
-            .lines
-            .iter()
-            .max_by_key(|(line, (n, frame, _))| {
+        let (&hot_line, &(_, hot_frame, hot_stack)) =
+            samples.lines.iter().max_by_key(|(line, (n, frame, _))| {
                 (interpreted_at(*frame, *n), *n, std::cmp::Reverse(**line))
             })?;
         // Time inside native calls (a regex engine, NumPy) is not interpreted

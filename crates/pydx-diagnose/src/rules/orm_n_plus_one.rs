@@ -2,7 +2,7 @@
 //! per item (the N+1 query problem).
 
 use super::db_calls::{calls_in_loops, DbApi, DbCall};
-use super::request_sites::{request_sites, Site, SiteText};
+use super::request_sites::{work_sites, Site, SiteText};
 use super::{Rule, RuleDocs};
 use crate::context::Context;
 use crate::finding::{Finding, Location};
@@ -12,7 +12,8 @@ static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-DB001",
     name: "orm-n-plus-one",
     summary: "A loop loads a related object or collection lazily, one database query per item (N+1 queries)",
-    detects: "Among the samples of threads serving an HTTP request, pydx finds stacks inside an ORM's lazy \
+    detects: "Among the samples of threads serving an HTTP request (or of every thread, in a program that \
+              served none while recorded: a batch job, a script, a worker), pydx finds stacks inside an ORM's lazy \
               loader (SQLAlchemy's lazy relationship loader; Django's forward foreign-key and one-to-one \
               descriptors) called from a line of the program inside a `for` loop, and Django queries \
               made through a related manager of the loop variable (`order.lines.all()`: a reverse \
@@ -28,7 +29,7 @@ static DOCS: RuleDocs = RuleDocs {
           for a collection. Django: `.select_related(\"customer\")` for a foreign key or one-to-one, \
           `.prefetch_related(\"items\")` for a reverse foreign key or many-to-many.",
     thresholds: "min_share = 0.10: the lazy loads from one line take at least 10% of the request-serving \
-                 samples; min_queries = 3: pydx saw them at least three separate times (Sentry's N+1 \
+                 samples (of the thread's samples outside requests); min_queries = 3: pydx saw them at least three separate times (Sentry's N+1 \
                  detector also needs repeated, similar queries).",
 };
 
@@ -72,7 +73,7 @@ impl Rule for OrmNPlusOne {
     }
 
     fn check(&self, context: &Context<'_>) -> Vec<Finding> {
-        let (request_samples, sites) = request_sites(context, Orm::lazy_loader);
+        let (measured, sites) = work_sites(context, Orm::lazy_loader);
         let config = &context.config.orm;
         let django_reads = |call| match call {
             DbCall::Read(DbApi::Django) => Some(DbApi::Django),
@@ -95,7 +96,7 @@ impl Rule for OrmNPlusOne {
         sites
             .into_iter()
             .filter_map(|((orm, frame), site)| {
-                let share = site.samples as f64 / request_samples as f64;
+                let share = site.samples as f64 / measured as f64;
                 if share < config.min_share
                     || site.episodes < config.min_queries
                     || site.samples < Context::MIN_CPU_SAMPLES / 2
@@ -168,11 +169,11 @@ fn finding(
         .unwrap_or_else(|| "relationship".into());
     let seconds = site.seconds(context);
     let loop_place = format!("{}:{}", location.file, header.line);
-    let evidence = vec![
+    let mut evidence = vec![
         format!(
-            "{:.0}% of the time spent serving requests ({seconds:.2} s of thread time) went to lazy loads \
-             of {accessed} at {}:{} (`{}`)",
+            "{:.0}% of {} ({seconds:.2} s of thread time) went to lazy loads of {accessed} at {}:{} (`{}`)",
             share * 100.0,
+            site.scope.time_spent(),
             location.file,
             location.line,
             statement.trim()
@@ -182,11 +183,12 @@ fn finding(
             header.text
         ),
         format!(
-            "pydx saw the lazy loads in {} separate stretches of requests: they repeat request after request",
-            site.episodes
+            "pydx saw the lazy loads in {} {}",
+            site.episodes,
+            site.scope.repeats()
         ),
-        site.endpoints_evidence(),
     ];
+    evidence.extend(site.endpoints_evidence());
     let iterable = header.target_and_iterable.as_ref().map_or_else(
         || "the query".to_string(),
         |(_, iterable)| format!("`{iterable}`"),
@@ -219,9 +221,10 @@ fn finding(
         share,
         SiteText {
             title: format!(
-                "N+1 queries: {accessed} is loaded lazily in a loop in {} ({:.0}% of request time)",
+                "N+1 queries: {accessed} is loaded lazily in a loop in {} ({:.0}% of {})",
                 location.function,
-                share * 100.0
+                share * 100.0,
+                site.scope.time()
             ),
             location,
             evidence,

@@ -10,7 +10,8 @@ static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-DB003",
     name: "per-row-writes",
     summary: "A loop writes to the database one row at a time where a bulk write would do",
-    detects: "Among the samples of threads serving an HTTP request, pydx finds stacks inside a write \
+    detects: "Among the samples of threads serving an HTTP request (or of every thread, in a program that \
+              served none while recorded: a batch job, a script, a worker), pydx finds stacks inside a write \
               (Django's `Model.save` / `delete`, `QuerySet.create` / `update`; SQLAlchemy's \
               `Session.flush` / `commit`) called from a line of the program inside a loop, again and \
               again, for a noticeable share of request time.",
@@ -20,7 +21,7 @@ static DOCS: RuleDocs = RuleDocs {
     fix: "Write in bulk: Django `bulk_create()`, `bulk_update()` or `QuerySet.update()`; SQLAlchemy one \
           `session.commit()` after the loop, or `session.execute(update(Model), [{...}, ...])` / \
           `insert(Model)` with a list; DB-API `executemany`.",
-    thresholds: "min_share = 0.10 of the request-serving samples at one line; min_queries = 3 separate \
+    thresholds: "min_share = 0.10 of the request-serving samples at one line (of the thread's samples outside requests); min_queries = 3 separate \
                  stretches seen (the [orm] thresholds of pydx.toml).",
 };
 
@@ -61,9 +62,10 @@ impl Rule for PerRowWrites {
                     ),
                 };
                 let title = format!(
-                    "Per-row writes: one per item in {} ({:.0}% of request time)",
+                    "Per-row writes: one per item in {} ({:.0}% of {})",
                     call.location.function,
-                    call.share * 100.0
+                    call.share * 100.0,
+                    call.site.scope.time()
                 );
                 call.site.finding(
                     context,
@@ -78,5 +80,61 @@ impl Rule for PerRowWrites {
                 )
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pydx_profile::{Activity, Meta, Profile};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::context::SourceMap;
+    use crate::test_support::add_at;
+
+    const JOB: &str = "import_rows(rows, session):\n    for row in rows:\n        session.add(Row(**row))\n        session.commit()\n";
+    const SESSION: &str = "/venv/lib/python3.12/site-packages/sqlalchemy/orm/session.py";
+
+    /// A batch job (no request served) that commits once per row: its
+    /// thread alternates between the loop and `Session.commit`, 10 ms apart.
+    fn batch_job() -> (Profile, SourceMap) {
+        let mut profile = Profile::new(Meta::default());
+        let job = profile.frame("import_rows", "/app/job.py", 4, 1);
+        let add_line = profile.frame("import_rows", "/app/job.py", 3, 1);
+        let commit = profile.frame("Session.commit", SESSION, 2000, 1990);
+        let committing = profile.stack_from_root([job, commit]);
+        let adding = profile.stack_from_root([add_line]);
+        let thread = profile.thread(7, 7, 1, Some("MainThread"));
+        for i in 0..300u64 {
+            let stack = if i % 3 == 2 { adding } else { committing };
+            add_at(&mut profile, i * 10_000_000, thread, stack, Activity::Idle);
+        }
+        let mut sources = SourceMap::default();
+        sources.insert("/app/job.py", &format!("def {JOB}"));
+        (profile, sources)
+    }
+
+    #[test]
+    fn per_row_commits_in_a_batch_job_are_found_against_the_threads_time() {
+        let (profile, sources) = batch_job();
+        let config = Config::default();
+        let findings = PerRowWrites.check(&Context::new(&profile, &config, &sources));
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        let finding = &findings[0];
+        assert_eq!(
+            (finding.location.file.as_str(), finding.location.line),
+            ("/app/job.py", 4)
+        );
+        assert_eq!(finding.cost.share_of, crate::finding::ShareOf::ThreadTime);
+        assert!(
+            (finding.cost.share - 2.0 / 3.0).abs() < 0.01,
+            "{}",
+            finding.cost.share
+        );
+        assert!(
+            finding.title.ends_with("(67% of its thread's time)"),
+            "{}",
+            finding.title
+        );
     }
 }

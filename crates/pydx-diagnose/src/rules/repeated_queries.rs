@@ -10,7 +10,8 @@ static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-DB002",
     name: "queries-in-a-loop",
     summary: "A loop runs a database query per item where one query for all items would do",
-    detects: "Among the samples of threads serving an HTTP request, pydx finds stacks inside a query \
+    detects: "Among the samples of threads serving an HTTP request (or of every thread, in a program that \
+              served none while recorded: a batch job, a script, a worker), pydx finds stacks inside a query \
               (SQLAlchemy's `Session.get` / `execute` / `scalars` / `scalar`, Django's `QuerySet.get` / \
               `count` / `exists` / `first` and queryset evaluation, psycopg's `execute`) called from a line \
               of the program inside a `for` or `while` loop, again and again, for a noticeable share of \
@@ -21,7 +22,7 @@ static DOCS: RuleDocs = RuleDocs {
     fix: "Fetch everything before the loop with one query and look rows up in a dict: SQLAlchemy \
           `session.scalars(select(Item).where(Item.id.in_(ids)))`, Django `Item.objects.in_bulk(ids)` \
           or `filter(id__in=ids)`, SQL `WHERE id = ANY(%s)` with the list as one parameter.",
-    thresholds: "min_share = 0.10 of the request-serving samples at one line; min_queries = 3 separate \
+    thresholds: "min_share = 0.10 of the request-serving samples at one line (of the thread's samples outside requests); min_queries = 3 separate \
                  stretches seen (the [orm] thresholds of pydx.toml).",
 };
 
@@ -64,9 +65,10 @@ impl Rule for RepeatedQueries {
                     ),
                 };
                 let title = format!(
-                    "Queries in a loop: one per item in {} ({:.0}% of request time)",
+                    "Queries in a loop: one per item in {} ({:.0}% of {})",
                     call.location.function,
-                    call.share * 100.0
+                    call.share * 100.0,
+                    call.site.scope.time()
                 );
                 call.site.finding(
                     context,

@@ -25,9 +25,58 @@ pub(crate) fn on_cpu_request_samples<'a>(
     })
 }
 
-/// Where one kind of operation was called from, while serving requests.
+/// What the samples at a site are measured against.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The time threads spent serving HTTP requests.
+    #[default]
+    Requests,
+    /// The whole time of the threads that ran the operation, in a program
+    /// that served no request while recorded (a batch job, a script, a
+    /// task-queue worker).
+    Threads,
+}
+
+impl Scope {
+    /// What a share of this scope is a share of.
+    pub(crate) fn share_of(self) -> ShareOf {
+        match self {
+            Scope::Requests => ShareOf::RequestTime,
+            Scope::Threads => ShareOf::ThreadTime,
+        }
+    }
+
+    /// The time measured against, for titles: `42% of {this}`.
+    pub(crate) fn time(self) -> &'static str {
+        match self {
+            Scope::Requests => "request time",
+            Scope::Threads => "its thread's time",
+        }
+    }
+
+    /// The time measured against, for evidence: `42% of {this} went to ...`.
+    pub(crate) fn time_spent(self) -> &'static str {
+        match self {
+            Scope::Requests => "the time spent serving requests",
+            Scope::Threads => "the time of the thread running it",
+        }
+    }
+
+    /// Where the repeats were seen, for evidence.
+    pub(crate) fn repeats(self) -> &'static str {
+        match self {
+            Scope::Requests => "separate stretches of requests: they repeat request after request",
+            Scope::Threads => "separate stretches: they repeat item after item",
+        }
+    }
+}
+
+/// Where one kind of operation was called from, while serving requests
+/// (or, in a program that serves none, while running at all).
 #[derive(Debug, Default)]
 pub(crate) struct Site {
+    /// What its samples are measured against.
+    pub scope: Scope,
     /// Samples inside the operation.
     pub samples: u64,
     /// Separate stretches of the timeline inside it (each at least one
@@ -55,7 +104,7 @@ impl Site {
             severity: Severity::for_share(share),
             cost: Cost {
                 share,
-                share_of: ShareOf::RequestTime,
+                share_of: self.scope.share_of(),
                 unit: TimeUnit::ThreadSeconds,
                 seconds: self.seconds(context),
                 cpu_seconds: 0.0,
@@ -79,10 +128,10 @@ impl Site {
         self.samples as f64 * context.interval_seconds()
     }
 
-    /// The endpoints, as evidence.
-    pub(crate) fn endpoints_evidence(&self) -> String {
+    /// The endpoints, as evidence (none outside requests).
+    pub(crate) fn endpoints_evidence(&self) -> Option<String> {
         let endpoints: Vec<&str> = self.endpoints.iter().map(String::as_str).take(5).collect();
-        format!("endpoints: {}", endpoints.join(", "))
+        (!endpoints.is_empty()).then(|| format!("endpoints: {}", endpoints.join(", ")))
     }
 }
 
@@ -101,27 +150,52 @@ pub(crate) fn request_sites<K: Copy + Ord>(
     context: &Context<'_>,
     classify: impl Fn(&str, &str) -> Option<K>,
 ) -> (u64, BTreeMap<(K, FrameId), Site>) {
+    sites_in(context, classify, Scope::Requests)
+}
+
+/// Like [`request_sites`], but in a program that served no request while
+/// recorded (a batch job, a script, a worker), the sites anywhere, measured
+/// against the whole time of the threads that ran them.
+pub(crate) fn work_sites<K: Copy + Ord>(
+    context: &Context<'_>,
+    classify: impl Fn(&str, &str) -> Option<K>,
+) -> (u64, BTreeMap<(K, FrameId), Site>) {
+    let serves_requests = context.profile.samples().any(|(key, _)| {
+        context
+            .profile
+            .label_value(key.labels, LABEL_ENDPOINT)
+            .is_some()
+    });
+    let scope = if serves_requests {
+        Scope::Requests
+    } else {
+        Scope::Threads
+    };
+    sites_in(context, classify, scope)
+}
+
+fn sites_in<K: Copy + Ord>(
+    context: &Context<'_>,
+    classify: impl Fn(&str, &str) -> Option<K>,
+    scope: Scope,
+) -> (u64, BTreeMap<(K, FrameId), Site>) {
     let profile = context.profile;
-    let request_samples: u64 = profile
-        .samples()
-        .filter(|(key, _)| profile.label_value(key.labels, LABEL_ENDPOINT).is_some())
-        .map(|(_, count)| count)
-        .sum();
     let mut sites: BTreeMap<(K, FrameId), Site> = BTreeMap::new();
-    if request_samples == 0 {
-        return (0, sites);
-    }
     let mut kinds: HashMap<FrameId, Option<K>> = HashMap::new();
     let mut inside: HashMap<ThreadId, Option<(K, FrameId)>> = HashMap::new();
+    let mut with_sites: BTreeSet<ThreadId> = BTreeSet::new();
     for run in profile.runs() {
         let endpoint = profile.label_value(run.labels, LABEL_ENDPOINT);
-        let site = match (run.stack, endpoint) {
-            (RunStack::Stack(stack), Some(_)) => operation(context, stack, &classify, &mut kinds),
+        let in_scope = endpoint.is_some() || scope == Scope::Threads;
+        let site = match run.stack {
+            RunStack::Stack(stack) if in_scope => operation(context, stack, &classify, &mut kinds),
             _ => None,
         };
         let previous = inside.insert(run.thread, site).flatten();
         let Some(key) = site else { continue };
+        with_sites.insert(run.thread);
         let entry = sites.entry(key).or_default();
+        entry.scope = scope;
         entry.samples += run.samples;
         if previous != Some(key) {
             entry.episodes += 1;
@@ -133,7 +207,22 @@ pub(crate) fn request_sites<K: Copy + Ord>(
             entry.stack = entry.stack.or(stack);
         }
     }
-    (request_samples, sites)
+    let measured: u64 = match scope {
+        Scope::Requests => profile
+            .samples()
+            .filter(|(key, _)| profile.label_value(key.labels, LABEL_ENDPOINT).is_some())
+            .map(|(_, count)| count)
+            .sum(),
+        Scope::Threads => profile
+            .samples()
+            .filter(|(key, _)| with_sites.contains(&key.thread))
+            .map(|(_, count)| count)
+            .sum(),
+    };
+    if measured == 0 {
+        sites.clear();
+    }
+    (measured, sites)
 }
 
 /// The kind of operation a stack is in (its outermost recognised frame)

@@ -316,7 +316,7 @@ fn finding(
             readings.same, readings.new
         ));
     }
-    evidence.push(calls.site.endpoints_evidence());
+    evidence.extend(calls.site.endpoints_evidence());
     let is_write = matches!(calls.call, Some(DbCall::Write(_)));
     let fix = fix_text(
         &call,
