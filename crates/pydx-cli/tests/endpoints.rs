@@ -343,7 +343,7 @@ fn codes(report: &Value) -> Vec<&str> {
 }
 
 /// Serves `<app>.py` with two gunicorn workers and runs `pydx doctor` for
-/// ten seconds (memory is read once a second) under a load of reports;
+/// ten seconds (memory is read twice a second) under a load of reports;
 /// returns the report and the number of requests the load got answers to.
 fn doctor_report_history(app: &str) -> (Value, u64) {
     let file = examples_dir().join("web").join(format!("{app}.py"));

@@ -48,6 +48,9 @@ impl SourceLines for SourceMap {
     }
 }
 
+/// Lines of decorators looked through to find a function's `def`.
+const MAX_DECORATOR_LINES: u32 = 40;
+
 /// Everything a rule reads.
 pub struct Context<'a> {
     /// The samples.
@@ -118,6 +121,17 @@ impl<'a> Context<'a> {
     /// The source text of a line as written (with its indentation).
     pub fn raw_source_line(&self, file: &str, line: u32) -> Option<String> {
         self.sources.line(file, line)
+    }
+
+    /// The line of the `def` of a function whose code starts at
+    /// `first_line` (for a decorated function, CPython's first line is its
+    /// first decorator's): the first line from there that starts with
+    /// `def` or `async def`, or `first_line` without the source.
+    pub fn def_line(&self, file: &str, first_line: u32) -> u32 {
+        (first_line..first_line.saturating_add(MAX_DECORATOR_LINES))
+            .map_while(|line| Some((line, self.source_line(file, line)?)))
+            .find(|(_, text)| text.starts_with("def ") || text.starts_with("async def "))
+            .map_or(first_line, |(line, _)| line)
     }
 
     /// Where a frame points, with its source line.
@@ -203,6 +217,21 @@ mod tests {
         );
         assert_eq!(kind("/srv/venv/bin/gunicorn"), CodeKind::Library);
         assert_eq!(kind("/srv/app/bin/manage.py"), CodeKind::User);
+    }
+
+    #[test]
+    fn a_decorated_function_is_located_at_its_def() {
+        let mut sources = SourceMap::default();
+        sources.insert(
+            "app.py",
+            "@app.get(\n    \"/quotes\",\n)\n@login_required\nasync def quotes():\n    pass\n",
+        );
+        let profile = Profile::default();
+        let config = Config::default();
+        let context = Context::new(&profile, &config, &sources);
+        assert_eq!(context.def_line("app.py", 1), 5);
+        assert_eq!(context.def_line("app.py", 5), 5);
+        assert_eq!(context.def_line("other.py", 3), 3);
     }
 
     #[test]

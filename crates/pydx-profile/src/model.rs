@@ -281,7 +281,7 @@ pub struct ProcessMeta {
     pub cwd: Option<String>,
     /// The Python version it runs.
     pub python_version: String,
-    /// Its memory, read about once a second while it was sampled.
+    /// Its memory, read about twice a second while it was sampled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub memory: Vec<MemoryReading>,
 }

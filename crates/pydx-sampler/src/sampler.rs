@@ -18,7 +18,7 @@ const OBSERVED_FRAMES: usize = 3;
 /// How often the progress callback is called.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// How often each process's memory is read (a walk of its mappings).
-const MEMORY_EVERY: Duration = Duration::from_secs(1);
+const MEMORY_EVERY: Duration = Duration::from_millis(500);
 /// Shortest time between two readings of a process's asyncio tasks.
 const TASKS_MIN_INTERVAL: Duration = Duration::from_millis(2);
 /// Task readings are spaced at least this many times the time one took,

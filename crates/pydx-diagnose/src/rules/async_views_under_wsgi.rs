@@ -49,6 +49,8 @@ struct Bridged {
     samples: u64,
     /// Of those, inside `AsyncToSync.__call__`.
     bridged: u64,
+    /// Whether Flask serves the endpoint.
+    flask: bool,
 }
 
 impl Rule for AsyncViewsUnderWsgi {
@@ -115,6 +117,9 @@ fn check_group(context: &Context<'_>, group: &WorkerGroup) -> Option<Finding> {
         entry.samples += count;
         if frames.iter().any(|&f| is_async_to_sync(context, f)) {
             entry.bridged += count;
+        }
+        if frames.iter().any(|&f| context.file(f).contains("/flask/")) {
+            entry.flask = true;
         }
     }
     let (endpoint, bridged) = endpoints
@@ -184,14 +189,24 @@ fn check_group(context: &Context<'_>, group: &WorkerGroup) -> Option<Finding> {
             .unwrap_or_else(|| handler_or_command(None, &group.command, group.cwd.as_deref())),
         stack: Vec::new(),
         evidence,
-        fix: format!(
-            "Serve the app through ASGI so that each worker's event loop runs the async views \
-             directly, many requests at a time: `uvicorn --workers {workers} {app}` (its app \
-             object from `get_asgi_application()`, Django's `asgi.py`), or `gunicorn -k \
-             uvicorn.workers.UvicornWorker`. If the app stays on WSGI, make the view a plain `def` \
-             view with synchronous clients: under WSGI each call of an async view starts a thread \
-             and an event loop."
-        ),
+        fix: if bridged.flask {
+            "Flask is a WSGI framework: it runs each call of an `async def` view through asgiref's \
+             `async_to_sync`, which starts an event loop for that one request, so the view gains no \
+             concurrency and pays for the loop. Make the view a plain `def` view with synchronous \
+             clients (run independent calls in a `concurrent.futures.ThreadPoolExecutor` if they \
+             must overlap), or move the app to an ASGI framework served by uvicorn (Quart keeps \
+             Flask's API; Starlette or FastAPI)."
+                .to_string()
+        } else {
+            format!(
+                "Serve the app through ASGI so that each worker's event loop runs the async views \
+                 directly, many requests at a time: `uvicorn --workers {workers} {app}` (its app \
+                 object from `get_asgi_application()`, Django's `asgi.py`), or `gunicorn -k \
+                 uvicorn.workers.UvicornWorker`. If the app stays on WSGI, make the view a plain \
+                 `def` view with synchronous clients: under WSGI each call of an async view starts a \
+                 thread and an event loop."
+            )
+        },
     })
 }
 
@@ -199,10 +214,11 @@ fn check_group(context: &Context<'_>, group: &WorkerGroup) -> Option<Finding> {
 fn def_line(context: &Context<'_>, frame: FrameId) -> Location {
     let info = context.profile.frame_info(frame);
     let file = context.file(frame).to_string();
+    let line = context.def_line(&file, info.first_line);
     Location {
         function: context.function(frame).to_string(),
-        source: context.source_line(&file, info.first_line),
-        line: info.first_line,
+        source: context.source_line(&file, line),
+        line,
         file,
     }
 }

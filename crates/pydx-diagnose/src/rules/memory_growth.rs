@@ -9,7 +9,7 @@ use super::{Rule, RuleDocs};
 use crate::context::Context;
 use crate::finding::{Cost, Finding, Severity};
 
-/// Fewest memory readings (about one a second) a process needs.
+/// Fewest memory readings (about two a second) a process needs.
 const MIN_READINGS: usize = 8;
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -17,8 +17,8 @@ static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-MEM001",
     name: "memory-growth",
     summary: "A process's resident memory rises steadily while it runs",
-    detects: "Processes whose resident memory (RSS, read from /proc/PID/smaps_rollup about once a \
-              second while they were sampled) rises along a straight line through the recording, by \
+    detects: "Processes whose resident memory (RSS, read from /proc/PID/smaps_rollup about twice \
+              a second while they were sampled) rises along a straight line through the recording, by \
               a noticeable amount. Workers of one server (same parent and command line) are reported \
               together, with the rate of each, per minute and, when the server's own request count \
               can be read (a gunicorn worker's `nr`, a uvicorn server's `total_requests`, read \

@@ -225,7 +225,10 @@ fn finding(
     samples: u64,
     share: f64,
 ) -> Finding {
-    let definition = context.profile.frame_info(frame).first_line;
+    let definition = context.def_line(
+        context.file(frame),
+        context.profile.frame_info(frame).first_line,
+    );
     // The fix goes on the `def` line, so that is where the finding points.
     let location = Location {
         line: definition,
