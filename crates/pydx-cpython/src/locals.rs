@@ -42,6 +42,11 @@ pub struct Local {
     pub addr: u64,
     /// Its value, decoded for display.
     pub value: Value,
+    /// The type of the object it held, when two reads of that object agreed
+    /// on it, even if the value itself could not be read consistently (a
+    /// variable assigned a new number on every iteration of a tight loop
+    /// keeps its type while its value changes under the reader).
+    pub type_name: Option<String>,
 }
 
 /// The locals of a code object: their names, each one's kind byte
@@ -97,6 +102,7 @@ impl<M: MemoryReader> PythonReader<M> {
                     is_arg: index < parameters,
                     addr,
                     value,
+                    type_name: None,
                 },
             ));
         }
@@ -110,6 +116,10 @@ impl<M: MemoryReader> PythonReader<M> {
                     0 => Some(local.value.clone()),
                     addr => self.read_value(addr).ok(),
                 };
+                local.type_name = again
+                    .as_ref()
+                    .and_then(Value::type_name)
+                    .filter(|again| local.value.type_name().as_ref() == Some(again));
                 local.value = match again {
                     Some(again)
                         if u64_at(&slots_between, index as u64 * 8) == Some(raw)

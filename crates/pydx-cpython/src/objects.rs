@@ -130,6 +130,25 @@ pub enum Value {
     Unreadable,
 }
 
+impl Value {
+    /// The name of the value's type (`int`, `str`, a container's or
+    /// object's `tp_name`), or `None` when it is unreadable or unbound.
+    pub fn type_name(&self) -> Option<String> {
+        Some(match self {
+            Value::None => "NoneType".into(),
+            Value::Bool(_) => "bool".into(),
+            Value::Int(_) | Value::BigInt { .. } => "int".into(),
+            Value::Float(_) => "float".into(),
+            Value::Str { .. } => "str".into(),
+            Value::Bytes { .. } => "bytes".into(),
+            Value::Container { type_name, .. } | Value::Object { type_name, .. } => {
+                type_name.clone()
+            }
+            Value::Unbound | Value::Unreadable => return None,
+        })
+    }
+}
+
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

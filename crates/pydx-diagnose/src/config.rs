@@ -108,7 +108,7 @@ pub struct HotSpotConfig {
 impl Default for HotSpotConfig {
     fn default() -> Self {
         Self {
-            min_cpu_share: 0.10,
+            min_cpu_share: 0.20,
         }
     }
 }

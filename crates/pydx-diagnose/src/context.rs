@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use pydx_profile::{
     Activity, CodeKind, FrameId, Profile, SampleKey, StackId, EXEC_BYTECODE, EXEC_NATIVE_CALL,
-    OBSERVED_EXEC,
+    OBSERVED_EXEC, OBSERVED_LOCAL_TYPE,
 };
 
 use crate::config::Config;
@@ -170,6 +170,43 @@ impl<'a> Context<'a> {
             }
         }
         (bytecode + native > 0).then_some((bytecode, native))
+    }
+
+    /// `(name, type)` of the variables used in `statement`, from the
+    /// `local.type:NAME` observations of the frames of `frame`'s function.
+    pub fn observed_types(&self, frame: FrameId, statement: &str) -> Vec<(String, String)> {
+        let function = self.function(frame);
+        let file = self.file(frame);
+        let mut types: Vec<(String, String)> = self
+            .profile
+            .observations()
+            .into_iter()
+            .filter(|(f, _, _, _)| self.function(*f) == function && self.file(*f) == file)
+            .filter_map(|(_, kind, value, _)| {
+                Some((
+                    kind.strip_prefix(OBSERVED_LOCAL_TYPE)?.to_string(),
+                    value.to_string(),
+                ))
+            })
+            .filter(|(name, _)| crate::source::contains_name(statement, name))
+            .collect();
+        types.sort();
+        types.dedup();
+        types
+    }
+
+    /// Whether the line `frame` runs works on whole arrays (a variable it
+    /// uses was seen holding a NumPy array or a pandas object): its time is
+    /// inside the array library's native code, whatever the interpreter's
+    /// current instruction (`a @ b` is one bytecode).
+    pub fn works_on_arrays(&self, frame: FrameId) -> bool {
+        let line = self.profile.frame_info(frame).line;
+        self.source_line(self.file(frame), line)
+            .is_some_and(|statement| {
+                self.observed_types(frame, &statement)
+                    .iter()
+                    .any(|(_, t)| t == "numpy.ndarray" || t.starts_with("pandas."))
+            })
     }
 
     /// Fewest samples a CPU rule needs in the code it reports (0.2 s at the

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::context::{Context, SourceLines};
-use crate::finding::Finding;
+use crate::finding::{Finding, Location};
 use crate::rules::all_rules;
 
 /// The code of the general hot-spot rule.
@@ -126,16 +126,18 @@ pub fn diagnose(profile: &Profile, config: &Config, sources: &dyn SourceLines) -
         .flat_map(|rule| rule.check(&rules_context))
         .collect();
     // A general hot-spot finding defers to a more specific one about the
-    // same function (GIL contention, a cache, a numeric loop).
-    let specific: Vec<(String, String)> = findings
+    // same code (GIL contention, a cache, a numeric loop, saturated
+    // workers): about the same function, or one calling or called by it.
+    let specific: Vec<&Finding> = findings
         .iter()
-        .filter(|f| f.code != HOT_SPOT_CODE)
-        .map(|f| (f.location.function.clone(), f.location.file.clone()))
+        .filter(|f| CPU_FINDINGS.contains(&f.code))
         .collect();
-    findings.retain(|f| {
-        f.code != HOT_SPOT_CODE
-            || !specific.contains(&(f.location.function.clone(), f.location.file.clone()))
-    });
+    let covered: Vec<bool> = findings
+        .iter()
+        .map(|f| f.code == HOT_SPOT_CODE && specific.iter().any(|other| same_code(f, other)))
+        .collect();
+    let mut covered = covered.into_iter();
+    findings.retain(|_| !covered.next().unwrap_or(false));
     findings.sort_by(|a, b| {
         b.cost
             .seconds
@@ -149,6 +151,26 @@ pub fn diagnose(profile: &Profile, config: &Config, sources: &dyn SourceLines) -
         hot_spots: hot_spots(&context),
         endpoints: endpoints(&context),
     }
+}
+
+/// The findings that explain CPU time more specifically than a hot spot.
+const CPU_FINDINGS: [&str; 4] = [
+    "PYDX-GIL001",
+    "PYDX-CPU001",
+    "PYDX-CACHE001",
+    "PYDX-WORKER002",
+];
+
+/// Whether two findings are about the same code: the same function, or
+/// either one's function on the other's stack.
+fn same_code(a: &Finding, b: &Finding) -> bool {
+    let on_stack = |finding: &Finding, location: &Location| {
+        let frame = format!("{} ({}:", location.function, location.file);
+        finding.stack.iter().any(|f| f.starts_with(&frame))
+    };
+    (a.location.function == b.location.function && a.location.file == b.location.file)
+        || on_stack(a, &b.location)
+        || on_stack(b, &a.location)
 }
 
 /// How many endpoints a report lists.

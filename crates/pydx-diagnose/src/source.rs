@@ -72,7 +72,17 @@ fn for_parts(header: &str) -> Option<(String, String)> {
 /// else.
 pub fn is_elementwise_arithmetic(statement: &str, loop_target: Option<&str>) -> bool {
     let code = statement.split('#').next().unwrap_or_default().trim();
-    if code.contains('"') || code.contains('\'') || code.contains(" for ") || !is_assignment(code) {
+    // Appending a computed number to a list (`out.append((r - low) * scale)`)
+    // builds an array element by element just as an assignment does.
+    let (code, is_append) = match appended_expression(code) {
+        Some(expression) => (expression, true),
+        None => (code, false),
+    };
+    if code.contains('"')
+        || code.contains('\'')
+        || code.contains(" for ")
+        || !(is_append || is_assignment(code))
+    {
         return false;
     }
     let has_arithmetic = ["+", "-", "*", "/", "%"].iter().any(|op| code.contains(op));
@@ -83,6 +93,14 @@ pub fn is_elementwise_arithmetic(statement: &str, loop_target: Option<&str>) -> 
             .any(|name| contains_name(code, name.trim()))
     });
     has_arithmetic && (subscripted || uses_target) && !calls_a_method(code)
+}
+
+/// The expression of `name.append(expression)`, if `code` is that.
+fn appended_expression(code: &str) -> Option<&str> {
+    let (owner, rest) = code.split_once(".append(")?;
+    let is_name = !owner.is_empty() && owner.chars().all(|c| c.is_alphanumeric() || c == '_');
+    let expression = rest.strip_suffix(')')?;
+    is_name.then_some(expression)
 }
 
 /// Whether `code` is an assignment or augmented assignment (not a
@@ -303,6 +321,15 @@ def squares(xs):
         assert!(!is_elementwise_arithmetic("count = count", Some("i")));
         assert!(!is_elementwise_arithmetic("if n % d == 0:", Some("d")));
         assert!(!is_elementwise_arithmetic("return a[i] + b[i]", Some("i")));
+        assert!(is_elementwise_arithmetic(
+            "out.append(min(255, int((r - low) * scale)))",
+            Some("r, g, b")
+        ));
+        assert!(!is_elementwise_arithmetic(
+            "out.append(word.upper() + 's')",
+            Some("word")
+        ));
+        assert!(!is_elementwise_arithmetic("out.append(x)", Some("x")));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
-use pydx_cpython::{PythonProcess, PythonThread, Value, WalkError, GIL_STATE_SIZE};
+use pydx_cpython::{PythonProcess, PythonThread, WalkError, GIL_STATE_SIZE};
 use pydx_profile::{Activity, CodeKind};
 use pydx_remote::{
     process_alive, thread_ids, ProcessPause, RunState, SyscallState, ThreadStateReader,
@@ -327,8 +327,8 @@ impl Snapshotter {
                     .collect();
                 let local_types = locals
                     .iter()
-                    .filter(|l| l.addr != 0 && l.value != Value::Unreadable)
-                    .map(|l| (l.name.clone(), value_type(&l.value)))
+                    .filter(|l| l.addr != 0)
+                    .filter_map(|l| Some((l.name.clone(), l.type_name.clone()?)))
                     .collect();
                 thread.observations.push(FrameObservation {
                     frame: index,
@@ -433,20 +433,6 @@ pub fn tracer_of(pid: u32) -> Option<u32> {
 }
 
 /// The type name of a decoded value.
-fn value_type(value: &Value) -> String {
-    match value {
-        Value::None => "NoneType".into(),
-        Value::Bool(_) => "bool".into(),
-        Value::Int(_) | Value::BigInt { .. } => "int".into(),
-        Value::Float(_) => "float".into(),
-        Value::Str { .. } => "str".into(),
-        Value::Bytes { .. } => "bytes".into(),
-        Value::Container { type_name, .. } | Value::Object { type_name, .. } => type_name.clone(),
-        Value::Unbound => "unbound".into(),
-        Value::Unreadable => "unreadable".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -183,6 +183,9 @@ impl GilContention {
             None => waiters.iter().map(|(t, _)| *t).collect(),
         };
         let mut holding_frames: HashMap<FrameId, u64> = HashMap::new();
+        // Where the threads' own code hands out that work: the outermost
+        // frame of the program's code on their stacks.
+        let mut calling_frames: HashMap<FrameId, u64> = HashMap::new();
         let mut holding_samples = 0;
         for (key, count) in profile.samples() {
             if !running.contains(&key.thread)
@@ -194,6 +197,13 @@ impl GilContention {
             holding_samples += count;
             if let Some(frame) = context.innermost_user_frame(key.stack) {
                 *holding_frames.entry(frame).or_insert(0) += count;
+            }
+            if let Some(frame) = profile
+                .frames_root_first(key.stack)
+                .into_iter()
+                .find(|&f| context.is_user_frame(f))
+            {
+                *calling_frames.entry(frame).or_insert(0) += count;
             }
         }
         let (&hot_frame, &hot_count) = holding_frames
@@ -209,11 +219,20 @@ impl GilContention {
             .and_then(|(key, _)| key.stack);
         let interval = context.interval_seconds();
         let wait_share = *waited as f64 / *busy as f64;
-        let location = context.location(hot_frame);
-        let site = format!(
-            "{} ({}:{})",
-            location.function, location.file, location.line
-        );
+        let hot = context.location(hot_frame);
+        let site = format!("{} ({}:{})", hot.function, hot.file, hot.line);
+        // The holder is fixed where it holds the GIL; contending threads
+        // where their own code calls the CPU-bound work, which is what goes
+        // to processes.
+        let location = match (
+            holder,
+            calling_frames
+                .iter()
+                .max_by_key(|&(f, n)| (*n, std::cmp::Reverse(*f))),
+        ) {
+            (None, Some((&calling, _))) => context.location(calling),
+            _ => hot.clone(),
+        };
         let native = context
             .execution_split(|frame| frame == hot_frame)
             .is_some_and(|(bytecode, native)| native >= bytecode);
@@ -253,7 +272,7 @@ impl GilContention {
                 ));
                 let title = format!(
                     "{name} holds the GIL in {} while {} thread{} wait for it ({:.0}% of their busy time)",
-                    location.function,
+                    hot.function,
                     waiters.len(),
                     if waiters.len() == 1 { "" } else { "s" },
                     wait_share * 100.0
@@ -281,20 +300,24 @@ impl GilContention {
                 let title = format!(
                     "{} threads contend for the GIL in {} ({:.0}% of their time waiting)",
                     waiters.len(),
-                    location.function,
+                    hot.function,
                     wait_share * 100.0
                 );
                 let fix = format!(
-                    "`{function}` ({file}:{line}) is CPU-bound Python run by {count} threads, which take turns \
-                     on the GIL and so run no faster than one. Run it in processes instead: submit the work \
-                     to a `concurrent.futures.ProcessPoolExecutor` (or a `multiprocessing.Pool`, or more \
-                     worker processes) in place of the threads. If the loop can be vectorised with NumPy or \
-                     moved to a native extension that releases the GIL (Cython `with nogil`, PyO3 \
+                    "`{function}` ({hot_file}:{hot_line}) is CPU-bound Python run by {count} threads, which \
+                     take turns on the GIL and so run no faster than one. Run it in processes instead: \
+                     submit the work the threads do at {file}:{line} (`{source}`) to a \
+                     `concurrent.futures.ProcessPoolExecutor` (or a `multiprocessing.Pool`, or more worker \
+                     processes) in place of the threads. If the loop can be vectorised with NumPy or moved \
+                     to a native extension that releases the GIL (Cython `with nogil`, PyO3 \
                      `allow_threads`), the threads can run in parallel as they are. A free-threaded CPython \
                      (3.13t and later) also removes the contention.",
-                    function = location.function,
+                    function = hot.function,
+                    hot_file = hot.file,
+                    hot_line = hot.line,
                     file = location.file,
                     line = location.line,
+                    source = location.source.as_deref().unwrap_or_default(),
                     count = waiters.len()
                 );
                 (title, fix)
@@ -341,9 +364,11 @@ mod tests {
     }
 
     #[test]
-    fn cpu_bound_threads_taking_turns_are_reported_where_they_run() {
+    fn cpu_bound_threads_taking_turns_are_reported_where_they_call_the_work() {
         let mut profile = Profile::new(Meta::default());
-        let price = stack(&mut profile, "price", "/app/pricing.py", 12);
+        let work = profile.frame("price_all", "/app/pricing.py", 30, 28);
+        let inner = profile.frame("price", "/app/pricing.py", 12, 10);
+        let price = profile.stack_from_root([work, inner]);
         for tid in 1..=3 {
             let thread = profile.thread(7, tid, u64::from(tid), None);
             add(&mut profile, thread, price, Activity::OnCpu, 40);
@@ -351,9 +376,11 @@ mod tests {
         }
         let findings = check(&profile);
         assert_eq!(findings.len(), 1);
-        assert_eq!(findings[0].location.line, 12);
+        assert_eq!(findings[0].location.line, 30);
         assert!(
-            findings[0].title.starts_with("3 threads contend"),
+            findings[0]
+                .title
+                .starts_with("3 threads contend for the GIL in price "),
             "{}",
             findings[0].title
         );

@@ -23,8 +23,10 @@ static DOCS: RuleDocs = RuleDocs {
     fix: "In order: change the algorithm (fewer passes, a better data structure); cache the function with \
           functools.lru_cache if it is pure and called again with the same arguments (see PYDX-CACHE001); \
           move it to a compiled extension (Cython, or Rust with PyO3); or run the program on PyPy.",
-    thresholds: "min_cpu_share = 0.10: the function's own time is at least 10% of the on-CPU samples, \
-                 and at least 20 samples (0.2 s at 100 Hz).",
+    thresholds: "min_cpu_share = 0.20: the function's own time interpreting Python is at least 20% of \
+                 the on-CPU samples (a function below that is a profile's fact, not a finding), and at least \
+                 20 samples (0.2 s at 100 Hz). Lines working on NumPy arrays or pandas objects and time \
+                 inside native calls do not count as interpreting Python.",
 };
 
 /// PYDX-CPU002.
@@ -84,10 +86,14 @@ impl HotSpot {
         samples: FunctionSamples,
         total: u64,
     ) -> Option<Finding> {
-        // The hot line is the one with the most time interpreting Python:
-        // a line whose time is inside a native call (a NumPy expression, a
-        // regex) is not what this finding is about.
+        // Time inside native calls (a regex engine, NumPy) is not interpreted
+        // Python: per line, only the bytecode share counts when pydx observed
+        // it, and nothing of a line working on whole arrays. The hot line is
+        // the one with the most time interpreting Python.
         let interpreted_at = |frame: FrameId, own: u64| -> u64 {
+            if context.works_on_arrays(frame) {
+                return 0;
+            }
             match context.execution_split(|f| f == frame) {
                 Some((bytecode, native)) => own * bytecode / (bytecode + native).max(1),
                 None => own,
@@ -97,19 +103,16 @@ impl HotSpot {
             samples.lines.iter().max_by_key(|(line, (n, frame, _))| {
                 (interpreted_at(*frame, *n), *n, std::cmp::Reverse(**line))
             })?;
-        // Time inside native calls (a regex engine, NumPy) is not interpreted
-        // Python: only the bytecode share counts when pydx observed it.
         let split = execution_split(
             context,
             context.function(hot_frame),
             context.file(hot_frame),
         );
-        let interpreted = match split {
-            Some((bytecode, native)) => {
-                samples.own as f64 * bytecode as f64 / (bytecode + native).max(1) as f64
-            }
-            None => samples.own as f64,
-        };
+        let interpreted: f64 = samples
+            .lines
+            .values()
+            .map(|&(n, frame, _)| interpreted_at(frame, n) as f64)
+            .sum();
         let share = interpreted / total as f64;
         if share < context.config.hot_spot.min_cpu_share
             || (interpreted as u64) < Context::MIN_CPU_SAMPLES
@@ -166,7 +169,13 @@ impl HotSpot {
                 location.function,
                 share * 100.0
             ),
-            severity: Severity::for_share(share),
+            // A hot function is a warning until it takes half the CPU: it
+            // may be the program's inherent work.
+            severity: if share >= 0.5 {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
             cost: Cost {
                 share,
                 share_of: ShareOf::CpuTime,

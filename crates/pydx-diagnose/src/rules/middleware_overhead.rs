@@ -51,8 +51,10 @@ struct EndpointTime {
     samples: u64,
     /// Of those, samples with none of the program's frames: the framework.
     framework: u64,
-    /// Samples per middleware class, with its hook's frame and a stack.
-    middleware: BTreeMap<String, (u64, FrameId, Option<StackId>)>,
+    /// Samples per middleware class.
+    middleware: BTreeMap<String, u64>,
+    /// Samples per middleware class and frame (its line) charged, with a stack.
+    lines: BTreeMap<(String, FrameId), (u64, Option<StackId>)>,
 }
 
 impl Rule for MiddlewareOverhead {
@@ -80,20 +82,30 @@ impl Rule for MiddlewareOverhead {
                         })
                         .clone();
                 }
-                let slot = entry
-                    .middleware
-                    .entry(class)
-                    .or_insert((0, frame, key.stack));
-                slot.0 += count;
+                *entry.middleware.entry(class.clone()).or_default() += count;
+                entry
+                    .lines
+                    .entry((class, frame))
+                    .or_insert((0, key.stack))
+                    .0 += count;
             }
         }
         let min_share = context.config.framework.min_share;
         let mut findings: Vec<Finding> = Vec::new();
         for (endpoint, time) in &endpoints {
-            let Some((class, &(samples, frame, stack))) = time
+            let Some((class, &samples)) = time
                 .middleware
                 .iter()
-                .max_by_key(|(class, (n, _, _))| (*n, std::cmp::Reverse(class.as_str())))
+                .max_by_key(|(class, n)| (**n, std::cmp::Reverse(class.as_str())))
+            else {
+                continue;
+            };
+            // Its hottest line.
+            let Some((&(_, frame), &(_, stack))) = time
+                .lines
+                .range((class.clone(), FrameId(0))..)
+                .take_while(|((c, _), _)| c == class)
+                .max_by_key(|((_, frame), (n, _))| (*n, std::cmp::Reverse(*frame)))
             else {
                 continue;
             };
@@ -119,7 +131,8 @@ impl Rule for MiddlewareOverhead {
 
 /// The middleware a sample's CPU time is charged to, and its frame: the
 /// innermost middleware hook on the stack (`process_response`, `dispatch`),
-/// or else the innermost frame outside the standard library when it
+/// or a `...Middleware` class's `__call__` running its own code (no
+/// library frame inside it, so not the app it wraps), or else the innermost frame outside the standard library when it
 /// belongs to a middleware module: a pure ASGI or WSGI middleware's own
 /// work (Starlette's GZipMiddleware compressing a body), not the app it
 /// wraps nor the server's `send` it passes a response to.
@@ -132,6 +145,23 @@ pub(super) fn charged_middleware(
         .find_map(|&f| middleware_hook(context.function(f)).map(|c| (c.to_string(), f)))
     {
         return Some(hook);
+    }
+    // The program's own WSGI or ASGI middleware class, in its `__call__`,
+    // doing its own work: nothing of a library (the app it wraps, the
+    // framework) runs inside it.
+    if let Some(position) = frames.iter().position(|&f| {
+        context.is_user_frame(f) && own_middleware_call(context.function(f)).is_some()
+    }) {
+        let inside_is_its_own = frames[..position]
+            .iter()
+            .all(|&f| CodeKind::of(context.file(f)) != CodeKind::Library);
+        let frame = frames[position];
+        if let (true, Some(class)) = (
+            inside_is_its_own,
+            own_middleware_call(context.function(frame)),
+        ) {
+            return Some((class.to_string(), frame));
+        }
     }
     let &innermost = frames
         .iter()
@@ -162,6 +192,12 @@ fn middleware_module(file: &str) -> Option<String> {
     let (stem, packages) = parts.split_last()?;
     let is_middleware = |part: &str| matches!(part, "middleware" | "middlewares");
     (is_middleware(stem) || packages.iter().any(|p| is_middleware(p))).then(|| parts.join("."))
+}
+
+/// The class of a `...Middleware.__call__` qualified name.
+fn own_middleware_call(function: &str) -> Option<&str> {
+    let class = function.strip_suffix(".__call__")?.rsplit('.').next()?;
+    class.ends_with("Middleware").then_some(class)
 }
 
 /// The middleware class of a hook method's qualified name
@@ -196,6 +232,7 @@ fn finding(
     let share = samples as f64 / time.samples.max(1) as f64;
     let seconds = samples as f64 * context.interval_seconds();
     let hook = context.location(frame);
+    let own = context.is_user_frame(frame);
     let enabled = enabling_line(context, class);
     let mut evidence = vec![
         format!(
@@ -255,11 +292,25 @@ fn finding(
             .into_iter()
             .map(|f| context.frame_text(f))
             .collect(),
-        fix: format!(
-            "{class} runs for every request. Remove {remove} if the app can do without it, or apply its \
-             work only where it is needed.{specific}"
-        ),
-        location: enabled.unwrap_or(hook),
+        fix: if own {
+            format!(
+                "{class} is the program's own middleware and runs for every request: its work at \
+                 {}:{} (`{}`) is what costs. Make that work cheaper or do it only for the requests that \
+                 need it (check the path or a flag first, sample or batch what it records, move it to a \
+                 background thread or task queue), or remove {remove} if the app can do without it.",
+                hook.file,
+                hook.line,
+                hook.source.as_deref().unwrap_or("").trim()
+            )
+        } else {
+            format!(
+                "{class} runs for every request. Remove {remove} if the app can do without it, or apply \
+                 its work only where it is needed.{specific}"
+            )
+        },
+        // The program's own middleware is fixed where its time goes; a
+        // library's is removed or limited where it is enabled.
+        location: if own { hook } else { enabled.unwrap_or(hook) },
         evidence,
     }
 }
@@ -344,6 +395,32 @@ mod tests {
         assert_eq!(middleware_hook("ExceptionMiddleware.__call__"), None);
         assert_eq!(middleware_hook("BaseHTTPMiddleware.dispatch"), None);
         assert_eq!(middleware_hook("Handler.process_response"), None);
+    }
+
+    #[test]
+    fn the_programs_own_wsgi_middleware_is_charged_only_for_its_own_work() {
+        let mut profile = pydx_profile::Profile::default();
+        let site = "/venv/lib/python3.12/site-packages";
+        let call = profile.frame("SignedBatchMiddleware.__call__", "/app/ingest.py", 43, 39);
+        let canonical = profile.frame("canonicalize", "/app/ingest.py", 22, 19);
+        let dumps = profile.frame("dumps", "/usr/lib/python3.12/json/__init__.py", 231, 183);
+        let flask = profile.frame(
+            "Flask.wsgi_app",
+            &format!("{site}/flask/app.py"),
+            1500,
+            1480,
+        );
+        let view = profile.frame("ingest_batch", "/app/ingest.py", 58, 56);
+        let config = crate::config::Config::default();
+        let sources = crate::context::NoSources;
+        let context = Context::new(&profile, &config, &sources);
+        // Innermost first: its own canonicalisation is charged to it ...
+        assert_eq!(
+            charged_middleware(&context, &[dumps, canonical, call]),
+            Some(("SignedBatchMiddleware".to_string(), call))
+        );
+        // ... the view of the app it wraps is not.
+        assert_eq!(charged_middleware(&context, &[view, flask, call]), None);
     }
 
     #[test]

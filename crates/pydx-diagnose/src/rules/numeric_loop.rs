@@ -95,7 +95,7 @@ fn numeric_line(context: &Context<'_>, frame: FrameId) -> Option<(LoopHeader, u3
     if !is_elementwise_arithmetic(&statement, target) {
         return None;
     }
-    let types = observed_types(context, frame, &statement);
+    let types = context.observed_types(frame, &statement);
     let numeric =
         |t: &str| matches!(t, "int" | "float" | "complex" | "bool") || t.starts_with("numpy.");
     let indexed = target.is_some_and(|t| statement.contains(&format!("[{t}]")));
@@ -108,29 +108,6 @@ fn numeric_line(context: &Context<'_>, frame: FrameId) -> Option<(LoopHeader, u3
             && (indexed || types.iter().any(|(_, t)| numeric(t)))
     };
     ok.then_some((header, line))
-}
-
-/// `(name, type)` of the variables used in `statement`, from the
-/// `local.type:NAME` observations of this function's frames.
-fn observed_types(context: &Context<'_>, frame: FrameId, statement: &str) -> Vec<(String, String)> {
-    let function = context.function(frame);
-    let file = context.file(frame);
-    let mut types: Vec<(String, String)> = context
-        .profile
-        .observations()
-        .into_iter()
-        .filter(|(f, _, _, _)| context.function(*f) == function && context.file(*f) == file)
-        .filter_map(|(_, kind, value, _)| {
-            Some((
-                kind.strip_prefix(OBSERVED_LOCAL_TYPE)?.to_string(),
-                value.to_string(),
-            ))
-        })
-        .filter(|(name, _)| crate::source::contains_name(statement, name))
-        .collect();
-    types.sort();
-    types.dedup();
-    types
 }
 
 impl NumericLoop {

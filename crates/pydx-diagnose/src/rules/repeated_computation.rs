@@ -2,7 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use pydx_profile::{Activity, FrameId, RunStack, OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN};
+use pydx_profile::{
+    Activity, FrameId, RunStack, StackId, LABEL_ENDPOINT, OBSERVED_CALL_ARGS,
+    OBSERVED_CALL_ARGS_AGAIN,
+};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
@@ -85,9 +88,9 @@ impl Rule for RepeatedComputation {
                 let has_arguments = observed.arguments.keys().any(|a| !a.is_empty());
                 let share = samples as f64 / total as f64;
                 let seen: u64 = observed.arguments.values().sum();
-                let distinct = observed.arguments.len() as u64;
-                let repeats = seen >= config.min_calls
-                    && distinct as f64 <= seen as f64 * config.max_distinct_ratio;
+                let reuse = observed.reuse();
+                let repeats =
+                    seen >= config.min_calls && reuse.hit_rate >= 1.0 - config.max_distinct_ratio;
                 // With one dominant argument set, only the timeline can
                 // tell many calls from one long one: it must show the
                 // function entered afresh for at least half the calls seen.
@@ -101,13 +104,15 @@ impl Rule for RepeatedComputation {
                 // Module bodies, comprehensions and the like are not functions to cache.
                 let a_function = !function.starts_with('<');
                 (a_function
+                    && !is_request_handler(context, &function, &file)
+                    && !looks_impure(context, observed.frame)
                     && has_arguments
                     && computes
                     && share >= config.min_cpu_share
                     && samples >= Context::MIN_CPU_SAMPLES
                     && repeats
                     && calls_are_short)
-                    .then(|| finding(context, observed.frame, &observed.arguments, samples, share))
+                    .then(|| finding(context, &observed, reuse, samples, share))
             })
             .collect()
     }
@@ -136,7 +141,63 @@ struct ObservedCalls {
     frame: FrameId,
 }
 
+/// How often the calls of a function repeat an argument set already seen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Reuse {
+    /// Calls whose arguments pydx read.
+    seen: u64,
+    /// Distinct argument sets among them.
+    distinct: u64,
+    /// Distinct argument sets the function is called with in all, estimated
+    /// from how often the sets seen once and twice occur (Chao1).
+    estimated_distinct: u64,
+    /// Fewest calls the function made while recorded, by how rarely two
+    /// observations in a row found the same call running.
+    calls_at_least: u64,
+    /// Share of calls that recompute a result already computed: from the
+    /// calls seen, or, when enough of those repeat, from the estimates.
+    hit_rate: f64,
+}
+
+/// Share of the calls seen that must repeat an argument set already seen
+/// before the repeats are extrapolated to the calls not seen.
+const MIN_REPEATED_SHARE: f64 = 0.15;
+
 impl ObservedCalls {
+    /// How much a cache would be hit. Sampling sees a few of many short
+    /// calls: 181 calls seen with 139 distinct argument sets may be 192 sets
+    /// called thousands of times. When at least 15% of the calls seen repeat
+    /// one already seen, the number of sets in all is estimated from the
+    /// sets seen exactly once (f1) and twice (f2): d + f1²/(2(f2+1)) (the
+    /// bias-corrected Chao1 estimator, a lower bound), and the calls made
+    /// from how rarely the next observation found the same call still
+    /// running: short calls (seen again a times in n) number at least
+    /// n²/(a+1) (the n observations are spread over the function's time,
+    /// and a call lasting that share of the spacing would be seen again that
+    /// often).
+    fn reuse(&self) -> Reuse {
+        let seen: u64 = self.arguments.values().sum();
+        let distinct = self.arguments.len() as u64;
+        let once = self.arguments.values().filter(|&&n| n == 1).count() as u64;
+        let twice = self.arguments.values().filter(|&&n| n == 2).count() as u64;
+        let estimated_distinct = distinct + once * once.saturating_sub(1) / (2 * (twice + 1));
+        let calls_at_least = (seen * seen / (self.again + 1)).max(seen);
+        let direct = 1.0 - distinct as f64 / seen.max(1) as f64;
+        let repeated = seen.saturating_sub(distinct) as f64 >= seen as f64 * MIN_REPEATED_SHARE;
+        let extrapolated = 1.0 - estimated_distinct as f64 / calls_at_least.max(1) as f64;
+        Reuse {
+            seen,
+            distinct,
+            estimated_distinct,
+            calls_at_least,
+            hit_rate: if repeated {
+                direct.max(extrapolated)
+            } else {
+                direct
+            },
+        }
+    }
+
     /// Whether the observations look like many short calls rather than a few
     /// long ones seen several times each, or `None` when the arguments cannot
     /// tell. Two observations of random short calls repeat each other's
@@ -220,11 +281,13 @@ const MAX_IDLE_SHARE: f64 = 0.05;
 
 fn finding(
     context: &Context<'_>,
-    frame: FrameId,
-    arguments: &BTreeMap<String, u64>,
+    observed: &ObservedCalls,
+    reuse: Reuse,
     samples: u64,
     share: f64,
 ) -> Finding {
+    let frame = observed.frame;
+    let arguments = &observed.arguments;
     let definition = context.def_line(
         context.file(frame),
         context.profile.frame_info(frame).first_line,
@@ -235,29 +298,45 @@ fn finding(
         source: context.source_line(context.file(frame), definition),
         ..context.location(frame)
     };
-    let seen: u64 = arguments.values().sum();
-    let distinct = arguments.len() as u64;
+    let Reuse {
+        seen,
+        distinct,
+        estimated_distinct,
+        calls_at_least,
+        hit_rate,
+    } = reuse;
     let mut common: Vec<(&String, &u64)> = arguments.iter().collect();
     common.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
     let interval = context.interval_seconds();
     let seconds = samples as f64 * interval;
-    let saved = seconds * (1.0 - distinct as f64 / seen as f64);
-    let mut evidence = vec![
-        format!(
-            "{} and its callees take {:.0}% of the on-CPU samples ({seconds:.2} s)",
-            location.function,
-            share * 100.0
-        ),
-        format!(
+    let saved = seconds * hit_rate;
+    let direct = 1.0 - distinct as f64 / seen.max(1) as f64;
+    let mut evidence = vec![format!(
+        "{} and its callees take {:.0}% of the on-CPU samples ({seconds:.2} s)",
+        location.function,
+        share * 100.0
+    )];
+    if hit_rate > direct {
+        evidence.push(format!(
+            "pydx read the arguments of {seen} calls: {distinct} distinct argument sets, {} of the calls \
+             repeating one already seen; from how often sets came back, about {estimated_distinct} sets in \
+             all (Chao1 estimate) over at least {calls_at_least} calls (calls were rarely still running at \
+             the next sample), so about {:.0}% of the calls recompute a result already computed",
+            seen - distinct,
+            hit_rate * 100.0
+        ));
+    } else {
+        evidence.push(format!(
             "pydx read the arguments of {seen} calls: only {distinct} distinct argument set{}, so about \
              {:.0}% of the calls recomputed a result already computed",
             if distinct == 1 { "" } else { "s" },
-            (1.0 - distinct as f64 / seen as f64) * 100.0
-        ),
-    ];
+            direct * 100.0
+        ));
+    }
     for (text, count) in common.iter().take(3) {
         evidence.push(format!("({text}) seen in {count} calls"));
     }
+    let distinct = distinct.max(estimated_distinct);
     let size = (distinct * 2).next_power_of_two().max(32);
     let decorator = if distinct <= 64 {
         "@functools.cache".to_string()
@@ -276,8 +355,9 @@ fn finding(
     Finding {
         code: DOCS.code,
         title: format!(
-            "{} recomputes the same results ({distinct} distinct arguments in {seen} calls)",
-            location.function
+            "{} recomputes the same results (about {:.0}% of its calls repeat earlier arguments)",
+            location.function,
+            hit_rate * 100.0
         ),
         severity: Severity::for_share(share),
         cost: Cost {
@@ -289,11 +369,91 @@ fn finding(
             longest_ms: None,
             occurrences: Some(seen),
         },
-        stack: vec![context.frame_text(frame)],
+        stack: context.stack_text(representative_stack(context, frame)),
         location,
         evidence,
         fix,
     }
+}
+
+/// Names in a function's body that make its result depend on more than
+/// its arguments (files, the network, the clock, randomness, a database,
+/// the request) or give it effects: a cache would return stale or wrong
+/// results.
+const IMPURE_NAMES: [&str; 16] = [
+    "open(",
+    ".read(",
+    ".write(",
+    "socket",
+    "requests.",
+    "urlopen",
+    "time.",
+    "random",
+    "datetime.",
+    "uuid",
+    "input(",
+    "print(",
+    ".execute(",
+    "global ",
+    "request.",
+    "os.",
+];
+
+/// Lines of a function's body read to judge whether it looks pure.
+const MAX_BODY_LINES: u32 = 200;
+
+/// Whether the body of `frame`'s function (from its source) uses one of
+/// [`IMPURE_NAMES`]; without the source it cannot be told, and the rule
+/// keeps to the evidence of the arguments.
+fn looks_impure(context: &Context<'_>, frame: FrameId) -> bool {
+    let file = context.file(frame);
+    let def = context.def_line(file, context.profile.frame_info(frame).first_line);
+    let Some(header) = context.raw_source_line(file, def) else {
+        return false;
+    };
+    let indent = header.len() - header.trim_start().len();
+    (def + 1..def + MAX_BODY_LINES)
+        .map_while(|line| context.raw_source_line(file, line))
+        .take_while(|text| text.trim().is_empty() || text.len() - text.trim_start().len() > indent)
+        .any(|text| {
+            let code = text.split('#').next().unwrap_or_default();
+            IMPURE_NAMES.iter().any(|name| code.contains(name))
+        })
+}
+
+/// Whether `function` serves requests itself (the program's outermost frame
+/// in samples of a thread serving an endpoint): a view's result depends on
+/// the request and the app's state, not only on its arguments.
+fn is_request_handler(context: &Context<'_>, function: &str, file: &str) -> bool {
+    context.profile.samples().any(|(key, _)| {
+        context
+            .profile
+            .label_value(key.labels, LABEL_ENDPOINT)
+            .is_some()
+            && context
+                .profile
+                .frames_root_first(key.stack)
+                .into_iter()
+                .find(|&f| context.is_user_frame(f))
+                .is_some_and(|f| context.function(f) == function && context.file(f) == file)
+    })
+}
+
+/// The most sampled stack running `frame`'s function, to show.
+fn representative_stack(context: &Context<'_>, frame: FrameId) -> Option<StackId> {
+    let (function, file) = (context.function(frame), context.file(frame));
+    context
+        .profile
+        .samples()
+        .filter(|(key, _)| {
+            context
+                .profile
+                .frames_innermost_first(key.stack)
+                .into_iter()
+                .any(|f| context.function(f) == function && context.file(f) == file)
+        })
+        .max_by_key(|(key, count)| (*count, std::cmp::Reverse(**key)))
+        .and_then(|(key, _)| key.stack)
 }
 
 #[cfg(test)]
@@ -318,6 +478,43 @@ mod tests {
         assert!(!shows_values("items=<list of 3>"));
         assert!(!shows_values("prices=<numpy.ndarray at 0x7f0ac3f0fe10>"));
         assert!(!shows_values("text='aaaaaaaaaa'... (4096 chars)"));
+    }
+
+    /// `n` observed calls over argument sets `0..population`, drawn evenly
+    /// (a fixed stride through the population, so the test is exact).
+    fn drawn(population: u64, n: u64, again: u64) -> ObservedCalls {
+        let mut arguments: BTreeMap<String, u64> = BTreeMap::new();
+        for i in 0..n {
+            *arguments
+                .entry(format!("{}", (i * 7919) % population))
+                .or_default() += 1;
+        }
+        ObservedCalls {
+            arguments,
+            again,
+            frame: FrameId(0),
+        }
+    }
+
+    #[test]
+    fn repeats_among_a_few_calls_seen_are_extrapolated_to_the_calls_made() {
+        // 181 short calls seen of a function called over 150 argument sets:
+        // 31 repeats among them, and calls rarely seen twice.
+        let reuse = drawn(150, 181, 1).reuse();
+        assert_eq!((reuse.seen, reuse.distinct), (181, 150));
+        assert!(reuse.distinct as f64 > 0.5 * reuse.seen as f64);
+        assert!(reuse.estimated_distinct >= 150, "{reuse:?}");
+        assert!(reuse.hit_rate > 0.9, "{reuse:?}");
+    }
+
+    #[test]
+    fn calls_with_new_arguments_each_time_are_not_extrapolated() {
+        let unique = drawn(10_000, 200, 0).reuse();
+        assert_eq!(unique.distinct, 200);
+        assert_eq!(unique.hit_rate, 0.0);
+        // A few repeats (under 15% of the calls seen) are not enough either.
+        let few = drawn(180, 200, 0).reuse();
+        assert!(few.hit_rate < 0.5, "{few:?}");
     }
 
     #[test]

@@ -16,14 +16,22 @@ pub(crate) fn server_kind(command: &str) -> Option<&'static str> {
 }
 
 /// The program's function most often at the root of the processes' samples
-/// (the request handler, when they serve requests), with its `def` line and
-/// the endpoint it served most.
+/// (the request handler, when they serve requests), located at its line
+/// with the most samples (where the workers' time goes: the call that waits
+/// or computes), with the endpoint it served most.
 pub(crate) fn busiest_handler(
     context: &Context<'_>,
     pids: &[u32],
 ) -> Option<(Location, Option<String>)> {
     let profile = context.profile;
-    let mut handlers: HashMap<(FrameId, bool), (u64, HashMap<String, u64>)> = HashMap::new();
+    /// Samples of one handler: in all, per frame (line), per endpoint.
+    #[derive(Default)]
+    struct Handler {
+        samples: u64,
+        lines: HashMap<FrameId, u64>,
+        endpoints: HashMap<String, u64>,
+    }
+    let mut handlers: HashMap<(&str, &str, bool), Handler> = HashMap::new();
     for (key, count) in profile.samples() {
         if !pids.contains(&profile.thread_info(key.thread).pid) {
             continue;
@@ -36,38 +44,38 @@ pub(crate) fn busiest_handler(
         else {
             continue;
         };
-        let entry = handlers.entry((outermost, endpoint.is_some())).or_default();
-        entry.0 += count;
+        let handler = handlers
+            .entry((
+                context.function(outermost),
+                context.file(outermost),
+                endpoint.is_some(),
+            ))
+            .or_default();
+        handler.samples += count;
+        *handler.lines.entry(outermost).or_default() += count;
         if let Some(endpoint) = endpoint {
-            *entry
-                .1
+            *handler
+                .endpoints
                 .entry(profile.str(endpoint).to_string())
                 .or_default() += count;
         }
     }
     // Request handlers first, then by samples.
-    let ((frame, _), (_, endpoints)) =
-        handlers
-            .into_iter()
-            .max_by_key(|((frame, serving), (count, _))| {
-                (*serving, *count, std::cmp::Reverse(*frame))
-            })?;
-    let info = profile.frame_info(frame);
-    let file = profile.str(info.file).to_string();
-    let line = info.first_line;
-    let endpoint = endpoints
+    let (_, handler) = handlers
+        .into_iter()
+        .max_by_key(|((function, file, serving), h)| {
+            (*serving, h.samples, std::cmp::Reverse((*function, *file)))
+        })?;
+    let (&frame, _) = handler
+        .lines
+        .iter()
+        .max_by_key(|(frame, n)| (**n, std::cmp::Reverse(**frame)))?;
+    let endpoint = handler
+        .endpoints
         .into_iter()
         .max_by_key(|(e, n)| (*n, std::cmp::Reverse(e.clone())))
         .map(|(e, _)| e);
-    Some((
-        Location {
-            function: profile.str(info.function).to_string(),
-            source: context.source_line(&file, line),
-            file,
-            line,
-        },
-        endpoint,
-    ))
+    Some((context.location(frame), endpoint))
 }
 
 /// The worker class of a gunicorn worker, as its stacks show it.
