@@ -17,7 +17,6 @@ import json
 import math
 import os
 import pathlib
-import platform
 import queue
 import re
 import shlex
@@ -982,17 +981,6 @@ def versions(t):
     ]
 
 
-def machine():
-    model = ""
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                     if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {model}, "
-            f"Linux {platform.release()}, load average at start {os.getloadavg()[0]:.2f}")
-
-
 # ---------------------------------------------------------------- main
 
 def main():
@@ -1032,7 +1020,7 @@ def main():
     sid_scratch = None
     try:
         t = Tools(args.pydx, scratch, notes)
-        machine_line, version_lines = machine(), versions(t)
+        machine_line, version_lines = tools.machine(), versions(t)
         for workload in list(workloads):
             if isinstance(workload, Split) and workload.python == "3.15":
                 if not t.py315.exists():

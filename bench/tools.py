@@ -2,6 +2,7 @@
 py-spy and Austin from PyPI."""
 import os
 import pathlib
+import platform
 import shutil
 import subprocess
 import sys
@@ -82,3 +83,15 @@ def austin():
                 shutil.copyfileobj(source, target)
         binary.chmod(0o755)
     return str(binary)
+
+
+def machine():
+    """One line on the machine a benchmark ran on: CPUs, model, kernel, load."""
+    model = ""
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {model}, "
+            f"Linux {platform.release()}, load average at start {os.getloadavg()[0]:.2f}")

@@ -130,8 +130,12 @@ impl Rule for ConnectionSetup {
     fn check(&self, context: &Context<'_>) -> Vec<Finding> {
         let (request_samples, sites) = request_sites(context, Kind::of);
         let config = &context.config.connections;
+        let sqlite = django_connects_to_sqlite(context);
         sites
             .into_iter()
+            // Opening an SQLite file is local: there is no server
+            // connection to pool.
+            .filter(|((kind, _), _)| !(*kind == Kind::Django && sqlite))
             .filter_map(|((kind, frame), site)| {
                 let share = site.samples as f64 / request_samples as f64;
                 (share >= config.min_share
@@ -141,6 +145,20 @@ impl Rule for ConnectionSetup {
             })
             .collect()
     }
+}
+
+/// Whether the Django connections the program opens are SQLite's: a stack
+/// inside `BaseDatabaseWrapper.connect` reaches Django's sqlite3 backend.
+fn django_connects_to_sqlite(context: &Context<'_>) -> bool {
+    context.profile.samples().any(|(key, _)| {
+        let frames = context.profile.frames_innermost_first(key.stack);
+        frames
+            .iter()
+            .any(|&f| context.file(f).contains("django/db/backends/sqlite3/"))
+            && frames
+                .iter()
+                .any(|&f| Kind::of(context.function(f), context.file(f)) == Some(Kind::Django))
+    })
 }
 
 fn finding(context: &Context<'_>, kind: Kind, frame: FrameId, site: &Site, share: f64) -> Finding {
