@@ -71,10 +71,16 @@ pub struct TargetArgs {
 #[derive(Debug, Args)]
 pub struct SamplingArgs {
     /// Samples per second.
-    #[arg(short, long, default_value_t = 100.0, value_name = "HZ")]
+    #[arg(
+        short,
+        long,
+        default_value_t = 100.0,
+        value_name = "HZ",
+        allow_negative_numbers = true
+    )]
     pub rate: f64,
     /// Stop after this many seconds (default: when the program exits or on Ctrl-C).
-    #[arg(short, long, value_name = "SECONDS")]
+    #[arg(short, long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub duration: Option<f64>,
     /// Also sample child Python processes (gunicorn/uvicorn workers, multiprocessing pools).
     #[arg(short, long)]

@@ -145,3 +145,35 @@ fn a_pid_that_is_not_a_number() {
         "{stderr}"
     );
 }
+
+#[test]
+fn sampling_arguments_out_of_range_get_their_own_message() {
+    let line = error_line(&pydx(&["record", "--rate", "0", "--pid", "1"]));
+    assert_eq!(
+        line,
+        "error: --rate must be more than 0 and at most 1000000 samples per second, not 0"
+    );
+    // A negative number is a value, not an option: no tip to write `-- -5`.
+    let line = error_line(&pydx(&["record", "--rate", "-5", "--pid", "1"]));
+    assert!(line.contains("--rate must be more than 0"), "{line}");
+    let line = error_line(&pydx(&["doctor", "--duration", "-1", "--pid", "1"]));
+    assert_eq!(
+        line,
+        "error: --duration must be a positive number of seconds"
+    );
+}
+
+#[test]
+fn top_without_a_terminal_says_so_and_writes_nothing_to_stdout() {
+    let output = pydx(&["top", "--pid", "1"]);
+    assert!(
+        output.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let line = error_line(&output);
+    assert!(
+        line.starts_with("error: pydx top draws on a terminal"),
+        "{line}"
+    );
+}

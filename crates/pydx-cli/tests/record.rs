@@ -576,3 +576,60 @@ fn a_blocked_event_loop_shows_without_idle() {
         "{sleeping} of {total} samples in the blocking call:\n{collapsed}"
     );
 }
+
+/// `pydx record` with `args`, attached for a second to `sleep.py` (a
+/// program that only sleeps), writing `name`: its exit status, stderr and
+/// the file.
+fn record_idle_program(name: &str, args: &[&str]) -> (Output, String, Option<String>) {
+    let python = interpreter("pyenv-3.12");
+    let target = python.spawn("sleep.py", &["30"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(name);
+    let output = pydx()
+        .args(["record", "-d", "1", "-o"])
+        .arg(&out)
+        .args(args)
+        .args(["--pid", &target.pid.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stderr, std::fs::read_to_string(&out).ok())
+}
+
+#[test]
+fn a_drawing_without_samples_on_a_cpu_is_written_with_idle_time() {
+    for name in ["idle.svg", "idle.speedscope.json"] {
+        let (output, stderr, file) = record_idle_program(name, &[]);
+        assert!(output.status.success(), "{name}: {stderr}");
+        assert!(
+            stderr.contains("was on a CPU: the file shows idle time too"),
+            "{stderr}"
+        );
+        let file = file.unwrap_or_else(|| panic!("{name} not written: {stderr}"));
+        assert!(
+            file.contains("nap"),
+            "{name}: the sleeping function is not drawn"
+        );
+    }
+}
+
+#[test]
+fn an_endpoint_no_sample_served_is_named_and_the_recording_kept() {
+    let (output, stderr, file) =
+        record_idle_program("all.txt", &["--endpoint", "GET /nosuch", "--idle"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(
+            "no sample served endpoint \"GET /nosuch\" (served: no requests at all); the file shows every sample"
+        ),
+        "{stderr}"
+    );
+    assert!(innermost_counts(&file.expect("the recording")).contains_key("nap"));
+}
+
+#[test]
+fn a_rate_below_one_is_reported_as_asked() {
+    let (output, stderr, _) = record_idle_program("slow.txt", &["--rate", "0.5", "--idle"]);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("of 0.5 requested"), "{stderr}");
+}

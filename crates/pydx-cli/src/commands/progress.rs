@@ -29,11 +29,11 @@ impl ProgressLine {
     /// Shows the latest progress and warns once if sampling falls behind.
     pub fn update(&mut self, progress: &Progress) {
         self.bar.set_message(format!(
-            "{:.1}s  {} samples  {:.0}/{:.0} Hz  {} process{}  {} errors",
+            "{:.1}s  {} samples  {}/{} Hz  {} process{}  {} errors",
             progress.elapsed.as_secs_f64(),
             progress.rounds,
-            progress.rate_hz,
-            self.requested_hz,
+            hz(progress.rate_hz),
+            hz(self.requested_hz),
             progress.processes,
             if progress.processes == 1 { "" } else { "es" },
             progress.errors,
@@ -44,9 +44,10 @@ impl ProgressLine {
             self.warned_behind = true;
             self.bar.suspend(|| {
                 eprintln!(
-                    "warning: sampling is behind: {:.0} Hz achieved of {:.0} Hz requested \
+                    "warning: sampling is behind: {} Hz achieved of {} Hz requested \
                      (lower --rate, or sample fewer processes)",
-                    progress.rate_hz, self.requested_hz
+                    hz(progress.rate_hz),
+                    hz(self.requested_hz)
                 );
             });
         }
@@ -55,5 +56,29 @@ impl ProgressLine {
     /// Removes the line.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// A rate in Hz as people write it: `100`, `0.5`, `12.25`.
+pub fn hz(rate: f64) -> String {
+    if rate >= 100.0 {
+        format!("{rate:.0}")
+    } else {
+        let text = format!("{rate:.2}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_read_as_written() {
+        assert_eq!(hz(100.0), "100");
+        assert_eq!(hz(1000.4), "1000");
+        assert_eq!(hz(0.5), "0.5");
+        assert_eq!(hz(12.25), "12.25");
+        assert_eq!(hz(82.0), "82");
     }
 }

@@ -1,16 +1,17 @@
 //! `pydx record`: sample a process and write a profile.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use pydx_profile::{Meta, Profile};
+use pydx_profile::{Activity, Meta, Profile, LABEL_ENDPOINT};
 use pydx_render::{render, Format, RenderError, RenderOptions};
 use pydx_sampler::{tracer_of, Consistency, ProfileRecorder, Sampler, StopReason, Summary};
 
 use super::output::{check_writable, write_atomically};
-use super::progress::ProgressLine;
+use super::progress::{hz, ProgressLine};
 use super::sampling::sampling_options;
 use super::target::{interrupt_flag, Target};
 use crate::cli::{FormatArg, RecordArgs, SamplingArgs, TargetArgs};
@@ -34,24 +35,76 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     options.per_endpoint = args.endpoints;
     options.only_endpoint = args.endpoint.clone();
     options.title = format!("pydx {}", target.name(&args.target));
-    write_atomically(&path, |out| match render(format, &profile, &options, out) {
+    // What was recorded is written whatever the filters leave: an endpoint
+    // no sample served is named with those that were served, and the whole
+    // profile is drawn; a drawing with no sample on a CPU shows idle time.
+    let unknown_endpoint = options
+        .only_endpoint
+        .clone()
+        .filter(|wanted| !endpoints_seen(&profile).contains(wanted));
+    if unknown_endpoint.is_some() {
+        options.only_endpoint = None;
+    }
+    // A drawing with no sample on a CPU (or holding the GIL, with --gil)
+    // would be empty: it shows idle time too.
+    let shows_idle = !options.include_idle
+        && profile.total_samples() > 0
+        && !profile.samples().any(|(key, _)| {
+            matches!(key.state.activity, Activity::OnCpu | Activity::Unknown)
+                && (!options.gil_only || key.state.holds_gil)
+        });
+    if shows_idle {
+        options.include_idle = true;
+        options.gil_only = false;
+    }
+    let mut bytes = Vec::new();
+    match render(format, &profile, &options, &mut bytes) {
         Err(RenderError::NoSamples) => bail!(
-            "no samples to draw: {} thread samples were recorded but none {} (try --idle)",
+            "no samples were recorded: the target ended or stopped before the first one \
+             (nothing written to {})",
+            path.display()
+        ),
+        other => other?,
+    }
+    write_atomically(&path, |out| Ok(std::io::Write::write_all(out, &bytes)?))?;
+    eprintln!(
+        "pydx: wrote {}: {}",
+        path.display(),
+        describe(&profile, &summary)
+    );
+    if shows_idle {
+        eprintln!(
+            "pydx: none of the {} samples {}: the file shows idle time too (as with --idle)",
             profile.total_samples(),
             if args.gil {
                 "held the GIL"
             } else {
                 "was on a CPU"
             }
-        ),
-        other => Ok(other?),
-    })?;
-    eprintln!(
-        "pydx: wrote {}: {}",
-        path.display(),
-        describe(&profile, &summary)
-    );
+        );
+    }
+    if let Some(wanted) = unknown_endpoint {
+        let seen = endpoints_seen(&profile);
+        target.finish(summary.stop == StopReason::Interrupted)?;
+        bail!(
+            "no sample served endpoint \"{wanted}\" (served: {}); the file shows every sample",
+            if seen.is_empty() {
+                "no requests at all".to_string()
+            } else {
+                seen.into_iter().collect::<Vec<_>>().join(", ")
+            }
+        );
+    }
     target.finish(summary.stop == StopReason::Interrupted)
+}
+
+/// The endpoints the profile's samples served.
+fn endpoints_seen(profile: &Profile) -> BTreeSet<String> {
+    profile
+        .samples()
+        .filter_map(|(key, _)| profile.label_value(key.labels, LABEL_ENDPOINT))
+        .map(|endpoint| profile.str(endpoint).to_string())
+        .collect()
 }
 
 /// Samples a target as the arguments say and returns the profile;
@@ -171,14 +224,14 @@ fn describe(profile: &Profile, summary: &Summary) -> String {
         ),
     };
     format!(
-        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({:.0} Hz achieved of {:.0} requested), {} error{}{last_error}{unreadable}; {}",
+        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({} Hz achieved of {} requested), {} error{}{last_error}{unreadable}; {}",
         threads,
         if threads == 1 { "" } else { "s" },
         processes,
         if processes == 1 { "" } else { "es" },
         summary.elapsed.as_secs_f64(),
-        summary.rate_hz(),
-        profile.meta.rate_hz,
+        hz(summary.rate_hz()),
+        hz(profile.meta.rate_hz),
         summary.errors,
         if summary.errors == 1 { "" } else { "s" },
         why

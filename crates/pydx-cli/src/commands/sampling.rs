@@ -16,7 +16,7 @@ const OBSERVE_EVERY: Duration = Duration::from_millis(25);
 pub fn sampling_options(sampling: &SamplingArgs, observe: bool) -> anyhow::Result<SamplingOptions> {
     if !(sampling.rate > 0.0 && sampling.rate <= 1_000_000.0) {
         bail!(
-            "--rate must be between 0 and 1000000 samples per second, not {}",
+            "--rate must be more than 0 and at most 1000000 samples per second, not {}",
             sampling.rate
         );
     }

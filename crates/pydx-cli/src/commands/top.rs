@@ -45,6 +45,14 @@ const FOOTER: &str = "q quit  1 sort by own %  2 total %  3 own time  4 total ti
 
 /// Runs `pydx top`.
 pub fn run(args: &TopArgs) -> anyhow::Result<ExitCode> {
+    // Checked before anything starts: without a terminal there is nothing
+    // to draw on, and no escape code may reach a file or a pipe.
+    if !io::stdout().is_terminal() {
+        bail!(
+            "pydx top draws on a terminal and standard output is not one; in scripts use \
+             `pydx record` (a profile) or `pydx dump` (the stacks once)"
+        );
+    }
     let options = sampling_options(&args.sampling, false)?;
     let interrupted = interrupt_flag()?;
     let mut target = Target::start(&args.target, args.sampling.subprocesses)?;
@@ -87,12 +95,12 @@ pub fn run(args: &TopArgs) -> anyhow::Result<ExitCode> {
 enum Ending {
     /// The user quit: `q`, Esc, or Ctrl-C.
     Quit,
-    /// Sampling ended with no terminal to keep the final numbers on, or failed.
+    /// Sampling failed.
     SamplingEnded,
 }
 
-/// Draws the view until the user quits or presses Ctrl-C, or sampling ends
-/// and there is no terminal to keep the final numbers on.
+/// Draws the view until the user quits or presses Ctrl-C (after sampling
+/// ends it keeps the final numbers on screen), or sampling fails.
 fn show(
     tallies: &Mutex<Tallies>,
     mut view_options: ViewOptions,
@@ -100,7 +108,6 @@ fn show(
     sampling: &ScopedJoinHandle<'_, ()>,
 ) -> anyhow::Result<Ending> {
     let mut screen = Screen::enter()?;
-    let keep_final_view = io::stdout().is_terminal();
     let mut view = View::capture(&lock(tallies));
     let mut next_refresh = Instant::now() + REFRESH_EVERY;
     let mut changed = true;
@@ -136,7 +143,7 @@ fn show(
             return Ok(Ending::Quit);
         }
         let sampling_ended = sampling.is_finished();
-        if sampling_ended && (!keep_final_view || lock(tallies).summary.is_none()) {
+        if sampling_ended && lock(tallies).summary.is_none() {
             return Ok(Ending::SamplingEnded);
         }
         if Instant::now() >= next_refresh {
