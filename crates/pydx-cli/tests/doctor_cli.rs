@@ -10,7 +10,7 @@ use pydx_testkit::examples_python;
 use serde_json::Value;
 
 /// Every rule code the doctor has.
-const CODES: [&str; 16] = [
+const CODES: [&str; 18] = [
     "PYDX-GIL001",
     "PYDX-ASYNC001",
     "PYDX-ASYNC002",
@@ -23,10 +23,12 @@ const CODES: [&str; 16] = [
     "PYDX-DB003",
     "PYDX-DB004",
     "PYDX-WEB001",
+    "PYDX-WEB002",
     "PYDX-MEM001",
     "PYDX-WORKER001",
     "PYDX-WORKER002",
     "PYDX-WORKER003",
+    "PYDX-WORKER004",
 ];
 
 fn pydx(args: &[&str]) -> Output {
@@ -184,6 +186,13 @@ fn rules_lists_every_rule_and_explain_documents_each() {
     let listing = pydx(&["rules"]);
     assert!(listing.status.success());
     let listing = stdout(&listing);
+    // Exactly these: a rule added without its test here fails.
+    let listed: Vec<&str> = listing
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|word| word.starts_with("PYDX-"))
+        .collect();
+    assert_eq!(listed.len(), CODES.len(), "{listing}");
     for code in CODES {
         assert!(listing.contains(code), "{code} missing from:\n{listing}");
         let short = code.trim_start_matches("PYDX-").to_lowercase();

@@ -158,6 +158,18 @@ fn connections_opened_per_request_are_found_and_a_pool_fixes_them() {
         "{postgres:#}"
     );
 
+    // redis-py connects at the client's first command; the finding points
+    // where the client is made, once per request.
+    let redis = findings
+        .iter()
+        .find(|f| f["title"].as_str().unwrap().contains("Redis"))
+        .unwrap_or_else(|| panic!("no Redis finding: {report:#}"));
+    assert_eq!(
+        redis["location"]["line"],
+        line_of("cache = redis.Redis(port=REDIS_PORT)")
+    );
+    assert!(redis["fix"].as_str().unwrap().contains("at import"));
+
     let fixed = doctor_connections_app("connections_fixed");
     let codes: Vec<&Value> = fixed["findings"]
         .as_array()

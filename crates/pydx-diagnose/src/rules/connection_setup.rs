@@ -1,12 +1,14 @@
 //! PYDX-CONN001: database, Redis or HTTP connections opened while serving
 //! requests, instead of being kept in a pool.
 
+use std::collections::BTreeMap;
+
 use pydx_profile::FrameId;
 
 use super::request_sites::{request_sites, Site, SiteText};
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::Finding;
+use crate::finding::{Finding, Location};
 
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-CONN001",
@@ -131,20 +133,91 @@ impl Rule for ConnectionSetup {
         let (request_samples, sites) = request_sites(context, Kind::of);
         let config = &context.config.connections;
         let sqlite = django_connects_to_sqlite(context);
-        sites
-            .into_iter()
+        // redis-py connects at a client's first command, so the stacks show
+        // the command; a client made per request is fixed where it is made,
+        // and every command it serves is one site.
+        let mut merged: BTreeMap<(Kind, FrameId), (Site, Option<Location>)> = BTreeMap::new();
+        for ((kind, frame), site) in sites {
             // Opening an SQLite file is local: there is no server
             // connection to pool.
-            .filter(|((kind, _), _)| !(*kind == Kind::Django && sqlite))
-            .filter_map(|((kind, frame), site)| {
+            if kind == Kind::Django && sqlite {
+                continue;
+            }
+            let creation = (kind == Kind::Redis)
+                .then(|| redis_client_creation(context, context.file(frame)))
+                .flatten();
+            let key = match merged
+                .iter()
+                .find(|((k, _), (_, made))| *k == kind && creation.is_some() && *made == creation)
+            {
+                Some((&key, _)) => key,
+                None => (kind, frame),
+            };
+            let (entry, made) = merged
+                .entry(key)
+                .or_insert_with(|| (Site::default(), creation.clone()));
+            *made = creation;
+            entry.samples += site.samples;
+            entry.episodes += site.episodes;
+            entry.endpoints.extend(site.endpoints);
+            entry.stack = entry.stack.or(site.stack);
+            entry.scope = site.scope;
+        }
+        merged
+            .into_iter()
+            .filter_map(|((kind, frame), (site, creation))| {
                 let share = site.samples as f64 / request_samples as f64;
                 (share >= config.min_share
                     && site.episodes >= config.min_connects
                     && site.samples >= Context::MIN_CPU_SAMPLES / 2)
-                    .then(|| finding(context, kind, frame, &site, share))
+                    .then(|| finding(context, kind, frame, creation, &site, share))
             })
             .collect()
     }
+}
+
+/// Lines of a program file searched for where a Redis client is made.
+const MAX_SOURCE_LINES: u32 = 5_000;
+
+/// Where `file` makes a Redis client inside a function (`redis.Redis(...)`,
+/// `Redis.from_url(...)`), if it does so at exactly one line and not from
+/// a shared pool: made per call, each client opens its own connection.
+fn redis_client_creation(context: &Context<'_>, file: &str) -> Option<Location> {
+    let mut made = Vec::new();
+    for line in 1..MAX_SOURCE_LINES {
+        let Some(text) = context.raw_source_line(file, line) else {
+            break;
+        };
+        let code = text.split('#').next().unwrap_or_default();
+        let in_function = text.starts_with(' ') || text.starts_with('\t');
+        let makes_client = ["Redis(", "Redis.from_url(", "StrictRedis("]
+            .iter()
+            .any(|call| code.contains(call));
+        if in_function && makes_client && !code.contains("connection_pool") {
+            made.push(line);
+        }
+    }
+    let [line] = made[..] else {
+        return None;
+    };
+    let text = context.raw_source_line(file, line)?;
+    let indent = text.len() - text.trim_start().len();
+    // The function it is in: the nearest `def` above, indented less.
+    let function = (1..line).rev().find_map(|above| {
+        let header = context.raw_source_line(file, above)?;
+        let trimmed = header.trim_start();
+        let name = trimmed
+            .strip_prefix("def ")
+            .or_else(|| trimmed.strip_prefix("async def "))?;
+        (header.len() - trimmed.len() < indent)
+            .then(|| name.split('(').next().unwrap_or(name).to_string())
+    })?;
+    Some(Location {
+        function,
+        file: file.to_string(),
+        line,
+        source: Some(text.trim().to_string()),
+    })
 }
 
 /// Whether the Django connections the program opens are SQLite's: a stack
@@ -161,27 +234,43 @@ fn django_connects_to_sqlite(context: &Context<'_>) -> bool {
     })
 }
 
-fn finding(context: &Context<'_>, kind: Kind, frame: FrameId, site: &Site, share: f64) -> Finding {
-    let location = context.location(frame);
+fn finding(
+    context: &Context<'_>,
+    kind: Kind,
+    frame: FrameId,
+    creation: Option<Location>,
+    site: &Site,
+    share: f64,
+) -> Finding {
+    let opened_at = context.location(frame);
+    let location = creation.clone().unwrap_or_else(|| opened_at.clone());
     let place = format!("{}:{}", location.file, location.line);
     let call = location
         .source
         .clone()
         .unwrap_or_else(|| location.function.clone());
     let seconds = site.seconds(context);
-    let mut evidence = vec![
-        format!(
-            "{:.0}% of the time spent serving requests ({seconds:.2} s of thread time) went to opening \
-             {} from {} at {place}",
-            share * 100.0,
-            kind.what(),
+    let mut evidence = vec![format!(
+        "{:.0}% of the time spent serving requests ({seconds:.2} s of thread time) went to opening \
+         {} from {} at {}:{}",
+        share * 100.0,
+        kind.what(),
+        opened_at.function,
+        opened_at.file,
+        opened_at.line
+    )];
+    if creation.is_some() {
+        evidence.push(format!(
+            "the client is made at {place} (`{}`), inside {}: every call makes a new client, and \
+             redis-py opens a client's connection at its first command",
+            call.trim(),
             location.function
-        ),
-        format!(
-            "pydx saw {} separate connection openings there: they happen request after request, not once",
-            site.episodes
-        ),
-    ];
+        ));
+    }
+    evidence.push(format!(
+        "pydx saw {} separate connection openings: they happen request after request, not once",
+        site.episodes
+    ));
     evidence.extend(site.endpoints_evidence());
     site.finding(
         context,
@@ -204,6 +293,27 @@ fn finding(context: &Context<'_>, kind: Kind, frame: FrameId, site: &Site, share
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redis_client_made_inside_a_function_is_found_where_it_is_made() {
+        let profile = pydx_profile::Profile::default();
+        let config = crate::config::Config::default();
+        let mut sources = crate::context::SourceMap::default();
+        sources.insert(
+            "/app/views.py",
+            "import redis\nPOOL = redis.ConnectionPool()\n\ndef counters():\n    # one per call\n    \
+             return redis.Redis(host=\"cache\")\n\ndef shared():\n    return redis.Redis(connection_pool=POOL)\n",
+        );
+        sources.insert(
+            "/app/two.py",
+            "def a():\n    return redis.Redis()\ndef b():\n    return redis.Redis()\n",
+        );
+        let context = Context::new(&profile, &config, &sources);
+        let made = redis_client_creation(&context, "/app/views.py").unwrap();
+        assert_eq!((made.function.as_str(), made.line), ("counters", 6));
+        // Two places make clients: which one a request used cannot be told.
+        assert_eq!(redis_client_creation(&context, "/app/two.py"), None);
+    }
 
     #[test]
     fn driver_frames_are_recognised_by_function_and_file() {
