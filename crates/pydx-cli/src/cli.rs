@@ -28,6 +28,8 @@ pub enum Command {
     Rules,
     /// Explain one of the doctor's rules.
     Explain(ExplainArgs),
+    /// Print a shell completion script (e.g. `pydx completions bash > /etc/bash_completion.d/pydx`).
+    Completions(CompletionsArgs),
 }
 
 /// Arguments of `pydx dump`.
@@ -221,6 +223,14 @@ pub struct DoctorArgs {
     /// Also save the recorded profile (pprof) here, to diagnose again offline.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
+}
+
+/// Arguments of `pydx completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Arguments of `pydx explain`.

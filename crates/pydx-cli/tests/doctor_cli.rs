@@ -212,3 +212,37 @@ fn rules_lists_every_rule_and_explain_documents_each() {
         stderr(&unknown)
     );
 }
+
+#[test]
+fn completion_scripts_cover_every_subcommand_and_parse() {
+    let bash = pydx(&["completions", "bash"]);
+    assert!(bash.status.success());
+    let script = stdout(&bash);
+    for word in [
+        "record",
+        "doctor",
+        "dump",
+        "top",
+        "explain",
+        "--subprocesses",
+        "--endpoint",
+    ] {
+        assert!(
+            script.contains(word),
+            "{word} missing from the bash completion"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pydx.bash");
+    std::fs::write(&file, &script).unwrap();
+    let check = Command::new("bash").arg("-n").arg(&file).output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        assert!(pydx(&["completions", shell]).status.success(), "{shell}");
+    }
+    assert_eq!(pydx(&["completions", "tcsh"]).status.code(), Some(2));
+}

@@ -12,6 +12,8 @@ mod top;
 
 use std::process::ExitCode;
 
+use clap::CommandFactory;
+
 use crate::cli::{Cli, Command};
 
 /// Runs the chosen subcommand.
@@ -23,5 +25,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => doctor::run(&args),
         Command::Rules => rules::list(),
         Command::Explain(args) => rules::explain(&args.code),
+        Command::Completions(args) => {
+            let mut command = Cli::command();
+            clap_complete::generate(args.shell, &mut command, "pydx", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
