@@ -486,3 +486,61 @@ fn a_traced_target_is_read_without_pausing() {
     let collapsed = std::fs::read_to_string(&out).unwrap();
     assert!(collapsed.contains(";spin ("), "{collapsed}");
 }
+
+/// 200 dumps of a loop that reassigns string locals as fast as it can
+/// (`words.py`): every value shown is one the variable held (a word of the
+/// list, that word in upper case, a word's length), never a mix of freed
+/// and reused memory.
+fn locals_of_a_tight_string_loop_are_never_impossible(label: &str) {
+    let python = interpreter(label);
+    let target = python.spawn("words.py", &[]);
+    let words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu";
+    let allowed = |name: &str, shown: &str| -> bool {
+        words.split(' ').any(|w| match name {
+            "w" => shown == format!("'{w}'"),
+            "x" => shown == format!("'{}'", w.to_uppercase()),
+            "y" => shown == w.len().to_string(),
+            _ => true,
+        })
+    };
+    let mut shown = 0;
+    for _ in 0..200 {
+        let dump = dump_json(target.pid, &["--locals"]).unwrap();
+        let frames = dump["threads"][0]["frames"].as_array().unwrap();
+        let churn = frames
+            .iter()
+            .find(|f| f["function"] == "churn")
+            .expect("churn's frame");
+        for local in churn["locals"].as_array().unwrap() {
+            let (name, text) = (
+                local["name"].as_str().unwrap(),
+                local["repr"].as_str().unwrap(),
+            );
+            if text.starts_with("<unreadable") {
+                continue;
+            }
+            shown += 1;
+            assert!(
+                allowed(name, text),
+                "{label}: {name} = {text}, a value it never held"
+            );
+        }
+    }
+    // The default dump pauses the thread: every value is read.
+    assert_eq!(shown, 600, "{label}: values left unread");
+}
+
+#[test]
+fn string_locals_are_exact_on_3_8() {
+    locals_of_a_tight_string_loop_are_never_impossible("pyenv-3.8");
+}
+
+#[test]
+fn string_locals_are_exact_on_3_11() {
+    locals_of_a_tight_string_loop_are_never_impossible("pyenv-3.11");
+}
+
+#[test]
+fn string_locals_are_exact_on_3_15() {
+    locals_of_a_tight_string_loop_are_never_impossible("sid-3.15");
+}

@@ -134,10 +134,23 @@ impl<M: MemoryReader> PythonReader<M> {
             .collect();
         // And the variables still hold those objects after the second read.
         let slots_after = self.frame_slots(frame, count)?;
+        // A variable that kept its object while another one changed may
+        // still be wrong: a loop that frees and allocates objects in the
+        // same order puts a new object at the old address, the same each
+        // time round (w = 'iota' then x = 'IOTA' at one address), and the
+        // reads can each land on the same phase. So when any of the
+        // function's own variables changed during the reads, none of their
+        // objects is shown; parameters, which a call rarely reassigns, are
+        // judged each on its own.
+        let locals_changed = (parameters..count).any(|index| {
+            let at = |slots: &[u8]| u64_at(slots, index as u64 * 8);
+            at(&slots) != at(&slots_between) || at(&slots_between) != at(&slots_after)
+        });
         Ok(checked
             .into_iter()
             .map(|(index, raw, mut local)| {
-                if u64_at(&slots_after, index as u64 * 8) != Some(raw) {
+                let changed_under = locals_changed && !local.is_arg && local.addr != 0;
+                if u64_at(&slots_after, index as u64 * 8) != Some(raw) || changed_under {
                     local.value = Value::Unreadable;
                 }
                 local
