@@ -409,14 +409,44 @@ fn a_launched_program_pydx_cannot_read_is_not_left_behind() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("does not support"), "{stderr}");
+    assert_nothing_left_running(&marker);
+}
+
+/// No process's command line contains `marker`.
+fn assert_nothing_left_running(marker: &str) {
     let left: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
         .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
-        .filter(|cmdline| cmdline.contains(&marker))
+        .filter(|cmdline| cmdline.contains(marker))
         .collect();
     assert!(left.is_empty(), "left running: {left:?}");
+}
+
+#[test]
+fn a_launched_program_that_is_not_python_is_given_up_on_within_the_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    // An unusual length marks this `sleep` among the machine's processes.
+    let seconds = format!("3{}.5", std::process::id() % 1000);
+    let started = std::time::Instant::now();
+    let output = pydx()
+        .args(["record", "-d", "1", "-o"])
+        .arg(dir.path().join("x.txt"))
+        .args(["--", "/bin/sleep", &seconds])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("not a Python process"), "{stderr}");
+    // It waited for about the second asked for, not the 10 s a program
+    // without -d gets to start its interpreter.
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_nothing_left_running(&format!("sleep {seconds}"));
 }
 
 #[test]

@@ -59,7 +59,7 @@ fn threads_waiting_for_the_gil_are_told_apart_from_other_waits() {
         let child = python.spawn("gil_contention.py", &[]);
         let process = PythonProcess::attach(child.pid).unwrap();
         let mut snapshotter = Snapshotter::new(process, Consistency::NonBlocking);
-        let (mut burner_waits, mut burner_cpu, mut handing_over) = (0, 0, 0);
+        let (mut burner_waits, mut burner_cpu, mut handing_over, mut blocked_seen) = (0, 0, 0, 0);
         for _ in 0..300 {
             for thread in snapshotter.snapshot().unwrap() {
                 let name = thread.python.name.as_deref().unwrap_or_default();
@@ -77,6 +77,7 @@ fn threads_waiting_for_the_gil_are_told_apart_from_other_waits() {
                         _ => {}
                     }
                 } else if name == "blocked" {
+                    blocked_seen += 1;
                     assert_eq!(
                         thread.activity,
                         Activity::Idle,
@@ -85,6 +86,16 @@ fn threads_waiting_for_the_gil_are_told_apart_from_other_waits() {
                 }
             }
         }
+        // The threads were seen, and so were both states: a test that saw
+        // no GIL wait at all proves nothing about telling them apart.
+        assert!(
+            blocked_seen >= 250,
+            "{label}: the blocked thread seen {blocked_seen} times"
+        );
+        assert!(
+            burner_waits > 0 && burner_cpu > 0,
+            "{label}: {burner_waits} GIL waits, {burner_cpu} on CPU"
+        );
         // Four threads share one GIL: three of four burner samples should be
         // GIL waits. A loaded machine leaves woken threads runnable for
         // longer (counted on CPU), so ask for a quarter.

@@ -117,7 +117,7 @@ pub fn record(
     let mut options = sampling_options(sampling, true)?;
     options.async_tasks = async_tasks;
     let stop = interrupt_flag()?;
-    let mut target = Target::start(target_args, sampling.subprocesses)?;
+    let mut target = Target::start(target_args, sampling.subprocesses, sampling.duration)?;
     if let Some(root) = &target.root {
         let resolved = options.consistency.for_process(root);
         if options.consistency == Consistency::ByVersion

@@ -37,8 +37,14 @@ pub struct Target {
 
 impl Target {
     /// Attaches to `--pid`, or launches the command and attaches to it. With
-    /// `subprocesses`, the process itself need not be Python.
-    pub fn start(args: &TargetArgs, subprocesses: bool) -> anyhow::Result<Self> {
+    /// `subprocesses`, the process itself need not be Python. A launched
+    /// program gets at most `duration` seconds (if given) to turn out to run
+    /// Python.
+    pub fn start(
+        args: &TargetArgs,
+        subprocesses: bool,
+        duration: Option<f64>,
+    ) -> anyhow::Result<Self> {
         if let Some(pid) = args.pid {
             let root = match PythonProcess::attach(pid) {
                 Ok(process) => Some(process),
@@ -69,6 +75,9 @@ impl Target {
         } else {
             LAUNCH_ATTACH_TIMEOUT
         };
+        let timeout = duration
+            .map(Duration::from_secs_f64)
+            .map_or(timeout, |duration| timeout.min(duration));
         match attach_when_ready(pid, timeout) {
             Ok(process) => {
                 // Read once the program runs: a launcher such as chroot

@@ -55,7 +55,11 @@ pub fn run(args: &TopArgs) -> anyhow::Result<ExitCode> {
     }
     let options = sampling_options(&args.sampling, false)?;
     let interrupted = interrupt_flag()?;
-    let mut target = Target::start(&args.target, args.sampling.subprocesses)?;
+    let mut target = Target::start(
+        &args.target,
+        args.sampling.subprocesses,
+        args.sampling.duration,
+    )?;
     let view_options = ViewOptions {
         requested_hz: options.rate_hz,
         filter: SampleFilter {
