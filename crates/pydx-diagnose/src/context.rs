@@ -55,6 +55,10 @@ const MAX_DECORATOR_LINES: u32 = 40;
 pub struct Context<'a> {
     /// The samples.
     pub profile: &'a Profile,
+    /// The whole recording, with the samples taken while modules were
+    /// imported (left out of `profile` for the rules): for the rules about
+    /// what the program builds at import.
+    pub recorded: &'a Profile,
     /// The thresholds.
     pub config: &'a Config,
     sources: &'a dyn SourceLines,
@@ -65,9 +69,16 @@ impl<'a> Context<'a> {
     pub fn new(profile: &'a Profile, config: &'a Config, sources: &'a dyn SourceLines) -> Self {
         Self {
             profile,
+            recorded: profile,
             config,
             sources,
         }
+    }
+
+    /// The same context, with `recorded` as the whole recording that
+    /// `profile` was taken from (same frames and stacks).
+    pub fn with_recorded(self, recorded: &'a Profile) -> Self {
+        Self { recorded, ..self }
     }
 
     /// Seconds one sample stands for: the measured mean time between a

@@ -120,7 +120,7 @@ pub fn diagnose(profile: &Profile, config: &Config, sources: &dyn SourceLines) -
     let context = Context::new(profile, config, sources);
     let mut running = profile.clone();
     running.retain_samples(|profile, key| !profile.is_importing(key.stack));
-    let rules_context = Context::new(&running, config, sources);
+    let rules_context = Context::new(&running, config, sources).with_recorded(profile);
     let mut findings: Vec<Finding> = all_rules()
         .iter()
         .flat_map(|rule| rule.check(&rules_context))

@@ -1,12 +1,14 @@
 //! PYDX-WORKER003: gunicorn workers each holding a large private copy of
 //! the app, without `--preload`.
 
-use pydx_profile::{MemoryReading, ProcessMeta};
+use std::collections::HashMap;
+
+use pydx_profile::{FrameId, MemoryReading, ProcessMeta};
 
 use super::server_processes::{busiest_handler, handler_or_command, server_kind};
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Severity};
+use crate::finding::{Cost, Finding, Location, Severity};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -27,9 +29,10 @@ static DOCS: RuleDocs = RuleDocs {
           not share them. CPython's reference counting writes to objects it touches, which copies their \
           pages over time; `gc.freeze()` at the end of the import (Python 3.7+) keeps the garbage \
           collector from touching them. Code changes then need a master restart rather than `HUP`.",
-    thresholds: "min_private_mib = 64: the median worker's smallest private memory reading; at least \
-                 two workers, none of whose resident memory grew by more than 10% while sampled (that \
-                 is PYDX-MEM001's) (the [workers] thresholds of pydx.toml).",
+    thresholds: "min_private_mib = 64: the median worker's smallest private memory reading once it \
+                 has started (the second half of its readings: a worker may import the app after the \
+                 recording began); at least two workers, none of whose resident memory grew by more than \
+                 10% over those readings (that is PYDX-MEM001's) (the [workers] thresholds of pydx.toml).",
 };
 
 /// PYDX-WORKER003.
@@ -47,6 +50,45 @@ fn grows(readings: &[MemoryReading]) -> bool {
         }
         _ => false,
     }
+}
+
+/// The readings once a worker has started: the second half of them (from
+/// four readings on). A worker that imports the app after the recording
+/// began builds its memory in the first readings; memory still rising in
+/// the second half is PYDX-MEM001's.
+fn settled(readings: &[MemoryReading]) -> &[MemoryReading] {
+    if readings.len() >= 4 {
+        &readings[readings.len() / 2..]
+    } else {
+        readings
+    }
+}
+
+/// Where the workers built what they hold, if pydx saw them import the
+/// app: the line of the program's module body (`<module>`) most often on
+/// their stacks while they imported it.
+fn import_line(context: &Context<'_>, pids: &[u32]) -> Option<Location> {
+    let recorded = context.recorded;
+    let mut lines: HashMap<FrameId, u64> = HashMap::new();
+    for (key, count) in recorded.samples() {
+        if !pids.contains(&recorded.thread_info(key.thread).pid) {
+            continue;
+        }
+        let module_body = recorded
+            .frames_innermost_first(key.stack)
+            .into_iter()
+            .find(|&f| {
+                recorded.str(recorded.frame_info(f).function) == "<module>"
+                    && context.is_user_frame(f)
+            });
+        if let Some(frame) = module_body {
+            *lines.entry(frame).or_default() += count;
+        }
+    }
+    let (&frame, _) = lines
+        .iter()
+        .max_by_key(|(f, n)| (**n, std::cmp::Reverse(**f)))?;
+    Some(context.location(frame))
 }
 
 impl Rule for WorkerPreload {
@@ -68,15 +110,16 @@ impl Rule for WorkerPreload {
                     .iter()
                     .filter(|p| p.parent_pid == Some(master.pid) && !p.memory.is_empty())
                     .collect();
-                // Memory that grows while sampled is not the app's footprint
-                // (PYDX-MEM001 speaks of it); --preload would not share it.
-                if workers.len() < 2 || workers.iter().any(|w| grows(&w.memory)) {
+                // Memory that keeps growing once the workers have started is
+                // not the app's footprint (PYDX-MEM001 speaks of it);
+                // --preload would not share it.
+                if workers.len() < 2 || workers.iter().any(|w| grows(settled(&w.memory))) {
                     return None;
                 }
                 let mut private: Vec<(u32, f64)> = workers
                     .iter()
                     .filter_map(|w| {
-                        let least = w.memory.iter().map(|r| r.private_bytes).min()?;
+                        let least = settled(&w.memory).iter().map(|r| r.private_bytes).min()?;
                         Some((w.pid, least as f64))
                     })
                     .collect();
@@ -118,7 +161,11 @@ impl Rule for WorkerPreload {
                     ),
                     severity: Severity::Warning,
                     cost: Cost::default(),
-                    location: handler_or_command(handler, &master.command, master.cwd.as_deref()),
+                    // Where the copies are built, when the workers were seen
+                    // importing the app; else the app's busiest handler.
+                    location: import_line(context, &pids).unwrap_or_else(|| {
+                        handler_or_command(handler, &master.command, master.cwd.as_deref())
+                    }),
                     stack: Vec::new(),
                     evidence,
                     fix: format!(
