@@ -550,6 +550,10 @@ fn record_async_tasks(label: &str) {
             "{label}: worker-{n} has {samples} samples in 0.5 s at 100 Hz:\n{collapsed}"
         );
     }
+    assert!(
+        !collapsed.contains("task \"finished\""),
+        "{label}: a finished task shown as waiting:\n{collapsed}"
+    );
     let main = format!("task \"Task-1\";main ({script}:{}) ", line("LINE:main"));
     assert!(
         collapsed.lines().any(|l| l.starts_with(&main)),

@@ -359,7 +359,7 @@ impl<M: MemoryReader> PythonReader<M> {
         let mut frames = Vec::new();
         let mut current = coro;
         let mut awaiting = None;
-        for _ in 0..MAX_AWAIT_DEPTH {
+        for depth in 0..MAX_AWAIT_DEPTH {
             if current == 0 {
                 break;
             }
@@ -370,6 +370,12 @@ impl<M: MemoryReader> PythonReader<M> {
             ) {
                 awaiting = Some(self.describe_awaitable(current, &type_name)?);
                 break;
+            }
+            let state = self.memory.read_u8(current + layout.gen_frame_state)? as i8;
+            // A task whose coroutine has returned is done, not waiting: it
+            // stays in the task registry until it is collected.
+            if depth == 0 && self.is_finished(state) {
+                return Ok((Vec::new(), None));
             }
             let frame = current + layout.gen_frame;
             let bytes = self
@@ -384,7 +390,6 @@ impl<M: MemoryReader> PythonReader<M> {
                 code,
                 instruction: u64_at(&bytes, frame_layout.frame_instr).unwrap_or(0),
             });
-            let state = self.memory.read_u8(current + layout.gen_frame_state)? as i8;
             if !self.is_suspended(state) {
                 break;
             }
@@ -392,6 +397,16 @@ impl<M: MemoryReader> PythonReader<M> {
         }
         frames.reverse();
         Ok((frames, awaiting))
+    }
+
+    /// Whether a generator frame state means its code has returned (or was
+    /// cleared) in this version: `FRAME_COMPLETED` and after, 3.11–3.14.
+    /// From 3.15 on, tasks are read from lists a finished task leaves.
+    fn is_finished(&self, state: i8) -> bool {
+        match self.layout.version.minor_version() {
+            (3, 11) | (3, 12) | (3, 13) | (3, 14) => state >= 1,
+            _ => false,
+        }
     }
 
     /// Whether a generator frame state means "suspended" in this version.

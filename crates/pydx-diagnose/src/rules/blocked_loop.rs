@@ -91,6 +91,7 @@ impl Rule for BlockedEventLoop {
             slow_ns: (config.slow_callback_ms * 1e6) as u64,
             wait_ns: (config.blocking_wait_ms * 1e6) as u64,
         };
+        let waits = TaskWaits::of(context);
         let mut sites: BTreeMap<FrameId, SiteEpisodes> = BTreeMap::new();
         let mut loop_time: HashMap<ThreadId, u64> = HashMap::new();
         for thread in loop_threads(context) {
@@ -128,13 +129,13 @@ impl Rule for BlockedEventLoop {
                     episode.push(run);
                     continue;
                 }
-                record_episode(context, thread, &episode, &thresholds, &mut sites);
+                record_episode(context, thread, &episode, &thresholds, &waits, &mut sites);
                 episode.clear();
                 if busy {
                     episode.push(run);
                 }
             }
-            record_episode(context, thread, &episode, &thresholds, &mut sites);
+            record_episode(context, thread, &episode, &thresholds, &waits, &mut sites);
         }
         let mut findings: Vec<Finding> = sites
             .into_iter()
@@ -194,6 +195,65 @@ fn is_busy(context: &Context<'_>, stack: Option<StackId>) -> bool {
             .is_some_and(|&frame| !is_loop_machinery(context, frame))
 }
 
+/// When asyncio tasks waited, per process, as far as pydx read them.
+struct TaskWaits {
+    /// Processes whose tasks were read (a sample names its task).
+    read: BTreeSet<u32>,
+    /// Per process, the stretches in which some task waited.
+    waiting: HashMap<u32, Vec<(u64, u64)>>,
+}
+
+impl TaskWaits {
+    fn of(context: &Context<'_>) -> Self {
+        let profile = context.profile;
+        let mut read = BTreeSet::new();
+        let mut waiting: HashMap<u32, Vec<(u64, u64)>> = HashMap::new();
+        for run in profile.runs() {
+            let pid = profile.thread_info(run.thread).pid;
+            if profile.label_value(run.labels, LABEL_TASK).is_some() {
+                read.insert(pid);
+            }
+            if profile.is_waiting_task(run.labels) {
+                waiting
+                    .entry(pid)
+                    .or_default()
+                    .push((run.start_ns, run.end_ns));
+            }
+        }
+        Self { read, waiting }
+    }
+
+    /// Whether other tasks of process `pid` waited through most of the
+    /// stretch from `start_ns` to `end_ns` (a task seen waiting just as the
+    /// stretch began may have finished then); true when its tasks were not
+    /// read (before Python 3.11).
+    fn others_waited(&self, pid: u32, start_ns: u64, end_ns: u64) -> bool {
+        if !self.read.contains(&pid) {
+            return true;
+        }
+        let Some(stretches) = self.waiting.get(&pid) else {
+            return false;
+        };
+        // Time covered by some waiting task, counting overlaps once.
+        let mut covered = 0;
+        let mut reached = start_ns;
+        let mut overlapping: Vec<(u64, u64)> = stretches
+            .iter()
+            .filter(|&&(start, end)| start < end_ns && end > start_ns)
+            .map(|&(start, end)| (start.max(start_ns), end.min(end_ns)))
+            .collect();
+        overlapping.sort_unstable();
+        for (start, end) in overlapping {
+            let from = start.max(reached);
+            if end > from {
+                covered += end - from;
+                reached = end;
+            }
+        }
+        covered * 2 >= end_ns.saturating_sub(start_ns)
+    }
+}
+
 /// Charges one episode of busy runs, if it lasted long enough, to the
 /// program's frame that ran longest in it.
 fn record_episode(
@@ -201,11 +261,18 @@ fn record_episode(
     thread: ThreadId,
     episode: &[&pydx_profile::Run],
     thresholds: &Thresholds,
+    waits: &TaskWaits,
     sites: &mut BTreeMap<FrameId, SiteEpisodes>,
 ) {
     let (Some(first), Some(last)) = (episode.first(), episode.last()) else {
         return;
     };
+    // A loop with no other task to run loses nothing while it is blocked
+    // (the last task closing down after the others finished).
+    let pid = context.profile.thread_info(thread).pid;
+    if !waits.others_waited(pid, first.start_ns, last.end_ns) {
+        return;
+    }
     let length = last.end_ns.saturating_sub(first.start_ns);
     let waiting_ns: u64 = episode
         .iter()
