@@ -199,6 +199,10 @@ impl<M: MemoryReader> PythonReader<M> {
             };
             let coro = self.word(addr + layout.task_coro)?;
             let (raw, awaiting) = self.coroutine_chain(coro, &layout)?;
+            // Nothing left to run: the task has finished.
+            if raw.is_empty() && awaiting.is_none() {
+                continue;
+            }
             tasks.push((addr, name, raw, awaiting));
         }
         let codes: Vec<u64> = tasks
