@@ -8,6 +8,8 @@ LINE = " ".join(WORDS)
 
 
 def churn():
+    # Ready once this frame runs, so that every dump finds it.
+    print("ready", flush=True)
     while True:
         for w in LINE.split():
             x = w.upper()
@@ -15,5 +17,4 @@ def churn():
 
 
 if __name__ == "__main__":
-    print("ready", flush=True)
     churn()
