@@ -50,6 +50,10 @@ pub struct DumpArgs {
     /// Also list every asyncio task, with the coroutines it is suspended in (3.11+).
     #[arg(long = "async")]
     pub asyncio: bool,
+    /// Also dump every descendant process that runs Python, each once,
+    /// children after their parent.
+    #[arg(long)]
+    pub subprocesses: bool,
 }
 
 /// The process to sample: a running one, or a command to launch.

@@ -191,22 +191,34 @@ fn dump_shows_locals(label: &str) {
             })
             .collect();
         let find = |name: &str| locals.iter().find(|l| l.0 == name).cloned();
-        let expected: [(&str, bool, String); 16] = [
+        let expected: [(&str, bool, String); 24] = [
             ("count", true, "7".into()),
             ("ratio", true, "2.5".into()),
-            ("rest", true, "<tuple of 1>".into()),
+            ("rest", true, "('extra',)".into()),
             ("label", true, "'tag'".into()),
-            ("options", true, "<dict of 1>".into()),
+            ("options", true, "{'color': 'red'}".into()),
             ("text", false, "'héllo wörld'".into()),
             ("wide", false, "'λ😀'".into()),
             ("big", false, "1267650600228229401496703205376".into()),
             ("negative", false, "-12345678901234".into()),
             ("flag", false, "True".into()),
             ("nothing", false, "None".into()),
-            ("items", false, "<list of 3>".into()),
-            ("mapping", false, "<dict of 2>".into()),
+            ("items", false, "[1, 2, 3]".into()),
+            ("mapping", false, "{'k': 1, 'j': 2}".into()),
             ("raw", false, r"b'\x00ab'".into()),
-            ("pair", false, "<tuple of 2>".into()),
+            ("pair", false, "(1, 2)".into()),
+            ("numbers", false, "[-1234, 5678]".into()),
+            ("letters", false, "('a', 'b', 'c')".into()),
+            ("nested", false, "{'a': False, 'b': (1, 2, 3)}".into()),
+            ("deep", false, "[[<list of 1>]]".into()),
+            (
+                "many",
+                false,
+                "[0, 1, 2, 3, 4, 5, 6, 7, ... (100 items)]".into(),
+            ),
+            ("thinned", false, "{1, 3}".into()),
+            ("pruned", false, "{'kept': 2}".into()),
+            ("empty", false, "set()".into()),
             (
                 "long_text",
                 false,
@@ -227,6 +239,43 @@ fn dump_shows_locals(label: &str) {
     if let Err(reason) = outcome {
         panic!("{label}: {reason}");
     }
+}
+
+/// NumPy scalars are read as values, through their type's name and the
+/// value stored after the object header (no code runs in the target).
+fn dump_shows_numpy_scalars(python: Interpreter) {
+    let label = python.label.clone();
+    let child = python.spawn("numpy_locals.py", &[]);
+    let dump = dump_json(child.pid, &["--locals"]).unwrap();
+    let frame = &thread_named(&dump, "MainThread").unwrap()["frames"][0];
+    assert_eq!(frame["function"], "show", "{label}: {frame}");
+    let shown = |name: &str| {
+        frame["locals"]
+            .as_array()
+            .and_then(|locals| locals.iter().find(|l| l["name"] == name))
+            .map(|l| l["repr"].as_str().unwrap_or_default().to_string())
+    };
+    for (name, repr) in [
+        ("small", "np.int8(-5)"),
+        ("wide", "np.uint64(18446744073709551615)"),
+        ("ratio", "np.float64(0.25)"),
+        ("single", "np.float32(1.5)"),
+        ("half", "np.float16(-2.0)"),
+        ("yes", "np.bool(True)"),
+        ("pair", "[np.int32(7), np.int32(-7)]"),
+    ] {
+        assert_eq!(shown(name).as_deref(), Some(repr), "{label}: {name}");
+    }
+}
+
+#[test]
+fn numpy_scalars_on_3_11() {
+    dump_shows_numpy_scalars(pydx_testkit::examples_python());
+}
+
+#[test]
+fn numpy_scalars_on_3_15() {
+    dump_shows_numpy_scalars(interpreter("sid-3.15"));
 }
 
 /// Checks `dump --async` on the tasks program: three named workers waiting
@@ -485,6 +534,55 @@ fn a_traced_target_is_read_without_pausing() {
     assert!(stderr.contains(", 0 errors"), "{stderr}");
     let collapsed = std::fs::read_to_string(&out).unwrap();
     assert!(collapsed.contains(";spin ("), "{collapsed}");
+}
+
+/// A process that maps a second, never started copy of libpython (loaded
+/// through `ctypes`, mapped below the real one) is read through the copy
+/// that runs.
+fn a_second_libpython_is_passed_over(label: &str) {
+    let python = interpreter(label);
+    let target = python.spawn("libpython_twice.py", &[]);
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", target.pid)).unwrap();
+    let files: Vec<&str> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|f| f.contains("libpython"))
+        .collect();
+    let copy = files
+        .iter()
+        .find(|f| f.ends_with("libpython-copy.so"))
+        .expect("the copy is mapped")
+        .to_string();
+    let copy_dir = std::path::Path::new(&copy).parent().unwrap().to_path_buf();
+    let result = dump_json(target.pid, &[]);
+    drop(target);
+    let _ = std::fs::remove_dir_all(copy_dir);
+    assert!(
+        files[0].ends_with("libpython-copy.so"),
+        "{label}: the copy should come first in the maps: {files:?}"
+    );
+    let dump = result.unwrap();
+    let binary = dump["binary"].as_str().unwrap_or_default();
+    assert!(
+        binary.contains("libpython3.") && !binary.contains("copy"),
+        "{label}: read through {binary}"
+    );
+    assert_eq!(frames(&dump["threads"][0])[0].0, "spin", "{dump:#}");
+}
+
+#[test]
+fn a_second_libpython_is_passed_over_on_3_8() {
+    a_second_libpython_is_passed_over("pyenv-3.8");
+}
+
+#[test]
+fn a_second_libpython_is_passed_over_on_3_11() {
+    a_second_libpython_is_passed_over("pyenv-3.11");
+}
+
+#[test]
+fn a_second_libpython_is_passed_over_on_3_13() {
+    a_second_libpython_is_passed_over("pyenv-3.13");
 }
 
 /// 200 dumps of a loop that reassigns string locals as fast as it can

@@ -57,20 +57,7 @@ fn a_process_that_is_not_python() {
 
 #[test]
 fn an_unsupported_python_version() {
-    // The machine's pyenv also has interpreters older than pydx supports.
-    let pyenv = std::env::var("PYENV_ROOT").unwrap_or_else(|_| "/root/.pyenv".into());
-    let (python, version) = ["3.7", "3.6", "2.7"]
-        .iter()
-        .find_map(|minor| {
-            let versions = std::fs::read_dir(format!("{pyenv}/versions")).ok()?;
-            versions.filter_map(Result::ok).find_map(|entry| {
-                let name = entry.file_name().into_string().ok()?;
-                let python = entry.path().join(format!("bin/python{minor}"));
-                (name.starts_with(&format!("{minor}.")) && python.exists())
-                    .then_some((python, name))
-            })
-        })
-        .expect("an old pyenv Python (3.7, 3.6 or 2.7) to test with");
+    let (python, version) = pydx_testkit::unsupported_python();
     let mut child = Command::new(&python)
         .args([
             "-c",

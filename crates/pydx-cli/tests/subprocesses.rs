@@ -114,3 +114,115 @@ fn every_worker_of_gunicorn_is_sampled() {
         "{processes:?}"
     );
 }
+
+/// `dump --subprocesses` shows the pool's parent first and each worker
+/// once, named as the parent's child, each in its own stack.
+#[test]
+fn dump_shows_a_pool_and_each_worker_once() {
+    let python = interpreter("pyenv-3.12");
+    let target = python.spawn("pool.py", &["60"]);
+    let outcome = pydx_testkit::eventually(Duration::from_secs(15), || {
+        let output = pydx()
+            .args(["dump", "--subprocesses", "--json", "--pid"])
+            .arg(target.pid.to_string())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        let dump: serde_json::Value =
+            serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+        let processes = dump["processes"].as_array().ok_or("no processes")?;
+        let pids: Vec<u64> = processes.iter().filter_map(|p| p["pid"].as_u64()).collect();
+        let crunching: Vec<u64> = processes
+            .iter()
+            .filter(|p| {
+                p["threads"].as_array().is_some_and(|threads| {
+                    threads
+                        .iter()
+                        .any(|t| t["frames"][0]["function"] == "crunch")
+                })
+            })
+            .filter_map(|p| p["parent_pid"].as_u64())
+            .collect();
+        let unique: HashSet<u64> = pids.iter().copied().collect();
+        if pids.first() != Some(&u64::from(target.pid))
+            || processes[0].get("parent_pid").is_some()
+            || unique.len() != pids.len()
+            || pids.len() != 4
+            || crunching.len() != 3
+            || crunching.iter().any(|&p| p != u64::from(target.pid))
+        {
+            return Err(format!("{dump:#}"));
+        }
+        Ok(())
+    });
+    if let Err(reason) = outcome {
+        panic!("{reason}");
+    }
+}
+
+/// Without a Python process anywhere in the tree, `dump --subprocesses`
+/// says so in one line and fails.
+#[test]
+fn dump_subprocesses_of_no_python_fails_clearly() {
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let output = pydx()
+        .args(["dump", "--subprocesses", "--pid"])
+        .arg(sleeper.id().to_string())
+        .output()
+        .unwrap();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no Python process to dump"), "{stderr}");
+}
+
+/// A child that runs a Python pydx cannot read is counted, with why, in the
+/// summary line, the profile and the doctor's report, not silently dropped.
+#[test]
+fn a_child_that_cannot_be_sampled_is_counted_with_why() {
+    let python = interpreter("pyenv-3.12");
+    let (old_python, old_version) = pydx_testkit::unsupported_python();
+    let parent = format!(
+        "import subprocess, time\n\
+         child = subprocess.Popen([{:?}, '-c', 'import time; time.sleep(30)'])\n\
+         end = time.time() + 2.5\n\
+         while time.time() < end:\n    sum(range(1000))\n\
+         child.kill()\n",
+        old_python.to_string_lossy()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("parent.pb.gz");
+    let output = pydx()
+        .args(["record", "--subprocesses", "-o"])
+        .arg(&out)
+        .arg("--")
+        .args(python.argv(&["-c", &parent]))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let old_minor: String = old_version.split('.').take(2).collect::<Vec<_>>().join(".");
+    assert!(
+        stderr.contains(", 1 child process not sampled (process ")
+            && stderr.contains(&format!("runs Python {old_minor}")),
+        "{stderr}"
+    );
+    let profile = read_pprof(std::fs::File::open(&out).unwrap()).unwrap();
+    assert_eq!(
+        profile.meta.unattached_processes.len(),
+        1,
+        "{:?}",
+        profile.meta
+    );
+    assert_eq!(profile.meta.processes.len(), 1);
+    let doctor = pydx().arg("doctor").arg(&out).output().unwrap();
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        report.contains("not seen: 1 child process could not be sampled, so no finding covers it"),
+        "{report}"
+    );
+}

@@ -23,8 +23,6 @@ use crate::version::PythonVersion;
 const MAX_TASKS: usize = 1 << 16;
 /// Deepest chain of awaited coroutines followed.
 const MAX_AWAIT_DEPTH: usize = 64;
-/// Bytes of a set table read at most (entries of 16 bytes).
-const MAX_SET_TABLE: usize = MAX_DICT_ENTRIES * 16;
 /// `PyWeakReference.wr_object`.
 const WEAKREF_OBJECT: u64 = 0x10;
 /// `futureiterobject.future`.
@@ -289,7 +287,7 @@ impl<M: MemoryReader> PythonReader<M> {
                 None => return Ok(Vec::new()),
             }
         };
-        let keys = self.set_keys(set)?;
+        let keys = self.set_keys(set, MAX_DICT_ENTRIES)?;
         let mut tasks = Vec::with_capacity(keys.len());
         for key in keys {
             let task = if weak {
@@ -302,28 +300,6 @@ impl<M: MemoryReader> PythonReader<M> {
             }
         }
         Ok(tasks)
-    }
-
-    /// The keys of a `set` object (skipping empty and deleted slots).
-    fn set_keys(&mut self, set: u64) -> Result<Vec<u64>, WalkError> {
-        let (used, mask, table) = self.layout.set_used_mask_table;
-        let used = self.word(set + used)?;
-        let mask = self.word(set + mask)?;
-        let table = self.word(set + table)?;
-        let slots = mask.saturating_add(1) as usize;
-        if used as usize > MAX_DICT_ENTRIES || slots * 16 > MAX_SET_TABLE {
-            return Err(WalkError::invalid("set size", set));
-        }
-        let bytes = self.memory.read_vec(table, slots * 16, MAX_SET_TABLE)?;
-        let mut keys = Vec::new();
-        for entry in bytes.chunks_exact(16) {
-            let key = u64_at(entry, 0).unwrap_or(0);
-            // Deleted slots hold the `dummy` object, which is not a weak reference or a task.
-            if key != 0 && self.type_of(key).is_ok_and(|t| t.name != "dummy") {
-                keys.push(key);
-            }
-        }
-        Ok(keys)
     }
 
     /// `(task, thread ident)` for each running task in `_current_tasks`

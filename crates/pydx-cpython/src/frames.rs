@@ -72,6 +72,23 @@ impl CodeInfo {
     /// The name shown for a code object that could not be read.
     pub const UNREADABLE: &'static str = "<unreadable code object>";
 
+    /// A code object known only by its address and names, with no bytecode
+    /// or line table (for frames built outside a target, as in tests of
+    /// what consumes stacks).
+    pub fn named(addr: u64, qualname: &str, filename: &str, first_line: u32) -> Self {
+        Self {
+            addr,
+            name: qualname.rsplit('.').next().unwrap_or(qualname).into(),
+            qualname: qualname.into(),
+            filename: filename.into(),
+            first_line,
+            code_bytes: 0,
+            bytecode: Vec::new(),
+            line_table: LineTable::default(),
+            request_slot: OnceLock::new(),
+        }
+    }
+
     fn unreadable(addr: u64) -> Self {
         Self {
             addr,

@@ -50,7 +50,7 @@ pub use layout::{
 };
 pub use linetable::LineTable;
 pub use locals::Local;
-pub use objects::{decode_string_data, Value};
+pub use objects::{decode_string_data, Value, UNREADABLE_REPR};
 pub use process::{AsyncioError, PythonProcess, PythonThread};
 pub use reader::{PythonReader, TypeInfo, MAX_STACK_DEPTH, MAX_STRING_CHARS};
 pub use requests::{HttpRequest, RequestCount};

@@ -20,14 +20,33 @@ const CO_VARARGS: i32 = 0x4;
 /// `CO_VARKEYWORDS` in `co_flags`.
 const CO_VARKEYWORDS: i32 = 0x8;
 
-/// Whether two reads of one object agree: equal for values that cannot
-/// change (numbers, strings, bytes), the same type for containers, whose
-/// length may change while they are read.
-fn same_value(first: &Value, second: &Value) -> bool {
+/// Containers nested this deep in a local's value show their items, when
+/// asked for ([`PythonReader::locals_in_full`]).
+const REPR_DEPTH: usize = 2;
+
+/// What two reads of one object agree on: the value, when equal; for a
+/// container whose items changed between the reads (a list being filled),
+/// its type and length without the items; `None` when they disagree.
+fn agreed(first: &Value, second: Value) -> Option<Value> {
     match (first, second) {
-        (Value::Container { type_name: a, .. }, Value::Container { type_name: b, .. }) => a == b,
-        (Value::Unreadable, _) | (_, Value::Unreadable) => false,
-        _ => first == second,
+        (Value::Unreadable, _) | (_, Value::Unreadable) => None,
+        (
+            Value::Container {
+                type_name: a,
+                items: first_items,
+                ..
+            },
+            Value::Container {
+                type_name: b,
+                len,
+                items,
+            },
+        ) if *a == b => Some(Value::Container {
+            type_name: b,
+            len,
+            items: items.filter(|items| Some(items) == first_items.as_ref()),
+        }),
+        (first, second) => (*first == second).then_some(second),
     }
 }
 
@@ -76,6 +95,17 @@ impl<M: MemoryReader> PythonReader<M> {
     /// between, and kept only if nothing changed; otherwise it is
     /// [`Value::Unreadable`]. A value shown is one the variable held.
     pub fn locals(&mut self, frame: &Frame) -> Result<Vec<Local>, WalkError> {
+        self.locals_to_depth(frame, 0)
+    }
+
+    /// Like [`PythonReader::locals`], with the first items of containers
+    /// (two levels deep) in their values: more reads, for a one-off dump
+    /// rather than a sampler.
+    pub fn locals_in_full(&mut self, frame: &Frame) -> Result<Vec<Local>, WalkError> {
+        self.locals_to_depth(frame, REPR_DEPTH)
+    }
+
+    fn locals_to_depth(&mut self, frame: &Frame, depth: usize) -> Result<Vec<Local>, WalkError> {
         let LocalNames {
             names,
             kinds,
@@ -92,7 +122,11 @@ impl<M: MemoryReader> PythonReader<M> {
             let raw = u64_at(&slots, index as u64 * 8).unwrap_or(0);
             let (addr, value) = match self.slot(raw, kind)? {
                 Slot::TaggedInt(value) => (0, Value::Int(value)),
-                Slot::Object(addr) => (addr, self.read_value(addr).unwrap_or(Value::Unreadable)),
+                Slot::Object(addr) => (
+                    addr,
+                    self.read_value_with_items(addr, depth)
+                        .unwrap_or(Value::Unreadable),
+                ),
             };
             locals.push((
                 index,
@@ -114,21 +148,17 @@ impl<M: MemoryReader> PythonReader<M> {
             .map(|(index, raw, mut local)| {
                 let again = match local.addr {
                     0 => Some(local.value.clone()),
-                    addr => self.read_value(addr).ok(),
+                    addr => self.read_value_with_items(addr, depth).ok(),
                 };
                 local.type_name = again
                     .as_ref()
                     .and_then(Value::type_name)
                     .filter(|again| local.value.type_name().as_ref() == Some(again));
-                local.value = match again {
-                    Some(again)
-                        if u64_at(&slots_between, index as u64 * 8) == Some(raw)
-                            && same_value(&local.value, &again) =>
-                    {
-                        again
-                    }
-                    _ => Value::Unreadable,
-                };
+                let slot_kept = u64_at(&slots_between, index as u64 * 8) == Some(raw);
+                local.value = again
+                    .filter(|_| slot_kept)
+                    .and_then(|again| agreed(&local.value, again))
+                    .unwrap_or(Value::Unreadable);
                 (index, raw, local)
             })
             .collect();

@@ -34,54 +34,37 @@ struct Candidate {
 /// Largest `.bss` section scanned for a version string.
 const MAX_BSS_SCAN: u64 = 8 << 20;
 
-/// Finds the interpreter in process `info.pid`.
+/// Finds every mapped file in process `info.pid` that holds an interpreter
+/// runtime, in the order they should be tried.
+///
+/// A process can map libpython more than once (a copy loaded through
+/// `ctypes`, say); only one of the copies holds the runtime that was
+/// started, so the caller checks each location for a live interpreter.
+/// Errors only when no candidate is usable.
 pub fn locate<M: MemoryReader>(
     info: &ProcessInfo,
     maps: &MemoryMaps,
     memory: &M,
-) -> Result<Location, AttachError> {
+) -> Result<Vec<Location>, AttachError> {
     let candidates = candidates(info, maps);
     let mut version_hint: Option<PythonVersion> = None;
+    let mut locations = Vec::new();
+    let mut first_error = None;
     for candidate in &candidates {
         version_hint = version_hint.or_else(|| version_from_file_name(&candidate.path));
-        let Ok(image) = ElfImage::open(&candidate.host_path) else {
-            continue;
-        };
-        let Ok(symbols) = image.symbols(&["_PyRuntime", "Py_Version"], &["_PyRuntime"]) else {
-            continue;
-        };
-        let runtime_symbol = match symbols[0] {
-            Some(symbol) => Some(symbol),
-            None => image.section(".PyRuntime").ok().flatten(),
-        };
-        let Some(runtime_symbol) = runtime_symbol else {
-            continue;
-        };
-        let Some(bias) = image
-            .load_info()
-            .ok()
-            .and_then(|load| load.bias(maps.of_file(&candidate.path)))
-        else {
-            continue;
-        };
-        let runtime = bias.wrapping_add(runtime_symbol.address);
-        let runtime_size = (runtime_symbol.size > 0).then_some(runtime_symbol.size);
-        let (version, debug_offsets) = detect_version(
-            info.pid,
-            memory,
-            runtime,
-            runtime_size,
-            bias,
-            symbols[1],
-            &image,
-            &candidate.path,
-        )?;
-        return Ok(Location {
-            binary: info.path_in_target(&candidate.path).to_string(),
-            runtime,
-            version,
-            debug_offsets,
-        });
+        match locate_in(info, maps, memory, candidate) {
+            Some(Ok(location)) => locations.push(location),
+            Some(Err(error)) => {
+                first_error.get_or_insert(error);
+            }
+            None => {}
+        }
+    }
+    if !locations.is_empty() {
+        return Ok(locations);
+    }
+    if let Some(error) = first_error {
+        return Err(error);
     }
     if let Some(version) =
         version_hint.filter(|v| v.minor_version() < PythonVersion::OLDEST_SUPPORTED)
@@ -97,6 +80,48 @@ pub fn locate<M: MemoryReader>(
             "no libpython or python executable is mapped".into()
         },
     })
+}
+
+/// The interpreter runtime in one candidate file; `None` when the file
+/// holds none.
+fn locate_in<M: MemoryReader>(
+    info: &ProcessInfo,
+    maps: &MemoryMaps,
+    memory: &M,
+    candidate: &Candidate,
+) -> Option<Result<Location, AttachError>> {
+    let image = ElfImage::open(&candidate.host_path).ok()?;
+    let symbols = image
+        .symbols(&["_PyRuntime", "Py_Version"], &["_PyRuntime"])
+        .ok()?;
+    let runtime_symbol = match symbols[0] {
+        Some(symbol) => symbol,
+        None => image.section(".PyRuntime").ok().flatten()?,
+    };
+    let bias = image
+        .load_info()
+        .ok()
+        .and_then(|load| load.bias(maps.of_file(&candidate.path)))?;
+    let runtime = bias.wrapping_add(runtime_symbol.address);
+    let runtime_size = (runtime_symbol.size > 0).then_some(runtime_symbol.size);
+    Some(
+        detect_version(
+            info.pid,
+            memory,
+            runtime,
+            runtime_size,
+            bias,
+            symbols[1],
+            &image,
+            &candidate.path,
+        )
+        .map(|(version, debug_offsets)| Location {
+            binary: info.path_in_target(&candidate.path).to_string(),
+            runtime,
+            version,
+            debug_offsets,
+        }),
+    )
 }
 
 fn short_command(cmdline: &str) -> String {

@@ -76,6 +76,9 @@ const STR_CHUNK: usize = 0x50 + 4 * (REPR_CHARS + 1);
 /// cannot fault.
 const PAGE: u64 = 4096;
 
+/// How [`Value::Unreadable`] is shown.
+pub const UNREADABLE_REPR: &str = "<unreadable: changed while read>";
+
 /// A value read out of the target, decoded as far as is safe and cheap.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -108,12 +111,23 @@ pub enum Value {
         /// The full length.
         len: u64,
     },
-    /// A container: its type name and number of items.
+    /// A container: its type name, number of items and, when read with
+    /// [`PythonReader::read_value_with_items`], its first items.
     Container {
         /// `list`, `tuple`, `dict`, `set`, or a subclass name.
         type_name: String,
         /// Number of items.
         len: u64,
+        /// The first items (a `dict`'s keys and values in turn), when read.
+        items: Option<Vec<Value>>,
+    },
+    /// A NumPy scalar (`numpy.int8`, `numpy.float64`, ...): its type name
+    /// and value.
+    NumpyScalar {
+        /// The type's `tp_name`.
+        type_name: String,
+        /// Its value: an `Int`, `Float` or `Bool`.
+        value: Box<Value>,
     },
     /// Any other object: its type name and address.
     Object {
@@ -141,9 +155,9 @@ impl Value {
             Value::Float(_) => "float".into(),
             Value::Str { .. } => "str".into(),
             Value::Bytes { .. } => "bytes".into(),
-            Value::Container { type_name, .. } | Value::Object { type_name, .. } => {
-                type_name.clone()
-            }
+            Value::Container { type_name, .. }
+            | Value::Object { type_name, .. }
+            | Value::NumpyScalar { type_name, .. } => type_name.clone(),
             Value::Unbound | Value::Unreadable => return None,
         })
     }
@@ -182,12 +196,70 @@ impl fmt::Display for Value {
                 }
                 Ok(())
             }
-            Value::Container { type_name, len } => write!(f, "<{type_name} of {len}>"),
+            Value::Container {
+                type_name,
+                len,
+                items: Some(items),
+            } => write_container(f, type_name, *len, items),
+            Value::Container { type_name, len, .. } => write!(f, "<{type_name} of {len}>"),
+            Value::NumpyScalar { type_name, value } => write!(
+                f,
+                "np.{}({value})",
+                type_name.strip_prefix("numpy.").unwrap_or(type_name)
+            ),
             Value::Object { type_name, addr } => write!(f, "<{type_name} at {addr:#x}>"),
             Value::Unbound => f.write_str("<unbound>"),
-            Value::Unreadable => f.write_str("<unreadable: changed while read>"),
+            Value::Unreadable => f.write_str(UNREADABLE_REPR),
         }
     }
+}
+
+/// Writes a container the way Python's `repr` does, with `...` and the
+/// full count when not every item was read.
+fn write_container(
+    f: &mut fmt::Formatter<'_>,
+    type_name: &str,
+    len: u64,
+    items: &[Value],
+) -> fmt::Result {
+    let (open, close) = match type_name {
+        "list" => ("[", "]"),
+        "tuple" => ("(", ")"),
+        "set" if len == 0 => return f.write_str("set()"),
+        "frozenset" if len == 0 => return f.write_str("frozenset()"),
+        "frozenset" => ("frozenset({", "})"),
+        _ => ("{", "}"),
+    };
+    f.write_str(open)?;
+    if type_name == "dict" {
+        for (index, pair) in items.chunks_exact(2).enumerate() {
+            if index > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{}: {}", pair[0], pair[1])?;
+        }
+    } else {
+        for (index, item) in items.iter().enumerate() {
+            if index > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{item}")?;
+        }
+    }
+    let shown = if type_name == "dict" {
+        items.len() / 2
+    } else {
+        items.len()
+    } as u64;
+    if shown < len {
+        if shown > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "... ({len} items)")?;
+    } else if type_name == "tuple" && len == 1 {
+        f.write_str(",")?;
+    }
+    f.write_str(close)
 }
 
 fn write_quoted_str(f: &mut fmt::Formatter<'_>, s: &str, len: u64) -> fmt::Result {
@@ -263,6 +335,76 @@ pub fn decode_string_data(kind: u8, data: &[u8]) -> Option<String> {
                 .collect(),
         ),
         _ => None,
+    }
+}
+
+/// Items of a container shown in a local's repr.
+const REPR_ITEMS: usize = 8;
+/// Largest set table read, in bytes.
+const MAX_SET_TABLE: usize = MAX_DICT_ENTRIES * 16;
+/// `tp_basicsize` of `set` and `frozenset` (3.8 and later): a user class
+/// that happens to be named `set` has another size.
+const SET_BASICSIZE: u64 = 200;
+/// `tp_name` of the object that marks a deleted slot in a set's table.
+const SET_DUMMY_TYPE: &str = "<dummy key> type";
+/// Where a NumPy scalar's value follows its object header (`obval`).
+const NUMPY_SCALAR_VALUE: u64 = 0x10;
+
+/// What a NumPy scalar type holds, by its `tp_name`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum NumpyKind {
+    Bool,
+    Int(u32),
+    UInt(u32),
+    Float(u32),
+}
+
+impl NumpyKind {
+    /// Bytes of the value.
+    fn size(self) -> u64 {
+        match self {
+            NumpyKind::Bool => 1,
+            NumpyKind::Int(bits) | NumpyKind::UInt(bits) | NumpyKind::Float(bits) => {
+                u64::from(bits / 8)
+            }
+        }
+    }
+}
+
+/// The kind of a NumPy scalar type from its name (`numpy.int8`,
+/// `numpy.float64`, `numpy.bool_`, ...); `None` for other types (complex,
+/// long double, strings, datetimes), which are shown as objects.
+fn numpy_scalar_kind(type_name: &str) -> Option<NumpyKind> {
+    let name = type_name.strip_prefix("numpy.")?;
+    if name == "bool" || name == "bool_" {
+        return Some(NumpyKind::Bool);
+    }
+    let bits_of = |rest: &str, allowed: &[u32]| {
+        rest.parse::<u32>()
+            .ok()
+            .filter(|bits| allowed.contains(bits))
+    };
+    if let Some(rest) = name.strip_prefix("uint") {
+        bits_of(rest, &[8, 16, 32, 64]).map(NumpyKind::UInt)
+    } else if let Some(rest) = name.strip_prefix("int") {
+        bits_of(rest, &[8, 16, 32, 64]).map(NumpyKind::Int)
+    } else if let Some(rest) = name.strip_prefix("float") {
+        bits_of(rest, &[16, 32, 64]).map(NumpyKind::Float)
+    } else {
+        None
+    }
+}
+
+/// An IEEE half-precision float's value.
+fn half_to_f64(bits: u16) -> f64 {
+    let sign = if bits & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exponent = i32::from((bits >> 10) & 0x1f);
+    let fraction = f64::from(bits & 0x3ff);
+    sign * match exponent {
+        0 => fraction * 2f64.powi(-24),
+        0x1f if fraction == 0.0 => f64::INFINITY,
+        0x1f => f64::NAN,
+        _ => (1.0 + fraction / 1024.0) * 2f64.powi(exponent - 15),
     }
 }
 
@@ -506,19 +648,116 @@ impl<M: MemoryReader> PythonReader<M> {
             _ if flags & (TPFLAGS_LIST | TPFLAGS_TUPLE) != 0 => Value::Container {
                 type_name: info.name.clone(),
                 len: self.sequence_len(addr)?,
+                items: None,
             },
             _ if flags & TPFLAGS_DICT != 0 => Value::Container {
                 type_name: info.name.clone(),
                 len: self.word(addr + self.layout.dict_used_keys_values.0)?,
+                items: None,
             },
-            "set" | "frozenset" => Value::Container {
+            "set" | "frozenset" if info.basicsize == SET_BASICSIZE => Value::Container {
                 type_name: info.name.clone(),
                 len: self.word(addr + self.layout.set_used_mask_table.0)?,
+                items: None,
+            },
+            name if name.starts_with("numpy.") => match numpy_scalar_kind(name) {
+                Some(kind) if info.basicsize >= NUMPY_SCALAR_VALUE + kind.size() => {
+                    Value::NumpyScalar {
+                        type_name: info.name.clone(),
+                        value: Box::new(self.read_numpy_scalar(addr, kind)?),
+                    }
+                }
+                _ => Value::Object {
+                    type_name: info.name.clone(),
+                    addr,
+                },
             },
             _ => Value::Object {
                 type_name: info.name.clone(),
                 addr,
             },
+        })
+    }
+
+    /// Like [`PythonReader::read_value`], and for a `list`, `tuple`, `dict`,
+    /// `set` or `frozenset` also its first items, containers among them
+    /// read `depth - 1` levels further. Items that cannot all be read leave
+    /// the container without items.
+    pub fn read_value_with_items(&mut self, addr: u64, depth: usize) -> Result<Value, WalkError> {
+        let mut value = self.read_value(addr)?;
+        let Value::Container {
+            type_name, items, ..
+        } = &mut value
+        else {
+            return Ok(value);
+        };
+        if depth == 0 {
+            return Ok(value);
+        }
+        let addresses = match type_name.as_str() {
+            "list" | "tuple" => self.sequence_items(addr, REPR_ITEMS),
+            "dict" => self.dict_items(addr, REPR_ITEMS).map(|pairs| {
+                pairs
+                    .into_iter()
+                    .flat_map(|(key, value)| [key, value])
+                    .collect()
+            }),
+            "set" | "frozenset" => self.set_keys(addr, REPR_ITEMS),
+            _ => return Ok(value),
+        };
+        *items = addresses.ok().and_then(|addresses| {
+            addresses
+                .into_iter()
+                .map(|item| self.read_value_with_items(item, depth - 1))
+                .collect::<Result<Vec<_>, _>>()
+                .ok()
+        });
+        Ok(value)
+    }
+
+    /// The keys of a `set` or `frozenset`, at most `max` of them, skipping
+    /// empty and deleted slots.
+    pub(crate) fn set_keys(&mut self, set: u64, max: usize) -> Result<Vec<u64>, WalkError> {
+        let (used, mask, table) = self.layout.set_used_mask_table;
+        let used = self.word(set + used)?;
+        let mask = self.word(set + mask)?;
+        let table = self.word(set + table)?;
+        let slots = mask.saturating_add(1) as usize;
+        if used as usize > MAX_DICT_ENTRIES || slots * 16 > MAX_SET_TABLE {
+            return Err(WalkError::invalid("set size", set));
+        }
+        let bytes = self.memory.read_vec(table, slots * 16, MAX_SET_TABLE)?;
+        let mut keys = Vec::new();
+        for entry in bytes.chunks_exact(16) {
+            if keys.len() >= max {
+                break;
+            }
+            let key = u64_at(entry, 0).unwrap_or(0);
+            // A key whose type cannot be read is kept for the caller to fail on.
+            if key != 0 && !self.type_of(key).is_ok_and(|t| t.name == SET_DUMMY_TYPE) {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The value of a NumPy scalar of `kind` at `addr`.
+    fn read_numpy_scalar(&self, addr: u64, kind: NumpyKind) -> Result<Value, WalkError> {
+        let mut bytes = [0u8; 8];
+        let size = kind.size() as usize;
+        self.memory
+            .read_into(addr + NUMPY_SCALAR_VALUE, &mut bytes[..size])?;
+        let unsigned = u64::from_le_bytes(bytes);
+        Ok(match kind {
+            NumpyKind::Bool => Value::Bool(bytes[0] != 0),
+            NumpyKind::Int(bits) => {
+                let shift = 64 - bits;
+                Value::Int(i128::from(((unsigned << shift) as i64) >> shift))
+            }
+            NumpyKind::UInt(_) => Value::Int(i128::from(unsigned)),
+            NumpyKind::Float(16) => Value::Float(half_to_f64(unsigned as u16)),
+            NumpyKind::Float(32) => Value::Float(f64::from(f32::from_bits(unsigned as u32))),
+            NumpyKind::Float(_) => Value::Float(f64::from_bits(unsigned)),
         })
     }
 
@@ -923,6 +1162,81 @@ mod tests {
     }
 
     #[test]
+    fn containers_and_numpy_scalars_read_like_python() {
+        let container = |type_name: &str, len: u64, items: Vec<Value>| Value::Container {
+            type_name: type_name.into(),
+            len,
+            items: Some(items),
+        };
+        let text = |s: &str| Value::Str {
+            head: s.into(),
+            len: s.len() as u64,
+        };
+        assert_eq!(
+            container("list", 2, vec![Value::Int(-1234), Value::Int(5678)]).to_string(),
+            "[-1234, 5678]"
+        );
+        assert_eq!(
+            container("tuple", 3, vec![text("a"), text("b"), text("c")]).to_string(),
+            "('a', 'b', 'c')"
+        );
+        assert_eq!(
+            container("tuple", 1, vec![Value::None]).to_string(),
+            "(None,)"
+        );
+        let inner = container(
+            "tuple",
+            3,
+            vec![Value::Int(1), Value::Int(2), Value::Int(3)],
+        );
+        assert_eq!(
+            container(
+                "dict",
+                2,
+                vec![text("a"), Value::Bool(false), text("b"), inner]
+            )
+            .to_string(),
+            "{'a': False, 'b': (1, 2, 3)}"
+        );
+        assert_eq!(container("set", 0, vec![]).to_string(), "set()");
+        assert_eq!(
+            container("frozenset", 1, vec![Value::Int(7)]).to_string(),
+            "frozenset({7})"
+        );
+        assert_eq!(
+            container("list", 1000, vec![Value::Int(0), Value::Int(1)]).to_string(),
+            "[0, 1, ... (1000 items)]"
+        );
+        assert_eq!(container("dict", 0, vec![]).to_string(), "{}");
+        let scalar = Value::NumpyScalar {
+            type_name: "numpy.int8".into(),
+            value: Box::new(Value::Int(-5)),
+        };
+        assert_eq!(scalar.to_string(), "np.int8(-5)");
+        assert_eq!(scalar.type_name().as_deref(), Some("numpy.int8"));
+    }
+
+    #[test]
+    fn numpy_scalar_kinds_come_from_the_type_name() {
+        assert_eq!(numpy_scalar_kind("numpy.int8"), Some(NumpyKind::Int(8)));
+        assert_eq!(numpy_scalar_kind("numpy.uint64"), Some(NumpyKind::UInt(64)));
+        assert_eq!(
+            numpy_scalar_kind("numpy.float32"),
+            Some(NumpyKind::Float(32))
+        );
+        assert_eq!(numpy_scalar_kind("numpy.bool_"), Some(NumpyKind::Bool));
+        assert_eq!(numpy_scalar_kind("numpy.bool"), Some(NumpyKind::Bool));
+        assert_eq!(numpy_scalar_kind("numpy.complex128"), None);
+        assert_eq!(numpy_scalar_kind("numpy.int128"), None);
+        assert_eq!(numpy_scalar_kind("numpy.ndarray"), None);
+        assert_eq!(numpy_scalar_kind("int8"), None);
+        assert_eq!(half_to_f64(0x3c00), 1.0);
+        assert_eq!(half_to_f64(0xc000), -2.0);
+        assert_eq!(half_to_f64(0x3555), 0.333251953125);
+        assert!(half_to_f64(0x7c00).is_infinite());
+    }
+
+    #[test]
     fn reprs_are_short_and_python_like() {
         let short = Value::Str {
             head: "it's".into(),
@@ -946,7 +1260,8 @@ mod tests {
         assert_eq!(
             Value::Container {
                 type_name: "dict".into(),
-                len: 3
+                len: 3,
+                items: None,
             }
             .to_string(),
             "<dict of 3>"

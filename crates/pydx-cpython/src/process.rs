@@ -109,11 +109,40 @@ fn find_asyncio_debug(pid: u32) -> Option<AsyncioDebugOffsets> {
 impl PythonProcess {
     /// Attaches to process `pid`: finds its interpreter, checks the version
     /// and reads its layout. Nothing is written to the process.
+    ///
+    /// When the process maps more than one interpreter binary, the first
+    /// whose runtime is running is used.
     pub fn attach(pid: u32) -> Result<Self, AttachError> {
         let info = ProcessInfo::read(pid)?;
         let maps = MemoryMaps::read(pid)?;
         let memory = ProcessMemory::new(pid);
-        let location = locate(&info, &maps, &memory)?;
+        let locations = locate(&info, &maps, &memory)?;
+        let namespace = if in_other_pid_namespace(pid) {
+            Some(NamespaceTids::read(pid)?)
+        } else {
+            None
+        };
+        let mut first_error = None;
+        for location in locations {
+            match Self::attach_at(pid, location, namespace.clone()) {
+                Ok(process) => return Ok(process),
+                // Another copy cannot help when the process itself is gone
+                // or cannot be read.
+                Err(error @ AttachError::Remote(_)) => return Err(error),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        Err(first_error.expect("locate returns at least one location"))
+    }
+
+    /// Attaches to the interpreter at `location`.
+    fn attach_at(
+        pid: u32,
+        location: Location,
+        namespace: Option<NamespaceTids>,
+    ) -> Result<Self, AttachError> {
         let version = location.version;
         if version.minor_version() < PythonVersion::OLDEST_SUPPORTED {
             return Err(AttachError::unsupported(pid, version));
@@ -136,15 +165,10 @@ impl PythonProcess {
             None => Layout::from_tables(version)
                 .ok_or_else(|| AttachError::unsupported(pid, version))?,
         };
-        let namespace = if in_other_pid_namespace(pid) {
-            Some(NamespaceTids::read(pid)?)
-        } else {
-            None
-        };
         let mut process = Self {
             pid,
             location,
-            reader: PythonReader::new(PrefetchingMemory::new(memory), layout),
+            reader: PythonReader::new(PrefetchingMemory::new(ProcessMemory::new(pid)), layout),
             pthread_tid_offset: None,
             names: HashMap::new(),
             identities: HashMap::new(),
@@ -474,6 +498,12 @@ impl PythonProcess {
     /// The local variables of a frame from [`PythonProcess::threads`].
     pub fn locals(&mut self, frame: &Frame) -> Result<Vec<Local>, WalkError> {
         self.reader.locals(frame)
+    }
+
+    /// The local variables of a frame with the first items of containers
+    /// (see [`PythonReader::locals_in_full`]).
+    pub fn locals_in_full(&mut self, frame: &Frame) -> Result<Vec<Local>, WalkError> {
+        self.reader.locals_in_full(frame)
     }
 
     /// The local `name` of a frame from [`PythonProcess::threads`] if it

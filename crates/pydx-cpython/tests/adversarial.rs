@@ -52,6 +52,7 @@ fn exercise(memory: &FakeMemory, layout: Layout, start: u64) -> Duration {
                 for stack in stacks.into_iter().flatten() {
                     for frame in stack.frames.iter().take(8) {
                         let _ = reader.locals(frame);
+                        let _ = reader.locals_in_full(frame);
                     }
                 }
             }
@@ -59,6 +60,7 @@ fn exercise(memory: &FakeMemory, layout: Layout, start: u64) -> Duration {
     }
     let _ = reader.read_str(start);
     let _ = reader.read_value(start);
+    let _ = reader.read_value_with_items(start, 2);
     let _ = reader.dict_items(start, 1000);
     let _ = reader.instance_attr(start, "_name");
     let _ = reader.sequence_items(start, 1000);

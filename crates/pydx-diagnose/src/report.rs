@@ -81,6 +81,11 @@ pub struct Summary {
     /// pydx could read their counts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<RequestsServed>,
+    /// What the recording could not see, and which findings that keeps
+    /// from being judged: processes not sampled, memory readings that
+    /// failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<String>,
 }
 
 /// Requests served while sampled, from the servers' own counts.
@@ -279,7 +284,41 @@ fn summary(context: &Context<'_>) -> Summary {
         gil_wait_share: share(&[Activity::GilWait]),
         idle_share: share(&[Activity::Idle]),
         requests: requests_served(&profile.meta.processes),
+        gaps: gaps(profile),
     }
+}
+
+/// What the recording missed that the rules would have used.
+fn gaps(profile: &Profile) -> Vec<String> {
+    let mut gaps = Vec::new();
+    let unattached = &profile.meta.unattached_processes;
+    if let Some(first) = unattached.first() {
+        gaps.push(format!(
+            "{} child process{} could not be sampled, so no finding covers {} ({})",
+            unattached.len(),
+            if unattached.len() == 1 { "" } else { "es" },
+            if unattached.len() == 1 { "it" } else { "them" },
+            first.reason
+        ));
+    }
+    for process in &profile.meta.processes {
+        let failed = process.failed_memory_readings;
+        if failed == 0 {
+            continue;
+        }
+        let read = process.memory.len() as u64;
+        gaps.push(format!(
+            "{failed} of {} memory readings of process {} failed{}",
+            failed + read,
+            process.pid,
+            if read < 2 {
+                ": memory growth (MEM001, WORKER003) could not be judged for it"
+            } else {
+                ": memory growth (MEM001, WORKER003) was judged on the rest"
+            }
+        ));
+    }
+    gaps
 }
 
 /// The requests counted by the processes that keep a count.
@@ -368,6 +407,49 @@ mod tests {
             add(&mut profile, thread, stack, Activity::GilWait, 60);
         }
         profile
+    }
+
+    #[test]
+    fn failed_memory_readings_are_reported_with_what_they_keep_from_judging() {
+        let reading = pydx_profile::MemoryReading {
+            at_ns: 0,
+            rss_bytes: 1 << 20,
+            private_bytes: 1 << 20,
+            served_requests: None,
+        };
+        let mut profile = Profile::new(Meta {
+            processes: vec![
+                ProcessMeta {
+                    pid: 10,
+                    failed_memory_readings: 3,
+                    memory: vec![reading; 5],
+                    ..ProcessMeta::default()
+                },
+                ProcessMeta {
+                    pid: 11,
+                    failed_memory_readings: 4,
+                    ..ProcessMeta::default()
+                },
+                ProcessMeta {
+                    pid: 12,
+                    memory: vec![reading; 8],
+                    ..ProcessMeta::default()
+                },
+            ],
+            ..Meta::default()
+        });
+        let frame = profile.frame("main", "/app/main.py", 1, 1);
+        let stack = profile.stack_from_root([frame]);
+        let thread = profile.thread(10, 10, 1, None);
+        add(&mut profile, thread, stack, Activity::Idle, 10);
+        let report = diagnose(&profile, &Config::default(), &NoSources);
+        assert_eq!(
+            report.summary.gaps,
+            [
+                "3 of 8 memory readings of process 10 failed: memory growth (MEM001, WORKER003) was judged on the rest",
+                "4 of 4 memory readings of process 11 failed: memory growth (MEM001, WORKER003) could not be judged for it",
+            ]
+        );
     }
 
     #[test]

@@ -72,7 +72,8 @@ pub const EVENT_LOOP_BLOCKED: &str = "blocked";
 pub const OBSERVED_CALL_ARGS: &str = "call.args";
 /// Observation kind counting observations of a frame that found the same
 /// frame with the same arguments at the thread's previous observation (the
-/// same call still running, or an identical call).
+/// same call still running, or an identical call); the value is the
+/// arguments (empty in profiles written before it was recorded).
 pub const OBSERVED_CALL_ARGS_AGAIN: &str = "call.args.again";
 /// Observation kind prefix for the type of a local variable: `local.type:NAME`.
 pub const OBSERVED_LOCAL_TYPE: &str = "local.type:";
@@ -284,6 +285,18 @@ pub struct ProcessMeta {
     /// Its memory, read about twice a second while it was sampled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub memory: Vec<MemoryReading>,
+    /// Readings of its memory that failed while it was alive.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_memory_readings: u64,
+}
+
+/// A descendant process that was not sampled although it may run Python.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnattachedProcess {
+    /// Its PID.
+    pub pid: u32,
+    /// Why it could not be sampled.
+    pub reason: String,
 }
 
 /// The requests a process served between two readings of its own count.
@@ -381,6 +394,10 @@ pub struct Meta {
     /// CPUs the sampled program could use (affinity and cgroup quota).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
+    /// Descendant processes that could not be sampled (with
+    /// `--subprocesses`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unattached_processes: Vec<UnattachedProcess>,
 }
 
 impl Default for Meta {
@@ -397,6 +414,7 @@ impl Default for Meta {
             processes: Vec::new(),
             timeline_resolution_ns: 0,
             cpus: None,
+            unattached_processes: Vec::new(),
         }
     }
 }

@@ -551,7 +551,7 @@ fn from_pprof(pprof: PprofProfile) -> Result<Profile, ProfileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{MemoryReading, ProcessMeta};
+    use crate::model::{MemoryReading, ProcessMeta, UnattachedProcess};
 
     fn sample_profile() -> Profile {
         let mut profile = Profile::new(Meta {
@@ -572,8 +572,13 @@ mod tests {
                     private_bytes: 20 << 20,
                     served_requests: Some(1_234),
                 }],
+                failed_memory_readings: 2,
             }],
             cpus: Some(1.5),
+            unattached_processes: vec![UnattachedProcess {
+                pid: 43,
+                reason: "permission denied".into(),
+            }],
             ..Meta::default()
         });
         let main = profile.frame("<module>", "/app.py", 30, 1);

@@ -57,6 +57,7 @@ fn summary(processes: &[&str]) -> Summary {
         gil_wait_share: 0.3,
         idle_share: 0.08,
         requests: None,
+        gaps: Vec::new(),
     }
 }
 
@@ -73,6 +74,7 @@ fn report_with_findings() -> Report {
                 per_second: 766.1,
                 processes: 4,
             }),
+            gaps: strings(&["3 of 25 memory readings of process 4243 failed: memory growth (MEM001, WORKER003) was judged on the rest"]),
             ..summary(&["4242 (Python 3.12.3): python -m pricing --workers 4"])
         },
         findings: vec![

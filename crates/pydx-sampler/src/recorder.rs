@@ -4,12 +4,12 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pydx_cpython::{AsyncioTask, CodeInfo, Frame};
+use pydx_cpython::{AsyncioTask, CodeInfo, Frame, UNREADABLE_REPR};
 use pydx_profile::{
     is_event_loop_machinery, is_event_loop_run, Activity, FrameId, LabelSetId, MemoryReading, Meta,
-    ProcessMeta, Profile, SampleKey, SampleState, StackId, EVENT_LOOP_BLOCKED, EXEC_BYTECODE,
-    EXEC_NATIVE_CALL, LABEL_ENDPOINT, LABEL_EVENT_LOOP, LABEL_REQUEST_TURN, LABEL_TASK,
-    LABEL_TASK_STATE, OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN, OBSERVED_EXEC,
+    ProcessMeta, Profile, SampleKey, SampleState, StackId, UnattachedProcess, EVENT_LOOP_BLOCKED,
+    EXEC_BYTECODE, EXEC_NATIVE_CALL, LABEL_ENDPOINT, LABEL_EVENT_LOOP, LABEL_REQUEST_TURN,
+    LABEL_TASK, LABEL_TASK_STATE, OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN, OBSERVED_EXEC,
     OBSERVED_LOCAL_TYPE, OBSERVED_SQL_NEW_CALL, OBSERVED_SQL_SAME_CALL, OBSERVED_SQL_STATEMENT,
     TASK_WAITING,
 };
@@ -207,6 +207,16 @@ impl ProfileRecorder {
         &self.profile
     }
 
+    /// The latest process sampled with id `pid`.
+    fn process_meta(&mut self, pid: u32) -> Option<&mut ProcessMeta> {
+        self.profile
+            .meta
+            .processes
+            .iter_mut()
+            .rev()
+            .find(|p| p.pid == pid)
+    }
+
     /// Completes the profile with the run's summary.
     pub fn finish(mut self, summary: &Summary) -> Profile {
         self.profile.meta.duration_ns = summary.elapsed.as_nanos() as u64;
@@ -258,7 +268,24 @@ impl SampleSink for ProfileRecorder {
             cwd: process.cwd.clone(),
             python_version: process.python_version.to_string(),
             memory: Vec::new(),
+            failed_memory_readings: 0,
         });
+    }
+
+    fn add_memory_failure(&mut self, pid: u32) {
+        if let Some(process) = self.process_meta(pid) {
+            process.failed_memory_readings += 1;
+        }
+    }
+
+    fn add_unattached(&mut self, pid: u32, reason: &str) {
+        self.profile
+            .meta
+            .unattached_processes
+            .push(UnattachedProcess {
+                pid,
+                reason: reason.to_string(),
+            });
     }
 
     fn add_memory(
@@ -268,14 +295,7 @@ impl SampleSink for ProfileRecorder {
         usage: MemoryUsage,
         served_requests: Option<u64>,
     ) {
-        if let Some(process) = self
-            .profile
-            .meta
-            .processes
-            .iter_mut()
-            .rev()
-            .find(|p| p.pid == pid)
-        {
+        if let Some(process) = self.process_meta(pid) {
             process.memory.push(MemoryReading {
                 at_ns: elapsed.as_nanos() as u64,
                 rss_bytes: usage.rss_bytes,
@@ -507,6 +527,12 @@ impl ProfileRecorder {
     }
 
     /// Stores observed arguments (once per call) and local types.
+    ///
+    /// A call is known by its frame's address, its code and its arguments.
+    /// A call whose frame is still on the stack stays the same call when
+    /// this observation could not read its arguments (a value changed while
+    /// read, or its locals could not be read at all), so that a long call
+    /// is never taken for several calls with the same arguments.
     fn add_observations(
         &mut self,
         pid: u32,
@@ -517,27 +543,13 @@ impl ProfileRecorder {
             .last_observed
             .remove(&(pid, python.thread_id))
             .unwrap_or_default();
-        let mut current = Vec::with_capacity(observations.len());
+        let mut current: Vec<ObservedCall> = Vec::with_capacity(observations.len());
         for observation in observations {
             let Some(frame) = python.frames.get(observation.frame) else {
                 continue;
             };
             let (_, frame_id) = self.frame_id(frame);
-            let identity = (
-                frame.addr,
-                Arc::as_ptr(&frame.code) as usize,
-                observation.arguments.clone(),
-            );
-            // Whether the last observation of this thread saw the same frame
-            // with the same arguments: either the same call still running or
-            // a new call that repeats it; the rules weigh these separately.
-            if previous.contains(&identity) {
-                self.profile
-                    .observe(frame_id, OBSERVED_CALL_ARGS_AGAIN, "", 1);
-            }
-            self.profile
-                .observe(frame_id, OBSERVED_CALL_ARGS, &observation.arguments, 1);
-            current.push(identity);
+            let code = Arc::as_ptr(&frame.code) as usize;
             for (name, type_name) in &observation.local_types {
                 self.profile.observe(
                     frame_id,
@@ -546,7 +558,149 @@ impl ProfileRecorder {
                     1,
                 );
             }
+            if observation.arguments.contains(UNREADABLE_REPR) {
+                continue;
+            }
+            let identity = (frame.addr, code, observation.arguments.clone());
+            // Whether the last observation of this thread saw the same frame
+            // with the same arguments: either the same call still running or
+            // a new call that repeats it; the rules weigh these separately.
+            if previous.contains(&identity) {
+                self.profile.observe(
+                    frame_id,
+                    OBSERVED_CALL_ARGS_AGAIN,
+                    &observation.arguments,
+                    1,
+                );
+            }
+            self.profile
+                .observe(frame_id, OBSERVED_CALL_ARGS, &observation.arguments, 1);
+            current.push(identity);
+        }
+        let on_stack = |addr: u64, code: usize| {
+            python
+                .frames
+                .iter()
+                .any(|f| f.addr == addr && Arc::as_ptr(&f.code) as usize == code)
+        };
+        for call in previous {
+            let superseded = current.iter().any(|c| c.0 == call.0 && c.1 == call.1);
+            if !superseded && on_stack(call.0, call.1) {
+                current.push(call);
+            }
         }
         self.last_observed.insert((pid, python.thread_id), current);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pydx_cpython::PythonThread;
+    use pydx_profile::Activity;
+
+    use super::*;
+
+    fn thread(frames: Vec<Frame>) -> PythonThread {
+        PythonThread {
+            thread_id: 1,
+            native_id: Some(10),
+            name: None,
+            holds_gil: true,
+            gil_address: None,
+            frames,
+            truncated: false,
+            error: None,
+            request: None,
+        }
+    }
+
+    fn snapshot(frames: &[Frame], arguments: Option<&str>) -> ThreadSnapshot {
+        ThreadSnapshot {
+            python: thread(frames.to_vec()),
+            activity: Activity::OnCpu,
+            observations: arguments
+                .map(|arguments| FrameObservation {
+                    frame: 0,
+                    arguments: arguments.into(),
+                    local_types: Vec::new(),
+                })
+                .into_iter()
+                .collect(),
+            statement: None,
+        }
+    }
+
+    /// (argument observations, of which seen again in the same call).
+    fn calls_seen(recorder: &ProfileRecorder) -> (u64, u64) {
+        let profile = recorder.profile();
+        let mut seen = (0, 0);
+        for (_, kind, _, count) in profile.observations() {
+            match kind {
+                OBSERVED_CALL_ARGS => seen.0 += count,
+                OBSERVED_CALL_ARGS_AGAIN => seen.1 += count,
+                _ => {}
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn a_long_call_stays_one_call_when_an_observation_misses_its_arguments() {
+        let code = Arc::new(CodeInfo::named(0x1000, "route", "/app/route.py", 10));
+        let frame = Frame {
+            code,
+            line: 12,
+            addr: 0x7000,
+            calling: None,
+        };
+        let frames = [frame];
+        let mut recorder = ProfileRecorder::new(Meta::default());
+        recorder.add_process(&NewProcess {
+            pid: 5,
+            parent: None,
+            command: "python app.py".into(),
+            cwd: None,
+            python_version: "3.12.1",
+        });
+        let unreadable = format!("a={UNREADABLE_REPR}, b=2");
+        let sequence = [
+            Some("a=1, b=2"),
+            // The locals could not be read at all this time.
+            None,
+            Some(unreadable.as_str()),
+            Some("a=1, b=2"),
+        ];
+        for (index, arguments) in sequence.into_iter().enumerate() {
+            let elapsed = Duration::from_millis(10 * index as u64);
+            recorder.add_snapshot(5, elapsed, &[snapshot(&frames, arguments)]);
+        }
+        // The same call seen twice, not two calls with equal arguments.
+        assert_eq!(calls_seen(&recorder), (2, 1));
+        // Once the frame has left the stack, the same arguments are a new call.
+        recorder.add_snapshot(5, Duration::from_millis(50), &[snapshot(&[], None)]);
+        let other = Frame {
+            code: Arc::new(CodeInfo::named(0x2000, "main", "/app/main.py", 1)),
+            line: 3,
+            addr: 0x6000,
+            calling: None,
+        };
+        recorder.add_snapshot(
+            5,
+            Duration::from_millis(60),
+            &[ThreadSnapshot {
+                observations: vec![FrameObservation {
+                    frame: 0,
+                    arguments: String::new(),
+                    local_types: Vec::new(),
+                }],
+                ..snapshot(&[other], None)
+            }],
+        );
+        recorder.add_snapshot(
+            5,
+            Duration::from_millis(70),
+            &[snapshot(&frames, Some("a=1, b=2"))],
+        );
+        assert_eq!(calls_seen(&recorder), (4, 1));
     }
 }

@@ -81,6 +81,15 @@ pub trait SampleSink {
     ) {
         let _ = (pid, elapsed, usage, served_requests);
     }
+    /// A reading of process `pid`'s memory failed while it was alive.
+    fn add_memory_failure(&mut self, pid: u32) {
+        let _ = pid;
+    }
+    /// Descendant `pid` could not be sampled, for `reason`; it is not
+    /// tried again.
+    fn add_unattached(&mut self, pid: u32, reason: &str) {
+        let _ = (pid, reason);
+    }
     /// One snapshot of every thread of process `pid`, taken `elapsed` after
     /// the start of sampling.
     fn add_snapshot(&mut self, pid: u32, elapsed: Duration, threads: &[ThreadSnapshot]);
@@ -336,13 +345,17 @@ impl Sampler {
             if now >= next_memory_reading {
                 for target in &mut self.targets {
                     let pid = target.process().pid();
-                    if let Ok(usage) = memory_usage(pid) {
-                        let served = if self.options.requests {
-                            target.process().served_requests()
-                        } else {
-                            None
-                        };
-                        sink.add_memory(pid, elapsed, usage, served);
+                    match memory_usage(pid) {
+                        Ok(usage) => {
+                            let served = if self.options.requests {
+                                target.process().served_requests()
+                            } else {
+                                None
+                            };
+                            sink.add_memory(pid, elapsed, usage, served);
+                        }
+                        Err(_) if process_alive(pid) => sink.add_memory_failure(pid),
+                        Err(_) => {}
                     }
                 }
                 next_memory_reading = now + MEMORY_EVERY;
@@ -419,13 +432,32 @@ impl Sampler {
                 continue;
             }
             *attempts += 1;
-            if let Ok(mut process) = PythonProcess::attach(pid) {
-                process.set_read_requests(self.options.requests);
-                self.pending_children.remove(&pid);
-                sink.add_process(&NewProcess::read(pid, &process.version().to_string()));
-                self.targets
-                    .push(Snapshotter::new(process, self.options.consistency));
-                self.processes_seen += 1;
+            match PythonProcess::attach(pid) {
+                Ok(mut process) => {
+                    process.set_read_requests(self.options.requests);
+                    self.pending_children.remove(&pid);
+                    sink.add_process(&NewProcess::read(pid, &process.version().to_string()));
+                    self.targets
+                        .push(Snapshotter::new(process, self.options.consistency));
+                    self.processes_seen += 1;
+                }
+                // A shell or a launcher between the root and its Python
+                // children is not a failure.
+                Err(AttachError::NotPython { .. }) => {}
+                Err(error) => {
+                    // Permission and version do not change with retrying;
+                    // an interpreter that never finishes starting is given
+                    // up on with the last try.
+                    let hopeless = matches!(
+                        error,
+                        AttachError::Remote(pydx_remote::Error::PermissionDenied { .. })
+                            | AttachError::UnsupportedVersion { .. }
+                    );
+                    if (hopeless || *attempts >= CHILD_ATTEMPTS) && process_alive(pid) {
+                        *attempts = CHILD_ATTEMPTS;
+                        sink.add_unattached(pid, &error.to_string());
+                    }
+                }
             }
         }
     }

@@ -14,6 +14,16 @@ def show(count, ratio=0.5, *rest, label="x", **options):
     raw = b"\x00ab"
     pair = (1, 2)
     long_text = "y" * 1000
+    numbers = [-1234, 5678]
+    letters = ("a", "b", "c")
+    nested = {"a": False, "b": (1, 2, 3)}
+    deep = [[[1]]]
+    many = list(range(100))
+    thinned = {1, 2, 3}
+    thinned.discard(2)
+    pruned = {"gone": 1, "kept": 2}
+    del pruned["gone"]
+    empty = set()
 
     def closure():
         return text

@@ -184,6 +184,24 @@ pub fn interpreter(label: &str) -> Interpreter {
         .unwrap_or_else(|| panic!("no test interpreter {label}"))
 }
 
+/// A pyenv Python older than pydx supports (3.7, 3.6 or 2.7), and its
+/// pyenv version name.
+pub fn unsupported_python() -> (PathBuf, String) {
+    let pyenv = std::env::var("PYENV_ROOT").unwrap_or_else(|_| "/root/.pyenv".into());
+    ["3.7", "3.6", "2.7"]
+        .iter()
+        .find_map(|minor| {
+            let versions = std::fs::read_dir(format!("{pyenv}/versions")).ok()?;
+            versions.filter_map(Result::ok).find_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let python = entry.path().join(format!("bin/python{minor}"));
+                (name.starts_with(&format!("{minor}.")) && python.exists())
+                    .then_some((python, name))
+            })
+        })
+        .expect("an old pyenv Python (3.7, 3.6 or 2.7) to test with")
+}
+
 /// The folder of the test programs.
 pub fn scripts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")

@@ -4,17 +4,32 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use pydx_cpython::{AsyncioError, Frame, PythonProcess};
+use pydx_cpython::{AsyncioError, AttachError, Frame, PythonProcess};
 use pydx_profile::Activity;
 use pydx_sampler::{tracer_of, Consistency, Snapshotter, ThreadSnapshot};
 use serde::Serialize;
 
 use crate::cli::DumpArgs;
 
-/// The whole dump, as printed with `--json`.
+/// Most processes `--subprocesses` dumps.
+const MAX_PROCESSES: usize = 1024;
+
+/// The dumps of a process and its descendants, as printed with
+/// `--subprocesses --json`.
+#[derive(Debug, Serialize)]
+struct TreeReport {
+    /// Each Python process once, every child after its parent.
+    processes: Vec<DumpReport>,
+}
+
+/// The whole dump of one process, as printed with `--json`.
 #[derive(Debug, Serialize)]
 struct DumpReport {
     pid: u32,
+    /// With `--subprocesses`: the process this one is a child of, for every
+    /// process but the one named by `--pid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_pid: Option<u32>,
     python_version: String,
     binary: String,
     paused: bool,
@@ -74,15 +89,91 @@ struct LocalReport {
 
 /// Runs `pydx dump`.
 pub fn run(args: &DumpArgs) -> anyhow::Result<ExitCode> {
-    let process = PythonProcess::attach(args.pid)?;
-    let tracer = tracer_of(args.pid);
+    let mut out = std::io::stdout().lock();
+    if args.subprocesses {
+        let processes = dump_tree(args)?;
+        if args.json {
+            serde_json::to_writer_pretty(&mut out, &TreeReport { processes })?;
+            writeln!(out)?;
+        } else {
+            for (index, report) in processes.iter().enumerate() {
+                if index > 0 {
+                    writeln!(out)?;
+                }
+                write_text(&mut out, report)?;
+            }
+        }
+    } else {
+        let report = dump_process(args.pid, args)?;
+        if args.json {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        } else {
+            write_text(&mut out, &report)?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Dumps `args.pid` and each of its descendants that runs Python, parents
+/// before children. A process that is not Python (a shell, a server's
+/// launcher) is passed over; one that cannot be read is reported on
+/// stderr and passed over; none at all is an error.
+fn dump_tree(args: &DumpArgs) -> anyhow::Result<Vec<DumpReport>> {
+    let mut reports = Vec::new();
+    let mut first_error = None;
+    let mut pending = vec![(args.pid, None)];
+    let mut seen = std::collections::HashSet::new();
+    while let Some((pid, parent_pid)) = pending.pop() {
+        if !seen.insert(pid) || seen.len() > MAX_PROCESSES {
+            continue;
+        }
+        match dump_process(pid, args) {
+            Ok(mut report) => {
+                report.parent_pid = parent_pid;
+                reports.push(report);
+            }
+            Err(error) => {
+                let not_python = matches!(
+                    error.downcast_ref::<AttachError>(),
+                    Some(AttachError::NotPython { .. })
+                );
+                // A child that exits between being listed and being read
+                // is no longer part of the tree.
+                let gone = parent_pid.is_some() && !pydx_remote::process_exists(pid);
+                if !not_python && !gone {
+                    eprintln!("pydx: process {pid} left out: {error:#}");
+                }
+                first_error.get_or_insert(error);
+            }
+        }
+        // Children in pid order once popped.
+        let mut children = pydx_remote::child_pids(pid);
+        children.reverse();
+        pending.extend(children.into_iter().map(|child| (child, Some(pid))));
+    }
+    if reports.is_empty() {
+        return Err(first_error
+            .unwrap_or_else(|| anyhow::anyhow!("process {} has no Python processes", args.pid))
+            .context(format!(
+                "no Python process to dump in process {} or its descendants",
+                args.pid
+            )));
+    }
+    Ok(reports)
+}
+
+/// Reads one process's threads (and locals and tasks, as asked).
+fn dump_process(pid: u32, args: &DumpArgs) -> anyhow::Result<DumpReport> {
+    let process = PythonProcess::attach(pid)?;
+    let tracer = tracer_of(pid);
     let consistency = if args.nonblocking {
         Consistency::NonBlocking
     } else if let Some(tracer) = tracer {
         eprintln!(
-            "pydx: process {} is traced by process {tracer}, so it cannot be paused: \
-             reading it without pausing",
-            args.pid
+            "pydx: process {pid} is traced by process {tracer}, so it cannot be paused: \
+             reading it without pausing"
         );
         Consistency::NonBlocking
     } else {
@@ -100,28 +191,20 @@ pub fn run(args: &DumpArgs) -> anyhow::Result<ExitCode> {
             let tasks = args.asyncio.then(|| task_reports(process));
             (reports, tasks)
         })
-        .with_context(|| format!("cannot read the threads of process {}", args.pid))?;
+        .with_context(|| format!("cannot read the threads of process {pid}"))?;
     let tasks = tasks
         .transpose()
-        .with_context(|| format!("cannot read the asyncio tasks of process {}", args.pid))?;
+        .with_context(|| format!("cannot read the asyncio tasks of process {pid}"))?;
     let process = snapshotter.process();
-    let report = DumpReport {
-        pid: args.pid,
+    Ok(DumpReport {
+        pid,
+        parent_pid: None,
         python_version: process.version().to_string(),
         binary: process.binary().to_string(),
         paused: consistency == Consistency::Paused,
         threads,
         tasks,
-    };
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        write_text(&mut out, &report)?;
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// Every asyncio task of the process, by name.
@@ -171,7 +254,7 @@ fn thread_report(
 }
 
 fn frame_report(process: &mut PythonProcess, frame: &Frame, with_locals: bool) -> FrameReport {
-    let locals = with_locals.then(|| match process.locals(frame) {
+    let locals = with_locals.then(|| match process.locals_in_full(frame) {
         Ok(locals) => locals
             .into_iter()
             .map(|l| LocalReport {
@@ -195,9 +278,13 @@ fn frame_report(process: &mut PythonProcess, frame: &Frame, with_locals: bool) -
 }
 
 fn write_text(out: &mut impl Write, report: &DumpReport) -> std::io::Result<()> {
+    let parent = report
+        .parent_pid
+        .map(|parent| format!(" (child of {parent})"))
+        .unwrap_or_default();
     writeln!(
         out,
-        "Process {}: Python {} ({})",
+        "Process {}{parent}: Python {} ({})",
         report.pid, report.python_version, report.binary
     )?;
     for thread in &report.threads {

@@ -223,8 +223,29 @@ fn describe(profile: &Profile, summary: &Summary) -> String {
                 .unwrap_or_default()
         ),
     };
+    let unattached = match profile.meta.unattached_processes.as_slice() {
+        [] => String::new(),
+        [first, rest @ ..] => format!(
+            ", {} child process{} not sampled ({}{})",
+            rest.len() + 1,
+            if rest.is_empty() { "" } else { "es" },
+            first.reason,
+            if rest.is_empty() { "" } else { ", ..." }
+        ),
+    };
+    let failed_memory: u64 = profile
+        .meta
+        .processes
+        .iter()
+        .map(|p| p.failed_memory_readings)
+        .sum();
+    let memory = match failed_memory {
+        0 => String::new(),
+        1 => ", 1 memory reading failed".to_string(),
+        n => format!(", {n} memory readings failed"),
+    };
     format!(
-        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({} Hz achieved of {} requested), {} error{}{last_error}{unreadable}; {}",
+        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({} Hz achieved of {} requested), {} error{}{last_error}{unreadable}{unattached}{memory}; {}",
         threads,
         if threads == 1 { "" } else { "s" },
         processes,

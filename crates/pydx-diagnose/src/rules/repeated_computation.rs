@@ -56,7 +56,8 @@ impl Rule for RepeatedComputation {
             if kind != OBSERVED_CALL_ARGS && kind != OBSERVED_CALL_ARGS_AGAIN {
                 continue;
             }
-            if kind == OBSERVED_CALL_ARGS && !shows_values(value) {
+            let shown = shows_values(value);
+            if kind == OBSERVED_CALL_ARGS && !shown {
                 continue;
             }
             let id = (
@@ -66,12 +67,19 @@ impl Rule for RepeatedComputation {
             let entry = calls.entry(id).or_insert_with(|| ObservedCalls {
                 arguments: BTreeMap::new(),
                 again: 0,
+                again_by_arguments: BTreeMap::new(),
                 frame,
             });
             if kind == OBSERVED_CALL_ARGS {
                 *entry.arguments.entry(value.to_string()).or_insert(0) += count;
             } else {
                 entry.again += count;
+                if shown && !value.is_empty() {
+                    *entry
+                        .again_by_arguments
+                        .entry(value.to_string())
+                        .or_insert(0) += count;
+                }
             }
         }
         let inclusive = inclusive_samples(context);
@@ -89,8 +97,8 @@ impl Rule for RepeatedComputation {
                 let share = samples as f64 / total as f64;
                 let seen: u64 = observed.arguments.values().sum();
                 let reuse = observed.reuse();
-                let repeats =
-                    seen >= config.min_calls && reuse.hit_rate >= 1.0 - config.max_distinct_ratio;
+                let repeats = reuse.seen >= config.min_calls
+                    && reuse.hit_rate >= 1.0 - config.max_distinct_ratio;
                 // With one dominant argument set, only the timeline can
                 // tell many calls from one long one: it must show the
                 // function entered afresh for at least half the calls seen.
@@ -137,6 +145,10 @@ struct ObservedCalls {
     /// Observations that found the thread's previous observation on the
     /// same frame with the same arguments.
     again: u64,
+    /// Of those, per argument set, the observations that found the call
+    /// of the observation before still running with the same arguments
+    /// (profiles written before these were recorded give only the sum).
+    again_by_arguments: BTreeMap<String, u64>,
     /// A frame of the function, to point at.
     frame: FrameId,
 }
@@ -176,12 +188,14 @@ impl ObservedCalls {
     /// and a call lasting that share of the spacing would be seen again that
     /// often).
     fn reuse(&self) -> Reuse {
-        let seen: u64 = self.arguments.values().sum();
+        let observations: u64 = self.arguments.values().sum();
+        let calls: Vec<u64> = self.arguments.keys().map(|a| self.calls_with(a)).collect();
+        let seen: u64 = calls.iter().sum();
         let distinct = self.arguments.len() as u64;
-        let once = self.arguments.values().filter(|&&n| n == 1).count() as u64;
-        let twice = self.arguments.values().filter(|&&n| n == 2).count() as u64;
+        let once = calls.iter().filter(|&&n| n == 1).count() as u64;
+        let twice = calls.iter().filter(|&&n| n == 2).count() as u64;
         let estimated_distinct = distinct + once * once.saturating_sub(1) / (2 * (twice + 1));
-        let calls_at_least = (seen * seen / (self.again + 1)).max(seen);
+        let calls_at_least = (observations * observations / (self.again + 1)).max(seen);
         let direct = 1.0 - distinct as f64 / seen.max(1) as f64;
         let repeated = seen.saturating_sub(distinct) as f64 >= seen as f64 * MIN_REPEATED_SHARE;
         let extrapolated = 1.0 - estimated_distinct as f64 / calls_at_least.max(1) as f64;
@@ -196,6 +210,16 @@ impl ObservedCalls {
                 direct
             },
         }
+    }
+
+    /// How many separate calls the observations of argument set `arguments`
+    /// stand for: an observation that found the previous one's call still
+    /// running (same frame, same arguments) is that call seen again, not a
+    /// repeat. At least one.
+    fn calls_with(&self, arguments: &str) -> u64 {
+        let observed = self.arguments.get(arguments).copied().unwrap_or(0);
+        let again = self.again_by_arguments.get(arguments).copied().unwrap_or(0);
+        observed.saturating_sub(again).max(1)
     }
 
     /// Whether the observations look like many short calls rather than a few
@@ -305,8 +329,11 @@ fn finding(
         calls_at_least,
         hit_rate,
     } = reuse;
-    let mut common: Vec<(&String, &u64)> = arguments.iter().collect();
-    common.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let mut common: Vec<(&String, u64)> = arguments
+        .keys()
+        .map(|a| (a, observed.calls_with(a)))
+        .collect();
+    common.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     let interval = context.interval_seconds();
     let seconds = samples as f64 * interval;
     let saved = seconds * hit_rate;
@@ -467,6 +494,7 @@ mod tests {
                 .map(|(text, n)| (text.to_string(), *n))
                 .collect(),
             again,
+            again_by_arguments: BTreeMap::new(),
             frame: FrameId(0),
         }
     }
@@ -492,8 +520,30 @@ mod tests {
         ObservedCalls {
             arguments,
             again,
+            again_by_arguments: BTreeMap::new(),
             frame: FrameId(0),
         }
+    }
+
+    #[test]
+    fn long_calls_seen_on_consecutive_samples_are_not_repeats() {
+        // 120 calls with new arguments each, 40 of them long enough to be
+        // seen by two observations in a row.
+        let mut observed = drawn(10_000, 120, 0);
+        for arguments in observed
+            .arguments
+            .keys()
+            .take(40)
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            *observed.arguments.get_mut(&arguments).unwrap() += 1;
+            observed.again_by_arguments.insert(arguments, 1);
+            observed.again += 1;
+        }
+        let reuse = observed.reuse();
+        assert_eq!((reuse.seen, reuse.distinct), (120, 120));
+        assert_eq!(reuse.hit_rate, 0.0, "{reuse:?}");
     }
 
     #[test]

@@ -73,6 +73,10 @@ fn write_summary(summary: &Summary, out: &mut impl Write) -> io::Result<()> {
         writeln!(out)?;
         writeln!(out, "Requests: {}.", requests_served(requests))?;
     }
+    for gap in &summary.gaps {
+        writeln!(out)?;
+        writeln!(out, "Not seen: {}.", markdown_text(gap))?;
+    }
     if !summary.processes.is_empty() {
         writeln!(out)?;
         let label = if summary.processes.len() == 1 {

@@ -98,6 +98,9 @@ fn write_summary(summary: &Summary, paint: Paint, out: &mut impl Write) -> io::R
     if let Some(requests) = &summary.requests {
         writeln!(out, "{DETAIL}{}", requests_served(requests))?;
     }
+    for gap in &summary.gaps {
+        writeln!(out, "{DETAIL}not seen: {gap}")?;
+    }
     Ok(())
 }
 
