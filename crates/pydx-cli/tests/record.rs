@@ -480,6 +480,36 @@ fn ctrl_c_in_launch_mode_interrupts_the_program_and_passes_its_exit_code() {
     assert!(innermost_counts(&std::fs::read_to_string(&out).unwrap()).contains_key("alpha"));
 }
 
+/// Threads that exit while pydx pauses the others (the default before
+/// 3.11) are collected: a traced thread that exits stays a zombie until its
+/// tracer waits for it, and a launched program whose thread was never
+/// collected never finishes exiting, so pydx waited for it forever.
+#[test]
+fn a_launched_program_whose_threads_exit_under_pauses_finishes() {
+    let python = interpreter("pyenv-3.8");
+    let script = python.install_script("thread_churn.py");
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..3 {
+        let out = dir.path().join(format!("churn-{round}.txt"));
+        let mut recorder = pydx()
+            .args(["record", "--blocking", "--rate", "1000", "-o"])
+            .arg(&out)
+            .arg("--")
+            .args(python.argv(&[&script, "2"]))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = wait_for_exit(&mut recorder, Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "round {round}: {stderr}");
+        assert!(
+            stderr.contains("; the program exited"),
+            "round {round}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn a_target_that_exits_still_gets_its_profile_written() {
     let python = interpreter("pyenv-3.12");

@@ -108,6 +108,9 @@ impl Error {
             Some(libc::ENOENT) | Some(libc::ESRCH) if !crate::proc::process_exists(pid) => {
                 Error::NoSuchProcess(pid)
             }
+            Some(libc::EPERM) | Some(libc::EACCES) if crate::proc::exiting(pid) => {
+                Error::NoSuchProcess(pid)
+            }
             Some(libc::EPERM) | Some(libc::EACCES) => Error::PermissionDenied {
                 pid,
                 hint: crate::permission::permission_hint(pid),

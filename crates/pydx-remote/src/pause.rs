@@ -25,13 +25,30 @@ impl ProcessPause {
             pid,
             held: Vec::with_capacity(tids.len()),
         };
+        let mut seized = Vec::with_capacity(tids.len());
+        let mut failure = None;
         for &tid in tids {
-            if pause.seize(tid)? {
-                pause.held.push(tid);
+            match pause.seize(tid, !seized.is_empty()) {
+                Ok(true) => seized.push(tid),
+                Ok(false) => {}
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
             }
         }
-        pause.held.retain(|&tid| Self::wait_for_stop(tid));
-        Ok(pause)
+        // Every seized thread's stop is taken before anything else: a
+        // thread detached before it stops would stop later with no one to
+        // resume it, and hold its process still for good.
+        pause.held = seized
+            .into_iter()
+            .filter(|&tid| Self::wait_for_stop(pid, tid))
+            .collect();
+        match failure {
+            // Dropping `pause` resumes the threads held.
+            Some(error) => Err(error),
+            None => Ok(pause),
+        }
     }
 
     /// The threads that are held stopped.
@@ -39,8 +56,9 @@ impl ProcessPause {
         &self.held
     }
 
-    /// Seizes and interrupts one thread; `Ok(false)` if it is already gone.
-    fn seize(&self, tid: u32) -> Result<bool> {
+    /// Seizes and interrupts one thread; `Ok(false)` if it is already gone,
+    /// or refused because it (once `others_seized`) or its process is exiting.
+    fn seize(&self, tid: u32, others_seized: bool) -> Result<bool> {
         // SAFETY: PTRACE_SEIZE and PTRACE_INTERRUPT take no pointers.
         let seized = unsafe {
             libc::ptrace(
@@ -54,6 +72,9 @@ impl ProcessPause {
             let err = std::io::Error::last_os_error();
             return match err.raw_os_error() {
                 Some(libc::ESRCH) => Ok(false),
+                // Seizing is refused for a thread that is exiting; when its
+                // siblings could be seized, that is what happened.
+                Some(libc::EPERM) if others_seized || crate::proc::exiting(self.pid) => Ok(false),
                 Some(libc::EPERM) => Err(Error::PermissionDenied {
                     pid: self.pid,
                     hint: crate::permission::permission_hint(self.pid),
@@ -75,7 +96,9 @@ impl ProcessPause {
             )
         };
         if interrupted != 0 {
-            Self::detach(tid, 0);
+            if !Self::detach(tid, 0) {
+                Self::release_exited(self.pid, tid);
+            }
             return Ok(false);
         }
         Ok(true)
@@ -85,7 +108,7 @@ impl ProcessPause {
     /// now held. A thread that exits, or that stops for a signal first, is
     /// not held: the latter is detached at once with its signal, so no signal
     /// is ever lost, at the price of that one thread running on.
-    fn wait_for_stop(tid: u32) -> bool {
+    fn wait_for_stop(pid: u32, tid: u32) -> bool {
         loop {
             // Look before taking: when pydx launched the target, its exit
             // status is pydx's to collect as the parent, later. Only a stop
@@ -113,6 +136,7 @@ impl ProcessPause {
                 info.si_code,
                 libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED
             ) {
+                Self::release_exited(pid, tid);
                 return false;
             }
             let mut status = 0;
@@ -136,23 +160,50 @@ impl ProcessPause {
         }
     }
 
-    fn detach(tid: u32, signal: i32) {
+    /// Collects the exit of traced thread `tid`, which no one else can: a
+    /// traced thread that exits stays a zombie until its tracer waits for
+    /// it, and until then its process cannot finish exiting (its parent,
+    /// pydx itself for a launched program, would wait for it forever). The
+    /// main thread's exit is left to the parent to collect. Only called for
+    /// a thread that has exited or is exiting (a traced thread that cannot
+    /// be interrupted or detached is dead), so the wait is short.
+    fn release_exited(pid: u32, tid: u32) {
+        if tid == pid {
+            return;
+        }
+        loop {
+            let mut status = 0;
+            // SAFETY: `status` is a valid out-pointer for the call.
+            let rc = unsafe { libc::waitpid(tid as libc::pid_t, &mut status, libc::__WALL) };
+            if rc >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                return;
+            }
+        }
+    }
+
+    /// Detaches `tid`; false when it could not be (it has exited).
+    fn detach(tid: u32, signal: i32) -> bool {
         // SAFETY: PTRACE_DETACH takes the signal to deliver as data, no pointers.
-        unsafe {
+        let rc = unsafe {
             libc::ptrace(
                 libc::PTRACE_DETACH,
                 tid as libc::pid_t,
                 std::ptr::null_mut::<libc::c_void>(),
                 signal as usize as *mut libc::c_void,
-            );
-        }
+            )
+        };
+        rc == 0
     }
 }
 
 impl Drop for ProcessPause {
     fn drop(&mut self) {
         for &tid in &self.held {
-            Self::detach(tid, 0);
+            // A held thread is killed when another thread of its process,
+            // not held, ends the process: collect it.
+            if !Self::detach(tid, 0) {
+                Self::release_exited(self.pid, tid);
+            }
         }
     }
 }

@@ -45,6 +45,27 @@ pub fn thread_ids(pid: u32) -> Result<Vec<u32>> {
     Ok(tids)
 }
 
+/// `PF_EXITING` in the flags of `/proc/PID/stat`.
+const PF_EXITING: u64 = 0x4;
+
+/// Whether process `pid` is exiting or gone: its main thread marked as
+/// exiting, a zombie, or dead. The kernel refuses to read or trace such a
+/// process with EPERM, which is then no permission problem.
+pub(crate) fn exiting(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    // After the command in parentheses: state, ppid, pgrp, session,
+    // tty_nr, tpgid, flags.
+    let mut fields = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace();
+    let state = fields.next();
+    let flags: u64 = fields.nth(5).and_then(|f| f.parse().ok()).unwrap_or(0);
+    matches!(state, Some("Z" | "X" | "x")) || flags & PF_EXITING != 0
+}
+
 /// The direct children of a process.
 pub fn child_pids(pid: u32) -> Vec<u32> {
     let mut children = Vec::new();

@@ -27,10 +27,15 @@ impl ProcessMemory {
         self.pid
     }
 
-    fn error_kind(errno: i32) -> ReadErrorKind {
+    fn error_kind(&self, errno: i32) -> ReadErrorKind {
         match errno {
             libc::EFAULT | libc::EIO | libc::ENOMEM => ReadErrorKind::Unmapped,
             libc::ESRCH => ReadErrorKind::ProcessGone,
+            // A process that is exiting has given up its memory, and the
+            // kernel refuses to read it with EPERM: it is going, not guarded.
+            libc::EPERM | libc::EACCES if crate::proc::exiting(self.pid) => {
+                ReadErrorKind::ProcessGone
+            }
             libc::EPERM | libc::EACCES => ReadErrorKind::PermissionDenied,
             other => ReadErrorKind::Os(other),
         }
@@ -83,7 +88,7 @@ impl MemoryReader for ProcessMemory {
         match self.readv(&mut request) {
             Ok(n) if n == len => Ok(()),
             Ok(_) => Err(ReadError::new(addr, len, ReadErrorKind::Unmapped)),
-            Err(errno) => Err(ReadError::new(addr, len, Self::error_kind(errno))),
+            Err(errno) => Err(ReadError::new(addr, len, self.error_kind(errno))),
         }
     }
 
@@ -95,7 +100,7 @@ impl MemoryReader for ProcessMemory {
             let transferred = match self.readv(group) {
                 Ok(n) => n,
                 Err(errno) => {
-                    let kind = Self::error_kind(errno);
+                    let kind = self.error_kind(errno);
                     if kind != ReadErrorKind::Unmapped {
                         return Err(ReadError::new(group[0].addr, group[0].buf.len(), kind));
                     }
