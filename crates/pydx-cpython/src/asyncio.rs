@@ -4,9 +4,10 @@
 //! From 3.14 the `_asyncio` module publishes the offsets of its task
 //! objects and task lists in an ELF section, `.AsyncioDebug`, and keeps its
 //! tasks in intrusive lists hanging off each thread state. Before that
-//! (3.11–3.13), tasks are found through `asyncio.tasks`' own registries (a
+//! (3.8–3.13), tasks are found through `asyncio.tasks`' own registries (a
 //! `WeakSet` of scheduled tasks and a set of eager ones) and the task
-//! layout comes from tables.
+//! layout comes from tables. Up to 3.10 a coroutine's frame is a separate
+//! frame object, and what it awaits is on top of that frame's value stack.
 
 use std::collections::HashSet;
 
@@ -86,11 +87,39 @@ pub struct AsyncioTask {
     pub running_on: Option<u64>,
 }
 
+/// How a coroutine's frame is found, up to 3.10: `gi_frame` points at a
+/// frame object (null once the coroutine has returned).
+#[derive(Debug, Clone, Copy)]
+struct FrameObjectCoroutine {
+    /// `gi_frame` (`cr_frame`).
+    gen_frame: u64,
+    /// `f_valuestack`, the bottom of the frame's value stack.
+    value_stack: u64,
+    /// Where the top of the value stack is.
+    stack_top: StackTop,
+}
+
+/// How a frame object says how full its value stack is.
+#[derive(Debug, Clone, Copy)]
+enum StackTop {
+    /// 3.8, 3.9: `f_stacktop`, a pointer, null while the frame runs.
+    Pointer(u64),
+    /// 3.10: `f_stackdepth`, a count, valid when `f_state` (a byte) says
+    /// the frame is suspended.
+    Depth { depth: u64, state: u64 },
+}
+
+/// `FRAME_SUSPENDED` of 3.10's `f_state`.
+const FRAME_SUSPENDED_3_10: i8 = -1;
+
 /// Where task and coroutine fields are, for one CPython version.
 #[derive(Debug, Clone, Copy)]
 struct TaskLayout {
     task_name: u64,
     task_coro: u64,
+    /// Up to 3.10: the coroutine's frame is a frame object.
+    frame_object: Option<FrameObjectCoroutine>,
+    /// From 3.11: the frame is inside the coroutine, at this offset.
     gen_frame: u64,
     gen_frame_state: u64,
     /// 3.11–3.13: the value stack's depth is an index at this frame offset.
@@ -101,10 +130,35 @@ struct TaskLayout {
 
 impl TaskLayout {
     fn for_version(version: PythonVersion, debug: Option<&AsyncioDebugOffsets>) -> Option<Self> {
+        // Measured on CPython's builds: the offsets of `task_coro` and
+        // `task_name` in `_asyncio.Task`, and of the frame object fields.
+        let frame_object = |task_coro: u64, stack_top: StackTop| Self {
+            task_name: task_coro + 8,
+            task_coro,
+            frame_object: Some(FrameObjectCoroutine {
+                gen_frame: 0x10,
+                value_stack: 0x40,
+                stack_top,
+            }),
+            gen_frame: 0,
+            gen_frame_state: 0,
+            stack_top_index: None,
+            stack_pointer: None,
+        };
         Some(match version.minor_version() {
+            (3, 8) => frame_object(0x70, StackTop::Pointer(0x48)),
+            (3, 9) => frame_object(0x98, StackTop::Pointer(0x48)),
+            (3, 10) => frame_object(
+                0xa0,
+                StackTop::Depth {
+                    depth: 0x50,
+                    state: 0x6c,
+                },
+            ),
             (3, 11) => Self {
                 task_name: 0x90,
                 task_coro: 0x88,
+                frame_object: None,
                 gen_frame: 0x50,
                 gen_frame_state: 0x4b,
                 stack_top_index: Some(0x40),
@@ -113,6 +167,7 @@ impl TaskLayout {
             (3, 12) => Self {
                 task_name: 0x90,
                 task_coro: 0x88,
+                frame_object: None,
                 gen_frame: 0x48,
                 gen_frame_state: 0x43,
                 stack_top_index: Some(0x40),
@@ -121,6 +176,7 @@ impl TaskLayout {
             (3, 13) => Self {
                 task_name: 0x80,
                 task_coro: 0x78,
+                frame_object: None,
                 gen_frame: 0x48,
                 gen_frame_state: 0x43,
                 stack_top_index: Some(0x40),
@@ -131,6 +187,7 @@ impl TaskLayout {
                 Self {
                     task_name: debug.task_name,
                     task_coro: debug.task_coro,
+                    frame_object: None,
                     gen_frame: 0x48,
                     gen_frame_state: 0x43,
                     stack_top_index: None,
@@ -146,7 +203,7 @@ impl<M: MemoryReader> PythonReader<M> {
     /// Every asyncio task of the interpreter. `debug` is the `.AsyncioDebug`
     /// section (3.14+); `states` are the interpreter's thread states, used
     /// to find the running task of each thread. Returns an empty list when
-    /// asyncio is not in use, and an error for versions before 3.11.
+    /// asyncio is not in use.
     pub fn asyncio_tasks(
         &mut self,
         interp: u64,
@@ -351,6 +408,21 @@ impl<M: MemoryReader> PythonReader<M> {
                 awaiting = Some(self.describe_awaitable(current, &type_name)?);
                 break;
             }
+            if let Some(legacy) = layout.frame_object {
+                match self.frame_object_step(current, &legacy)? {
+                    FrameStep::Returned if depth == 0 => return Ok((Vec::new(), None)),
+                    FrameStep::Returned => break,
+                    FrameStep::Running(frame) => {
+                        frames.extend(frame);
+                        break;
+                    }
+                    FrameStep::Awaiting(frame, awaited) => {
+                        frames.extend(frame);
+                        current = awaited;
+                        continue;
+                    }
+                }
+            }
             let state = self.memory.read_u8(current + layout.gen_frame_state)? as i8;
             // A task whose coroutine has returned is done, not waiting: it
             // stays in the task registry until it is collected.
@@ -377,6 +449,51 @@ impl<M: MemoryReader> PythonReader<M> {
         }
         frames.reverse();
         Ok((frames, awaiting))
+    }
+
+    /// One coroutine of a chain up to 3.10: its frame object's frame, and
+    /// what it awaits when it is suspended in an `await`.
+    fn frame_object_step(
+        &mut self,
+        coroutine: u64,
+        layout: &FrameObjectCoroutine,
+    ) -> Result<FrameStep, WalkError> {
+        let frame = self.word(coroutine + layout.gen_frame)?;
+        if frame == 0 {
+            return Ok(FrameStep::Returned);
+        }
+        let size = self.layout.frame_size as usize;
+        let bytes = self.memory.read_vec(frame, size, 0x400)?;
+        let (raw, _) = self.decode_frame(frame, &bytes);
+        let base = u64_at(&bytes, layout.value_stack).unwrap_or(0);
+        let top = match layout.stack_top {
+            StackTop::Pointer(offset) => u64_at(&bytes, offset).unwrap_or(0),
+            StackTop::Depth { depth, state } => {
+                let suspended =
+                    bytes.get(state as usize).map(|&b| b as i8) == Some(FRAME_SUSPENDED_3_10);
+                let depth = i32_at(&bytes, depth).unwrap_or(0);
+                if suspended && depth > 0 {
+                    base + depth as u64 * 8
+                } else {
+                    0
+                }
+            }
+        };
+        // Running (no stack top), or not started yet (an empty stack).
+        if top <= base || top - base > MAX_VALUE_STACK {
+            return Ok(FrameStep::Running(raw));
+        }
+        // On top of the stack of a coroutine suspended in `await` (a
+        // `yield` leaves something else there, or nothing).
+        let awaited = self.word(top - 8)? & !3;
+        if awaited == 0
+            || !self
+                .type_of(awaited)
+                .is_ok_and(|t| is_awaitable_type(&t.name))
+        {
+            return Ok(FrameStep::Running(raw));
+        }
+        Ok(FrameStep::Awaiting(raw, awaited))
     }
 
     /// Whether a generator frame state means its code has returned (or was
@@ -454,6 +571,28 @@ impl<M: MemoryReader> PythonReader<M> {
             .unwrap_or(&target_type)
             .to_string())
     }
+}
+
+/// Whether pydx knows where asyncio tasks and their coroutines are in
+/// `version` (with the `.AsyncioDebug` section `debug`, from 3.14).
+pub(crate) fn task_layout_known(
+    version: PythonVersion,
+    debug: Option<&AsyncioDebugOffsets>,
+) -> bool {
+    TaskLayout::for_version(version, debug).is_some()
+}
+
+/// Largest value stack believed, in bytes.
+const MAX_VALUE_STACK: u64 = 0x10000;
+
+/// One coroutine of a chain read through its frame object.
+enum FrameStep {
+    /// It has returned: no frame.
+    Returned,
+    /// It runs, or is suspended other than in an `await`: the end of the chain.
+    Running(Option<RawFrame>),
+    /// It is suspended awaiting the object.
+    Awaiting(Option<RawFrame>, u64),
 }
 
 /// Types a suspended coroutine can be awaiting.

@@ -542,7 +542,7 @@ impl<M: MemoryReader> PythonReader<M> {
 
     /// The frame stored in `bytes` (read from `addr`), unless it is not a
     /// Python frame (a shim or entry frame), and the address of its caller.
-    fn decode_frame(&self, addr: u64, bytes: &[u8]) -> (Option<RawFrame>, u64) {
+    pub(crate) fn decode_frame(&self, addr: u64, bytes: &[u8]) -> (Option<RawFrame>, u64) {
         let layout = &self.layout;
         let mut code = u64_at(bytes, layout.frame_code).unwrap_or(0);
         if layout.stack_refs_tagged {

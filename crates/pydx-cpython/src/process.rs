@@ -72,8 +72,8 @@ pub struct PythonProcess {
 /// Why asyncio tasks could not be listed.
 #[derive(Debug, thiserror::Error)]
 pub enum AsyncioError {
-    /// The interpreter is older than 3.11.
-    #[error("listing asyncio tasks needs Python 3.11 or newer; this process runs {0}")]
+    /// pydx does not know the task layout of this interpreter.
+    #[error("pydx does not know where asyncio keeps its tasks in Python {0}")]
     Unsupported(String),
     /// Reading the tasks failed.
     #[error(transparent)]
@@ -438,15 +438,15 @@ impl PythonProcess {
     /// Empty when asyncio was never imported.
     pub fn asyncio_tasks(&mut self) -> Result<Vec<AsyncioTask>, AsyncioError> {
         let version = self.location.version;
-        if !version.at_least(3, 11) {
-            return Err(AsyncioError::Unsupported(version.to_string()));
-        }
         if version.at_least(3, 14) && self.asyncio_debug.is_none() {
             self.asyncio_debug = find_asyncio_debug(self.pid);
             if self.asyncio_debug.is_none() {
                 // No `_asyncio` module mapped: asyncio was never imported.
                 return Ok(Vec::new());
             }
+        }
+        if !crate::asyncio::task_layout_known(version, self.asyncio_debug.as_ref()) {
+            return Err(AsyncioError::Unsupported(version.to_string()));
         }
         let threads = self.reader.threads(self.location.runtime)?;
         let mut tasks = Vec::new();
