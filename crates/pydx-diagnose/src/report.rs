@@ -2,7 +2,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use pydx_profile::{Activity, FrameId, ProcessMeta, Profile, SampleKey, ThreadId, LABEL_ENDPOINT};
+use pydx_profile::{
+    Activity, CodeKind, FrameId, ProcessMeta, Profile, RunStack, SampleKey, StackId, StrId,
+    ThreadId, LABEL_ENDPOINT,
+};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -118,13 +121,18 @@ pub struct HotSpot {
 
 /// Runs every rule over `profile`.
 ///
-/// Samples taken while a module was being imported are left out of the
-/// rules' view: start-up is not a finding's place. The summary and the
-/// hot spots still count them.
+/// Samples taken while a module was being imported, or while the main
+/// script's module-level code ran statements it had finished with before
+/// the statement it ran to the end (building tables before calling
+/// `main()`), are left out of the rules' view: start-up is not a finding's
+/// place. The summary and the hot spots still count them.
 pub fn diagnose(profile: &Profile, config: &Config, sources: &dyn SourceLines) -> Report {
     let context = Context::new(profile, config, sources);
     let mut running = profile.clone();
-    running.retain_samples(|profile, key| !profile.is_importing(key.stack));
+    let startup = startup_stacks(profile);
+    running.retain_samples(|profile, key| {
+        !profile.is_importing(key.stack) && !key.stack.is_some_and(|s| startup.contains(&s))
+    });
     let rules_context = Context::new(&running, config, sources).with_recorded(profile);
     let mut findings: Vec<Finding> = all_rules()
         .iter()
@@ -156,6 +164,67 @@ pub fn diagnose(profile: &Profile, config: &Config, sources: &dyn SourceLines) -
         hot_spots: hot_spots(&context),
         endpoints: endpoints(&context),
     }
+}
+
+/// Share of the recording the main script's last module-level statement
+/// must span for the statements before it to count as start-up.
+const STEADY_SHARE: f64 = 0.3;
+/// How near the end of the recording that statement must still run.
+const STEADY_UNTIL: f64 = 0.9;
+
+/// The stacks of the main script's start-up: module-level statements that
+/// ran, and finished, before the one the script then ran for most of the
+/// recording and was still running at its end. A script whose module
+/// level is its work (a loop that runs to the end, or statements that end
+/// with the program) has none.
+fn startup_stacks(profile: &Profile) -> HashSet<StackId> {
+    // The main script's `<module>` frame of each stack: the outermost frame
+    // of the program's own code, when it is module-level code.
+    let mut module_line: HashMap<StackId, Option<(StrId, u32)>> = HashMap::new();
+    let mut spans: HashMap<(StrId, u32), (u64, u64)> = HashMap::new();
+    let mut recording_end = 0;
+    for run in profile.runs() {
+        recording_end = recording_end.max(run.end_ns);
+        let RunStack::Stack(Some(stack)) = run.stack else {
+            continue;
+        };
+        let position = *module_line.entry(stack).or_insert_with(|| {
+            let outermost_user = profile
+                .frames_innermost_first(Some(stack))
+                .into_iter()
+                .rev()
+                .map(|frame| profile.frame_info(frame))
+                .find(|frame| CodeKind::of(profile.str(frame.file)) == CodeKind::User)?;
+            (profile.str(outermost_user.function) == "<module>")
+                .then_some((outermost_user.file, outermost_user.line))
+        });
+        if let Some(position) = position {
+            let span = spans.entry(position).or_insert((run.start_ns, run.end_ns));
+            span.0 = span.0.min(run.start_ns);
+            span.1 = span.1.max(run.end_ns);
+        }
+    }
+    let Some((&last, &(last_start, last_end))) = spans
+        .iter()
+        .max_by_key(|(position, (start, end))| (*end, *start, **position))
+    else {
+        return HashSet::new();
+    };
+    let duration = recording_end.max(1) as f64;
+    let steady = (last_end - last_start) as f64 >= duration * STEADY_SHARE
+        && last_end as f64 >= duration * STEADY_UNTIL;
+    if !steady {
+        return HashSet::new();
+    }
+    module_line
+        .into_iter()
+        .filter(|(_, position)| {
+            position.is_some_and(|position| {
+                position.0 == last.0 && position != last && spans[&position].1 <= last_start
+            })
+        })
+        .map(|(stack, _)| stack)
+        .collect()
 }
 
 /// The findings that explain CPU time more specifically than a hot spot.
@@ -450,6 +519,53 @@ mod tests {
                 "4 of 4 memory readings of process 11 failed: memory growth (MEM001, WORKER003) could not be judged for it",
             ]
         );
+    }
+
+    /// A single-threaded script at 100 Hz: each part is (module-level
+    /// line, function it calls, on a CPU, seconds), in order.
+    fn script(parts: &[(u32, &str, bool, u64)]) -> Profile {
+        let mut profile = Profile::new(Meta::default());
+        let thread = profile.thread(7, 7, 1, Some("MainThread"));
+        let mut time_ns = 0;
+        for &(line, function, on_cpu, seconds) in parts {
+            let module = profile.frame("<module>", "/app/tool.py", line, 1);
+            let callee = profile.frame(function, "/app/tool.py", 40, 38);
+            let stack = profile.stack_from_root([module, callee]);
+            let activity = if on_cpu {
+                Activity::OnCpu
+            } else {
+                Activity::Idle
+            };
+            for _ in 0..seconds * 100 {
+                time_ns += 10_000_000;
+                crate::test_support::add_at(&mut profile, time_ns, thread, stack, activity);
+            }
+        }
+        profile
+    }
+
+    fn hot_spot_findings(profile: &Profile) -> Vec<String> {
+        diagnose(profile, &Config::default(), &NoSources)
+            .findings
+            .iter()
+            .filter(|f| f.code == HOT_SPOT_CODE)
+            .map(|f| f.location.function.clone())
+            .collect()
+    }
+
+    #[test]
+    fn module_level_start_up_before_the_main_loop_is_not_diagnosed() {
+        // Tables built at module level for 2 s, then `main()` waits for 6 s.
+        let service = script(&[(10, "build_table", true, 2), (30, "main", false, 6)]);
+        assert_eq!(hot_spot_findings(&service), Vec::<String>::new());
+        let report = diagnose(&service, &Config::default(), &NoSources);
+        assert_eq!(report.hot_spots[0].function, "build_table");
+        // A script whose module level is its work is diagnosed: its last
+        // statement is the work itself, or ends with it.
+        let batch = script(&[(10, "build_table", true, 2), (30, "crunch", true, 6)]);
+        assert_eq!(hot_spot_findings(&batch), ["crunch"]);
+        let report_at_end = script(&[(10, "build_table", true, 6), (30, "report", true, 1)]);
+        assert_eq!(hot_spot_findings(&report_at_end), ["build_table"]);
     }
 
     #[test]

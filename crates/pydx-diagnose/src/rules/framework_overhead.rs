@@ -289,8 +289,16 @@ fn finding(
             handler.function, handler.file, handler.line
         ));
     }
-    let location = route_line(context, endpoint)
+    // Where the program hands the framework its work: the code the route
+    // points at (the returned value, when converting it is the work), else
+    // the handler seen on the stacks, else the route, else the app.
+    let converts_return = heaviest == Some("jsonable_encoder");
+    let route = route_line(context, endpoint);
+    let location = route
+        .as_ref()
+        .and_then(|route| route_target(context, route, converts_return))
         .or(handler)
+        .or(route)
         .or_else(|| app_location(context))
         .unwrap_or_else(|| Location {
             function: String::new(),
@@ -320,11 +328,12 @@ fn finding(
     }
 }
 
-/// The line declaring the route of `endpoint` (`@app.get("/orders")`,
-/// `path("orders", ...)`), when its path has no identifiers.
+/// The line declaring the route of `endpoint` (`@app.get("/orders/{id}")`,
+/// `path("orders/<int:id>", ...)`): the endpoint's path is the route's
+/// template as the framework names it.
 fn route_line(context: &Context<'_>, endpoint: &str) -> Option<Location> {
     let (_, path) = endpoint.split_once(' ')?;
-    if path.contains('{') || path == "/" {
+    if path == "/" {
         return None;
     }
     let literals = [
@@ -345,6 +354,78 @@ fn route_line(context: &Context<'_>, endpoint: &str) -> Option<Location> {
     })
 }
 
+/// Most lines read looking for a handler's body or a view's definition.
+const MAX_HANDLER_LINES: u32 = 400;
+
+/// The code a route declaration points at: the function a decorator
+/// declares (its last `return`, when `at_return`), or the view a
+/// `path("...", View.as_view())` call names, defined in the same file.
+fn route_target(context: &Context<'_>, route: &Location, at_return: bool) -> Option<Location> {
+    let file = &route.file;
+    let source = route.source.as_deref()?;
+    let raw = |line: u32| context.raw_source_line(file, line);
+    let at = |line: u32, function: &str| Location {
+        function: function.to_string(),
+        file: file.clone(),
+        line,
+        source: context.source_line(file, line),
+    };
+    if source.starts_with('@') {
+        let (def_line, def_text) = (route.line + 1..route.line + 8)
+            .map_while(|line| Some((line, raw(line)?)))
+            .find(|(_, text)| {
+                let text = text.trim_start();
+                text.starts_with("def ") || text.starts_with("async def ")
+            })?;
+        let name = def_text
+            .trim_start()
+            .trim_start_matches("async ")
+            .trim_start_matches("def ")
+            .split('(')
+            .next()?
+            .trim()
+            .to_string();
+        if !at_return {
+            return Some(at(def_line, &name));
+        }
+        let indent = |text: &str| text.len() - text.trim_start().len();
+        let body = indent(&def_text);
+        let last_return = (def_line + 1..def_line + MAX_HANDLER_LINES)
+            .map_while(|line| Some((line, raw(line)?)))
+            .filter(|(_, text)| !text.trim().is_empty())
+            .take_while(|(_, text)| indent(text) > body)
+            .filter(|(_, text)| {
+                let text = text.trim_start();
+                text == "return" || text.starts_with("return ")
+            })
+            .last()
+            .map(|(line, _)| line);
+        return Some(at(last_return.unwrap_or(def_line), &name));
+    }
+    // `path("stock", StockListView.as_view())` or `path("stock", views.stock)`.
+    let (_, after) = source.split_once(',')?;
+    let target = after
+        .trim_start()
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .next()?
+        .trim_end_matches(".as_view");
+    let name = target.rsplit('.').next().filter(|n| !n.is_empty())?;
+    let defines = [
+        format!("class {name}("),
+        format!("class {name}:"),
+        format!("def {name}("),
+        format!("async def {name}("),
+    ];
+    (1..MAX_HANDLER_LINES)
+        .map_while(|line| Some((line, raw(line)?)))
+        .find(|(_, text)| {
+            defines
+                .iter()
+                .any(|d| text.trim_start().starts_with(d.as_str()))
+        })
+        .map(|(line, _)| at(line, name))
+}
+
 /// The app module a server's command line names, when no handler was seen.
 fn app_location(context: &Context<'_>) -> Option<Location> {
     context.profile.meta.processes.iter().find_map(|p| {
@@ -361,6 +442,53 @@ fn app_location(context: &Context<'_>) -> Option<Location> {
 mod tests {
     use super::*;
     use pydx_profile::MemoryReading;
+
+    #[test]
+    fn a_route_points_at_its_handler_or_view() {
+        let app = "/srv/app.py";
+        let mut sources = crate::context::SourceMap::default();
+        sources.insert(
+            app,
+            "from fastapi import FastAPI\n\
+             app = FastAPI()\n\
+             \n\
+             @app.get(\"/feed/{category}\")\n\
+             async def feed(category: str):\n\
+             \x20   if not category:\n\
+             \x20       return []\n\
+             \n\
+             \x20   rows = load(category)\n\
+             \x20   return rows\n\
+             \n\
+             def other():\n\
+             \x20   return 1\n\
+             class StockList(ListView):\n\
+             \x20   pass\n\
+             urlpatterns = [path(\"stock/<str:site>\", StockList.as_view())]\n",
+        );
+        let profile = pydx_profile::Profile::new(pydx_profile::Meta::default());
+        let config = crate::config::Config::default();
+        let context = Context::new(&profile, &config, &sources);
+        let route = |line: u32| Location {
+            function: String::new(),
+            file: app.into(),
+            line,
+            source: context.source_line(app, line),
+        };
+        let at = |target: Option<Location>| target.map(|l| (l.function, l.line));
+        assert_eq!(
+            at(route_target(&context, &route(4), true)),
+            Some(("feed".into(), 10))
+        );
+        assert_eq!(
+            at(route_target(&context, &route(4), false)),
+            Some(("feed".into(), 5))
+        );
+        assert_eq!(
+            at(route_target(&context, &route(16), false)),
+            Some(("StockList".into(), 14))
+        );
+    }
 
     #[test]
     fn frameworks_are_told_by_their_package() {
