@@ -85,7 +85,7 @@ pub struct SamplingArgs {
         allow_negative_numbers = true
     )]
     pub rate: f64,
-    /// Stop after this many seconds (default: when the program exits or on Ctrl-C).
+    /// Stop after this many seconds, a launched program too (default: when the program exits or on Ctrl-C).
     #[arg(short, long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub duration: Option<f64>,
     /// Also sample child Python processes (gunicorn/uvicorn workers, multiprocessing pools).

@@ -449,27 +449,33 @@ fn a_launched_program_that_is_not_python_is_given_up_on_within_the_duration() {
     assert_nothing_left_running(&format!("sleep {seconds}"));
 }
 
-#[test]
-fn ctrl_c_in_launch_mode_interrupts_the_program_and_passes_its_exit_code() {
-    let python = interpreter("pyenv-3.12");
-    let script = python.install_script("split.py");
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("launched.txt");
+/// Records a program launched with `argv` into `out` and sends pydx
+/// `signal` once it has sampled for a while.
+fn record_launched_until(out: &Path, argv: &[String], signal: &str) -> Output {
     let mut recorder = pydx()
         .args(["record", "-o"])
-        .arg(&out)
+        .arg(out)
         .arg("--")
-        .args(python.argv(&[&script, "60"]))
+        .args(argv)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(800));
     Command::new("kill")
-        .args(["-INT", &recorder.id().to_string()])
+        .args([&format!("-{signal}"), &recorder.id().to_string()])
         .status()
         .unwrap();
-    let output = wait_for_exit(&mut recorder, Duration::from_secs(10));
+    wait_for_exit(&mut recorder, Duration::from_secs(10))
+}
+
+#[test]
+fn ctrl_c_in_launch_mode_interrupts_the_program_and_passes_its_exit_code() {
+    let python = interpreter("pyenv-3.12");
+    let script = python.install_script("split.py");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("launched.txt");
+    let output = record_launched_until(&out, &python.argv(&[&script, "60"]), "INT");
     // Python exits with status 1 after an unhandled KeyboardInterrupt... or
     // by the signal itself (130) when it is interrupted outside Python code.
     assert!(
@@ -477,6 +483,59 @@ fn ctrl_c_in_launch_mode_interrupts_the_program_and_passes_its_exit_code() {
         "{:?}",
         output.status
     );
+    assert!(innermost_counts(&std::fs::read_to_string(&out).unwrap()).contains_key("alpha"));
+}
+
+/// SIGTERM to pydx reaches a launched program as SIGTERM (a server's
+/// "finish what is in flight"), not as the SIGINT of Ctrl-C; the program's
+/// own exit status is passed through.
+#[test]
+fn sigterm_in_launch_mode_reaches_the_program_as_sigterm() {
+    let python = interpreter("pyenv-3.12");
+    let dir = tempfile::tempdir().unwrap();
+    let got = dir.path().join("got.txt");
+    let program = format!(
+        "import signal, sys, time\n\
+         def stop(number, frame):\n    open({:?}, 'w').write(signal.Signals(number).name)\n    sys.exit(3)\n\
+         signal.signal(signal.SIGTERM, stop)\n\
+         signal.signal(signal.SIGINT, stop)\n\
+         end = time.time() + 60\n\
+         while time.time() < end:\n    sum(range(1000))\n",
+        got.to_string_lossy()
+    );
+    let out = dir.path().join("term.txt");
+    let output = record_launched_until(&out, &python.argv(&["-c", &program]), "TERM");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "SIGTERM");
+    assert!(stderr.contains("; interrupted"), "{stderr}");
+}
+
+/// When `--duration` ends, a launched program is stopped with it, and the
+/// run succeeds: pydx returns after about the duration, program included.
+#[test]
+fn the_duration_stops_a_launched_program() {
+    let python = interpreter("pyenv-3.12");
+    let script = python.install_script("split.py");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("duration.txt");
+    let started = std::time::Instant::now();
+    let output = pydx()
+        .args(["record", "-d", "1", "-o"])
+        .arg(&out)
+        .arg("--")
+        .args(python.argv(&[&script, "59"]))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("; duration reached"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_nothing_left_running(&format!("{script} 59"));
     assert!(innermost_counts(&std::fs::read_to_string(&out).unwrap()).contains_key("alpha"));
 }
 

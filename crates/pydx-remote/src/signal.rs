@@ -8,6 +8,8 @@ pub enum StopSignal {
     Interrupt,
     /// SIGTERM.
     Terminate,
+    /// SIGHUP, as closing its terminal would.
+    Hangup,
     /// SIGKILL.
     Kill,
 }
@@ -18,6 +20,7 @@ pub fn send_stop(pid: u32, signal: StopSignal) -> std::io::Result<()> {
     let number = match signal {
         StopSignal::Interrupt => libc::SIGINT,
         StopSignal::Terminate => libc::SIGTERM,
+        StopSignal::Hangup => libc::SIGHUP,
         StopSignal::Kill => libc::SIGKILL,
     };
     // SAFETY: kill(2) takes two integers and has no memory effects on pydx.

@@ -27,13 +27,13 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
     for path in [&args.output, &args.save].into_iter().flatten() {
         check_writable(path)?;
     }
-    let (profile, roots, target, interrupted) = match &args.profile {
+    let (profile, roots, target, stop) = match &args.profile {
         Some(path) => {
             let file = std::fs::File::open(path)
                 .with_context(|| format!("cannot open {}", path.display()))?;
             let profile =
                 read_pprof(file).with_context(|| format!("cannot read {}", path.display()))?;
-            (profile, Vec::new(), None, false)
+            (profile, Vec::new(), None, StopReason::TargetExited)
         }
         None => {
             if args.pid.is_none() && args.command.is_empty() {
@@ -46,8 +46,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
             let (profile, summary, target) = record(&target_args, &args.sampling, true)?;
             let mut roots = vec![PathBuf::from(format!("/proc/{}/root", target.pid))];
             roots.extend(target.root_dir.clone());
-            let interrupted = summary.stop == StopReason::Interrupted;
-            (profile, roots, Some(target), interrupted)
+            (profile, roots, Some(target), summary.stop)
         }
     };
     if let Some(path) = &args.save {
@@ -84,7 +83,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
     // A launched program's exit status is passed through, unless a
     // `--fail-on` verdict says otherwise.
     let program_status = match target {
-        Some(target) => target.finish(interrupted)?,
+        Some(target) => target.end(stop)?,
         None => ExitCode::SUCCESS,
     };
     let worst = report.findings.iter().map(|f| f.severity).max();

@@ -85,7 +85,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(wanted) = unknown_endpoint {
         let seen = endpoints_seen(&profile);
-        target.finish(summary.stop == StopReason::Interrupted)?;
+        target.end(summary.stop)?;
         bail!(
             "no sample served endpoint \"{wanted}\" (served: {}); the file shows every sample",
             if seen.is_empty() {
@@ -95,7 +95,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    target.finish(summary.stop == StopReason::Interrupted)
+    target.end(summary.stop)
 }
 
 /// The endpoints the profile's samples served.

@@ -1,14 +1,15 @@
 //! Starting or attaching to the process to sample, and ending it.
 
 use std::process::{Child, Command, ExitCode};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use pydx_cpython::{AttachError, PythonProcess};
 use pydx_remote::{send_stop, StopSignal};
-use pydx_sampler::attach_when_ready;
+use pydx_sampler::{attach_when_ready, StopReason};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::cli::TargetArgs;
 
@@ -114,14 +115,35 @@ impl Target {
             .unwrap_or_else(|| self.pid.to_string())
     }
 
+    /// Ends the run after sampling stopped for `why`: a launched program is
+    /// waited for when it exited on its own, and stopped (as by
+    /// [`Target::finish`]) when pydx was interrupted or the duration ended.
+    /// The exit code is the program's, except when pydx stopped it because
+    /// the duration ended: then the run did what was asked, and succeeds.
+    pub fn end(mut self, why: StopReason) -> anyhow::Result<ExitCode> {
+        let stopped_at_duration = why == StopReason::DurationElapsed
+            && self
+                .child
+                .as_mut()
+                .is_some_and(|child| matches!(child.try_wait(), Ok(None)));
+        let code = self.finish(why != StopReason::TargetExited)?;
+        Ok(if stopped_at_duration {
+            ExitCode::SUCCESS
+        } else {
+            code
+        })
+    }
+
     /// Waits for a launched program and returns its exit code (128 + the
     /// signal if it was killed); success when attached to a running process.
     ///
     /// With `interrupt` (pydx was interrupted, or the user quit `top`), or
-    /// when pydx is interrupted while it waits, the program gets a SIGINT,
-    /// as Ctrl-C in the terminal it shares with pydx would send it (for when
-    /// only pydx got it); one that is still running [`STOP_GRACE`] later
-    /// gets a SIGTERM, and then a SIGKILL, so that pydx never hangs on it.
+    /// when pydx is interrupted while it waits, the program gets the signal
+    /// pydx got (SIGINT when the user quit `top`), as its terminal or
+    /// supervisor would have sent it (for when only pydx got it): a server
+    /// tells a SIGTERM (finish the requests in flight) from a SIGINT (stop
+    /// now). One that is still running [`STOP_GRACE`] later gets a
+    /// SIGTERM, and then a SIGKILL, so that pydx never hangs on it.
     pub fn finish(mut self, interrupt: bool) -> anyhow::Result<ExitCode> {
         let Some(mut child) = self.child.take() else {
             return Ok(ExitCode::SUCCESS);
@@ -136,8 +158,10 @@ impl Target {
                 break status;
             }
             let next = match signalled {
-                None if interrupt || stop.load(Ordering::SeqCst) => Some(StopSignal::Interrupt),
-                Some((StopSignal::Interrupt, at)) if at.elapsed() >= STOP_GRACE => {
+                None if interrupt || stop.load(Ordering::SeqCst) => Some(received_stop()),
+                Some((StopSignal::Interrupt | StopSignal::Hangup, at))
+                    if at.elapsed() >= STOP_GRACE =>
+                {
                     Some(StopSignal::Terminate)
                 }
                 Some((StopSignal::Terminate, at)) if at.elapsed() >= STOP_GRACE => {
@@ -192,6 +216,10 @@ fn root_dir(pid: u32) -> Option<std::path::PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/root")).ok()
 }
 
+/// The last stop signal pydx received (0 before any), once the handlers
+/// are installed.
+static RECEIVED: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+
 /// A flag set by SIGINT (Ctrl-C), SIGTERM or SIGHUP: sampling stops and
 /// what was collected is written. Repeated signals change nothing more, so
 /// that a second Ctrl-C, or `timeout` signalling pydx and then its process
@@ -202,8 +230,24 @@ pub fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
         return Ok(flag.clone());
     }
     let flag = Arc::new(AtomicBool::new(false));
-    let handler_flag = flag.clone();
-    ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
-        .context("cannot install the signal handler")?;
+    let received = RECEIVED.get_or_init(|| Arc::new(AtomicUsize::new(0)));
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
+        signal_hook::flag::register(signal, flag.clone())
+            .and_then(|_| {
+                signal_hook::flag::register_usize(signal, received.clone(), signal as usize)
+            })
+            .context("cannot install the signal handlers")?;
+    }
     Ok(FLAG.get_or_init(|| flag).clone())
+}
+
+/// The signal to pass on to a launched program: the one pydx received,
+/// SIGINT when none.
+fn received_stop() -> StopSignal {
+    let received = RECEIVED.get().map_or(0, |r| r.load(Ordering::SeqCst));
+    match i32::try_from(received) {
+        Ok(SIGTERM) => StopSignal::Terminate,
+        Ok(SIGHUP) => StopSignal::Hangup,
+        _ => StopSignal::Interrupt,
+    }
 }
