@@ -226,3 +226,56 @@ fn a_child_that_cannot_be_sampled_is_counted_with_why() {
         "{report}"
     );
 }
+
+/// Threads that come and go while workers fork and exit: each short-lived
+/// thread is its own thread in the profile. Before 3.11 a new thread often
+/// reuses an ended one's thread state memory and `pthread_t`, and was
+/// labelled as that thread (one "thread" collected 115 samples of threads
+/// that each lived 5 ms).
+#[test]
+fn short_lived_threads_are_not_merged_into_old_ones() {
+    for label in ["pyenv-3.8", "pyenv-3.12"] {
+        let python = interpreter(label);
+        let script = python.install_script("fork_churn.py");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("churn.txt");
+        let output = pydx()
+            .args([
+                "record",
+                "--subprocesses",
+                "--rate",
+                "200",
+                "-t",
+                "--idle",
+                "-o",
+            ])
+            .arg(&out)
+            .arg("--")
+            .args(python.argv(&[&script, "4"]))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{label}: {stderr}");
+        let mut per_thread: HashMap<String, u64> = HashMap::new();
+        for line in std::fs::read_to_string(&out).unwrap().lines() {
+            let (stack, count) = line.rsplit_once(' ').unwrap();
+            if !stack.contains("short_lived_thread") {
+                continue;
+            }
+            let thread = stack.split(';').find(|f| f.starts_with("thread ")).unwrap();
+            *per_thread.entry(thread.to_string()).or_default() += count.parse::<u64>().unwrap();
+        }
+        // A 5 ms thread (a few times that while the GIL is busy) is seen by
+        // a handful of samples at 200 Hz, and over a hundred threads are.
+        let most = per_thread.values().max().copied().unwrap_or(0);
+        assert!(
+            per_thread.len() >= 100,
+            "{label}: {} threads",
+            per_thread.len()
+        );
+        assert!(
+            most <= 8,
+            "{label}: one thread has {most} samples: {per_thread:?}"
+        );
+    }
+}

@@ -143,6 +143,10 @@ pub struct Layout {
     pub tstate_thread_id: u64,
     /// 3.11+: `PyThreadState.native_thread_id` (the TID).
     pub tstate_native_thread_id: Option<u64>,
+    /// Up to 3.10: `PyThreadState.id`, unique per thread state of an
+    /// interpreter, which tells a new thread from an old one whose thread
+    /// state memory and `pthread_t` it reuses.
+    pub tstate_unique_id: Option<u64>,
     /// How to reach the innermost frame.
     pub tstate_frame: FrameEntry,
     /// 3.11+: `PyThreadState.datastack_chunk`.
@@ -408,6 +412,7 @@ impl Layout {
             tstate_next: 0x8,
             tstate_thread_id: 0xb0,
             tstate_native_thread_id: None,
+            tstate_unique_id: Some(0x100),
             tstate_frame: FrameEntry::Direct(0x18),
             tstate_datastack_chunk: None,
             frame_size: 0x78,
@@ -479,6 +484,7 @@ impl Layout {
         self.tstate_size = 0x168;
         self.tstate_thread_id = 0x98;
         self.tstate_native_thread_id = Some(0xa0);
+        self.tstate_unique_id = None;
         self.tstate_frame = FrameEntry::ViaCFrame {
             cframe: 0x38,
             current_frame: 0x8,

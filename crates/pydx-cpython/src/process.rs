@@ -337,7 +337,8 @@ impl PythonProcess {
             stacks,
             requests,
         ) = read?;
-        let keys: Vec<ThreadKey> = states.iter().map(ThreadKey::of).collect();
+        let layout = self.reader.layout();
+        let keys: Vec<ThreadKey> = states.iter().map(|s| ThreadKey::of(s, layout)).collect();
         let stale = self.identities_read.elapsed() > IDENTITY_REFRESH;
         if stale || keys.iter().any(|k| !self.identities.contains_key(k)) {
             self.read_identities(&states);
@@ -381,7 +382,10 @@ impl PythonProcess {
             .zip(native_ids)
             .map(|(state, native_id)| {
                 let name = self.names.get(&state.thread_id).cloned();
-                (ThreadKey::of(state), (native_id, name))
+                (
+                    ThreadKey::of(state, self.reader.layout()),
+                    (native_id, name),
+                )
             })
             .collect();
         self.identities_read = Instant::now();
@@ -549,14 +553,20 @@ struct ThreadKey {
     tstate: u64,
     thread_id: u64,
     native_thread_id: Option<u32>,
+    /// Up to 3.10, the thread state's unique id: a new thread often reuses
+    /// both an old one's thread state memory and its `pthread_t`.
+    unique_id: Option<u64>,
 }
 
 impl ThreadKey {
-    fn of(state: &ThreadState) -> Self {
+    fn of(state: &ThreadState, layout: &Layout) -> Self {
         Self {
             tstate: state.addr,
             thread_id: state.thread_id,
             native_thread_id: state.native_thread_id,
+            unique_id: layout
+                .tstate_unique_id
+                .and_then(|offset| crate::reader::u64_at(&state.bytes, offset)),
         }
     }
 }
