@@ -323,6 +323,59 @@ fn dump_shows_asyncio_tasks(label: &str) {
     }
 }
 
+/// A running task's chain is its thread's frames down to its outermost
+/// coroutine (the links between coroutines stop at the one running); a
+/// chain deeper than pydx follows is marked as cut.
+fn dump_shows_a_running_task_whole(label: &str) {
+    let python = interpreter(label);
+    let child = python.spawn("running_task.py", &[]);
+    let outcome = eventually(SETTLE, || {
+        let dump = dump_json(child.pid, &["--async"])?;
+        let tasks = dump["tasks"].as_array().ok_or("no tasks")?;
+        let task = |name: &str| {
+            tasks
+                .iter()
+                .find(|t| t["name"] == name)
+                .ok_or(format!("no task {name}: {dump:#}"))
+        };
+        let running = task("running")?;
+        let chain: Vec<String> = frames_of(&running["coroutines"])
+            .into_iter()
+            .map(|f| f.0)
+            .collect();
+        expect(
+            chain == ["c5", "c4", "c3", "c2"] && !running["running_on"].is_null(),
+            || format!("running task: {running}"),
+        )?;
+        let deep = task("deep")?;
+        let depth = deep["coroutines"].as_array().map_or(0, Vec::len);
+        expect(deep["truncated"] == true && depth >= 1000, || {
+            format!(
+                "deep task: {depth} coroutines, truncated {}",
+                deep["truncated"]
+            )
+        })
+    });
+    if let Err(reason) = outcome {
+        panic!("{label}: {reason}");
+    }
+}
+
+#[test]
+fn a_running_task_is_shown_whole_on_3_8() {
+    dump_shows_a_running_task_whole("pyenv-3.8");
+}
+
+#[test]
+fn a_running_task_is_shown_whole_on_3_12() {
+    dump_shows_a_running_task_whole("pyenv-3.12");
+}
+
+#[test]
+fn a_running_task_is_shown_whole_on_3_15() {
+    dump_shows_a_running_task_whole("sid-3.15");
+}
+
 /// `(function, file, line)` of each frame of a JSON frame list.
 fn frames_of(list: &Value) -> Vec<(String, String, u64)> {
     frames(&serde_json::json!({ "frames": list }))

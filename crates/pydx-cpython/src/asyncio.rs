@@ -23,7 +23,7 @@ use crate::version::PythonVersion;
 /// Most tasks read from one list.
 const MAX_TASKS: usize = 1 << 16;
 /// Deepest chain of awaited coroutines followed.
-const MAX_AWAIT_DEPTH: usize = 64;
+const MAX_AWAIT_DEPTH: usize = 1024;
 /// `PyWeakReference.wr_object`.
 const WEAKREF_OBJECT: u64 = 0x10;
 /// `futureiterobject.future`.
@@ -85,6 +85,38 @@ pub struct AsyncioTask {
     pub awaiting: Option<String>,
     /// `threading.get_ident()` of the thread running it right now, if any.
     pub running_on: Option<u64>,
+    /// The chain of awaited coroutines was cut (at 1,024 coroutines).
+    pub truncated: bool,
+}
+
+impl AsyncioTask {
+    /// For a task running on a thread whose frames (innermost first) are
+    /// `frames`: its whole chain, the thread's frames from the innermost up
+    /// to the task's outermost coroutine. The links between coroutines only
+    /// reach the one running; the coroutines it called since, and what they
+    /// called, are on the thread's stack.
+    pub fn join_running_stack(&mut self, frames: &[Frame]) {
+        let Some(outermost) = self.coroutines.last() else {
+            return;
+        };
+        if let Some(index) = frames
+            .iter()
+            .position(|f| f.addr == outermost.addr && f.code.addr == outermost.code.addr)
+        {
+            self.coroutines = frames[..=index].to_vec();
+        }
+    }
+}
+
+/// What a task's coroutines show.
+#[derive(Debug, Default)]
+struct CoroutineChain {
+    /// Their frames, innermost first.
+    frames: Vec<RawFrame>,
+    /// What the innermost awaits, when not a coroutine.
+    awaiting: Option<String>,
+    /// Cut at [`MAX_AWAIT_DEPTH`].
+    truncated: bool,
 }
 
 /// How a coroutine's frame is found, up to 3.10: `gi_frame` points at a
@@ -253,29 +285,30 @@ impl<M: MemoryReader> PythonReader<M> {
                 continue;
             };
             let coro = self.word(addr + layout.task_coro)?;
-            let (raw, awaiting) = self.coroutine_chain(coro, &layout)?;
+            let chain = self.coroutine_chain(coro, &layout)?;
             // Nothing left to run: the task has finished.
-            if raw.is_empty() && awaiting.is_none() {
+            if chain.frames.is_empty() && chain.awaiting.is_none() {
                 continue;
             }
-            tasks.push((addr, name, raw, awaiting));
+            tasks.push((addr, name, chain));
         }
         let codes: Vec<u64> = tasks
             .iter()
-            .flat_map(|t| t.2.iter().map(|f| f.code))
+            .flat_map(|t| t.2.frames.iter().map(|f| f.code))
             .collect();
         self.refresh_code_cache(&codes)?;
         Ok(tasks
             .into_iter()
-            .map(|(addr, name, raw, awaiting)| AsyncioTask {
+            .map(|(addr, name, chain)| AsyncioTask {
                 running_on: running
                     .iter()
                     .find(|(t, _)| *t == addr)
                     .map(|&(_, thread)| thread),
                 addr,
                 name,
-                coroutines: self.resolve(&raw),
-                awaiting,
+                coroutines: self.resolve(&chain.frames),
+                awaiting: chain.awaiting,
+                truncated: chain.truncated,
             })
             .collect())
     }
@@ -311,10 +344,10 @@ impl<M: MemoryReader> PythonReader<M> {
             return None;
         }
         let coro = self.word(task + layout.task_coro).ok()?;
-        let (raw, _) = self.coroutine_chain(coro, &layout).ok()?;
-        let codes: Vec<u64> = raw.iter().map(|f| f.code).collect();
+        let chain = self.coroutine_chain(coro, &layout).ok()?;
+        let codes: Vec<u64> = chain.frames.iter().map(|f| f.code).collect();
         self.refresh_code_cache(&codes).ok()?;
-        let coroutines = self.resolve(&raw);
+        let coroutines = self.resolve(&chain.frames);
         self.http_request(&coroutines)
     }
 
@@ -391,13 +424,18 @@ impl<M: MemoryReader> PythonReader<M> {
         &mut self,
         coro: u64,
         layout: &TaskLayout,
-    ) -> Result<(Vec<RawFrame>, Option<String>), WalkError> {
+    ) -> Result<CoroutineChain, WalkError> {
         let frame_layout = self.layout.clone();
         let mut frames = Vec::new();
         let mut current = coro;
         let mut awaiting = None;
-        for depth in 0..MAX_AWAIT_DEPTH {
+        let mut truncated = false;
+        for depth in 0..=MAX_AWAIT_DEPTH {
             if current == 0 {
+                break;
+            }
+            if depth == MAX_AWAIT_DEPTH {
+                truncated = true;
                 break;
             }
             let type_name = self.type_of(current)?.name.clone();
@@ -410,7 +448,7 @@ impl<M: MemoryReader> PythonReader<M> {
             }
             if let Some(legacy) = layout.frame_object {
                 match self.frame_object_step(current, &legacy)? {
-                    FrameStep::Returned if depth == 0 => return Ok((Vec::new(), None)),
+                    FrameStep::Returned if depth == 0 => return Ok(CoroutineChain::default()),
                     FrameStep::Returned => break,
                     FrameStep::Running(frame) => {
                         frames.extend(frame);
@@ -427,7 +465,7 @@ impl<M: MemoryReader> PythonReader<M> {
             // A task whose coroutine has returned is done, not waiting: it
             // stays in the task registry until it is collected.
             if depth == 0 && self.is_finished(state) {
-                return Ok((Vec::new(), None));
+                return Ok(CoroutineChain::default());
             }
             let frame = current + layout.gen_frame;
             let bytes = self
@@ -448,7 +486,11 @@ impl<M: MemoryReader> PythonReader<M> {
             current = self.awaited_object(frame, &bytes, layout)?;
         }
         frames.reverse();
-        Ok((frames, awaiting))
+        Ok(CoroutineChain {
+            frames,
+            awaiting,
+            truncated,
+        })
     }
 
     /// One coroutine of a chain up to 3.10: its frame object's frame, and

@@ -47,8 +47,12 @@ struct TaskReport {
     running_on: Option<u64>,
     /// What its innermost coroutine awaits, if not another coroutine.
     awaiting: Option<String>,
-    /// The coroutines it is suspended in, innermost first.
+    /// The coroutines it is suspended in, innermost first; for a running
+    /// task, its thread's frames down to the task's outermost coroutine.
     coroutines: Vec<FrameReport>,
+    /// The chain was too deep to follow to its end.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
 }
 
 /// One thread of the dump.
@@ -188,7 +192,7 @@ fn dump_process(pid: u32, args: &DumpArgs) -> anyhow::Result<DumpReport> {
                 .iter()
                 .map(|t| thread_report(process, t, args.locals))
                 .collect();
-            let tasks = args.asyncio.then(|| task_reports(process));
+            let tasks = args.asyncio.then(|| task_reports(process, threads));
             (reports, tasks)
         })
         .with_context(|| format!("cannot read the threads of process {pid}"))?;
@@ -208,9 +212,20 @@ fn dump_process(pid: u32, args: &DumpArgs) -> anyhow::Result<DumpReport> {
 }
 
 /// Every asyncio task of the process, by name.
-fn task_reports(process: &mut PythonProcess) -> Result<Vec<TaskReport>, AsyncioError> {
+fn task_reports(
+    process: &mut PythonProcess,
+    threads: &[ThreadSnapshot],
+) -> Result<Vec<TaskReport>, AsyncioError> {
     let mut tasks = process.asyncio_tasks()?;
     tasks.sort_by(|a, b| a.name.cmp(&b.name));
+    for task in &mut tasks {
+        let thread = task
+            .running_on
+            .and_then(|ident| threads.iter().find(|t| t.python.thread_id == ident));
+        if let Some(thread) = thread {
+            task.join_running_stack(&thread.python.frames);
+        }
+    }
     Ok(tasks
         .iter()
         .map(|task| TaskReport {
@@ -222,6 +237,7 @@ fn task_reports(process: &mut PythonProcess) -> Result<Vec<TaskReport>, AsyncioE
                 .iter()
                 .map(|f| frame_report(process, f, false))
                 .collect(),
+            truncated: task.truncated,
         })
         .collect())
 }
@@ -344,6 +360,9 @@ fn write_text(out: &mut impl Write, report: &DumpReport) -> std::io::Result<()> 
                     "    {} ({}:{})",
                     frame.function, frame.file, frame.line
                 )?;
+            }
+            if task.truncated {
+                writeln!(out, "    <more coroutines not shown>")?;
             }
         }
     }
