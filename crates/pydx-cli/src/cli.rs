@@ -153,6 +153,9 @@ pub struct RecordArgs {
     /// doctor` names it (e.g. "GET /orders/<int:order_id>").
     #[arg(long, value_name = "ENDPOINT")]
     pub endpoint: Option<String>,
+    /// Also report the system calls and bytes read per sample.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 /// Arguments of `pydx top`.

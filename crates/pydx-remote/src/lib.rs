@@ -33,6 +33,7 @@ mod prefetch;
 mod proc;
 mod process_memory;
 mod signal;
+mod stats;
 mod timer;
 
 pub use elf::{ElfImage, ElfSymbol, LoadInfo};
@@ -49,4 +50,5 @@ pub use proc::{
 };
 pub use process_memory::ProcessMemory;
 pub use signal::{send_stop, StopSignal};
+pub use stats::ReadStats;
 pub use timer::set_precise_sleep;

@@ -369,6 +369,7 @@ fn read_cached(
             e.insert(File::open(format!("/proc/{pid}/task/{tid}/{name}")).ok()?)
         }
     };
+    crate::stats::count_proc_read();
     match file.read_at(buf, 0) {
         Ok(n) if n > 0 => Some(n),
         _ => {

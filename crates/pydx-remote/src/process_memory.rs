@@ -71,8 +71,10 @@ impl ProcessMemory {
             )
         };
         if n < 0 {
+            crate::stats::count_memory_read(0);
             Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
         } else {
+            crate::stats::count_memory_read(n as usize);
             Ok(n as usize)
         }
     }

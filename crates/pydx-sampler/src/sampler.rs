@@ -179,6 +179,8 @@ pub struct Summary {
     pub missed: u64,
     /// Processes sampled over the whole run.
     pub processes_seen: usize,
+    /// System calls made to read the targets while sampling.
+    pub reads: pydx_remote::ReadStats,
     /// Why it stopped.
     pub stop: StopReason,
 }
@@ -283,6 +285,7 @@ impl Sampler {
             ));
         }
         let interval = Duration::from_secs_f64(1.0 / self.options.rate_hz.max(0.001));
+        let reads_before = pydx_remote::ReadStats::now();
         let mut jitter = Jitter::new();
         let start = Instant::now();
         let mut next_round = start;
@@ -404,6 +407,7 @@ impl Sampler {
             last_stack_error,
             missed,
             processes_seen: self.processes_seen,
+            reads: pydx_remote::ReadStats::now().since(reads_before),
             stop: stop_reason,
         }
     }

@@ -72,6 +72,9 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         path.display(),
         describe(&profile, &summary)
     );
+    if args.stats {
+        eprintln!("pydx: {}", read_stats(&summary));
+    }
     if shows_idle {
         eprintln!(
             "pydx: none of the {} samples {}: the file shows idle time too (as with --idle)",
@@ -152,6 +155,22 @@ pub fn record(
     let summary = sampler.run(&mut recorder, &stop, &mut |p| progress.update(p));
     progress.finish();
     Ok((recorder.finish(&summary), summary, target))
+}
+
+/// `--stats`: the system calls made to read the targets, per sample round.
+fn read_stats(summary: &Summary) -> String {
+    let rounds = summary.rounds.max(1) as f64;
+    let reads = summary.reads;
+    format!(
+        "per sample: {:.2} process_vm_readv calls ({:.0} bytes), {:.2} /proc reads \
+         ({} rounds, {} + {} system calls in all)",
+        reads.memory_reads as f64 / rounds,
+        reads.bytes_read as f64 / rounds,
+        reads.proc_reads as f64 / rounds,
+        summary.rounds,
+        reads.memory_reads,
+        reads.proc_reads
+    )
 }
 
 /// The format from `--format`, else from the file name, else flamegraph.
