@@ -449,6 +449,22 @@ fn a_launched_program_that_is_not_python_is_given_up_on_within_the_duration() {
     assert_nothing_left_running(&format!("sleep {seconds}"));
 }
 
+/// Records process `pid` with `args` into `out`; pydx's stderr, once it
+/// has succeeded.
+fn record_attached(pid: u32, args: &[&str], out: &Path) -> String {
+    let output = pydx()
+        .arg("record")
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .args(["--pid", &pid.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    stderr
+}
+
 /// `--stats` counts the system calls per sample. A steady one-thread
 /// program (`words.py`, one loop) on 3.12 takes 2.55 `process_vm_readv`
 /// calls and one `/proc` read per sample today (the aim is 2 calls in
@@ -460,14 +476,7 @@ fn sampling_stays_within_its_system_call_budget() {
     let target = python.spawn("words.py", &[]);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("budget.txt");
-    let output = pydx()
-        .args(["record", "--stats", "--rate", "1000", "-d", "2", "-o"])
-        .arg(&out)
-        .args(["--pid", &target.pid.to_string()])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let stderr = record_attached(target.pid, &["--stats", "--rate", "1000", "-d", "2"], &out);
     let line = stderr
         .lines()
         .find(|l| l.starts_with("pydx: per sample: "))
@@ -608,14 +617,7 @@ fn a_target_that_exits_still_gets_its_profile_written() {
     let target = python.spawn("split.py", &["1"]);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("exited.txt");
-    let output = pydx()
-        .args(["record", "-o"])
-        .arg(&out)
-        .args(["--pid", &target.pid.to_string()])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let stderr = record_attached(target.pid, &[], &out);
     assert!(stderr.contains("; the program exited"), "{stderr}");
     assert!(innermost_counts(&std::fs::read_to_string(&out).unwrap()).contains_key("alpha"));
     let _ = eventually(Duration::from_secs(1), || Ok::<(), String>(()));
