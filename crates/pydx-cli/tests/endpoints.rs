@@ -947,12 +947,14 @@ fn framework_work_far_above_an_empty_handler_is_found_and_a_finished_response_fi
         title.starts_with("FastAPI takes") && title.contains("(GET /orders: "),
         "{finding:#}"
     );
-    // The route's declaration, and jsonable_encoder as the heaviest part.
+    // What the route's handler returns, which FastAPI converts object by
+    // object, and jsonable_encoder as the heaviest part.
     assert_eq!(
         finding["location"]["line"],
-        web_line("orders_fastapi", "@app.get(\"/orders\")"),
+        web_line("orders_fastapi", "return ORDERS"),
         "{finding:#}"
     );
+    assert_eq!(finding["location"]["function"], "list_orders", "{finding:#}");
     assert!(finding["location"]["file"]
         .as_str()
         .unwrap()

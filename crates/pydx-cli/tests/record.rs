@@ -741,6 +741,9 @@ fn a_blocked_event_loop_shows_without_idle() {
 fn record_idle_program(name: &str, args: &[&str]) -> (Output, String, Option<String>) {
     let python = interpreter("pyenv-3.12");
     let target = python.spawn("sleep.py", &["30"]);
+    // It prints `ready` just before it sleeps: on a loaded machine the first
+    // sample could still find it running.
+    std::thread::sleep(Duration::from_millis(300));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join(name);
     let output = pydx()
