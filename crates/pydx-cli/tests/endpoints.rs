@@ -954,7 +954,10 @@ fn framework_work_far_above_an_empty_handler_is_found_and_a_finished_response_fi
         web_line("orders_fastapi", "return ORDERS"),
         "{finding:#}"
     );
-    assert_eq!(finding["location"]["function"], "list_orders", "{finding:#}");
+    assert_eq!(
+        finding["location"]["function"], "list_orders",
+        "{finding:#}"
+    );
     assert!(finding["location"]["file"]
         .as_str()
         .unwrap()
