@@ -99,6 +99,25 @@ while time.time() < end:
     FUNCS[rng.randrange(400)](rng.randrange(1, 12), rng)
 """
 
+# A bounded set of stacks: the same 400 functions, but only 2,000 chains,
+# called over and over.
+SOAK_BOUNDED = """
+import random, sys, time
+SOURCE = "\\n".join(
+    "def f%d(path, k):\\n    if k == len(path):\\n        return sum(range(50))\\n"
+    "    return FUNCS[path[k]](path, k + 1)" % i
+    for i in range(400))
+exec(SOURCE)
+FUNCS = [globals()["f%d" % i] for i in range(400)]
+rng = random.Random(1)
+PATHS = [tuple(rng.randrange(400) for _ in range(rng.randrange(1, 12))) for _ in range(2000)]
+print("ready", flush=True)
+end = time.time() + float(sys.argv[1])
+while time.time() < end:
+    for path in PATHS:
+        FUNCS[path[0]](path, 1)
+"""
+
 FORMATS = {"pprof": "pb.gz", "flamegraph": "svg", "speedscope": "speedscope.json",
            "collapsed": "txt", "chrometrace": "trace.json"}
 # Each stop and the signals it sends pydx (80 ms apart), one second in.
@@ -304,12 +323,14 @@ def churn(pydx, python, scratch):
             "max_samples_per_short_thread": max(per_thread.values(), default=0)}
 
 
-def soak(pydx, python, scratch, minutes):
-    """minutes at 1 kHz on many distinct stacks: pydx's RSS over time."""
+def soak(pydx, python, scratch, minutes, bounded=False):
+    """minutes at 1 kHz on many distinct stacks (2,000 with `bounded`, or a
+    new one nearly every sample): pydx's RSS over time."""
     out = pathlib.Path(scratch) / "soak.pb.gz"
     seconds = minutes * 60
     recorder = subprocess.Popen([pydx, "record", "--rate", "1000", "-o", str(out), "--", python,
-                                 write(scratch, "soak.py", SOAK), str(seconds)],
+                                 write(scratch, "soak.py", SOAK_BOUNDED if bounded else SOAK),
+                                 str(seconds)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     readings = []
     start = time.monotonic()
@@ -330,7 +351,11 @@ def soak(pydx, python, scratch, minutes):
         mean_t, mean_kb = statistics.mean(ts), statistics.mean(kbs)
         slope = sum((t - mean_t) * (kb - mean_kb) for t, kb in zip(ts, kbs)) / \
             sum((t - mean_t) ** 2 for t in ts)
-    return {"minutes": minutes, "exit": recorder.returncode, "summary": err[0] if err else "",
+    marks = sorted({1, 5, 10, 15, 20, 25, 30} | {int(minutes)})
+    at_minutes = {m: next((kb for t, kb in readings if t >= m * 60), None) for m in marks
+                  if m <= minutes}
+    return {"minutes": minutes, "bounded": bounded, "exit": recorder.returncode,
+            "rss_at_minutes_kb": at_minutes, "summary": err[0] if err else "",
             "rss_first_minute_kb": max((kb for t, kb in readings if t < 60), default=None),
             "rss_peak_kb": max((kb for _, kb in readings), default=None),
             "rss_end_kb": readings[-1][1] if readings else None,
@@ -396,14 +421,19 @@ def report(results, args, pydx_line, commit):
         lines.append("")
     if "soak" in results:
         s = results["soak"]
+        program = ("2,000 distinct stacks called over and over (chains of up to 12 of 400 generated "
+                   "functions)" if s["bounded"] else "a new stack nearly every sample (400 generated "
+                   "functions called in random chains up to 12 deep)")
         lines += ["## Soak", "",
-                  f"{s['minutes']} min at 1 kHz on a program with hundreds of thousands of distinct "
-                  "stacks (400 generated functions called in random chains up to 12 deep):", "",
+                  f"{s['minutes']} min at 1 kHz on a program with {program}:", "",
                   f"- exit {s['exit']}; summary: `{s['summary']}`",
                   f"- pydx RSS: {s['rss_first_minute_kb']} kB at most in the first minute, "
                   f"{s['rss_peak_kb']} kB peak, {s['rss_end_kb']} kB at the end; slope after the first "
                   f"minute {s['slope_kb_per_min']:+.0f} kB/min" if s["slope_kb_per_min"] is not None
                   else "- RSS: too few readings",
+                  "- pydx RSS by minute: " + ", ".join(f"{m} min {kb} kB"
+                                                       for m, kb in s["rss_at_minutes_kb"].items()
+                                                       if kb is not None),
                   f"- profile written: {s['profile_bytes']:,} bytes", ""]
     return "\n".join(lines)
 
@@ -415,6 +445,8 @@ def main():
     parser.add_argument("--only", action="append", choices=["stops", "harm", "churn", "soak"], default=[])
     parser.add_argument("--cycles", type=int, default=10000)
     parser.add_argument("--soak-minutes", type=float, default=30)
+    parser.add_argument("--soak-bounded", action="store_true",
+                        help="soak on 2,000 stacks called over and over instead of new ones")
     parser.add_argument("--out", default=str(tools.REPO / "bench/results/reliability.md"))
     args = parser.parse_args()
     pydx = args.pydx or tools.pydx()
@@ -436,7 +468,7 @@ def main():
                 results[part] = {python: churn(pydx, python, scratch)
                                  for python in (args.python, tools.pyenv_python(8))}
             else:
-                results[part] = soak(pydx, args.python, scratch, args.soak_minutes)
+                results[part] = soak(pydx, args.python, scratch, args.soak_minutes, args.soak_bounded)
             print(f"  ({(time.monotonic() - began) / 60:.1f} min)", flush=True)
     text = report(results, args, version, commit)
     pathlib.Path(args.out).write_text(text)
