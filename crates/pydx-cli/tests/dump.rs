@@ -376,6 +376,114 @@ fn a_running_task_is_shown_whole_on_3_15() {
     dump_shows_a_running_task_whole("sid-3.15");
 }
 
+/// `dump --async` on the scenarios of CPython's remote-debugging tests:
+/// who awaits whom (gather, an awaited task, `wait_for`, a TaskGroup, a
+/// staggered race, a loop on another thread with the eager task factory),
+/// a recursive coroutine kept whole, and an async generator's frames in
+/// the chain of the task iterating it.
+fn dump_shows_who_awaits_whom(label: &str) {
+    let python = interpreter(label);
+    let child = python.spawn("task_tree.py", &[]);
+    let version = python.version;
+    let outcome = eventually(SETTLE, || {
+        let dump = dump_json(child.pid, &["--async"])?;
+        let tasks = dump["tasks"].as_array().ok_or("no tasks in the dump")?;
+        let by_id = |id: &Value| {
+            tasks
+                .iter()
+                .find(|t| t["id"] == *id)
+                .and_then(|t| t["name"].as_str())
+                .unwrap_or("?")
+                .to_string()
+        };
+        let awaiters = |name: &str| -> Result<Vec<String>, String> {
+            let task = tasks
+                .iter()
+                .find(|t| t["name"] == name)
+                .ok_or(format!("no task {name}"))?;
+            let mut names: Vec<String> = task["awaited_by"]
+                .as_array()
+                .ok_or("no awaited_by")?
+                .iter()
+                .map(by_id)
+                .collect();
+            names.sort();
+            Ok(names)
+        };
+        let mut expected: Vec<(&str, &str)> = vec![
+            ("gathered-0", "gatherer"),
+            ("gathered-1", "gatherer"),
+            ("awaited", "awaiter"),
+            ("timed", "timed-waiter"),
+            ("eager-child", "thread-task"),
+            ("gatherer", "Task-1"),
+            ("awaiter", "Task-1"),
+            ("timed-waiter", "Task-1"),
+            ("recursive", "Task-1"),
+            ("iterator", "Task-1"),
+            ("racer", "Task-1"),
+        ];
+        if version >= (3, 11) {
+            expected.extend([
+                ("group-child-0", "group-parent"),
+                ("group-child-1", "group-parent"),
+                ("group-parent", "Task-1"),
+            ]);
+        }
+        for (task, awaiter) in expected {
+            let found = awaiters(task)?;
+            expect(found == [awaiter], || {
+                format!("{task} awaited by {found:?}, expected {awaiter}")
+            })?;
+        }
+        let thread_task = awaiters("thread-task")?;
+        expect(thread_task.len() == 1 && thread_task[0] != "Task-1", || {
+            format!("thread-task awaited by {thread_task:?}")
+        })?;
+        // Both tasks of the race are awaited by the racer.
+        let racers = tasks
+            .iter()
+            .filter(|t| {
+                t["awaited_by"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|id| by_id(id) == "racer"))
+            })
+            .count();
+        expect(racers == 2, || format!("{racers} tasks awaited by racer"))?;
+        let chain = |name: &str| -> Vec<String> {
+            tasks
+                .iter()
+                .find(|t| t["name"] == name)
+                .map(|t| frames_of(&t["coroutines"]))
+                .unwrap_or_default()
+                .into_iter()
+                .skip(1)
+                .map(|f| format!("{}:{}", f.0, f.2))
+                .collect()
+        };
+        let line = |marker| marker_line("task_tree.py", marker);
+        let rec = format!("rec:{}", line("LINE:rec"));
+        let iterator = chain("iterator");
+        expect(
+            iterator
+                == [
+                    format!("gen_nested_call:{}", line("LINE:nested")),
+                    format!("gen:{}", line("LINE:agen")),
+                    format!("iterate:{}", line("LINE:iterate")),
+                ],
+            || format!("iterator chain: {iterator:?}"),
+        )?;
+        let recursive = chain("recursive");
+        expect(
+            recursive.len() == 4 && recursive[1..].iter().all(|f| *f == rec),
+            || format!("recursive chain: {recursive:?}"),
+        )
+    });
+    if let Err(reason) = outcome {
+        panic!("{label}: {reason}");
+    }
+}
+
 /// `(function, file, line)` of each frame of a JSON frame list.
 fn frames_of(list: &Value) -> Vec<(String, String, u64)> {
     frames(&serde_json::json!({ "frames": list }))
@@ -385,6 +493,9 @@ macro_rules! async_per_interpreter {
     ($($name:ident => $label:literal),* $(,)?) => {
         mod asyncio_tasks {
             $(#[test] fn $name() { super::dump_shows_asyncio_tasks($label); })*
+        }
+        mod who_awaits_whom {
+            $(#[test] fn $name() { super::dump_shows_who_awaits_whom($label); })*
         }
     };
 }

@@ -28,12 +28,29 @@ const MAX_AWAIT_DEPTH: usize = 1024;
 const WEAKREF_OBJECT: u64 = 0x10;
 /// `futureiterobject.future`.
 const FUTURE_ITER_FUTURE: u64 = 0x10;
+/// `PyAsyncGenASend.ags_gen` and `PyAsyncGenAThrow.agt_gen`: the async
+/// generator an `__anext__()`, `asend()` or `athrow()` awaitable drives.
+const ASYNC_GEN_AWAITABLE_GEN: u64 = 0x10;
+/// `FutureObj.fut_callback0` and `fut_callbacks` (3.8–3.13): the first
+/// done callback, and a list of `(callback, context)` for the others.
+const FUTURE_CALLBACK0: u64 = 0x18;
+const FUTURE_CALLBACKS: u64 = 0x28;
+/// `PyMethodObject.im_self`: the object a bound method is bound to.
+const METHOD_SELF: u64 = 0x18;
+/// Most done callbacks of one future looked at.
+const MAX_CALLBACKS: usize = 64;
+/// Most tasks one task is awaited by, or one gather awaits.
+const MAX_AWAITERS: usize = 1024;
 
 /// The `.AsyncioDebug` section of 3.14+: where task fields and task lists are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AsyncioDebugOffsets {
     /// `TaskObj.task_name`.
     pub task_name: u64,
+    /// `TaskObj.task_awaited_by`: the task awaiting it, or a set of them.
+    pub task_awaited_by: u64,
+    /// `TaskObj.task_awaited_by_is_set`, a byte: whether that is a set.
+    pub task_awaited_by_is_set: u64,
     /// `TaskObj.task_coro`.
     pub task_coro: u64,
     /// `TaskObj.task_node`, its link in a task list.
@@ -57,6 +74,8 @@ impl AsyncioDebugOffsets {
         // interpreter_state: size, tasks_head; thread_state: size, running_loop, running_task, tasks_head.
         let offsets = Self {
             task_name: word(1)?,
+            task_awaited_by: word(2)?,
+            task_awaited_by_is_set: word(4)?,
             task_coro: word(5)?,
             task_node: word(6)?,
             interpreter_tasks_head: word(8)?,
@@ -64,9 +83,15 @@ impl AsyncioDebugOffsets {
             thread_tasks_head: word(12)?,
         };
         let task_size = word(0)?;
-        let plausible = [offsets.task_name, offsets.task_coro, offsets.task_node]
-            .iter()
-            .all(|&o| o > 0 && o < task_size && task_size < 0x1000);
+        let plausible = [
+            offsets.task_name,
+            offsets.task_awaited_by,
+            offsets.task_awaited_by_is_set,
+            offsets.task_coro,
+            offsets.task_node,
+        ]
+        .iter()
+        .all(|&o| o > 0 && o < task_size && task_size < 0x1000);
         plausible.then_some(offsets)
     }
 }
@@ -87,6 +112,11 @@ pub struct AsyncioTask {
     pub running_on: Option<u64>,
     /// The chain of awaited coroutines was cut (at 1,024 coroutines).
     pub truncated: bool,
+    /// The addresses of the tasks awaiting this one (see
+    /// [`PythonReader::link_awaiters`]); empty until linked.
+    pub awaited_by: Vec<u64>,
+    /// The object the innermost coroutine awaits, when not a coroutine.
+    awaited_object: Option<u64>,
 }
 
 impl AsyncioTask {
@@ -115,6 +145,8 @@ struct CoroutineChain {
     frames: Vec<RawFrame>,
     /// What the innermost awaits, when not a coroutine.
     awaiting: Option<String>,
+    /// The object it awaits, when not a coroutine.
+    awaited_object: Option<u64>,
     /// Cut at [`MAX_AWAIT_DEPTH`].
     truncated: bool,
 }
@@ -309,8 +341,139 @@ impl<M: MemoryReader> PythonReader<M> {
                 coroutines: self.resolve(&chain.frames),
                 awaiting: chain.awaiting,
                 truncated: chain.truncated,
+                awaited_by: Vec::new(),
+                awaited_object: chain.awaited_object,
             })
             .collect())
+    }
+
+    /// Fills in who awaits whom: each task's `awaited_by`, from the tasks
+    /// in `tasks`. From 3.14 asyncio records it in each task (gather,
+    /// TaskGroup, shield, staggered races and plain awaits). Before, it is
+    /// found from both ends: a task awaiting another task, a `gather`'s
+    /// future (its `_children`) or, up to 3.11, `wait_for`'s inner task;
+    /// and a task whose done callback is a `TaskGroup`'s (its
+    /// `_parent_task`). A link that cannot be read is left out.
+    pub fn link_awaiters(
+        &mut self,
+        tasks: &mut [AsyncioTask],
+        debug: Option<&AsyncioDebugOffsets>,
+    ) {
+        let known: HashSet<u64> = tasks.iter().map(|t| t.addr).collect();
+        let mut links: Vec<(u64, u64)> = Vec::new();
+        match debug.filter(|_| self.layout.version.at_least(3, 14)) {
+            Some(debug) => {
+                for task in tasks.iter() {
+                    for awaiter in self.recorded_awaiters(task.addr, debug).unwrap_or_default() {
+                        links.push((task.addr, awaiter));
+                    }
+                }
+            }
+            None => {
+                for task in tasks.iter() {
+                    for awaited in self.awaited_tasks(task).unwrap_or_default() {
+                        links.push((awaited, task.addr));
+                    }
+                    if let Ok(Some(parent)) = self.task_group_parent(task.addr) {
+                        links.push((task.addr, parent));
+                    }
+                }
+            }
+        }
+        for task in tasks.iter() {
+            for awaited in self.waited_in_frames(task).unwrap_or_default() {
+                links.push((awaited, task.addr));
+            }
+        }
+        for task in tasks.iter_mut() {
+            let mut awaiters: Vec<u64> = links
+                .iter()
+                .filter(|&&(awaited, awaiter)| {
+                    awaited == task.addr && awaiter != task.addr && known.contains(&awaiter)
+                })
+                .map(|&(_, awaiter)| awaiter)
+                .collect();
+            awaiters.sort_unstable();
+            awaiters.dedup();
+            task.awaited_by = awaiters;
+        }
+    }
+
+    /// 3.14+: the tasks a task records as awaiting it.
+    fn recorded_awaiters(
+        &mut self,
+        task: u64,
+        debug: &AsyncioDebugOffsets,
+    ) -> Result<Vec<u64>, WalkError> {
+        let awaited_by = self.word(task + debug.task_awaited_by)?;
+        if awaited_by == 0 {
+            return Ok(Vec::new());
+        }
+        if self.memory.read_u8(task + debug.task_awaited_by_is_set)? != 0 {
+            return self.set_keys(awaited_by, MAX_AWAITERS);
+        }
+        Ok(vec![awaited_by])
+    }
+
+    /// Before 3.14: the tasks a task awaits, seen from its side.
+    fn awaited_tasks(&mut self, task: &AsyncioTask) -> Result<Vec<u64>, WalkError> {
+        let mut awaited = Vec::new();
+        if let Some(object) = task.awaited_object {
+            let type_name = self.type_of(object)?.name.clone();
+            let (target, target_type) = self.awaited_future(object, &type_name)?;
+            if target_type.ends_with("Task") {
+                awaited.push(target);
+            } else if target_type == "_GatheringFuture" {
+                if let Some(children) = self.instance_attr(target, "_children")? {
+                    awaited.extend(self.sequence_items(children, MAX_AWAITERS)?);
+                }
+            }
+        }
+        Ok(awaited)
+    }
+
+    /// The tasks a task waits for inside asyncio's own waiting functions
+    /// (see [`WAITING_FUNCTIONS`]).
+    fn waited_in_frames(&mut self, task: &AsyncioTask) -> Result<Vec<u64>, WalkError> {
+        let mut awaited = Vec::new();
+        for frame in &task.coroutines {
+            let Some(&(_, _, local)) = WAITING_FUNCTIONS.iter().find(|(file, function, _)| {
+                frame.code.name == *function && frame.code.filename.ends_with(file)
+            }) else {
+                continue;
+            };
+            let Some(value) = self.object_local(frame, local)? else {
+                continue;
+            };
+            match self.type_of(value)?.name.as_str() {
+                "set" | "frozenset" => awaited.extend(self.set_keys(value, MAX_AWAITERS)?),
+                "list" | "tuple" => awaited.extend(self.sequence_items(value, MAX_AWAITERS)?),
+                _ => awaited.push(value),
+            }
+        }
+        Ok(awaited)
+    }
+
+    /// Before 3.14: the parent task of the `TaskGroup` a task belongs to,
+    /// found through the group's done callback on the task.
+    fn task_group_parent(&mut self, task: u64) -> Result<Option<u64>, WalkError> {
+        let mut callbacks = vec![self.word(task + FUTURE_CALLBACK0)?];
+        let list = self.word(task + FUTURE_CALLBACKS)?;
+        if list != 0 {
+            for entry in self.sequence_items(list, MAX_CALLBACKS)? {
+                callbacks.extend(self.sequence_items(entry, 1)?);
+            }
+        }
+        for callback in callbacks.into_iter().filter(|&c| c != 0) {
+            if self.type_of(callback)?.name != "method" {
+                continue;
+            }
+            let group = self.word(callback + METHOD_SELF)?;
+            if group != 0 && self.type_of(group)?.name == "TaskGroup" {
+                return self.instance_attr(group, "_parent_task");
+            }
+        }
+        Ok(None)
     }
 
     /// The HTTP request an anyio worker thread is running a job for (a
@@ -429,6 +592,7 @@ impl<M: MemoryReader> PythonReader<M> {
         let mut frames = Vec::new();
         let mut current = coro;
         let mut awaiting = None;
+        let mut awaited_object = None;
         let mut truncated = false;
         for depth in 0..=MAX_AWAIT_DEPTH {
             if current == 0 {
@@ -439,11 +603,16 @@ impl<M: MemoryReader> PythonReader<M> {
                 break;
             }
             let type_name = self.type_of(current)?.name.clone();
+            if is_async_generator_awaitable(&type_name) {
+                current = self.word(current + ASYNC_GEN_AWAITABLE_GEN)?;
+                continue;
+            }
             if !matches!(
                 type_name.as_str(),
                 "coroutine" | "generator" | "async_generator"
             ) {
-                awaiting = Some(self.describe_awaitable(current, &type_name)?);
+                awaiting = Some(self.describe_awaitable(current, &type_name, layout)?);
+                awaited_object = Some(current);
                 break;
             }
             if let Some(legacy) = layout.frame_object {
@@ -489,6 +658,7 @@ impl<M: MemoryReader> PythonReader<M> {
         Ok(CoroutineChain {
             frames,
             awaiting,
+            awaited_object,
             truncated,
         })
     }
@@ -593,19 +763,29 @@ impl<M: MemoryReader> PythonReader<M> {
         Ok(self.word(slot)? & !3)
     }
 
-    /// `Future`, `Task <name>` or the type name of an awaited object.
-    fn describe_awaitable(&mut self, object: u64, type_name: &str) -> Result<String, WalkError> {
+    /// The object awaited through `object` (of type `type_name`): the
+    /// future behind a future's iterator, else the object itself; and the
+    /// name of its type.
+    fn awaited_future(&mut self, object: u64, type_name: &str) -> Result<(u64, String), WalkError> {
         let target = if type_name.ends_with("FutureIter") {
             self.word(object + FUTURE_ITER_FUTURE)?
         } else {
             object
         };
         let target_type = self.type_of(target)?.name.clone();
+        Ok((target, target_type))
+    }
+
+    /// `Future`, `Task <name>` or the type name of an awaited object.
+    fn describe_awaitable(
+        &mut self,
+        object: u64,
+        type_name: &str,
+        layout: &TaskLayout,
+    ) -> Result<String, WalkError> {
+        let (target, target_type) = self.awaited_future(object, type_name)?;
         if target_type.ends_with("Task") {
-            if let Some(layout) = TaskLayout::for_version(self.layout.version, None) {
-                return Ok(format!("Task {}", self.task_name(target, &layout)?));
-            }
-            return Ok("Task".to_string());
+            return Ok(format!("Task {}", self.task_name(target, layout)?));
         }
         Ok(target_type
             .rsplit('.')
@@ -624,6 +804,18 @@ pub(crate) fn task_layout_known(
     TaskLayout::for_version(version, debug).is_some()
 }
 
+/// asyncio's functions that wait for tasks through a future their done
+/// callbacks complete, so that the tasks are not what the caller awaits:
+/// `(file, function, the local holding the task or collection of tasks)`.
+/// `wait_for` up to 3.11 (from 3.12 it awaits the task itself), `wait` and
+/// what is built on it, and staggered races (whose later tasks are started
+/// by the earlier ones).
+const WAITING_FUNCTIONS: [(&str, &str, &str); 3] = [
+    ("asyncio/tasks.py", "wait_for", "fut"),
+    ("asyncio/tasks.py", "_wait", "fs"),
+    ("asyncio/staggered.py", "staggered_race", "running_tasks"),
+];
+
 /// Largest value stack believed, in bytes.
 const MAX_VALUE_STACK: u64 = 0x10000;
 
@@ -637,9 +829,16 @@ enum FrameStep {
     Awaiting(Option<RawFrame>, u64),
 }
 
+/// The awaitables an async generator's `__anext__()`, `asend()` and
+/// `athrow()` return: awaiting one runs the generator.
+fn is_async_generator_awaitable(name: &str) -> bool {
+    matches!(name, "async_generator_asend" | "async_generator_athrow")
+}
+
 /// Types a suspended coroutine can be awaiting.
 fn is_awaitable_type(name: &str) -> bool {
     matches!(name, "coroutine" | "generator" | "async_generator")
+        || is_async_generator_awaitable(name)
         || name.ends_with("Future")
         || name.ends_with("FutureIter")
         || name.ends_with("Task")
@@ -661,6 +860,8 @@ mod tests {
             offsets,
             AsyncioDebugOffsets {
                 task_name: 0x88,
+                task_awaited_by: 0x60,
+                task_awaited_by_is_set: 0x6d,
                 task_coro: 0x80,
                 task_node: 0x98,
                 interpreter_tasks_head: 0x2a80,

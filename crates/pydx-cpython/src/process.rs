@@ -470,6 +470,12 @@ impl PythonProcess {
         Ok(tasks)
     }
 
+    /// Fills in who awaits whom: each task's `awaited_by`.
+    pub fn link_awaiters(&mut self, tasks: &mut [AsyncioTask]) {
+        self.reader
+            .link_awaiters(tasks, self.asyncio_debug.as_ref());
+    }
+
     /// How many requests this process has served, when it is a gunicorn
     /// worker or a uvicorn server (see [`PythonReader::find_request_count`]).
     /// The count is looked for on the stacks until found, then read

@@ -1,5 +1,6 @@
 //! `pydx dump`: every thread's current Python stack.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -42,6 +43,8 @@ struct DumpReport {
 /// One asyncio task of the dump.
 #[derive(Debug, Serialize)]
 struct TaskReport {
+    /// The task object's address, as CPython's own task listings show it.
+    id: u64,
     name: String,
     /// `threading.get_ident()` of the thread running it, if it is running.
     running_on: Option<u64>,
@@ -53,6 +56,9 @@ struct TaskReport {
     /// The chain was too deep to follow to its end.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     truncated: bool,
+    /// The ids of the tasks awaiting this one (a `gather`, a `TaskGroup`,
+    /// an `await task`).
+    awaited_by: Vec<u64>,
 }
 
 /// One thread of the dump.
@@ -218,6 +224,7 @@ fn task_reports(
 ) -> Result<Vec<TaskReport>, AsyncioError> {
     let mut tasks = process.asyncio_tasks()?;
     tasks.sort_by(|a, b| a.name.cmp(&b.name));
+    process.link_awaiters(&mut tasks);
     for task in &mut tasks {
         let thread = task
             .running_on
@@ -229,6 +236,7 @@ fn task_reports(
     Ok(tasks
         .iter()
         .map(|task| TaskReport {
+            id: task.addr,
             name: task.name.clone(),
             running_on: task.running_on,
             awaiting: task.awaiting.clone(),
@@ -238,6 +246,7 @@ fn task_reports(
                 .map(|f| frame_report(process, f, false))
                 .collect(),
             truncated: task.truncated,
+            awaited_by: task.awaited_by.clone(),
         })
         .collect())
 }
@@ -347,13 +356,19 @@ fn write_text(out: &mut impl Write, report: &DumpReport) -> std::io::Result<()> 
         writeln!(out)?;
         writeln!(out, "asyncio tasks: {}", tasks.len())?;
         for task in tasks {
-            let state = match (task.running_on, &task.awaiting) {
-                (Some(thread), _) => format!("running on thread {thread:#x}"),
-                (None, Some(awaiting)) => format!("waiting for {awaiting}"),
-                (None, None) => "waiting".to_string(),
-            };
             writeln!(out)?;
-            writeln!(out, "Task \"{}\" ({state})", task.name)?;
+            let awaited_by = task_names(tasks, &task.awaited_by);
+            let awaited_by = if awaited_by.is_empty() {
+                String::new()
+            } else {
+                format!(", awaited by {awaited_by}")
+            };
+            writeln!(
+                out,
+                "Task \"{}\" ({}{awaited_by})",
+                task.name,
+                task_state(task)
+            )?;
             for frame in &task.coroutines {
                 writeln!(
                     out,
@@ -365,6 +380,145 @@ fn write_text(out: &mut impl Write, report: &DumpReport) -> std::io::Result<()> 
                 writeln!(out, "    <more coroutines not shown>")?;
             }
         }
+        if tasks.iter().any(|t| !t.awaited_by.is_empty()) {
+            writeln!(out)?;
+            writeln!(out, "Who awaits whom:")?;
+            let mut drawn = HashSet::new();
+            for root in tasks.iter().filter(|t| t.awaited_by.is_empty()) {
+                write_task_tree(out, tasks, root, "", "", &mut Vec::new(), &mut drawn)?;
+            }
+            // Tasks in a cycle of awaits have no root: draw from each cycle once.
+            for task in tasks {
+                if !drawn.contains(&task.id) {
+                    write_task_tree(out, tasks, task, "", "", &mut Vec::new(), &mut drawn)?;
+                }
+            }
+        }
     }
     Ok(())
+}
+
+/// What a task is doing, for its heading.
+fn task_state(task: &TaskReport) -> String {
+    match (task.running_on, &task.awaiting) {
+        (Some(thread), _) => format!("running on thread {thread:#x}"),
+        (None, Some(awaiting)) => format!("waiting for {awaiting}"),
+        (None, None) => "waiting".to_string(),
+    }
+}
+
+/// The quoted names of the tasks with these ids.
+fn task_names(tasks: &[TaskReport], ids: &[u64]) -> String {
+    ids.iter()
+        .filter_map(|id| tasks.iter().find(|t| t.id == *id))
+        .map(|t| format!("\"{}\"", t.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes `task` and, under it, the tasks it awaits, like
+/// `python -m asyncio pstree`: each with where its innermost coroutine is.
+/// A task awaited by two is shown under both; a cycle is cut where it
+/// closes. `drawn` collects the tasks written.
+fn write_task_tree(
+    out: &mut impl Write,
+    tasks: &[TaskReport],
+    task: &TaskReport,
+    lead: &str,
+    branch: &str,
+    path: &mut Vec<u64>,
+    drawn: &mut HashSet<u64>,
+) -> std::io::Result<()> {
+    drawn.insert(task.id);
+    let place = task
+        .coroutines
+        .first()
+        .map(|f| format!(" in {} ({}:{})", f.function, f.file, f.line))
+        .unwrap_or_default();
+    let cycle = if path.contains(&task.id) {
+        " <a cycle: it awaits itself through the tasks above, a deadlock>"
+    } else {
+        ""
+    };
+    writeln!(
+        out,
+        "{lead}{branch}\"{}\" {}{place}{cycle}",
+        task.name,
+        task_state(task)
+    )?;
+    if !cycle.is_empty() {
+        return Ok(());
+    }
+    let children: Vec<&TaskReport> = tasks
+        .iter()
+        .filter(|t| t.awaited_by.contains(&task.id))
+        .collect();
+    let child_lead = format!(
+        "{lead}{}",
+        match branch {
+            "" => "",
+            "└── " => "    ",
+            _ => "│   ",
+        }
+    );
+    path.push(task.id);
+    for (index, child) in children.iter().enumerate() {
+        let branch = if index + 1 == children.len() {
+            "└── "
+        } else {
+            "├── "
+        };
+        write_task_tree(out, tasks, child, &child_lead, branch, path, drawn)?;
+    }
+    path.pop();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: u64, name: &str, awaiting: Option<&str>, awaited_by: &[u64]) -> TaskReport {
+        TaskReport {
+            id,
+            name: name.to_string(),
+            running_on: None,
+            awaiting: awaiting.map(str::to_string),
+            coroutines: vec![FrameReport {
+                function: format!("{name}_body"),
+                file: "app.py".to_string(),
+                line: 10 * id as u32,
+                locals: None,
+            }],
+            truncated: false,
+            awaited_by: awaited_by.to_vec(),
+        }
+    }
+
+    #[test]
+    fn tasks_are_drawn_under_the_tasks_awaiting_them() {
+        let mut running = task(5, "running", None, &[1]);
+        running.running_on = Some(0x7f00);
+        let report = DumpReport {
+            pid: 42,
+            parent_pid: None,
+            python_version: "3.12.1".to_string(),
+            binary: "/usr/bin/python3.12".to_string(),
+            paused: true,
+            threads: Vec::new(),
+            tasks: Some(vec![
+                task(1, "main", Some("_GatheringFuture"), &[]),
+                task(2, "child-a", Some("Task grandchild"), &[1]),
+                task(3, "grandchild", Some("Future"), &[2, 4]),
+                task(4, "child-b", Some("Task grandchild"), &[1]),
+                running,
+                task(6, "loner", None, &[]),
+                task(7, "ping", Some("Task pong"), &[8]),
+                task(8, "pong", Some("Task ping"), &[7]),
+            ]),
+        };
+        let mut out = Vec::new();
+        write_text(&mut out, &report).unwrap();
+        insta::assert_snapshot!(String::from_utf8(out).unwrap());
+    }
 }
