@@ -377,7 +377,7 @@ fn a_running_task_is_shown_whole_on_3_15() {
 }
 
 /// `dump --async` on the scenarios of CPython's remote-debugging tests:
-/// who awaits whom (gather, an awaited task, `wait_for`, a TaskGroup, a
+/// who awaits whom (gather, an awaited task, `wait_for`, `shield`, a TaskGroup, a
 /// staggered race, a loop on another thread with the eager task factory),
 /// a recursive coroutine kept whole, and an async generator's frames in
 /// the chain of the task iterating it.
@@ -415,6 +415,8 @@ fn dump_shows_who_awaits_whom(label: &str) {
             ("gathered-1", "gatherer"),
             ("awaited", "awaiter"),
             ("timed", "timed-waiter"),
+            ("shielded", "shielder"),
+            ("shielder", "Task-1"),
             ("eager-child", "thread-task"),
             ("gatherer", "Task-1"),
             ("awaiter", "Task-1"),

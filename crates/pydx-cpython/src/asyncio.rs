@@ -151,6 +151,16 @@ struct CoroutineChain {
     truncated: bool,
 }
 
+/// What a task awaits, before 3.14.
+#[derive(Debug, Default)]
+struct AwaitedTasks {
+    /// The future (or task) its innermost coroutine awaits.
+    future: Option<u64>,
+    /// The tasks that future stands for: itself when it is a task, a
+    /// `gather`'s children.
+    tasks: Vec<u64>,
+}
+
 /// How a coroutine's frame is found, up to 3.10: `gi_frame` points at a
 /// frame object (null once the coroutine has returned).
 #[derive(Debug, Clone, Copy)]
@@ -350,10 +360,13 @@ impl<M: MemoryReader> PythonReader<M> {
     /// Fills in who awaits whom: each task's `awaited_by`, from the tasks
     /// in `tasks`. From 3.14 asyncio records it in each task (gather,
     /// TaskGroup, shield, staggered races and plain awaits). Before, it is
-    /// found from both ends: a task awaiting another task, a `gather`'s
-    /// future (its `_children`) or, up to 3.11, `wait_for`'s inner task;
-    /// and a task whose done callback is a `TaskGroup`'s (its
-    /// `_parent_task`). A link that cannot be read is left out.
+    /// found from both ends: a task awaiting another task or a `gather`'s
+    /// future (its `_children`); a task whose done callback is a
+    /// `TaskGroup`'s (its `_parent_task`) or a nested function holding a
+    /// future another task awaits (`shield`). On every version, the tasks
+    /// given to asyncio's waiting functions are read from their locals
+    /// (`wait`, staggered races, `wait_for` up to 3.11). A link that cannot
+    /// be read is left out.
     pub fn link_awaiters(
         &mut self,
         tasks: &mut [AsyncioTask],
@@ -370,13 +383,22 @@ impl<M: MemoryReader> PythonReader<M> {
                 }
             }
             None => {
+                let mut future_awaiters = Vec::new();
                 for task in tasks.iter() {
-                    for awaited in self.awaited_tasks(task).unwrap_or_default() {
-                        links.push((awaited, task.addr));
-                    }
-                    if let Ok(Some(parent)) = self.task_group_parent(task.addr) {
-                        links.push((task.addr, parent));
-                    }
+                    let Ok(awaited) = self.awaited_tasks(task) else {
+                        continue;
+                    };
+                    future_awaiters.extend(awaited.future.map(|f| (f, task.addr)));
+                    links.extend(awaited.tasks.into_iter().map(|a| (a, task.addr)));
+                }
+                for task in tasks.iter() {
+                    let awaiters = self.callback_awaiters(task.addr, &future_awaiters);
+                    links.extend(
+                        awaiters
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|a| (task.addr, a)),
+                    );
                 }
             }
         }
@@ -415,18 +437,20 @@ impl<M: MemoryReader> PythonReader<M> {
         Ok(vec![awaited_by])
     }
 
-    /// Before 3.14: the tasks a task awaits, seen from its side.
-    fn awaited_tasks(&mut self, task: &AsyncioTask) -> Result<Vec<u64>, WalkError> {
-        let mut awaited = Vec::new();
-        if let Some(object) = task.awaited_object {
-            let type_name = self.type_of(object)?.name.clone();
-            let (target, target_type) = self.awaited_future(object, &type_name)?;
-            if target_type.ends_with("Task") {
-                awaited.push(target);
-            } else if target_type == "_GatheringFuture" {
-                if let Some(children) = self.instance_attr(target, "_children")? {
-                    awaited.extend(self.sequence_items(children, MAX_AWAITERS)?);
-                }
+    /// Before 3.14: what a task awaits, seen from its side.
+    fn awaited_tasks(&mut self, task: &AsyncioTask) -> Result<AwaitedTasks, WalkError> {
+        let mut awaited = AwaitedTasks::default();
+        let Some(object) = task.awaited_object else {
+            return Ok(awaited);
+        };
+        let type_name = self.type_of(object)?.name.clone();
+        let (target, target_type) = self.awaited_future(object, &type_name)?;
+        awaited.future = Some(target);
+        if target_type.ends_with("Task") {
+            awaited.tasks.push(target);
+        } else if target_type == "_GatheringFuture" {
+            if let Some(children) = self.instance_attr(target, "_children")? {
+                awaited.tasks = self.sequence_items(children, MAX_AWAITERS)?;
             }
         }
         Ok(awaited)
@@ -454,9 +478,16 @@ impl<M: MemoryReader> PythonReader<M> {
         Ok(awaited)
     }
 
-    /// Before 3.14: the parent task of the `TaskGroup` a task belongs to,
-    /// found through the group's done callback on the task.
-    fn task_group_parent(&mut self, task: u64) -> Result<Option<u64>, WalkError> {
+    /// Before 3.14: the tasks a task's done callbacks lead to. A
+    /// `TaskGroup`'s callback (a bound method of the group) leads to the
+    /// group's parent task; a nested function's (`shield`'s, `gather`'s)
+    /// leads, through a future among its free variables, to the tasks
+    /// awaiting that future (`future_awaiters`: future -> task).
+    fn callback_awaiters(
+        &mut self,
+        task: u64,
+        future_awaiters: &[(u64, u64)],
+    ) -> Result<Vec<u64>, WalkError> {
         let mut callbacks = vec![self.word(task + FUTURE_CALLBACK0)?];
         let list = self.word(task + FUTURE_CALLBACKS)?;
         if list != 0 {
@@ -464,16 +495,34 @@ impl<M: MemoryReader> PythonReader<M> {
                 callbacks.extend(self.sequence_items(entry, 1)?);
             }
         }
+        let mut awaiters = Vec::new();
         for callback in callbacks.into_iter().filter(|&c| c != 0) {
-            if self.type_of(callback)?.name != "method" {
-                continue;
-            }
-            let group = self.word(callback + METHOD_SELF)?;
-            if group != 0 && self.type_of(group)?.name == "TaskGroup" {
-                return self.instance_attr(group, "_parent_task");
+            match self.type_of(callback)?.name.as_str() {
+                "method" => {
+                    let group = self.word(callback + METHOD_SELF)?;
+                    if group != 0 && self.type_of(group)?.name == "TaskGroup" {
+                        awaiters.extend(self.instance_attr(group, "_parent_task")?);
+                    }
+                }
+                "function" => {
+                    let closure = self.word(callback + self.layout.function_closure)?;
+                    if closure == 0 {
+                        continue;
+                    }
+                    for cell in self.sequence_items(closure, MAX_CALLBACKS)? {
+                        let value = self.cell_contents(cell)?;
+                        awaiters.extend(
+                            future_awaiters
+                                .iter()
+                                .filter(|(future, _)| *future == value && value != 0)
+                                .map(|&(_, awaiter)| awaiter),
+                        );
+                    }
+                }
+                _ => {}
             }
         }
-        Ok(None)
+        Ok(awaiters)
     }
 
     /// The HTTP request an anyio worker thread is running a job for (a

@@ -224,6 +224,9 @@ pub struct Layout {
     pub unicode_compact_data: u64,
     /// `PyTupleObject.ob_item`.
     pub tuple_items: u64,
+    /// `PyFunctionObject.func_closure`: the tuple of cells a nested
+    /// function reads its free variables from.
+    pub function_closure: u64,
     /// How integers store size and sign.
     pub long_format: LongFormat,
     /// `PyDictObject.ma_used`, `ma_keys`, `ma_values`.
@@ -448,6 +451,8 @@ impl Layout {
             unicode_ascii_data: 0x30,
             unicode_compact_data: 0x48,
             tuple_items: 0x18,
+            // 3.10 put the fields functions share with frames first.
+            function_closure: if version.at_least(3, 10) { 0x48 } else { 0x30 },
             long_format: LongFormat::SignedSize,
             dict_used_keys_values: (0x10, 0x20, 0x28),
             dict_keys_format: DictKeysFormat::Sized,

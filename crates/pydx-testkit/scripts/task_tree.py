@@ -1,8 +1,8 @@
 """Who awaits whom, in the shapes of CPython's remote-debugging tests: a
 task gathering two, a task awaiting another, a TaskGroup (3.11+), a
-wait_for, a staggered race, a recursive coroutine, an async generator
-awaiting inside its body, and a thread running its own event loop (with the eager task
-factory from 3.12)."""
+wait_for, a shield, a staggered race, a recursive coroutine, an async
+generator awaiting inside its body, and a thread running its own event
+loop (with the eager task factory from 3.12)."""
 import asyncio
 import sys
 import threading
@@ -54,6 +54,10 @@ async def group_parent():
         await asyncio.sleep(HOUR)
 
 
+async def shielder():
+    await asyncio.shield(asyncio.create_task(leaf(), name="shielded"))
+
+
 async def timed_waiter():
     await asyncio.wait_for(asyncio.create_task(leaf(), name="timed"), HOUR)
 
@@ -91,6 +95,7 @@ async def main():
         asyncio.create_task(rec(3), name="recursive"),
         asyncio.create_task(iterate(), name="iterator"),
         asyncio.create_task(racer(), name="racer"),
+        asyncio.create_task(shielder(), name="shielder"),
     ]
     if sys.version_info >= (3, 11):
         tasks.append(asyncio.create_task(group_parent(), name="group-parent"))
