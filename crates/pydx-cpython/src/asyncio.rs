@@ -293,16 +293,17 @@ impl<M: MemoryReader> PythonReader<M> {
         match debug.filter(|_| version.at_least(3, 14)) {
             Some(debug) => {
                 for state in states {
-                    let head = state.addr + debug.thread_tasks_head;
+                    let head = state.addr.wrapping_add(debug.thread_tasks_head);
                     addresses.extend(self.linked_tasks(head, debug.task_node)?);
-                    let task = self.word(state.addr + debug.thread_running_task)?;
+                    let task = self.word(state.addr.wrapping_add(debug.thread_running_task))?;
                     if task != 0 {
                         running.push((task, state.thread_id));
                     }
                 }
-                addresses.extend(
-                    self.linked_tasks(interp + debug.interpreter_tasks_head, debug.task_node)?,
-                );
+                addresses.extend(self.linked_tasks(
+                    interp.wrapping_add(debug.interpreter_tasks_head),
+                    debug.task_node,
+                )?);
             }
             None => {
                 let Some(module) = self.module(interp, "asyncio.tasks")? else {
@@ -326,7 +327,7 @@ impl<M: MemoryReader> PythonReader<M> {
             let Ok(name) = self.task_name(addr, &layout) else {
                 continue;
             };
-            let coro = self.word(addr + layout.task_coro)?;
+            let coro = self.word(addr.wrapping_add(layout.task_coro))?;
             let chain = self.coroutine_chain(coro, &layout)?;
             // Nothing left to run: the task has finished.
             if chain.frames.is_empty() && chain.awaiting.is_none() {
@@ -427,11 +428,15 @@ impl<M: MemoryReader> PythonReader<M> {
         task: u64,
         debug: &AsyncioDebugOffsets,
     ) -> Result<Vec<u64>, WalkError> {
-        let awaited_by = self.word(task + debug.task_awaited_by)?;
+        let awaited_by = self.word(task.wrapping_add(debug.task_awaited_by))?;
         if awaited_by == 0 {
             return Ok(Vec::new());
         }
-        if self.memory.read_u8(task + debug.task_awaited_by_is_set)? != 0 {
+        if self
+            .memory
+            .read_u8(task.wrapping_add(debug.task_awaited_by_is_set))?
+            != 0
+        {
             return self.set_keys(awaited_by, MAX_AWAITERS);
         }
         Ok(vec![awaited_by])
@@ -488,8 +493,8 @@ impl<M: MemoryReader> PythonReader<M> {
         task: u64,
         future_awaiters: &[(u64, u64)],
     ) -> Result<Vec<u64>, WalkError> {
-        let mut callbacks = vec![self.word(task + FUTURE_CALLBACK0)?];
-        let list = self.word(task + FUTURE_CALLBACKS)?;
+        let mut callbacks = vec![self.word(task.wrapping_add(FUTURE_CALLBACK0))?];
+        let list = self.word(task.wrapping_add(FUTURE_CALLBACKS))?;
         if list != 0 {
             for entry in self.sequence_items(list, MAX_CALLBACKS)? {
                 callbacks.extend(self.sequence_items(entry, 1)?);
@@ -499,13 +504,13 @@ impl<M: MemoryReader> PythonReader<M> {
         for callback in callbacks.into_iter().filter(|&c| c != 0) {
             match self.type_of(callback)?.name.as_str() {
                 "method" => {
-                    let group = self.word(callback + METHOD_SELF)?;
+                    let group = self.word(callback.wrapping_add(METHOD_SELF))?;
                     if group != 0 && self.type_of(group)?.name == "TaskGroup" {
                         awaiters.extend(self.instance_attr(group, "_parent_task")?);
                     }
                 }
                 "function" => {
-                    let closure = self.word(callback + self.layout.function_closure)?;
+                    let closure = self.word(callback.wrapping_add(self.layout.function_closure))?;
                     if closure == 0 {
                         continue;
                     }
@@ -555,7 +560,7 @@ impl<M: MemoryReader> PythonReader<M> {
         if !self.type_of(task).ok()?.name.ends_with("Task") {
             return None;
         }
-        let coro = self.word(task + layout.task_coro).ok()?;
+        let coro = self.word(task.wrapping_add(layout.task_coro)).ok()?;
         let chain = self.coroutine_chain(coro, &layout).ok()?;
         let codes: Vec<u64> = chain.frames.iter().map(|f| f.code).collect();
         self.refresh_code_cache(&codes).ok()?;
@@ -593,7 +598,7 @@ impl<M: MemoryReader> PythonReader<M> {
         let mut tasks = Vec::with_capacity(keys.len());
         for key in keys {
             let task = if weak {
-                self.word(key + WEAKREF_OBJECT)?
+                self.word(key.wrapping_add(WEAKREF_OBJECT))?
             } else {
                 key
             };
@@ -620,7 +625,7 @@ impl<M: MemoryReader> PythonReader<M> {
 
     /// A task's name: its `str` name, or `Task-N` for an integer one.
     fn task_name(&mut self, task: u64, layout: &TaskLayout) -> Result<String, WalkError> {
-        let name = self.word(task + layout.task_name)?;
+        let name = self.word(task.wrapping_add(layout.task_name))?;
         if name == 0 {
             return Ok(format!("Task at {task:#x}"));
         }
@@ -653,7 +658,7 @@ impl<M: MemoryReader> PythonReader<M> {
             }
             let type_name = self.type_of(current)?.name.clone();
             if is_async_generator_awaitable(&type_name) {
-                current = self.word(current + ASYNC_GEN_AWAITABLE_GEN)?;
+                current = self.word(current.wrapping_add(ASYNC_GEN_AWAITABLE_GEN))?;
                 continue;
             }
             if !matches!(
@@ -679,13 +684,15 @@ impl<M: MemoryReader> PythonReader<M> {
                     }
                 }
             }
-            let state = self.memory.read_u8(current + layout.gen_frame_state)? as i8;
+            let state =
+                self.memory
+                    .read_u8(current.wrapping_add(layout.gen_frame_state))? as i8;
             // A task whose coroutine has returned is done, not waiting: it
             // stays in the task registry until it is collected.
             if depth == 0 && self.is_finished(state) {
                 return Ok(CoroutineChain::default());
             }
-            let frame = current + layout.gen_frame;
+            let frame = current.wrapping_add(layout.gen_frame);
             let bytes = self
                 .memory
                 .read_vec(frame, frame_layout.frame_size as usize, 0x400)?;
@@ -719,7 +726,7 @@ impl<M: MemoryReader> PythonReader<M> {
         coroutine: u64,
         layout: &FrameObjectCoroutine,
     ) -> Result<FrameStep, WalkError> {
-        let frame = self.word(coroutine + layout.gen_frame)?;
+        let frame = self.word(coroutine.wrapping_add(layout.gen_frame))?;
         if frame == 0 {
             return Ok(FrameStep::Returned);
         }
@@ -734,7 +741,7 @@ impl<M: MemoryReader> PythonReader<M> {
                     bytes.get(state as usize).map(|&b| b as i8) == Some(FRAME_SUSPENDED_3_10);
                 let depth = i32_at(&bytes, depth).unwrap_or(0);
                 if suspended && depth > 0 {
-                    base + depth as u64 * 8
+                    base.wrapping_add(depth as u64 * 8)
                 } else {
                     0
                 }
@@ -746,7 +753,7 @@ impl<M: MemoryReader> PythonReader<M> {
         }
         // On top of the stack of a coroutine suspended in `await` (a
         // `yield` leaves something else there, or nothing).
-        let awaited = self.word(top - 8)? & !3;
+        let awaited = self.word(top.wrapping_sub(8))? & !3;
         if awaited == 0
             || !self
                 .type_of(awaited)
@@ -788,7 +795,9 @@ impl<M: MemoryReader> PythonReader<M> {
             if top <= 0 {
                 return Ok(0);
             }
-            frame + self.layout.frame_localsplus + (top as u64 - 1) * 8
+            frame
+                .wrapping_add(self.layout.frame_localsplus)
+                .wrapping_add((top as u64 - 1) * 8)
         } else if let Some(pointer) = layout.stack_pointer {
             u64_at(bytes, pointer).unwrap_or(0)
         } else {
@@ -817,7 +826,7 @@ impl<M: MemoryReader> PythonReader<M> {
     /// name of its type.
     fn awaited_future(&mut self, object: u64, type_name: &str) -> Result<(u64, String), WalkError> {
         let target = if type_name.ends_with("FutureIter") {
-            self.word(object + FUTURE_ITER_FUTURE)?
+            self.word(object.wrapping_add(FUTURE_ITER_FUTURE))?
         } else {
             object
         };

@@ -31,6 +31,17 @@ pub enum AttachError {
         /// Which versions are supported, or what did not match.
         reason: String,
     },
+    /// The interpreter's state or stacks do not read with the layout of its
+    /// version: a build pydx does not know, or (briefly) one still starting.
+    #[error("process {pid} runs Python {version}, which pydx does not support ({reason})")]
+    LayoutMismatch {
+        /// The process.
+        pid: u32,
+        /// The version found.
+        version: String,
+        /// What did not read.
+        reason: String,
+    },
     /// The interpreter has not finished starting, or is shutting down.
     #[error("the Python interpreter in process {pid} is not running ({reason})")]
     NotRunning {

@@ -471,7 +471,7 @@ impl<M: MemoryReader> PythonReader<M> {
                     .collect();
                 let mut words = vec![0u8; cframes.len() * 8];
                 let done = match self.read_all_of(
-                    cframes.iter().map(|c| c + current_frame),
+                    cframes.iter().map(|c| c.wrapping_add(current_frame)),
                     8,
                     &mut words,
                 ) {

@@ -196,7 +196,7 @@ impl<M: MemoryReader> PythonReader<M> {
         let mut bytes = self.memory.read_vec(
             frame.addr,
             slots_start + count * 8,
-            slots_start + MAX_LOCALS * 8,
+            slots_start.wrapping_add(MAX_LOCALS * 8),
         )?;
         let mut code = u64_at(&bytes, self.layout.frame_code).unwrap_or(0);
         if self.layout.stack_refs_tagged {
@@ -298,15 +298,12 @@ impl<M: MemoryReader> PythonReader<M> {
         let mut names = self.str_tuple(pointer(layout.code_varnames))?;
         // Parameters come first: positional, keyword-only, *args, **kwargs.
         let flags = i32_at(&header, layout.code_flags).unwrap_or(0);
-        let parameters = i32_at(&header, layout.code_argcount).unwrap_or(0)
-            + i32_at(
-                &header,
-                layout.code_argcount + KWONLYARGCOUNT_AFTER_ARGCOUNT,
-            )
-            .unwrap_or(0)
-            + i32::from(flags & CO_VARARGS != 0)
-            + i32::from(flags & CO_VARKEYWORDS != 0);
-        let parameters = parameters.clamp(0, MAX_LOCALS as i32) as usize;
+        let count = |offset| i64::from(i32_at(&header, offset).unwrap_or(0));
+        let parameters = count(layout.code_argcount)
+            + count(layout.code_argcount + KWONLYARGCOUNT_AFTER_ARGCOUNT)
+            + i64::from(flags & CO_VARARGS != 0)
+            + i64::from(flags & CO_VARKEYWORDS != 0);
+        let parameters = parameters.clamp(0, MAX_LOCALS as i64) as usize;
         let kinds: Vec<u8> = match layout.code_localspluskinds {
             Some(offset) => self.read_bytes(pointer(offset), MAX_LOCALS)?.1,
             None => {

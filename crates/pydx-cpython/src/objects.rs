@@ -552,7 +552,7 @@ impl<M: MemoryReader> PythonReader<M> {
                     addr + data_offset
                 } else {
                     // Legacy string: the data pointer follows the compact header.
-                    self.word(addr + layout.unicode_compact_data)?
+                    self.word(addr.wrapping_add(layout.unicode_compact_data))?
                 };
                 let bytes = self.memory.read_vec(data, size, MAX_STRING_CHARS * 4)?;
                 decode_string_data(kind, &bytes)
@@ -577,7 +577,8 @@ impl<M: MemoryReader> PythonReader<M> {
             return Ok(Value::BigInt { digits, negative });
         }
         let bytes = &mut header[0x18..0x18 + 4 * digits as usize];
-        self.memory.read_into(addr + LONG_DIGITS, bytes)?;
+        self.memory
+            .read_into(addr.wrapping_add(LONG_DIGITS), bytes)?;
         let mut value: i128 = 0;
         for (i, digit) in bytes.chunks_exact(4).enumerate() {
             let digit = u32::from_le_bytes([digit[0], digit[1], digit[2], digit[3]]) & 0x3fff_ffff;
@@ -596,7 +597,7 @@ impl<M: MemoryReader> PythonReader<M> {
 
     /// The number of items of a `tuple` or `list` (`ob_size`).
     pub fn sequence_len(&self, addr: u64) -> Result<u64, WalkError> {
-        self.word(addr + OB_SIZE)
+        self.word(addr.wrapping_add(OB_SIZE))
     }
 
     /// The item pointers of a `tuple` or `list`, at most `max` of them.
@@ -604,9 +605,9 @@ impl<M: MemoryReader> PythonReader<M> {
         let info = self.type_of(addr)?;
         let len = self.sequence_len(addr)?;
         let items = if info.flags & TPFLAGS_TUPLE != 0 {
-            addr + self.layout.tuple_items
+            addr.wrapping_add(self.layout.tuple_items)
         } else if info.flags & TPFLAGS_LIST != 0 {
-            self.word(addr + LIST_ITEMS)?
+            self.word(addr.wrapping_add(LIST_ITEMS))?
         } else {
             return Err(WalkError::invalid("sequence", addr));
         };
@@ -620,9 +621,13 @@ impl<M: MemoryReader> PythonReader<M> {
 
     /// Reads a `bytes` object's size and up to `max` of its bytes.
     pub fn read_bytes(&self, addr: u64, max: usize) -> Result<(u64, Vec<u8>), WalkError> {
-        let len = self.word(addr + OB_SIZE)?;
+        let len = self.word(addr.wrapping_add(OB_SIZE))?;
         let count = (len as usize).min(max);
-        Ok((len, self.memory.read_vec(addr + BYTES_DATA, count, max)?))
+        Ok((
+            len,
+            self.memory
+                .read_vec(addr.wrapping_add(BYTES_DATA), count, max)?,
+        ))
     }
 
     /// Decodes the object at `addr` into a [`Value`] for display.
@@ -635,7 +640,7 @@ impl<M: MemoryReader> PythonReader<M> {
         Ok(match info.name.as_str() {
             "NoneType" => Value::None,
             "bool" => Value::Bool(self.read_int(addr)? != Value::Int(0)),
-            "float" => Value::Float(f64::from_bits(self.word(addr + FLOAT_VALUE)?)),
+            "float" => Value::Float(f64::from_bits(self.word(addr.wrapping_add(FLOAT_VALUE))?)),
             _ if flags & TPFLAGS_LONG != 0 => self.read_int(addr)?,
             _ if flags & TPFLAGS_UNICODE != 0 => {
                 let (head, len) = self.read_str_unchecked(addr, REPR_CHARS)?;
@@ -652,12 +657,12 @@ impl<M: MemoryReader> PythonReader<M> {
             },
             _ if flags & TPFLAGS_DICT != 0 => Value::Container {
                 type_name: info.name.clone(),
-                len: self.word(addr + self.layout.dict_used_keys_values.0)?,
+                len: self.word(addr.wrapping_add(self.layout.dict_used_keys_values.0))?,
                 items: None,
             },
             "set" | "frozenset" if info.basicsize == SET_BASICSIZE => Value::Container {
                 type_name: info.name.clone(),
-                len: self.word(addr + self.layout.set_used_mask_table.0)?,
+                len: self.word(addr.wrapping_add(self.layout.set_used_mask_table.0))?,
                 items: None,
             },
             name if name.starts_with("numpy.") => match numpy_scalar_kind(name) {
@@ -719,11 +724,11 @@ impl<M: MemoryReader> PythonReader<M> {
     /// empty and deleted slots.
     pub(crate) fn set_keys(&mut self, set: u64, max: usize) -> Result<Vec<u64>, WalkError> {
         let (used, mask, table) = self.layout.set_used_mask_table;
-        let used = self.word(set + used)?;
-        let mask = self.word(set + mask)?;
-        let table = self.word(set + table)?;
+        let used = self.word(set.wrapping_add(used))?;
+        let mask = self.word(set.wrapping_add(mask))?;
+        let table = self.word(set.wrapping_add(table))?;
         let slots = mask.saturating_add(1) as usize;
-        if used as usize > MAX_DICT_ENTRIES || slots * 16 > MAX_SET_TABLE {
+        if used as usize > MAX_DICT_ENTRIES || slots.saturating_mul(16) > MAX_SET_TABLE {
             return Err(WalkError::invalid("set size", set));
         }
         let bytes = self.memory.read_vec(table, slots * 16, MAX_SET_TABLE)?;
@@ -746,7 +751,7 @@ impl<M: MemoryReader> PythonReader<M> {
         let mut bytes = [0u8; 8];
         let size = kind.size() as usize;
         self.memory
-            .read_into(addr + NUMPY_SCALAR_VALUE, &mut bytes[..size])?;
+            .read_into(addr.wrapping_add(NUMPY_SCALAR_VALUE), &mut bytes[..size])?;
         let unsigned = u64::from_le_bytes(bytes);
         Ok(match kind {
             NumpyKind::Bool => Value::Bool(bytes[0] != 0),
@@ -787,7 +792,7 @@ impl<M: MemoryReader> PythonReader<M> {
 
     /// The contents of a cell object (for closure variables).
     pub fn cell_contents(&self, addr: u64) -> Result<u64, WalkError> {
-        self.word(addr + CELL_REF)
+        self.word(addr.wrapping_add(CELL_REF))
     }
 
     /// The `(key, value)` pointers of a `dict`, at most `max` of them.
@@ -844,7 +849,7 @@ impl<M: MemoryReader> PythonReader<M> {
             .memory
             .read_vec(entries_at, count * entry_size, MAX_DICT_ENTRIES * 24)?;
         let split_values = if values != 0 {
-            let array = values + self.layout.dict_values_array;
+            let array = values.wrapping_add(self.layout.dict_values_array);
             let raw = self
                 .memory
                 .read_vec(array, count * 8, MAX_DICT_ENTRIES * 8)?;
@@ -980,7 +985,7 @@ impl<M: MemoryReader> PythonReader<M> {
             if class == 0 {
                 break;
             }
-            let members = self.word(class + TP_MEMBERS)?;
+            let members = self.word(class.wrapping_add(TP_MEMBERS))?;
             let count = if members == 0 { 0 } else { MAX_MEMBERS };
             for member in (0..count).map(|index| members + index * MEMBER_DEF_SIZE) {
                 let name_at = self.word(member)?;
@@ -996,15 +1001,15 @@ impl<M: MemoryReader> PythonReader<M> {
                 {
                     continue;
                 }
-                let kind = self.memory.read_u32(member + MEMBER_DEF_TYPE)?;
-                let offset = self.word(member + MEMBER_DEF_OFFSET)?;
+                let kind = self.memory.read_u32(member.wrapping_add(MEMBER_DEF_TYPE))?;
+                let offset = self.word(member.wrapping_add(MEMBER_DEF_OFFSET))?;
                 if kind != MEMBER_OBJECT_EX || offset == 0 || offset > MAX_SLOT_OFFSET {
                     return Err(WalkError::invalid("slot member", member));
                 }
                 let value = self.word(addr + offset)?;
                 return Ok((value != 0).then_some(value));
             }
-            class = self.word(class + TP_BASE)?;
+            class = self.word(class.wrapping_add(TP_BASE))?;
         }
         Ok(None)
     }
@@ -1024,7 +1029,7 @@ impl<M: MemoryReader> PythonReader<M> {
         values: u64,
         name: &str,
     ) -> Result<Option<u64>, WalkError> {
-        let keys = self.word(type_addr + self.layout.heap_type_cached_keys)?;
+        let keys = self.word(type_addr.wrapping_add(self.layout.heap_type_cached_keys))?;
         if keys == 0 {
             return Ok(None);
         }
@@ -1034,7 +1039,7 @@ impl<M: MemoryReader> PythonReader<M> {
 
     /// The `__dict__` of a module object.
     pub fn module_dict(&self, module: u64) -> Result<u64, WalkError> {
-        self.word(module + MODULE_DICT)
+        self.word(module.wrapping_add(MODULE_DICT))
     }
 }
 

@@ -225,7 +225,7 @@ impl PythonProcess {
             first_error = first_error.or(stacks.into_iter().find_map(Result::err));
             std::thread::sleep(Duration::from_millis(1));
         }
-        Err(AttachError::UnsupportedVersion {
+        Err(AttachError::LayoutMismatch {
             pid: self.pid,
             version: self.location.version.to_string(),
             reason: format!(
@@ -245,7 +245,7 @@ impl PythonProcess {
                 hint: pydx_remote::permission_hint(self.pid),
             })
         } else {
-            AttachError::UnsupportedVersion {
+            AttachError::LayoutMismatch {
                 pid: self.pid,
                 version: self.location.version.to_string(),
                 reason: format!(
@@ -268,6 +268,20 @@ impl PythonProcess {
     /// The file holding the interpreter (libpython or the executable).
     pub fn binary(&self) -> &str {
         &self.location.binary
+    }
+
+    /// The address of the interpreter's `_PyRuntime`, where its walks start.
+    pub fn runtime(&self) -> u64 {
+        self.location.runtime
+    }
+
+    /// 3.14+: the asyncio task layout the `_asyncio` module publishes, if
+    /// it is loaded.
+    pub fn asyncio_debug_offsets(&mut self) -> Option<AsyncioDebugOffsets> {
+        if self.asyncio_debug.is_none() && self.location.version.at_least(3, 14) {
+            self.asyncio_debug = find_asyncio_debug(self.pid);
+        }
+        self.asyncio_debug
     }
 
     /// Makes [`PythonProcess::threads`] also read the HTTP request each

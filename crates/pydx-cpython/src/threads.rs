@@ -108,10 +108,11 @@ impl<M: MemoryReader> PythonReader<M> {
     ) -> Result<Option<Threads>, WalkError> {
         let layout = &self.layout;
         let tstate_size = layout.tstate_size as usize;
-        let mut spans: Vec<(u64, usize)> = vec![(runtime + layout.runtime_interpreters_head, 8)];
+        let mut spans: Vec<(u64, usize)> =
+            vec![(runtime.wrapping_add(layout.runtime_interpreters_head), 8)];
         for (interp, gil, states) in &topology.interpreters {
-            spans.push((interp + layout.interp_next, 8));
-            spans.push((interp + layout.interp_threads_head, 8));
+            spans.push((interp.wrapping_add(layout.interp_next), 8));
+            spans.push((interp.wrapping_add(layout.interp_threads_head), 8));
             if let Some(gil) = gil {
                 spans.push((*gil, GIL_FIELDS));
             }
@@ -186,13 +187,13 @@ impl<M: MemoryReader> PythonReader<M> {
     /// Addresses of all interpreters, main interpreter last.
     pub fn interpreters(&self, runtime: u64) -> Result<Vec<u64>, WalkError> {
         let mut interpreters = Vec::new();
-        let mut interp = self.word(runtime + self.layout.runtime_interpreters_head)?;
+        let mut interp = self.word(runtime.wrapping_add(self.layout.runtime_interpreters_head))?;
         while interp != 0 {
             if interpreters.len() >= MAX_INTERPRETERS || interpreters.contains(&interp) {
                 return Err(WalkError::invalid("interpreter list", interp));
             }
             interpreters.push(interp);
-            interp = self.word(interp + self.layout.interp_next)?;
+            interp = self.word(interp.wrapping_add(self.layout.interp_next))?;
         }
         Ok(interpreters)
     }
@@ -201,7 +202,7 @@ impl<M: MemoryReader> PythonReader<M> {
     pub fn thread_states(&self, interp: u64) -> Result<Vec<ThreadState>, WalkError> {
         let layout = &self.layout;
         let mut states: Vec<ThreadState> = Vec::new();
-        let mut addr = self.word(interp + layout.interp_threads_head)?;
+        let mut addr = self.word(interp.wrapping_add(layout.interp_threads_head))?;
         while addr != 0 {
             if states.len() >= MAX_THREADS || states.iter().any(|s| s.addr == addr) {
                 return Err(WalkError::invalid("thread list", addr));
@@ -236,12 +237,12 @@ impl<M: MemoryReader> PythonReader<M> {
 
     /// Whether the interpreter runtime is shutting down.
     pub fn finalizing(&self, runtime: u64) -> Result<bool, WalkError> {
-        Ok(self.word(runtime + self.layout.runtime_finalizing)? != 0)
+        Ok(self.word(runtime.wrapping_add(self.layout.runtime_finalizing))? != 0)
     }
 
     /// The module object `name` from the interpreter's `sys.modules`.
     pub fn module(&mut self, interp: u64, name: &str) -> Result<Option<u64>, WalkError> {
-        let modules = self.word(interp + self.layout.interp_modules)?;
+        let modules = self.word(interp.wrapping_add(self.layout.interp_modules))?;
         if modules == 0 {
             return Ok(None);
         }

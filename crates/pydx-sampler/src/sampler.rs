@@ -201,19 +201,29 @@ impl Summary {
 /// needs a few milliseconds before `_PyRuntime` holds a thread, and a
 /// launcher (chroot, a shell) may `exec` Python while its maps are being
 /// read, which makes reads fail. Retries everything but a refusal and an
-/// unsupported version; gives up after `timeout`, or as soon as the
+/// unsupported version (state that does not read is retried for
+/// [`LAYOUT_SETTLE_TIME`]); gives up after `timeout`, or as soon as the
 /// process exits.
 pub fn attach_when_ready(pid: u32, timeout: Duration) -> Result<PythonProcess, AttachError> {
     let deadline = Instant::now() + timeout;
+    let mut mismatch_since: Option<Instant> = None;
     loop {
         match PythonProcess::attach(pid) {
             Ok(process) => return Ok(process),
             Err(error) => {
-                let retriable = !matches!(
-                    error,
-                    AttachError::UnsupportedVersion { .. }
-                        | AttachError::Remote(pydx_remote::Error::PermissionDenied { .. })
-                );
+                // An interpreter still starting can hold half-made state
+                // that does not read; one that still does not after a
+                // moment is a build pydx does not know.
+                let settling = matches!(error, AttachError::LayoutMismatch { .. })
+                    && mismatch_since.get_or_insert_with(Instant::now).elapsed()
+                        < LAYOUT_SETTLE_TIME;
+                let retriable = settling
+                    || !matches!(
+                        error,
+                        AttachError::UnsupportedVersion { .. }
+                            | AttachError::LayoutMismatch { .. }
+                            | AttachError::Remote(pydx_remote::Error::PermissionDenied { .. })
+                    );
                 if !retriable || Instant::now() >= deadline || !process_alive(pid) {
                     return Err(error);
                 }
@@ -222,6 +232,10 @@ pub fn attach_when_ready(pid: u32, timeout: Duration) -> Result<PythonProcess, A
         }
     }
 }
+
+/// How long a just-started interpreter whose state does not read is given
+/// to finish starting before its layout is taken as unknown.
+const LAYOUT_SETTLE_TIME: Duration = Duration::from_secs(1);
 
 /// A sampling session over a process and, optionally, its descendants.
 #[derive(Debug)]
