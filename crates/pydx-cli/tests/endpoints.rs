@@ -481,11 +481,12 @@ fn saturated_sync_workers_waiting_on_io_are_found_and_threads_fix_them() {
             .starts_with("2 gunicorn sync workers are saturated but wait on I/O"),
         "{finding:#}"
     );
-    assert_eq!(finding["location"]["function"], "quote", "{finding:#}");
-    // The handler's line where the workers wait: the upstream call.
+    // Where the workers wait: the program's innermost line in the requests
+    // served off CPU (the stand-in for the upstream call).
+    assert_eq!(finding["location"]["function"], "fetch_rate", "{finding:#}");
     assert_eq!(
         finding["location"]["line"],
-        web_line("quotes", "rate = fetch_rate(product)")
+        web_line("quotes", "time.sleep(0.04)")
     );
     assert!(finding["fix"]
         .as_str()

@@ -1,13 +1,17 @@
 //! PYDX-WORKER001: gunicorn sync workers that are always busy, mostly
 //! waiting on I/O.
 
+use std::collections::HashMap;
+
+use pydx_profile::{Activity, FrameId, LABEL_ENDPOINT};
+
 use super::async_views_under_wsgi::serves_async_views;
 use super::server_processes::{
     busiest_handler, handler_evidence, handler_or_command, option_value, saturated_sync_workers,
 };
 use super::{Rule, RuleDocs};
 use crate::context::Context;
-use crate::finding::{Cost, Finding, Severity, ShareOf, TimeUnit};
+use crate::finding::{Cost, Finding, Location, Severity, ShareOf, TimeUnit};
 
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-WORKER001",
@@ -54,6 +58,7 @@ impl Rule for SyncWorkersWaiting {
                 let workers = group.pids.len();
                 let waiting = group.waiting_share();
                 let handler = busiest_handler(context, &group.pids);
+                let site = waiting_site(context, &group.pids);
                 let threads = (workers * 4).clamp(4, 16);
                 let mut evidence = vec![
                     format!(
@@ -74,6 +79,12 @@ impl Rule for SyncWorkersWaiting {
                     format!("command: {}", group.command),
                 ];
                 evidence.extend(handler_evidence(&handler));
+                if let Some(site) = &site {
+                    evidence.push(format!(
+                        "the requests waited most in {} ({}:{})",
+                        site.function, site.file, site.line
+                    ));
+                }
                 let workers_option = option_value(&group.command, &["--workers", "-w"])
                     .map(|w| format!("--workers {w} "))
                     .unwrap_or_default();
@@ -104,7 +115,9 @@ impl Rule for SyncWorkersWaiting {
                         longest_ms: None,
                         occurrences: None,
                     },
-                    location: handler_or_command(handler, &group.command, group.cwd.as_deref()),
+                    location: site.unwrap_or_else(|| {
+                        handler_or_command(handler, &group.command, group.cwd.as_deref())
+                    }),
                     stack: Vec::new(),
                     evidence,
                     fix,
@@ -112,4 +125,32 @@ impl Rule for SyncWorkersWaiting {
             })
             .collect()
     }
+}
+
+/// Where the workers' requests waited: the program's own line, innermost
+/// on the stack, seen most often in samples of a worker serving a request
+/// off CPU (the call that waits on the network or a database). That is
+/// the code the fix lets run concurrently.
+fn waiting_site(context: &Context<'_>, pids: &[u32]) -> Option<Location> {
+    let profile = context.profile;
+    let mut sites: HashMap<FrameId, u64> = HashMap::new();
+    for (key, count) in profile.samples() {
+        if !pids.contains(&profile.thread_info(key.thread).pid)
+            || profile.label_value(key.labels, LABEL_ENDPOINT).is_none()
+            || matches!(key.state.activity, Activity::OnCpu | Activity::GilWait)
+        {
+            continue;
+        }
+        let innermost_user = profile
+            .frames_innermost_first(key.stack)
+            .into_iter()
+            .find(|&f| context.is_user_frame(f));
+        if let Some(frame) = innermost_user {
+            *sites.entry(frame).or_default() += count;
+        }
+    }
+    let (&frame, _) = sites
+        .iter()
+        .max_by_key(|(frame, n)| (**n, std::cmp::Reverse(**frame)))?;
+    Some(context.location(frame))
 }
