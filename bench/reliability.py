@@ -99,8 +99,9 @@ while time.time() < end:
     FUNCS[rng.randrange(400)](rng.randrange(1, 12), rng)
 """
 
-# A bounded set of stacks: the same 400 functions, but only 2,000 chains,
-# called over and over.
+# A bounded set of stacks: the same 400 functions, but only 20 chains,
+# called over and over (their stacks, prefixes and lines all seen within
+# the first minute).
 SOAK_BOUNDED = """
 import random, sys, time
 SOURCE = "\\n".join(
@@ -110,7 +111,7 @@ SOURCE = "\\n".join(
 exec(SOURCE)
 FUNCS = [globals()["f%d" % i] for i in range(400)]
 rng = random.Random(1)
-PATHS = [tuple(rng.randrange(400) for _ in range(rng.randrange(1, 12))) for _ in range(2000)]
+PATHS = [tuple(rng.randrange(400) for _ in range(rng.randrange(1, 12))) for _ in range(20)]
 print("ready", flush=True)
 end = time.time() + float(sys.argv[1])
 while time.time() < end:
@@ -324,7 +325,7 @@ def churn(pydx, python, scratch):
 
 
 def soak(pydx, python, scratch, minutes, bounded=False):
-    """minutes at 1 kHz on many distinct stacks (2,000 with `bounded`, or a
+    """minutes at 1 kHz on many distinct stacks (20 chains with `bounded`, or a
     new one nearly every sample): pydx's RSS over time."""
     out = pathlib.Path(scratch) / "soak.pb.gz"
     seconds = minutes * 60
@@ -421,7 +422,7 @@ def report(results, args, pydx_line, commit):
         lines.append("")
     if "soak" in results:
         s = results["soak"]
-        program = ("2,000 distinct stacks called over and over (chains of up to 12 of 400 generated "
+        program = ("20 chains called over and over (chains of up to 12 of 400 generated "
                    "functions)" if s["bounded"] else "a new stack nearly every sample (400 generated "
                    "functions called in random chains up to 12 deep)")
         lines += ["## Soak", "",
@@ -446,7 +447,7 @@ def main():
     parser.add_argument("--cycles", type=int, default=10000)
     parser.add_argument("--soak-minutes", type=float, default=30)
     parser.add_argument("--soak-bounded", action="store_true",
-                        help="soak on 2,000 stacks called over and over instead of new ones")
+                        help="soak on 20 chains called over and over instead of new stacks")
     parser.add_argument("--out", default=str(tools.REPO / "bench/results/reliability.md"))
     args = parser.parse_args()
     pydx = args.pydx or tools.pydx()

@@ -72,6 +72,15 @@ impl HttpRequest {
     }
 }
 
+/// Whether `text` can be an HTTP method (a token of capitals: `GET`,
+/// `PROPFIND`, `WEBSOCKET` for a websocket scope).
+fn is_method(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
+}
+
 /// Whether a path segment is an identifier rather than a route word.
 fn is_identifier_segment(segment: &str) -> bool {
     let digits = !segment.is_empty() && segment.chars().all(|c| c.is_ascii_digit());
@@ -322,6 +331,12 @@ impl<M: MemoryReader> PythonReader<M> {
         } else {
             path
         };
+        // A dict read while the server fills or reuses it can pair a key
+        // with another key's value (a path of "GET"): what is not a method
+        // and a path is no request.
+        if !is_method(&method) || !(path.starts_with('/') || path == "*") {
+            return Ok(None);
+        }
         let route = match slot {
             // Starlette and FastAPI put the matched route in the scope.
             RequestSlot::Scope(_) => match self.find_str_key(&items, "route")? {
@@ -358,6 +373,12 @@ mod tests {
             route: None,
         }
         .endpoint()
+    }
+
+    #[test]
+    fn methods_are_tokens_of_capitals() {
+        assert!(is_method("GET") && is_method("PROPFIND") && is_method("WEBSOCKET"));
+        assert!(!is_method("") && !is_method("/orders") && !is_method("get"));
     }
 
     #[test]

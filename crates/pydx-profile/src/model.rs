@@ -46,6 +46,9 @@ id_type!(
 
 /// Label carrying the asyncio task a sample belongs to (its name).
 pub const LABEL_TASK: &str = "pydx.task";
+/// The function name of a frame whose code object could not be read when
+/// it was sampled (the reader's own marker, kept as is).
+pub const UNREADABLE_CODE: &str = "<unreadable code object>";
 /// Label set on samples of a task that was waiting (suspended in an await),
 /// recorded on a pseudo-thread per task.
 pub const LABEL_TASK_STATE: &str = "pydx.task.state";
@@ -474,6 +477,48 @@ impl<T: Hash + Eq + Clone> Table<T> {
     }
 }
 
+/// The sizes of a profile's tables (see [`Profile::footprint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    /// Distinct strings.
+    pub strings: usize,
+    /// The bytes of those strings.
+    pub string_bytes: usize,
+    /// Distinct frames (function and line).
+    pub frames: usize,
+    /// Distinct stack nodes.
+    pub stacks: usize,
+    /// Threads seen.
+    pub threads: usize,
+    /// Distinct label sets.
+    pub label_sets: usize,
+    /// Distinct (thread, stack, state, labels) keys counted.
+    pub sample_keys: usize,
+    /// Timeline runs.
+    pub runs: usize,
+    /// Distinct observations of values.
+    pub observations: usize,
+}
+
+impl std::fmt::Display for Footprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} stack nodes, {} frames, {} strings ({} kB), {} threads, {} label sets, \
+             {} sample keys, {} timeline runs, {} observations",
+            self.stacks,
+            self.frames,
+            self.strings,
+            self.string_bytes / 1024,
+            self.threads,
+            self.label_sets,
+            self.sample_keys,
+            self.runs,
+            self.observations
+        )
+    }
+}
+
 /// A profile: what was sampled, how often, and when.
 ///
 /// Memory grows with the number of distinct stacks (the exact counts) and
@@ -756,6 +801,22 @@ impl Profile {
     /// The timeline: for each thread, what it did from when to when, in order.
     pub fn runs(&self) -> impl Iterator<Item = &Run> {
         self.timeline.runs()
+    }
+
+    /// How many entries each of the profile's tables holds: what its
+    /// memory grows with.
+    pub fn footprint(&self) -> Footprint {
+        Footprint {
+            strings: self.strings.items.len(),
+            string_bytes: self.strings.items.iter().map(String::len).sum(),
+            frames: self.frames.items.len(),
+            stacks: self.stacks.items.len(),
+            threads: self.threads.len(),
+            label_sets: self.label_sets.items.len(),
+            sample_keys: self.counts.len(),
+            runs: self.timeline.runs().count(),
+            observations: self.observations.len(),
+        }
     }
 
     /// Restores a timeline run read from a file.

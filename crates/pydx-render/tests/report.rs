@@ -208,7 +208,8 @@ fn report_with_findings() -> Report {
     }
 }
 
-/// No findings, three hot spots, two processes.
+/// No findings, four hot spots (one of frames whose code could not be
+/// read), two processes.
 fn report_without_findings() -> Report {
     Report {
         summary: summary(&[
@@ -220,6 +221,7 @@ fn report_without_findings() -> Report {
             hot_spot("tokenize", "app/text.py", 14, 0.31, 0.4),
             hot_spot("Lexer.next_token", "app/text.py", 52, 0.09, 0.31),
             hot_spot("main", "app/main.py", 3, 0.01, 0.98),
+            hot_spot("<unreadable code object>", "<unknown>", 0, 0.01, 0.01),
         ],
         endpoints: Vec::new(),
     }

@@ -600,6 +600,11 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn the_reader_and_the_renderers_name_unreadable_code_alike() {
+        assert_eq!(CodeInfo::UNREADABLE, pydx_profile::UNREADABLE_CODE);
+    }
+
     fn thread(frames: Vec<Frame>) -> PythonThread {
         PythonThread {
             thread_id: 1,

@@ -74,6 +74,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     );
     if args.stats {
         eprintln!("pydx: {}", read_stats(&summary));
+        eprintln!("pydx: the profile holds {}", profile.footprint());
     }
     if shows_idle {
         eprintln!(

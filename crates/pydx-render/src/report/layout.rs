@@ -2,6 +2,7 @@
 //! terminal colours and Markdown escaping.
 
 use pydx_diagnose::{Cost, HotSpot, Report, RequestsServed, Severity, TimeUnit};
+use pydx_profile::UNREADABLE_CODE;
 
 /// How many hot spots follow findings.
 const HOT_SPOTS_AFTER_FINDINGS: usize = 5;
@@ -127,6 +128,19 @@ pub(crate) fn hot_spots_shown(report: &Report) -> &[HotSpot] {
         report.hot_spots.len().min(HOT_SPOTS_AFTER_FINDINGS)
     };
     &report.hot_spots[..shown]
+}
+
+/// What a hot spot named `<unreadable code object>` is, when one is shown.
+pub(crate) fn unreadable_code_note(hot_spots: &[HotSpot]) -> Option<&'static str> {
+    hot_spots
+        .iter()
+        .any(|spot| spot.function == UNREADABLE_CODE)
+        .then_some(
+            "<unreadable code object>: frames whose code object could not be read when \
+             sampled (being created or freed at that moment: code from exec or eval, a \
+             module being imported, or a stack that changed while read without pausing). \
+             Their time is counted; where it went is not known.",
+        )
 }
 
 /// `Error`, `Warning` or `Info`.

@@ -7,7 +7,7 @@ use pydx_diagnose::{Endpoint, Finding, HotSpot, Report, Summary};
 use super::layout::{
     blocks, cost, dedent, duration, file_line, findings_heading, hot_spots_shown,
     markdown_cell_code, markdown_code, markdown_fence, markdown_text, percent, requests_served,
-    severity_name, shown_frames, Block,
+    severity_name, shown_frames, unreadable_code_note, Block,
 };
 
 /// Writes the summary, the findings and the hot spots.
@@ -176,6 +176,14 @@ fn write_hot_spots(hot_spots: &[HotSpot], out: &mut impl Write) -> io::Result<()
             percent(spot.self_share),
             percent(spot.total_share),
             duration(spot.self_seconds),
+        )?;
+    }
+    if let Some(note) = unreadable_code_note(hot_spots) {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{}",
+            note.replacen('<', "`<", 1).replacen('>', ">`", 1)
         )?;
     }
     Ok(())

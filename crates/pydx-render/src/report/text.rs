@@ -6,7 +6,7 @@ use pydx_diagnose::{Endpoint, Finding, HotSpot, Report, Summary};
 
 use super::layout::{
     bullet, cost, count, duration, file_line, findings_heading, hot_spots_shown, indented_text,
-    percent, requests_served, shown_frames, table, Align, Paint,
+    percent, requests_served, shown_frames, table, unreadable_code_note, Align, Paint,
 };
 use super::ReportOptions;
 
@@ -184,7 +184,13 @@ fn write_hot_spots(
         options,
         paint,
         out,
-    )
+    )?;
+    if let Some(note) = unreadable_code_note(hot_spots) {
+        for line in indented_text(note, DETAIL, options.width) {
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes an indented table of three right-aligned number columns and two
