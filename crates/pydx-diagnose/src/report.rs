@@ -211,7 +211,7 @@ fn startup_stacks(profile: &Profile) -> HashSet<StackId> {
         return HashSet::new();
     };
     let duration = recording_end.max(1) as f64;
-    let steady = (last_end - last_start) as f64 >= duration * STEADY_SHARE
+    let steady = last_end.saturating_sub(last_start) as f64 >= duration * STEADY_SHARE
         && last_end as f64 >= duration * STEADY_UNTIL;
     if !steady {
         return HashSet::new();

@@ -46,6 +46,14 @@ id_type!(
 
 /// Label carrying the asyncio task a sample belongs to (its name).
 pub const LABEL_TASK: &str = "pydx.task";
+/// Stack tree nodes kept before new stacks are cut short (see
+/// [`Profile::stack`]): about 40 MB.
+pub const STACK_BUDGET: usize = 1 << 20;
+
+/// The function name of the frame that ends a stack cut short because the
+/// profile already holds [`STACK_BUDGET`] stack nodes.
+pub const OTHER_STACKS: &str = "<more distinct stacks than pydx keeps>";
+
 /// The function name of a frame whose code object could not be read when
 /// it was sampled (the reader's own marker, kept as is).
 pub const UNREADABLE_CODE: &str = "<unreadable code object>";
@@ -587,8 +595,28 @@ impl Profile {
     }
 
     /// Interns the stack made of `frame` called from `parent`.
+    ///
+    /// The stack tree is bounded: once it holds [`STACK_BUDGET`] nodes, a
+    /// stack not seen before is kept as far as it is known and ends in the
+    /// frame [`OTHER_STACKS`] (at most one such node under each known
+    /// one), so that a program whose every sample is a new stack cannot
+    /// grow the profile, or pydx's memory, without end. Counts stay exact.
     pub fn stack(&mut self, parent: Option<StackId>, frame: FrameId) -> StackId {
-        StackId(self.stacks.intern(StackNode { frame, parent }))
+        let node = StackNode { frame, parent };
+        if let Some(&id) = self.stacks.index.get(&node) {
+            return StackId(id);
+        }
+        if self.stacks.items.len() < STACK_BUDGET {
+            return StackId(self.stacks.intern(node));
+        }
+        let other = self.frame(OTHER_STACKS, "", 0, 0);
+        match parent {
+            Some(parent) if self.stack_node(parent).frame == other => parent,
+            _ => StackId(self.stacks.intern(StackNode {
+                frame: other,
+                parent,
+            })),
+        }
     }
 
     /// Interns a whole stack given outermost frame first.
@@ -866,6 +894,30 @@ mod tests {
                 served_requests: Some(count),
             })
             .collect()
+    }
+
+    #[test]
+    fn new_stacks_past_the_budget_end_in_one_frame_under_what_is_known() {
+        let mut profile = Profile::new(Meta::default());
+        let frame = profile.frame("f", "app.py", 1, 1);
+        // A chain of distinct nodes up to the budget.
+        let mut deepest = None;
+        for _ in 0..STACK_BUDGET {
+            deepest = Some(profile.stack(deepest, frame));
+        }
+        let known = profile.stack_from_root([frame, frame]);
+        let (g, h) = (
+            profile.frame("g", "app.py", 5, 5),
+            profile.frame("h", "app.py", 9, 9),
+        );
+        let new = profile.stack_from_root([frame, g, h, g]);
+        let other = profile.frame(OTHER_STACKS, "", 0, 0);
+        assert_eq!(profile.frames_innermost_first(new), [other, frame]);
+        assert_eq!(profile.stack_from_root([frame, h]), new);
+        assert_eq!(profile.stack_from_root([frame, frame]), known);
+        let unknown_root = profile.stack_from_root([h]);
+        assert_eq!(profile.frames_innermost_first(unknown_root), [other]);
+        assert_eq!(profile.stack_count(), STACK_BUDGET + 2);
     }
 
     #[test]

@@ -510,6 +510,13 @@ fn from_pprof(pprof: PprofProfile) -> Result<Profile, ProfileError> {
         }
         let labels = profile.label_set(&user_labels);
         if nums.contains_key(LABEL_RUN_START) {
+            if num(LABEL_RUN_END) < num(LABEL_RUN_START) {
+                return Err(ProfileError::Corrupt(format!(
+                    "a timeline run that ends ({}) before it starts ({})",
+                    num(LABEL_RUN_END),
+                    num(LABEL_RUN_START)
+                )));
+            }
             profile.push_run(Run {
                 thread,
                 stack: if num(LABEL_RUN_MIXED) == 1 {
