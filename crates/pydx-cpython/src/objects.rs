@@ -549,7 +549,7 @@ impl<M: MemoryReader> PythonReader<M> {
             Some(bytes) => decode_string_data(kind, bytes),
             None => {
                 let data = if compact {
-                    addr + data_offset
+                    addr.wrapping_add(data_offset)
                 } else {
                     // Legacy string: the data pointer follows the compact header.
                     self.word(addr.wrapping_add(layout.unicode_compact_data))?
@@ -802,8 +802,8 @@ impl<M: MemoryReader> PythonReader<M> {
             return Err(WalkError::invalid("dict", addr));
         }
         let (_, keys_off, values_off) = self.layout.dict_used_keys_values;
-        let keys = self.word(addr + keys_off)?;
-        let values = self.word(addr + values_off)?;
+        let keys = self.word(addr.wrapping_add(keys_off))?;
+        let values = self.word(addr.wrapping_add(values_off))?;
         self.keys_items(keys, values, max)
     }
 
@@ -824,7 +824,7 @@ impl<M: MemoryReader> PythonReader<M> {
                     0x100..=0xffff => 2,
                     _ => 4,
                 };
-                (keys + 0x28 + size * index_bytes, nentries, 24)
+                (keys.wrapping_add(0x28 + size * index_bytes), nentries, 24)
             }
             DictKeysFormat::Log2 => {
                 let log2_index_bytes = u64::from(header[9]);
@@ -835,7 +835,7 @@ impl<M: MemoryReader> PythonReader<M> {
                 }
                 let entry_size = if kind == 0 { 24 } else { 16 };
                 (
-                    keys + 0x20 + (1u64 << log2_index_bytes),
+                    keys.wrapping_add(0x20 + (1u64 << log2_index_bytes)),
                     nentries,
                     entry_size,
                 )
@@ -947,7 +947,7 @@ impl<M: MemoryReader> PythonReader<M> {
             ManagedDict::Tagged312 if managed => {
                 let word = self.word(addr.wrapping_sub(24))?;
                 if word & 1 == 1 {
-                    return self.shared_keys_lookup(type_addr, word + 1, name);
+                    return self.shared_keys_lookup(type_addr, word.wrapping_add(1), name);
                 }
                 self.optional_dict_get(word, name)
             }
@@ -961,7 +961,7 @@ impl<M: MemoryReader> PythonReader<M> {
                 }
                 let values = addr.wrapping_add(info.basicsize);
                 // `PyDictValues.valid` says whether the inline values are in use.
-                if self.memory.read_u8(values + 3)? == 0 {
+                if self.memory.read_u8(values.wrapping_add(3))? == 0 {
                     return Ok(None);
                 }
                 self.shared_keys_lookup(type_addr, values, name)
@@ -987,7 +987,7 @@ impl<M: MemoryReader> PythonReader<M> {
             }
             let members = self.word(class.wrapping_add(TP_MEMBERS))?;
             let count = if members == 0 { 0 } else { MAX_MEMBERS };
-            for member in (0..count).map(|index| members + index * MEMBER_DEF_SIZE) {
+            for member in (0..count).map(|index| members.wrapping_add(index * MEMBER_DEF_SIZE)) {
                 let name_at = self.word(member)?;
                 if name_at == 0 {
                     break;
@@ -1006,7 +1006,7 @@ impl<M: MemoryReader> PythonReader<M> {
                 if kind != MEMBER_OBJECT_EX || offset == 0 || offset > MAX_SLOT_OFFSET {
                     return Err(WalkError::invalid("slot member", member));
                 }
-                let value = self.word(addr + offset)?;
+                let value = self.word(addr.wrapping_add(offset))?;
                 return Ok((value != 0).then_some(value));
             }
             class = self.word(class.wrapping_add(TP_BASE))?;

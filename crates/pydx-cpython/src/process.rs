@@ -446,7 +446,9 @@ impl PythonProcess {
         pthreads
             .iter()
             .map(|&p| {
-                let tid = pydx_remote::ReadExt::read_u32(self.reader.memory(), p + offset).ok()?;
+                let tid =
+                    pydx_remote::ReadExt::read_u32(self.reader.memory(), p.wrapping_add(offset))
+                        .ok()?;
                 inner_tids.contains(&tid).then_some(tid)
             })
             .collect()

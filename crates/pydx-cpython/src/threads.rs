@@ -224,7 +224,7 @@ impl<M: MemoryReader> PythonReader<M> {
         let address = match (self.layout.runtime_gil, self.layout.interp_ceval_gil) {
             // ≤3.11: one GIL in the runtime; `last_holder` is its second word.
             (Some((_, holder_in_runtime)), _) => runtime + holder_in_runtime - holder,
-            (None, Some(gil_pointer)) => self.word(interp + gil_pointer)?,
+            (None, Some(gil_pointer)) => self.word(interp.wrapping_add(gil_pointer))?,
             (None, None) => 0,
         };
         if address == 0 {

@@ -8,7 +8,9 @@
 //! bits), and runs every walker again. Every case must return, within a time
 //! bound and a bound on memory allocated, without a panic.
 //!
-//! `PYDX_FUZZ_CASES` sets the number of cases per capture (default 3,000);
+//! `PYDX_FUZZ_CASES` sets the number of cases per capture (default 3,000)
+//! and `PYDX_FUZZ_SEED` varies them (the words damaged also vary from run
+//! to run, with the addresses the interpreters were loaded at);
 //! the figures printed at the end are the ones `bench/results/reliability.md`
 //! reports for a long run.
 
@@ -274,7 +276,12 @@ fn fuzz(label: &str, script: &str) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
-    let mut random = Random(0x9e37_79b9_7f4a_7c15 ^ label.len() as u64 ^ (cases as u64) << 20);
+    let seed: u64 = std::env::var("PYDX_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut random =
+        Random(0x9e37_79b9_7f4a_7c15 ^ label.len() as u64 ^ (cases as u64) << 20 ^ seed << 40);
     let (mut reached_frame, mut reached_task, mut slowest, mut most_allocated) =
         (0usize, 0usize, Duration::ZERO, 0usize);
     let mut panics = Vec::new();
