@@ -10,13 +10,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
-use pydx_remote::{MemoryReader, ReadRequest};
+use pydx_remote::{MemoryReader, ReadExt, ReadRequest};
 
 use crate::error::WalkError;
 #[cfg(test)]
 use crate::layout::FrameRunning;
 use crate::layout::{FrameEntry, InstructionPointer};
 use crate::linetable::LineTable;
+use crate::locals::LocalNames;
 use crate::reader::{
     i32_at, u64_at, u8_at, CodeEntry, PythonReader, MAX_LINETABLE_BYTES, MAX_STACK_DEPTH,
     MAX_STRING_CHARS,
@@ -66,6 +67,8 @@ pub struct CodeInfo {
     pub(crate) line_table: LineTable,
     /// Which local holds an HTTP request, once looked up.
     pub(crate) request_slot: OnceLock<Option<RequestSlot>>,
+    /// The names and kinds of its locals, once read.
+    pub(crate) local_names: OnceLock<Arc<LocalNames>>,
 }
 
 impl CodeInfo {
@@ -86,6 +89,7 @@ impl CodeInfo {
             bytecode: Vec::new(),
             line_table: LineTable::default(),
             request_slot: OnceLock::new(),
+            local_names: OnceLock::new(),
         }
     }
 
@@ -100,6 +104,7 @@ impl CodeInfo {
             bytecode: Vec::new(),
             line_table: LineTable::default(),
             request_slot: OnceLock::new(),
+            local_names: OnceLock::new(),
         }
     }
 }
@@ -510,29 +515,17 @@ impl<M: MemoryReader> PythonReader<M> {
                     .then_some((chunk, length))
             })
             .collect();
-        let mut copies: Vec<Vec<u8>> = spans
+        let reads: Vec<(u64, usize)> = spans
             .iter()
-            .map(|s| vec![0u8; s.map_or(0, |(_, len)| len as usize)])
+            .map(|s| s.map_or((0, 0), |(chunk, len)| (chunk, len as usize)))
             .collect();
-        let mut requests: Vec<ReadRequest<'_>> = copies
-            .iter_mut()
-            .zip(&spans)
-            .filter_map(|(buf, span)| Some(ReadRequest::new(span.as_ref()?.0, buf)))
-            .collect();
-        let done: Vec<bool> = match self.memory.read_batch(&mut requests) {
-            Ok(()) => requests.iter().map(|r| r.done).collect(),
-            Err(_) => vec![false; requests.len()],
-        };
-        drop(requests);
-        let mut done = done.into_iter();
-        copies
+        self.memory
+            .read_spans(&reads)
             .into_iter()
             .zip(spans)
             .map(|(data, span)| {
                 let (chunk, len) = span?;
-                if !done.next()? {
-                    return None;
-                }
+                let data = data?;
                 // The chunk header records its size: the frame must be inside it.
                 let size = u64_at(&data, 8)?;
                 (len <= size).then_some((chunk, data))
@@ -1039,6 +1032,7 @@ impl<M: MemoryReader> PythonReader<M> {
             bytecode: Vec::new(),
             line_table: LineTable::decode(layout.linetable_format, &table, first_line),
             request_slot: OnceLock::new(),
+            local_names: OnceLock::new(),
         })
     }
 

@@ -1,9 +1,11 @@
 //! Reading the local variables of a frame.
 
+use std::sync::Arc;
+
 use pydx_remote::{MemoryReader, ReadExt};
 
 use crate::error::WalkError;
-use crate::frames::Frame;
+use crate::frames::{CodeInfo, Frame};
 use crate::objects::Value;
 use crate::reader::{i32_at, u64_at, PythonReader};
 
@@ -70,8 +72,10 @@ pub struct Local {
 
 /// The locals of a code object: their names, each one's kind byte
 /// (`co_localspluskinds`; before 3.11, a mark for cell and free
-/// variables), and how many of them are parameters.
-struct LocalNames {
+/// variables), and how many of them are parameters. Read once per code
+/// object (see [`CodeInfo`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct LocalNames {
     names: Vec<String>,
     kinds: Vec<u8>,
     parameters: usize,
@@ -106,28 +110,47 @@ impl<M: MemoryReader> PythonReader<M> {
     }
 
     fn locals_to_depth(&mut self, frame: &Frame, depth: usize) -> Result<Vec<Local>, WalkError> {
+        let local_names = self.cached_local_names(&frame.code)?;
         let LocalNames {
             names,
             kinds,
             parameters,
-        } = self.local_names(frame.code.addr)?;
+        } = &*local_names;
+        let parameters = *parameters;
         let count = names.len().min(kinds.len()).min(MAX_LOCALS);
+        if count == 0 {
+            return Ok(Vec::new());
+        }
         let slots = self.frame_slots(frame, count)?;
-        let mut locals = Vec::with_capacity(count);
-        for (index, name) in names.into_iter().take(count).enumerate() {
+        let mut shown = Vec::with_capacity(count);
+        for (index, name) in names.iter().take(count).enumerate() {
             let kind = kinds[index];
             if kind & FAST_HIDDEN != 0 {
                 continue;
             }
             let raw = u64_at(&slots, index as u64 * 8).unwrap_or(0);
-            let (addr, value) = match self.slot(raw, kind)? {
+            shown.push((index, name, raw, self.slot(raw, kind)?));
+        }
+        // Every object's first bytes in one read, then each value from them.
+        let objects: Vec<u64> = shown
+            .iter()
+            .map(|(_, _, _, slot)| match slot {
+                Slot::Object(addr) if *addr != 0 => *addr,
+                _ => 0,
+            })
+            .collect();
+        let chunks = self.value_chunks(&objects);
+        let mut locals = Vec::with_capacity(shown.len());
+        for ((index, name, raw, slot), chunk) in shown.into_iter().zip(&chunks) {
+            let (addr, value) = match slot {
                 Slot::TaggedInt(value) => (0, Value::Int(value)),
                 Slot::Object(addr) => (
                     addr,
-                    self.read_value_with_items(addr, depth)
+                    self.read_value_with_items_in(addr, depth, chunk)
                         .unwrap_or(Value::Unreadable),
                 ),
             };
+            let name = name.clone();
             locals.push((
                 index,
                 raw,
@@ -143,12 +166,15 @@ impl<M: MemoryReader> PythonReader<M> {
         // Still the same function, and each variable still the same object
         // with the same value, once the values are read.
         let slots_between = self.frame_slots(frame, count)?;
+        let objects: Vec<u64> = locals.iter().map(|(_, _, local)| local.addr).collect();
+        let chunks = self.value_chunks(&objects);
         let checked: Vec<(usize, u64, Local)> = locals
             .into_iter()
-            .map(|(index, raw, mut local)| {
+            .zip(&chunks)
+            .map(|((index, raw, mut local), chunk)| {
                 let again = match local.addr {
                     0 => Some(local.value.clone()),
-                    addr => self.read_value_with_items(addr, depth).ok(),
+                    addr => self.read_value_with_items_in(addr, depth, chunk).ok(),
                 };
                 local.type_name = again
                     .as_ref()
@@ -275,7 +301,8 @@ impl<M: MemoryReader> PythonReader<M> {
     /// What the slot of the local `name` of `frame` holds; `None` when the
     /// frame has no such (visible) local.
     fn local_slot(&mut self, frame: &Frame, name: &str) -> Result<Option<Slot>, WalkError> {
-        let LocalNames { names, kinds, .. } = self.local_names(frame.code.addr)?;
+        let local_names = self.cached_local_names(&frame.code)?;
+        let LocalNames { names, kinds, .. } = &*local_names;
         let Some(index) = names.iter().position(|n| n == name) else {
             return Ok(None);
         };
@@ -286,6 +313,16 @@ impl<M: MemoryReader> PythonReader<M> {
         let slots = self.frame_slots(frame, index + 1)?;
         let raw = u64_at(&slots, index as u64 * 8).unwrap_or(0);
         self.slot(raw, kind).map(Some)
+    }
+
+    /// The names and kinds of the locals of `code`, read on first use.
+    fn cached_local_names(&mut self, code: &CodeInfo) -> Result<Arc<LocalNames>, WalkError> {
+        if let Some(names) = code.local_names.get() {
+            return Ok(names.clone());
+        }
+        let names = Arc::new(self.local_names(code.addr)?);
+        let _ = code.local_names.set(names.clone());
+        Ok(names)
     }
 
     /// The names and kinds of the locals of the code object at `code`.

@@ -563,8 +563,19 @@ impl<M: MemoryReader> PythonReader<M> {
 
     /// Reads an `int` (or `bool`) object's value.
     pub fn read_int(&mut self, addr: u64) -> Result<Value, WalkError> {
+        self.read_int_in(addr, &[])
+    }
+
+    /// Like [`PythonReader::read_int`], from `chunk` (bytes read from
+    /// `addr`) where it reaches.
+    fn read_int_in(&self, addr: u64, chunk: &[u8]) -> Result<Value, WalkError> {
         let mut header = [0u8; 0x18 + 4 * MAX_INT_DIGITS as usize];
-        self.memory.read_into(addr, &mut header[..0x18])?;
+        let in_chunk = chunk.len().min(header.len());
+        if in_chunk >= 0x18 {
+            header[..in_chunk].copy_from_slice(&chunk[..in_chunk]);
+        } else {
+            self.memory.read_into(addr, &mut header[..0x18])?;
+        }
         let size_word = u64_at(&header, OB_SIZE).unwrap_or(0);
         let (digits, negative) = match self.layout.long_format {
             LongFormat::SignedSize => {
@@ -577,8 +588,10 @@ impl<M: MemoryReader> PythonReader<M> {
             return Ok(Value::BigInt { digits, negative });
         }
         let bytes = &mut header[0x18..0x18 + 4 * digits as usize];
-        self.memory
-            .read_into(addr.wrapping_add(LONG_DIGITS), bytes)?;
+        if in_chunk < 0x18 + bytes.len() {
+            self.memory
+                .read_into(addr.wrapping_add(LONG_DIGITS), bytes)?;
+        }
         let mut value: i128 = 0;
         for (i, digit) in bytes.chunks_exact(4).enumerate() {
             let digit = u32::from_le_bytes([digit[0], digit[1], digit[2], digit[3]]) & 0x3fff_ffff;
@@ -632,37 +645,80 @@ impl<M: MemoryReader> PythonReader<M> {
 
     /// Decodes the object at `addr` into a [`Value`] for display.
     pub fn read_value(&mut self, addr: u64) -> Result<Value, WalkError> {
+        self.read_value_in(addr, &[])
+    }
+
+    /// The first bytes of each object of `addrs`, read in one batch (each
+    /// cut at the end of its page): enough for the value of a number, a
+    /// short string or bytes, and the length of a container. Empty where
+    /// the read failed (or for address 0), so that the object is then read
+    /// on its own.
+    pub(crate) fn value_chunks(&self, addrs: &[u64]) -> Vec<Vec<u8>> {
+        let spans: Vec<(u64, usize)> = addrs
+            .iter()
+            .map(|&addr| match addr {
+                0 => (0, 0),
+                _ => (addr, STR_CHUNK.min((PAGE - addr % PAGE) as usize)),
+            })
+            .collect();
+        self.memory
+            .read_spans(&spans)
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect()
+    }
+
+    /// The word at `offset` in the object at `addr`, from `chunk` (bytes
+    /// read from `addr`) where it reaches.
+    fn word_in(&self, chunk: &[u8], addr: u64, offset: u64) -> Result<u64, WalkError> {
+        match u64_at(chunk, offset) {
+            Some(word) => Ok(word),
+            None => self.word(addr.wrapping_add(offset)),
+        }
+    }
+
+    /// Like [`PythonReader::read_value`], with `chunk` holding the first
+    /// bytes of the object (see [`PythonReader::value_chunks`]): what lies
+    /// inside it costs no read.
+    pub(crate) fn read_value_in(&mut self, addr: u64, chunk: &[u8]) -> Result<Value, WalkError> {
         if addr == 0 {
             return Ok(Value::Unbound);
         }
-        let info = self.type_of(addr)?;
+        let type_addr = self.word_in(chunk, object_address(addr)?, OB_TYPE)?;
+        let info = self.type_info(type_addr)?;
         let flags = info.flags;
         Ok(match info.name.as_str() {
             "NoneType" => Value::None,
-            "bool" => Value::Bool(self.read_int(addr)? != Value::Int(0)),
-            "float" => Value::Float(f64::from_bits(self.word(addr.wrapping_add(FLOAT_VALUE))?)),
-            _ if flags & TPFLAGS_LONG != 0 => self.read_int(addr)?,
+            "bool" => Value::Bool(self.read_int_in(addr, chunk)? != Value::Int(0)),
+            "float" => Value::Float(f64::from_bits(self.word_in(chunk, addr, FLOAT_VALUE)?)),
+            _ if flags & TPFLAGS_LONG != 0 => self.read_int_in(addr, chunk)?,
             _ if flags & TPFLAGS_UNICODE != 0 => {
-                let (head, len) = self.read_str_unchecked(addr, REPR_CHARS)?;
+                let (head, len) = self.read_str_prefetched(addr, REPR_CHARS, chunk)?;
                 Value::Str { head, len }
             }
             _ if flags & TPFLAGS_BYTES != 0 => {
-                let (len, head) = self.read_bytes(addr, REPR_CHARS)?;
+                let len = self.word_in(chunk, addr, OB_SIZE)?;
+                let count = (len as usize).min(REPR_CHARS);
+                let start = BYTES_DATA as usize;
+                let head = match chunk.get(start..start + count) {
+                    Some(bytes) => bytes.to_vec(),
+                    None => self.read_bytes(addr, REPR_CHARS)?.1,
+                };
                 Value::Bytes { head, len }
             }
             _ if flags & (TPFLAGS_LIST | TPFLAGS_TUPLE) != 0 => Value::Container {
                 type_name: info.name.clone(),
-                len: self.sequence_len(addr)?,
+                len: self.word_in(chunk, addr, OB_SIZE)?,
                 items: None,
             },
             _ if flags & TPFLAGS_DICT != 0 => Value::Container {
                 type_name: info.name.clone(),
-                len: self.word(addr.wrapping_add(self.layout.dict_used_keys_values.0))?,
+                len: self.word_in(chunk, addr, self.layout.dict_used_keys_values.0)?,
                 items: None,
             },
             "set" | "frozenset" if info.basicsize == SET_BASICSIZE => Value::Container {
                 type_name: info.name.clone(),
-                len: self.word(addr.wrapping_add(self.layout.set_used_mask_table.0))?,
+                len: self.word_in(chunk, addr, self.layout.set_used_mask_table.0)?,
                 items: None,
             },
             name if name.starts_with("numpy.") => match numpy_scalar_kind(name) {
@@ -689,7 +745,18 @@ impl<M: MemoryReader> PythonReader<M> {
     /// read `depth - 1` levels further. Items that cannot all be read leave
     /// the container without items.
     pub fn read_value_with_items(&mut self, addr: u64, depth: usize) -> Result<Value, WalkError> {
-        let mut value = self.read_value(addr)?;
+        self.read_value_with_items_in(addr, depth, &[])
+    }
+
+    /// Like [`PythonReader::read_value_with_items`], with the first bytes
+    /// of the object in `chunk` (see [`PythonReader::value_chunks`]).
+    pub(crate) fn read_value_with_items_in(
+        &mut self,
+        addr: u64,
+        depth: usize,
+        chunk: &[u8],
+    ) -> Result<Value, WalkError> {
+        let mut value = self.read_value_in(addr, chunk)?;
         let Value::Container {
             type_name, items, ..
         } = &mut value

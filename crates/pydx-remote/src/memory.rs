@@ -133,6 +133,32 @@ pub trait ReadExt: MemoryReader {
         Ok(buf)
     }
 
+    /// Reads each `(addr, len)` span into a buffer of its own, all in one
+    /// batch; `None` for an empty span or one not read whole. The lengths
+    /// must already be bounded by the caller.
+    fn read_spans(&self, spans: &[(u64, usize)]) -> Vec<Option<Vec<u8>>> {
+        let mut buffers: Vec<Vec<u8>> = spans.iter().map(|&(_, len)| vec![0u8; len]).collect();
+        let mut requests: Vec<ReadRequest<'_>> = buffers
+            .iter_mut()
+            .zip(spans)
+            .filter(|(buf, _)| !buf.is_empty())
+            .map(|(buf, &(addr, _))| ReadRequest::new(addr, buf))
+            .collect();
+        let done: Vec<bool> = match self.read_batch(&mut requests) {
+            Ok(()) => requests.iter().map(|r| r.done).collect(),
+            Err(_) => vec![false; requests.len()],
+        };
+        drop(requests);
+        let mut done = done.into_iter();
+        buffers
+            .into_iter()
+            .map(|buf| match buf.is_empty() {
+                true => None,
+                false => done.next().unwrap_or(false).then_some(buf),
+            })
+            .collect()
+    }
+
     /// Reads a NUL-terminated C string of at most `max_len` bytes, reading in
     /// small steps so that a string near the end of a mapping still reads.
     fn read_c_string(&self, addr: u64, max_len: usize) -> Result<Vec<u8>, ReadError> {
@@ -228,6 +254,15 @@ mod tests {
         memory.write_u64(0x2008, 0xdead_beef);
         assert_eq!(memory.read_u64(0x2008).unwrap(), 0xdead_beef);
         assert_eq!(memory.read_u64(0x2000).unwrap(), 0);
+    }
+
+    #[test]
+    fn spans_are_read_each_whole_or_not_at_all() {
+        let mut memory = FakeMemory::default();
+        memory.insert(0x1000, vec![1, 2, 3, 4]);
+        memory.insert(0x2000, vec![5, 6]);
+        let read = memory.read_spans(&[(0x1001, 2), (0, 0), (0x2000, 4), (0x2000, 2)]);
+        assert_eq!(read, [Some(vec![2, 3]), None, None, Some(vec![5, 6])]);
     }
 
     #[test]
