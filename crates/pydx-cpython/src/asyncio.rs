@@ -120,6 +120,21 @@ pub struct AsyncioTask {
 }
 
 impl AsyncioTask {
+    /// A task suspended in `coroutines` (innermost first), running on no
+    /// thread and linked to no other task.
+    pub fn suspended(addr: u64, name: &str, coroutines: Vec<Frame>) -> Self {
+        Self {
+            addr,
+            name: name.to_string(),
+            coroutines,
+            awaiting: None,
+            running_on: None,
+            truncated: false,
+            awaited_by: Vec::new(),
+            awaited_object: None,
+        }
+    }
+
     /// For a task running on a thread whose frames (innermost first) are
     /// `frames`: its whole chain, the thread's frames from the innermost up
     /// to the task's outermost coroutine. The links between coroutines only

@@ -347,6 +347,13 @@ impl SampleSink for ProfileRecorder {
 
     fn add_tasks(&mut self, pid: u32, elapsed: Duration, tasks: &[AsyncioTask], rounds: u64) {
         let time_ns = elapsed.as_nanos() as u64;
+        if tasks.is_empty() {
+            // Tasks found by the next reading did not exist at this one.
+            self.last_sampled.remove(&(pid, u64::MAX));
+            self.tasks.running.retain(|&(p, _), _| p != pid);
+            self.tasks.release_gone(pid, &HashSet::new());
+            return;
+        }
         // Keyed by the process alone (no thread has ident u64::MAX): every
         // task of one reading stands for the time since the last reading.
         let nanos = self.sample_nanos((pid, u64::MAX), time_ns, rounds.max(1));
@@ -595,6 +602,8 @@ impl ProfileRecorder {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use pydx_cpython::PythonThread;
     use pydx_profile::Activity;
 
@@ -647,6 +656,68 @@ mod tests {
             }
         }
         seen
+    }
+
+    /// The start of the first timeline run of each asyncio task, by name.
+    fn task_starts(recorder: &ProfileRecorder) -> BTreeMap<String, u64> {
+        let profile = recorder.profile();
+        let mut starts = BTreeMap::new();
+        for run in profile.runs() {
+            if let Some(task) = profile.label_value(run.labels, LABEL_TASK) {
+                let start = starts
+                    .entry(profile.str(task).to_string())
+                    .or_insert(u64::MAX);
+                *start = (*start).min(run.start_ns);
+            }
+        }
+        starts
+    }
+
+    #[test]
+    fn tasks_found_after_a_reading_without_tasks_are_not_dated_before_it() {
+        let coroutine = |addr| Frame {
+            code: Arc::new(CodeInfo::named(0x1000, "serve", "/app/serve.py", 10)),
+            line: 12,
+            addr,
+            calling: None,
+        };
+        let mut recorder = ProfileRecorder::new(Meta {
+            rate_hz: 100.0,
+            ..Meta::default()
+        });
+        recorder.add_process(&NewProcess {
+            pid: 5,
+            parent: None,
+            command: "python app.py".into(),
+            cwd: None,
+            python_version: "3.12.1",
+        });
+        let first = AsyncioTask::suspended(0x10, "first", vec![coroutine(0x7000)]);
+        let later = AsyncioTask::suspended(0x20, "later", vec![coroutine(0x8000)]);
+        let ms = Duration::from_millis;
+        recorder.add_tasks(5, ms(100), std::slice::from_ref(&first), 1);
+        recorder.add_tasks(5, ms(110), std::slice::from_ref(&first), 1);
+        // The tasks ended; the next reading a second later finds a new one.
+        recorder.add_tasks(5, ms(200), &[], 9);
+        recorder.add_tasks(5, ms(1200), std::slice::from_ref(&later), 1);
+        let starts = task_starts(&recorder);
+        assert_eq!(starts["first"], 100_000_000);
+        assert_eq!(starts["later"], 1_200_000_000);
+        let later_ns: u64 = recorder
+            .profile()
+            .timed_samples()
+            .filter(|(key, _)| {
+                recorder
+                    .profile()
+                    .label_value(key.labels, LABEL_TASK)
+                    .is_some_and(|t| recorder.profile().str(t) == "later")
+            })
+            .map(|(_, tally)| tally.nanos)
+            .sum();
+        assert_eq!(
+            later_ns, 10_000_000,
+            "one interval, not the second since the last tasks"
+        );
     }
 
     #[test]

@@ -95,7 +95,9 @@ pub trait SampleSink {
     fn add_snapshot(&mut self, pid: u32, elapsed: Duration, threads: &[ThreadSnapshot]);
     /// The asyncio tasks of process `pid`, read just before its snapshot at
     /// `elapsed`; they stand for the `rounds` snapshots since the previous
-    /// reading. Only called with [`SamplingOptions::async_tasks`].
+    /// reading, or for one when that reading found no tasks (an empty
+    /// `tasks`: tasks found after one did not exist before it). Only called
+    /// with [`SamplingOptions::async_tasks`].
     fn add_tasks(&mut self, pid: u32, elapsed: Duration, tasks: &[AsyncioTask], rounds: u64) {
         let _ = (pid, elapsed, tasks, rounds);
     }
@@ -257,6 +259,8 @@ struct TaskReading {
     next: Instant,
     /// Snapshot rounds since the last reading.
     rounds: u64,
+    /// The last reading found tasks.
+    found: bool,
     /// The process's Python has no task list to read (before 3.11).
     unsupported: bool,
 }
@@ -495,6 +499,7 @@ fn read_tasks(
     let reading = readings.entry(pid).or_insert(TaskReading {
         next: now,
         rounds: 0,
+        found: false,
         unsupported: false,
     });
     reading.rounds += 1;
@@ -504,10 +509,18 @@ fn read_tasks(
     let started = Instant::now();
     match process.asyncio_tasks() {
         Ok(tasks) if !tasks.is_empty() => {
-            sink.add_tasks(pid, elapsed, &tasks, reading.rounds);
+            let rounds = if reading.found { reading.rounds } else { 1 };
+            sink.add_tasks(pid, elapsed, &tasks, rounds);
+            reading.found = true;
             reading.next = now + TASKS_MIN_INTERVAL.max(started.elapsed() * TASKS_COST_FACTOR);
         }
-        Ok(_) => reading.next = now + TASKS_RETRY,
+        Ok(_) => {
+            if reading.found {
+                sink.add_tasks(pid, elapsed, &[], reading.rounds);
+            }
+            reading.found = false;
+            reading.next = now + TASKS_RETRY;
+        }
         Err(AsyncioError::Unsupported(_)) => reading.unsupported = true,
         // A task list caught mid-update: try again next round.
         Err(_) => {}
