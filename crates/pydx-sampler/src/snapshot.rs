@@ -3,7 +3,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
-use pydx_cpython::{PythonProcess, PythonThread, WalkError, GIL_STATE_SIZE};
+use pydx_cpython::{Local, PythonProcess, PythonThread, Value, WalkError, GIL_STATE_SIZE};
 use pydx_profile::{Activity, CodeKind};
 use pydx_remote::{
     process_alive, thread_ids, ProcessPause, RunState, SyscallState, ThreadStateReader,
@@ -47,6 +47,11 @@ pub const MAX_STATEMENT_CHARS: usize = 300;
 
 /// Most values of a statement's parameters read to tell calls apart.
 const MAX_PARAMETER_VALUES: usize = 32;
+/// Times a frame's locals are read again at once when one of its
+/// arguments changed while it was read (a short call returning under the
+/// reader): unread, such calls would be missing from the observations,
+/// which then over-represent long calls.
+const ARGUMENT_RETRIES: usize = 2;
 
 /// A database driver's function that runs one SQL statement.
 struct StatementCall {
@@ -317,7 +322,20 @@ impl Snapshotter {
                 .take(frames_per_thread)
                 .collect();
             for index in user_frames {
-                let Ok(locals) = self.process.locals(&thread.python.frames[index]) else {
+                let frame = &thread.python.frames[index];
+                let mut read = self.process.locals(frame);
+                for _ in 0..ARGUMENT_RETRIES {
+                    let changed = |locals: &Vec<Local>| {
+                        locals
+                            .iter()
+                            .any(|l| l.is_arg && l.value == Value::Unreadable)
+                    };
+                    if !read.as_ref().is_ok_and(changed) {
+                        break;
+                    }
+                    read = self.process.locals(frame);
+                }
+                let Ok(locals) = read else {
                     continue;
                 };
                 let arguments: Vec<String> = locals
