@@ -658,6 +658,19 @@ mod tests {
         seen
     }
 
+    /// A recorder that has started sampling process 5.
+    fn recorder_of_process_5(meta: Meta) -> ProfileRecorder {
+        let mut recorder = ProfileRecorder::new(meta);
+        recorder.add_process(&NewProcess {
+            pid: 5,
+            parent: None,
+            command: "python app.py".into(),
+            cwd: None,
+            python_version: "3.12.1",
+        });
+        recorder
+    }
+
     /// The start of the first timeline run of each asyncio task, by name.
     fn task_starts(recorder: &ProfileRecorder) -> BTreeMap<String, u64> {
         let profile = recorder.profile();
@@ -681,16 +694,9 @@ mod tests {
             addr,
             calling: None,
         };
-        let mut recorder = ProfileRecorder::new(Meta {
+        let mut recorder = recorder_of_process_5(Meta {
             rate_hz: 100.0,
             ..Meta::default()
-        });
-        recorder.add_process(&NewProcess {
-            pid: 5,
-            parent: None,
-            command: "python app.py".into(),
-            cwd: None,
-            python_version: "3.12.1",
         });
         let first = AsyncioTask::suspended(0x10, "first", vec![coroutine(0x7000)]);
         let later = AsyncioTask::suspended(0x20, "later", vec![coroutine(0x8000)]);
@@ -730,14 +736,7 @@ mod tests {
             calling: None,
         };
         let frames = [frame];
-        let mut recorder = ProfileRecorder::new(Meta::default());
-        recorder.add_process(&NewProcess {
-            pid: 5,
-            parent: None,
-            command: "python app.py".into(),
-            cwd: None,
-            python_version: "3.12.1",
-        });
+        let mut recorder = recorder_of_process_5(Meta::default());
         let unreadable = format!("a={UNREADABLE_REPR}, b=2");
         let sequence = [
             Some("a=1, b=2"),
