@@ -202,15 +202,33 @@ impl Strings {
     }
 }
 
+/// Field number of `Profile.sample` in `profile.proto`.
+const SAMPLE_FIELD: u32 = 2;
+
 /// Writes `profile` as gzipped pprof.
+///
+/// The samples (the timeline's runs are most of them) are encoded and
+/// compressed one at a time, then the rest of the profile: a protobuf
+/// parser joins the repeated field from both parts, and a long recording
+/// never sits in memory twice over while it is written.
 pub fn write_pprof(profile: &Profile, out: impl Write) -> std::io::Result<()> {
-    let encoded = to_pprof(profile).encode_to_vec();
     let mut gzip = GzEncoder::new(out, flate2::Compression::default());
-    gzip.write_all(&encoded)?;
+    let mut buffer = Vec::new();
+    let rest = to_pprof(profile, &mut |sample| {
+        buffer.clear();
+        prost::encoding::message::encode(SAMPLE_FIELD, &sample, &mut buffer);
+        gzip.write_all(&buffer)
+    })?;
+    gzip.write_all(&rest.encode_to_vec())?;
     gzip.finish()?.flush()
 }
 
-fn to_pprof(profile: &Profile) -> PprofProfile {
+/// The pprof form of `profile`, its samples handed to `emit` one by one
+/// instead of kept in it.
+fn to_pprof(
+    profile: &Profile,
+    emit: &mut dyn FnMut(Sample) -> std::io::Result<()>,
+) -> std::io::Result<PprofProfile> {
     let mut strings = Strings::new();
     let interval = profile.meta.interval_ns() as i64;
     let mut pprof = PprofProfile {
@@ -298,11 +316,11 @@ fn to_pprof(profile: &Profile) -> PprofProfile {
             &mut pprof,
             &mut strings,
         );
-        pprof.sample.push(Sample {
+        emit(Sample {
             location_id,
             value: vec![count as i64, tallies[&key].nanos as i64],
             label,
-        });
+        })?;
     }
     for run in profile.runs() {
         let mut label = sample_labels(profile, run.thread, run.state, run.labels, &mut strings);
@@ -327,11 +345,11 @@ fn to_pprof(profile: &Profile) -> PprofProfile {
             &mut pprof,
             &mut strings,
         );
-        pprof.sample.push(Sample {
+        emit(Sample {
             location_id,
             value: vec![0, 0],
             label,
-        });
+        })?;
     }
     for (frame, kind, value, count) in profile.observations() {
         let location_id = location_ids(profile, vec![frame], &mut pprof, &mut strings);
@@ -349,14 +367,14 @@ fn to_pprof(profile: &Profile) -> PprofProfile {
             num: count as i64,
             ..Label::default()
         });
-        pprof.sample.push(Sample {
+        emit(Sample {
             location_id,
             value: vec![0, 0],
             label,
-        });
+        })?;
     }
     pprof.string_table = strings.table;
-    pprof
+    Ok(pprof)
 }
 
 fn sample_labels(
@@ -630,6 +648,18 @@ mod tests {
         profile
     }
 
+    /// The pprof message [`write_pprof`] writes for `profile`, decoded as
+    /// any pprof tool would.
+    fn written_pprof(profile: &Profile) -> PprofProfile {
+        let mut gz = Vec::new();
+        write_pprof(profile, &mut gz).unwrap();
+        let mut bytes = Vec::new();
+        GzDecoder::new(gz.as_slice())
+            .read_to_end(&mut bytes)
+            .unwrap();
+        PprofProfile::decode(bytes.as_slice()).unwrap()
+    }
+
     fn round_trip(profile: &Profile) -> Profile {
         let mut bytes = Vec::new();
         write_pprof(profile, &mut bytes).unwrap();
@@ -713,7 +743,7 @@ mod tests {
     #[test]
     fn values_sum_to_the_samples_for_other_pprof_tools() {
         let profile = sample_profile();
-        let pprof = to_pprof(&profile);
+        let pprof = written_pprof(&profile);
         let total: i64 = pprof.sample.iter().map(|s| s.value[0]).sum();
         assert_eq!(total, 200);
         let wall: i64 = pprof.sample.iter().map(|s| s.value[1]).sum();
@@ -750,7 +780,7 @@ mod tests {
         write_pprof(&sample_profile(), &mut gz).unwrap();
         gz.truncate(gz.len() / 2);
         assert!(read_pprof(gz.as_slice()).is_err());
-        let mut broken = to_pprof(&sample_profile());
+        let mut broken = written_pprof(&sample_profile());
         broken.sample[0].location_id.push(999);
         let err = read_pprof(broken.encode_to_vec().as_slice()).unwrap_err();
         assert_eq!(
