@@ -3,8 +3,8 @@
 use std::collections::{HashMap, HashSet};
 
 use pydx_profile::{
-    Activity, CodeKind, FrameId, ProcessMeta, Profile, RunStack, SampleKey, StackId, StrId,
-    ThreadId, LABEL_ENDPOINT,
+    Activity, CodeKind, ProcessMeta, Profile, RunStack, SampleKey, StackId, StrId, ThreadId,
+    LABEL_ENDPOINT,
 };
 use serde::Serialize;
 
@@ -407,43 +407,21 @@ fn requests_served(processes: &[ProcessMeta]) -> Option<RequestsServed> {
     served
 }
 
-/// Self samples, total samples and self samples by line of one function.
-type FunctionCounts = (u64, u64, HashMap<u32, u64>);
-
 /// The functions with the most CPU samples, by self and total share.
 fn hot_spots(context: &Context<'_>) -> Vec<HotSpot> {
-    let profile = context.profile;
     let total = context.on_cpu_samples().max(1) as f64;
-    let mut functions: HashMap<(&str, &str), FunctionCounts> = HashMap::new();
-    for (key, count) in profile.samples().filter(|(key, _)| Context::on_cpu(key)) {
-        let frames: Vec<FrameId> = profile.frames_innermost_first(key.stack);
-        let mut seen: Vec<(&str, &str)> = Vec::new();
-        for (depth, &frame) in frames.iter().enumerate() {
-            let id = (context.function(frame), context.file(frame));
-            let entry = functions.entry(id).or_default();
-            if depth == 0 {
-                entry.0 += count;
-                *entry.2.entry(profile.frame_info(frame).line).or_insert(0) += count;
-            }
-            if !seen.contains(&id) {
-                seen.push(id);
-                entry.1 += count;
-            }
-        }
-    }
-    let mut spots: Vec<HotSpot> = functions
+    let mut spots: Vec<HotSpot> = context
+        .profile
+        .function_times(Context::on_cpu)
         .into_iter()
-        .filter(|(_, (own, _, _))| *own > 0)
-        .map(|((function, file), (own, all, lines))| HotSpot {
-            function: function.to_string(),
-            file: file.to_string(),
-            line: lines
-                .into_iter()
-                .max_by_key(|&(line, n)| (n, std::cmp::Reverse(line)))
-                .map_or(0, |(l, _)| l),
-            self_share: own as f64 / total,
-            total_share: all as f64 / total,
-            self_seconds: own as f64 * context.interval_seconds(),
+        .filter(|f| f.self_samples > 0)
+        .map(|f| HotSpot {
+            line: f.hottest_line(),
+            self_share: f.self_samples as f64 / total,
+            total_share: f.total_samples as f64 / total,
+            self_seconds: f.self_ns as f64 / 1e9,
+            function: f.function,
+            file: f.file,
         })
         .collect();
     spots.sort_by(|a, b| {

@@ -28,6 +28,7 @@
 
 mod model;
 mod pprof;
+mod query;
 mod timeline;
 
 pub use model::{
@@ -40,4 +41,5 @@ pub use model::{
     OBSERVED_SQL_STATEMENT, OTHER_STACKS, STACK_BUDGET, TASK_WAITING, UNREADABLE_CODE,
 };
 pub use pprof::{read_pprof, write_pprof, ProfileError};
+pub use query::FunctionTime;
 pub use timeline::{Run, RunStack};

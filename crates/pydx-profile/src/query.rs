@@ -1,0 +1,139 @@
+//! Per-function totals of a profile: the query that the doctor's hot-spot
+//! table and `pydx diff` share.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::model::{Profile, SampleKey, StrId};
+
+/// One function's samples and time in a profile (a function is its name
+/// and file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionTime {
+    /// The function's name.
+    pub function: String,
+    /// Its file.
+    pub file: String,
+    /// Samples in which it was the innermost frame.
+    pub self_samples: u64,
+    /// Samples in which it was anywhere on the stack (once per sample,
+    /// however deep it recursed).
+    pub total_samples: u64,
+    /// The measured time the self samples stand for, in nanoseconds.
+    pub self_ns: u64,
+    /// The measured time the total samples stand for, in nanoseconds.
+    pub total_ns: u64,
+    /// Self samples by line.
+    pub lines: BTreeMap<u32, u64>,
+}
+
+impl FunctionTime {
+    /// The line with the most self samples (the lowest of equals; 0 when
+    /// it has none).
+    pub fn hottest_line(&self) -> u32 {
+        self.lines
+            .iter()
+            .max_by_key(|&(&line, &n)| (n, std::cmp::Reverse(line)))
+            .map_or(0, |(&line, _)| line)
+    }
+}
+
+impl Profile {
+    /// Every function on the stacks of the samples `include` keeps, with
+    /// its self and total samples and time, most self samples first (then
+    /// most total samples, then by name and file).
+    pub fn function_times(&self, include: impl Fn(&SampleKey) -> bool) -> Vec<FunctionTime> {
+        let mut by_function: HashMap<(StrId, StrId), FunctionTime> = HashMap::new();
+        for (key, tally) in self.timed_samples().filter(|(key, _)| include(key)) {
+            let mut seen: Vec<(StrId, StrId)> = Vec::new();
+            for (depth, frame_id) in self
+                .frames_innermost_first(key.stack)
+                .into_iter()
+                .enumerate()
+            {
+                let frame = self.frame_info(frame_id);
+                let id = (frame.function, frame.file);
+                let entry = by_function.entry(id).or_insert_with(|| FunctionTime {
+                    function: self.str(frame.function).to_string(),
+                    file: self.str(frame.file).to_string(),
+                    self_samples: 0,
+                    total_samples: 0,
+                    self_ns: 0,
+                    total_ns: 0,
+                    lines: BTreeMap::new(),
+                });
+                if depth == 0 {
+                    entry.self_samples += tally.count;
+                    entry.self_ns += tally.nanos;
+                    *entry.lines.entry(frame.line).or_insert(0) += tally.count;
+                }
+                if !seen.contains(&id) {
+                    seen.push(id);
+                    entry.total_samples += tally.count;
+                    entry.total_ns += tally.nanos;
+                }
+            }
+        }
+        let mut functions: Vec<FunctionTime> = by_function.into_values().collect();
+        functions.sort_by(|a, b| {
+            (b.self_samples, b.total_samples, &a.function, &a.file).cmp(&(
+                a.self_samples,
+                a.total_samples,
+                &b.function,
+                &b.file,
+            ))
+        });
+        functions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Activity, LabelSetId, Meta, SampleState};
+
+    use super::*;
+
+    #[test]
+    fn self_and_total_time_count_a_recursive_function_once_per_sample() {
+        let mut profile = Profile::new(Meta::default());
+        let main = profile.frame("main", "app.py", 9, 8);
+        let walk = profile.frame("walk", "app.py", 3, 2);
+        let walk_deeper = profile.frame("walk", "app.py", 4, 2);
+        let deep = profile.stack_from_root([main, walk, walk_deeper]);
+        let shallow = profile.stack_from_root([main, walk]);
+        let thread = profile.thread(1, 1, 1, Some("MainThread"));
+        let key = |stack, activity| SampleKey {
+            thread,
+            stack,
+            state: SampleState {
+                activity,
+                holds_gil: true,
+            },
+            labels: LabelSetId(0),
+        };
+        profile.add_timed_samples(0, key(deep, Activity::OnCpu), 3, 30_000_000);
+        profile.add_timed_samples(0, key(shallow, Activity::OnCpu), 1, 25_000_000);
+        profile.add_timed_samples(0, key(shallow, Activity::Idle), 5, 50_000_000);
+        let on_cpu = profile.function_times(|key| key.state.activity == Activity::OnCpu);
+        let summary: Vec<(&str, u64, u64, u64, u64, u32)> = on_cpu
+            .iter()
+            .map(|f| {
+                let line = f.hottest_line();
+                (
+                    f.function.as_str(),
+                    f.self_samples,
+                    f.total_samples,
+                    f.self_ns,
+                    f.total_ns,
+                    line,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("walk", 4, 4, 55_000_000, 55_000_000, 4),
+                ("main", 0, 4, 0, 55_000_000, 0)
+            ]
+        );
+    }
+}
