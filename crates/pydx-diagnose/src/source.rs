@@ -58,6 +58,33 @@ pub fn enclosing_loop(context: &Context<'_>, file: &str, line: u32) -> Option<Lo
     None
 }
 
+/// The statements of the loop whose header is at `header` (its body, up
+/// to the first line indented no deeper than the header), trimmed, without
+/// blank lines and comments.
+pub fn loop_body(context: &Context<'_>, file: &str, header: &LoopHeader) -> Vec<String> {
+    let Some(level) = context
+        .raw_source_line(file, header.line)
+        .map(|text| indentation(&text))
+    else {
+        return Vec::new();
+    };
+    let mut body = Vec::new();
+    for number in header.line + 1..=header.line.saturating_add(MAX_SCAN) {
+        let Some(text) = context.raw_source_line(file, number) else {
+            break;
+        };
+        let trimmed = text.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if indentation(&text) <= level {
+            break;
+        }
+        body.push(trimmed.to_string());
+    }
+    body
+}
+
 /// `("i", "range(len(xs))")` from `for i in range(len(xs)):`.
 fn for_parts(header: &str) -> Option<(String, String)> {
     let rest = header.strip_prefix("for ")?;
@@ -294,6 +321,10 @@ def squares(xs):
         let context = Context::new(&profile, &config, &sources);
         let header = enclosing_loop(&context, "m.py", 5).unwrap();
         assert_eq!(header.line, 3);
+        assert_eq!(
+            loop_body(&context, "m.py", &header),
+            ["total += a[i] * b[i]"]
+        );
         assert_eq!(
             header.target_and_iterable,
             Some(("i".into(), "range(len(a))".into()))

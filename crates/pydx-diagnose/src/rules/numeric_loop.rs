@@ -7,7 +7,7 @@ use pydx_profile::{FrameId, StackId, OBSERVED_LOCAL_TYPE};
 use super::{Rule, RuleDocs};
 use crate::context::Context;
 use crate::finding::{Cost, Finding, Severity, ShareOf, TimeUnit};
-use crate::source::{enclosing_loop, is_elementwise_arithmetic, vectorised, LoopHeader};
+use crate::source::{enclosing_loop, is_elementwise_arithmetic, loop_body, vectorised, LoopHeader};
 
 static DOCS: RuleDocs = RuleDocs {
     code: "PYDX-CPU001",
@@ -78,6 +78,18 @@ impl Rule for NumericLoop {
     }
 }
 
+/// Calls that make a loop a search over a priority queue or a worklist
+/// (Dijkstra, A*, breadth-first search): each step depends on the ones
+/// before it, so no array expression replaces the loop.
+const WORKLIST_CALLS: [&str; 4] = ["heappush(", "heappop(", ".popleft(", ".pop("];
+
+/// Whether a loop body (its statements) pushes to or pops from a heap or
+/// a work queue.
+fn is_worklist_search(body: &[String]) -> bool {
+    body.iter()
+        .any(|statement| WORKLIST_CALLS.iter().any(|call| statement.contains(call)))
+}
+
 /// The enclosing loop and line of `frame`, if its line is element-wise
 /// arithmetic on numbers in a loop of the program's own code. When the
 /// types of the line's variables were observed, they must be numbers or
@@ -91,6 +103,9 @@ fn numeric_line(context: &Context<'_>, frame: FrameId) -> Option<(LoopHeader, u3
     let line = context.profile.frame_info(frame).line;
     let statement = context.source_line(file, line)?;
     let header = enclosing_loop(context, file, line)?;
+    if is_worklist_search(&loop_body(context, file, &header)) {
+        return None;
+    }
     let target = header.target_and_iterable.as_ref().map(|(t, _)| t.as_str());
     if !is_elementwise_arithmetic(&statement, target) {
         return None;
@@ -219,4 +234,56 @@ fn array_locals(context: &Context<'_>, frame: FrameId, statement: &str) -> Vec<S
     names.sort();
     names.dedup();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use pydx_profile::{Activity, Meta, Profile};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::context::SourceMap;
+    use crate::test_support::add;
+
+    const ROUTES: &str = "\
+def total_length(lengths):
+    total = 0.0
+    for length in lengths:
+        total = total + length
+    return total
+
+def shortest(source, target):
+    best = {source: 0.0}
+    queue = [(0.0, source)]
+    while queue:
+        dist, node = heapq.heappop(queue)
+        for nxt, length in STREETS[node]:
+            candidate = dist + length
+            if candidate < best.get(nxt, INF):
+                best[nxt] = candidate
+                heapq.heappush(queue, (candidate, nxt))
+";
+
+    /// Codes found when all on-CPU samples are at `line` of `function`,
+    /// whose locals were seen to hold floats.
+    fn findings_at(function: &str, line: u32, first_line: u32) -> Vec<Finding> {
+        let mut profile = Profile::new(Meta::default());
+        let frame = profile.frame(function, "/app/routes.py", line, first_line);
+        let stack = profile.stack_from_root([frame]);
+        let thread = profile.thread(1, 1, 1, Some("MainThread"));
+        add(&mut profile, thread, stack, Activity::OnCpu, 100);
+        for name in ["total", "length", "dist", "candidate"] {
+            profile.observe(frame, &format!("{OBSERVED_LOCAL_TYPE}{name}"), "float", 5);
+        }
+        let mut sources = SourceMap::default();
+        sources.insert("/app/routes.py", ROUTES);
+        let config = Config::default();
+        NumericLoop.check(&Context::new(&profile, &config, &sources))
+    }
+
+    #[test]
+    fn a_shortest_path_search_over_a_heap_is_not_an_array_expression() {
+        assert_eq!(findings_at("total_length", 4, 1).len(), 1);
+        assert!(findings_at("shortest", 13, 7).is_empty());
+    }
 }
