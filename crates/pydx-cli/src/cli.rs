@@ -24,6 +24,8 @@ pub enum Command {
     Top(TopArgs),
     /// Diagnose a process (or a saved profile): findings with evidence and fixes.
     Doctor(DoctorArgs),
+    /// Compare two saved profiles: CPU time per function and findings, before and after a change.
+    Diff(DiffArgs),
     /// List the doctor's rules.
     Rules,
     /// Explain one of the doctor's rules.
@@ -230,6 +232,30 @@ pub struct DoctorArgs {
     /// Also save the recorded profile (pprof) here, to diagnose again offline.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
+}
+
+/// Arguments of `pydx diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The profile before the change (pprof, from `pydx record` or `pydx doctor --save`).
+    #[arg(value_name = "BEFORE")]
+    pub before: PathBuf,
+    /// The profile after it.
+    #[arg(value_name = "AFTER")]
+    pub after: PathBuf,
+    /// Where to write the comparison (default: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print JSON (schema `pydx-diff/1`) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with status 4 if the CPU time per unit of work (per request, or
+    /// per second of recording) rose by more than PCT percent.
+    #[arg(long, value_name = "PCT", allow_negative_numbers = true)]
+    pub fail_on_regression: Option<f64>,
+    /// Thresholds file for the findings (default: ./pydx.toml if it exists).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Arguments of `pydx completions`.

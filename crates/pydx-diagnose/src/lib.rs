@@ -20,6 +20,7 @@
 
 mod config;
 mod context;
+mod diff;
 mod finding;
 mod report;
 mod rules;
@@ -33,6 +34,10 @@ pub use config::{
     WorkersConfig,
 };
 pub use context::{Context, NoSources, SourceLines, SourceMap};
+pub use diff::{
+    diff, Basis, Diff, FindingChanges, FindingSide, FunctionChange, Recording, RemainingFinding,
+    Side,
+};
 pub use finding::{Cost, Finding, Location, Severity, ShareOf, TimeUnit};
 pub use report::{diagnose, Endpoint, EndpointFunction, HotSpot, Report, RequestsServed, Summary};
 pub use rules::{all_rules, rule_docs, Rule, RuleDocs};

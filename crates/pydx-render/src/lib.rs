@@ -81,8 +81,8 @@ pub use chrometrace::write_chrometrace;
 pub use collapsed::write_collapsed;
 pub use flamegraph::write_flamegraph;
 pub use report::{
-    render_report, render_rule, render_rules, DocsFormat, ReportFormat, ReportOptions,
-    JSON_REPORT_DOC, JSON_REPORT_SCHEMA,
+    render_diff, render_report, render_rule, render_rules, DocsFormat, ReportFormat, ReportOptions,
+    JSON_DIFF_SCHEMA, JSON_REPORT_DOC, JSON_REPORT_SCHEMA,
 };
 pub use speedscope::write_speedscope;
 

@@ -98,7 +98,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Thresholds: defaults, then `--config` (or ./pydx.toml), then `--threshold`s.
-fn load_config(path: Option<&Path>, overrides: &[String]) -> anyhow::Result<Config> {
+pub(super) fn load_config(path: Option<&Path>, overrides: &[String]) -> anyhow::Result<Config> {
     let default = Path::new("pydx.toml");
     let path = path.or_else(|| default.exists().then_some(default));
     let mut table: toml::Table = match path {
@@ -138,13 +138,13 @@ fn load_config(path: Option<&Path>, overrides: &[String]) -> anyhow::Result<Conf
 
 /// Source files of the profiled program, read on demand through the
 /// process's root (live), the root it had, or the paths as given.
-struct SourceFiles {
+pub(super) struct SourceFiles {
     roots: Vec<PathBuf>,
     files: RefCell<HashMap<String, Option<Vec<String>>>>,
 }
 
 impl SourceFiles {
-    fn new(roots: Vec<PathBuf>) -> Self {
+    pub(super) fn new(roots: Vec<PathBuf>) -> Self {
         Self {
             roots,
             files: RefCell::new(HashMap::new()),

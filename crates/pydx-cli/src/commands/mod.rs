@@ -1,5 +1,6 @@
 //! The subcommands.
 
+mod diff;
 mod doctor;
 mod dump;
 mod output;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Record(args) => record::run(&args),
         Command::Top(args) => top::run(&args),
         Command::Doctor(args) => doctor::run(&args),
+        Command::Diff(args) => diff::run(&args),
         Command::Rules => rules::list(),
         Command::Explain(args) => rules::explain(&args.code),
         Command::Completions(args) => {

@@ -1,6 +1,8 @@
-//! `pydx doctor` reports in text, Markdown, JSON and SARIF, and the rules'
-//! documentation for `pydx rules` and `pydx explain`.
+//! `pydx doctor` reports in text, Markdown, JSON and SARIF, `pydx diff` in
+//! text and JSON, and the rules' documentation for `pydx rules` and
+//! `pydx explain`.
 
+mod diff;
 mod json;
 mod layout;
 mod markdown;
@@ -11,8 +13,9 @@ mod text;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use pydx_diagnose::{Report, RuleDocs};
+use pydx_diagnose::{Diff, Report, RuleDocs};
 
+pub use diff::JSON_DIFF_SCHEMA;
 pub use json::{JSON_REPORT_DOC, JSON_REPORT_SCHEMA};
 
 /// A format for a `pydx doctor` report.
@@ -126,6 +129,23 @@ pub fn render_report(
         ReportFormat::Markdown => markdown::write_report(report, &mut out)?,
         ReportFormat::Json => json::write_report(report, options, &mut out)?,
         ReportFormat::Sarif => sarif::write_report(report, options, &mut out)?,
+    }
+    out.flush()
+}
+
+/// Writes `diff` (`pydx diff`) to `out`: as text, or as JSON (schema
+/// [`JSON_DIFF_SCHEMA`]) when `json` is set.
+pub fn render_diff(
+    diff: &Diff,
+    json: bool,
+    options: &ReportOptions,
+    out: impl Write,
+) -> io::Result<()> {
+    let mut out = BufWriter::new(out);
+    if json {
+        diff::write_json(diff, options, &mut out)?;
+    } else {
+        diff::write_text(diff, &mut out)?;
     }
     out.flush()
 }
