@@ -130,16 +130,10 @@ pub(crate) fn write_text(diff: &Diff, out: &mut impl Write) -> io::Result<()> {
 #[derive(Serialize)]
 struct JsonDiff<'a> {
     schema: &'static str,
-    tool: JsonTool<'a>,
+    tool: String,
     /// Relative change of the CPU time per unit (0.1 = 10% more).
     cpu_change: Option<f64>,
     diff: &'a Diff,
-}
-
-#[derive(Serialize)]
-struct JsonTool<'a> {
-    name: &'static str,
-    version: &'a str,
 }
 
 /// Writes `diff` as JSON (schema [`JSON_DIFF_SCHEMA`]).
@@ -150,10 +144,7 @@ pub(crate) fn write_json(
 ) -> io::Result<()> {
     let document = JsonDiff {
         schema: JSON_DIFF_SCHEMA,
-        tool: JsonTool {
-            name: "pydx",
-            version: &options.tool_version,
-        },
+        tool: format!("pydx {}", options.tool_version),
         cpu_change: diff.cpu_change(),
         diff,
     };
