@@ -216,11 +216,15 @@ fn startup_stacks(profile: &Profile) -> HashSet<StackId> {
     if !steady {
         return HashSet::new();
     }
+    let interval = profile.meta.interval_ns();
     module_line
         .into_iter()
         .filter(|(_, position)| {
             position.is_some_and(|position| {
-                position.0 == last.0 && position != last && spans[&position].1 <= last_start
+                // A run ends one nominal interval after its last sample;
+                // the next statement's first sample may come sooner.
+                let ended = spans[&position].1.saturating_sub(interval);
+                position.0 == last.0 && position != last && ended <= last_start
             })
         })
         .map(|(stack, _)| stack)
@@ -514,8 +518,10 @@ mod tests {
             } else {
                 Activity::Idle
             };
-            for _ in 0..seconds * 100 {
-                time_ns += 10_000_000;
+            // 100 samples a second, at jittered intervals (6 and 14 ms) as
+            // the sampler takes them.
+            for i in 0..seconds * 100 {
+                time_ns += if i % 2 == 0 { 6_000_000 } else { 14_000_000 };
                 crate::test_support::add_at(&mut profile, time_ns, thread, stack, activity);
             }
         }
