@@ -249,6 +249,11 @@ pub struct DiffArgs {
     /// Print JSON (schema `pydx-diff/1`) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also write a differential flamegraph (SVG) of the CPU samples here:
+    /// frames as wide as the larger of their two times, red where AFTER
+    /// spends more per unit of work, blue where less.
+    #[arg(long, value_name = "FILE")]
+    pub flamegraph: Option<PathBuf>,
     /// Exit with status 4 if the CPU time per unit of work (per request, or
     /// per second of recording) rose by more than PCT percent.
     #[arg(long, value_name = "PCT", allow_negative_numbers = true)]

@@ -42,7 +42,19 @@ fn a_fix_shows_as_its_finding_gone_and_its_time_fallen() {
     save(&python, "repeated_computation.py", &bad);
     save(&python, "repeated_computation_fixed.py", &fixed);
 
-    let output = pydx_diff(&bad, &fixed, &["--json", "--fail-on-regression", "10"]);
+    let svg_path = dir.path().join("diff.svg");
+    let svg_arg = svg_path.to_str().unwrap();
+    let output = pydx_diff(
+        &bad,
+        &fixed,
+        &[
+            "--json",
+            "--fail-on-regression",
+            "10",
+            "--flamegraph",
+            svg_arg,
+        ],
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     let json: Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -76,6 +88,15 @@ fn a_fix_shows_as_its_finding_gone_and_its_time_fallen() {
         before - after
     );
     assert!(json["cpu_change"].as_f64().unwrap() < -0.5, "{json:#}");
+    // The differential flamegraph shows the function the fix removed, in
+    // blue: its tooltip gives a fall.
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    let quote_title = svg
+        .split("<title>")
+        .filter_map(|t| t.split("</title>").next())
+        .find(|t| t.starts_with("shipping_quote"))
+        .unwrap_or_else(|| panic!("no shipping_quote frame in the flamegraph"));
+    assert!(quote_title.contains("%; -"), "{quote_title}");
 
     // Read the other way round, the same recordings are a regression.
     let output = pydx_diff(&fixed, &bad, &["--fail-on-regression", "10"]);

@@ -55,6 +55,16 @@ pub struct Side {
     pub cpu_ms_per_unit: f64,
 }
 
+impl Side {
+    /// The units of work it did on `basis`: requests, or seconds.
+    pub fn units(&self, basis: Basis) -> f64 {
+        match basis {
+            Basis::PerRequest => self.requests.unwrap_or(0) as f64,
+            Basis::PerSecond => self.duration_seconds,
+        }
+    }
+}
+
 /// How one function's CPU time changed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FunctionChange {

@@ -1,5 +1,6 @@
 //! Interactive flamegraph SVG, drawn by inferno from the collapsed stacks.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufWriter, Write};
 
 use inferno::flamegraph::color::{MultiPalette, Palette};
@@ -25,19 +26,76 @@ pub fn write_flamegraph(
     if lines.is_empty() {
         return Err(RenderError::NoSamples);
     }
+    let mut inferno_options = inferno_options(options);
+    inferno_options.colors = Palette::Multi(MultiPalette::Python);
+    inferno_options.hash = true;
+    draw(inferno_options, &lines, out)
+}
+
+/// inferno's options for a flamegraph of samples titled as `options` say.
+fn inferno_options(options: &RenderOptions) -> Options<'static> {
     let mut inferno_options = Options::default();
     inferno_options.title = options.title.clone();
     inferno_options.count_name = "samples".to_string();
-    inferno_options.colors = Palette::Multi(MultiPalette::Python);
-    inferno_options.hash = true;
+    inferno_options
+}
+
+/// Draws the collapsed stacks `lines` with inferno into `out`.
+fn draw(mut options: Options<'_>, lines: &[String], out: impl Write) -> Result<(), RenderError> {
     let mut out = BufWriter::new(out);
-    from_lines(
-        &mut inferno_options,
-        lines.iter().map(String::as_str),
-        &mut out,
-    )?;
+    from_lines(&mut options, lines.iter().map(String::as_str), &mut out)?;
     out.flush()?;
     Ok(())
+}
+
+/// Writes a differential flamegraph SVG of `before` and `after` (the
+/// samples shown as by [`crate::write_collapsed`]): each frame is as wide
+/// as the larger of its two sample counts, `before`'s counts multiplied by
+/// `before_scale` first (to put the two recordings on one basis), and
+/// coloured by the change, red where `after` has more and blue where less,
+/// so that code a fix removed shows as much as code a change added.
+///
+/// Fails with [`RenderError::NoSamples`], before writing anything, when
+/// neither recording has a sample that passes the filters.
+pub fn write_diff_flamegraph(
+    before: &Profile,
+    after: &Profile,
+    before_scale: f64,
+    options: &RenderOptions,
+    out: impl Write,
+) -> Result<(), RenderError> {
+    let counts = |profile: &Profile| -> BTreeMap<String, u64> {
+        collapsed_lines(profile, options)
+            .into_iter()
+            .filter_map(|line| {
+                let (stack, count) = line.rsplit_once(' ')?;
+                Some((stack.to_string(), count.parse().ok()?))
+            })
+            .collect()
+    };
+    let (old, new) = (counts(before), counts(after));
+    let stacks: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    // inferno draws a frame as wide as the second count and colours it by
+    // the second minus the first: the second is the larger of the two, the
+    // first whatever makes the difference after minus before.
+    let lines: Vec<String> = stacks
+        .into_iter()
+        .filter_map(|stack| {
+            let was = (old.get(stack).copied().unwrap_or(0) as f64 * before_scale).round() as u64;
+            let is = new.get(stack).copied().unwrap_or(0);
+            let wide = was.max(is);
+            (wide > 0).then(|| format!("{stack} {} {wide}", wide + was - is))
+        })
+        .collect();
+    if lines.is_empty() {
+        return Err(RenderError::NoSamples);
+    }
+    let mut inferno_options = inferno_options(options);
+    inferno_options.subtitle = Some(
+        "as wide as the larger of the two recordings; red: more in the second, blue: less"
+            .to_string(),
+    );
+    draw(inferno_options, &lines, out)
 }
 
 #[cfg(test)]
@@ -68,6 +126,35 @@ mod tests {
             .filter(|node| node.tag_name().name() == "title")
             .filter_map(|node| node.text().map(str::to_string))
             .collect()
+    }
+
+    #[test]
+    fn a_differential_flamegraph_is_as_wide_as_the_larger_recording_and_signs_the_change() {
+        let profile = two_threads();
+        let mut out = Vec::new();
+        // The first recording counted twice as much per unit of work.
+        write_diff_flamegraph(&profile, &profile, 2.0, &RenderOptions::default(), &mut out)
+            .unwrap();
+        let titles = titles(&String::from_utf8(out).unwrap());
+        // Each frame's change is that of its own samples, as a share of
+        // the whole.
+        for expected in [
+            "all (12 samples, 100%)",
+            "work (app.py:5) (6 samples, 50.00%; -25.00%)",
+            "run (worker.py:3) (4 samples, 33.33%; -16.67%)",
+        ] {
+            assert!(
+                titles.iter().any(|t| t == expected),
+                "{expected}: {titles:#?}"
+            );
+        }
+        let mut out = Vec::new();
+        let empty = Profile::new(Meta::default());
+        assert!(matches!(
+            write_diff_flamegraph(&empty, &empty, 1.0, &RenderOptions::default(), &mut out),
+            Err(RenderError::NoSamples)
+        ));
+        assert!(out.is_empty());
     }
 
     #[test]

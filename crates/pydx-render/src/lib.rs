@@ -79,7 +79,7 @@ use pydx_profile::Profile;
 
 pub use chrometrace::write_chrometrace;
 pub use collapsed::write_collapsed;
-pub use flamegraph::write_flamegraph;
+pub use flamegraph::{write_diff_flamegraph, write_flamegraph};
 pub use report::{
     render_diff, render_report, render_rule, render_rules, DocsFormat, ReportFormat, ReportOptions,
     JSON_DIFF_SCHEMA, JSON_REPORT_DOC, JSON_REPORT_SCHEMA,

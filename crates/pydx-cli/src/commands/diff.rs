@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use pydx_diagnose::{diagnose, diff, Recording};
 use pydx_profile::{read_pprof, Profile};
-use pydx_render::{render_diff, ReportOptions};
+use pydx_render::{render_diff, write_diff_flamegraph, RenderOptions, ReportOptions};
 
 use super::doctor::{load_config, SourceFiles};
 use super::output::{check_writable, write_atomically};
@@ -23,7 +23,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             bail!("--fail-on-regression takes a percentage of 0 or more, not {percent}");
         }
     }
-    if let Some(path) = &args.output {
+    for path in [&args.output, &args.flamegraph].into_iter().flatten() {
         check_writable(path)?;
     }
     let config = load_config(args.config.as_deref(), &[])?;
@@ -57,6 +57,18 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             render_diff(&comparison, args.json, &options, &mut stdout)?;
             stdout.flush()?;
         }
+    }
+    if let Some(path) = &args.flamegraph {
+        // Sample counts to time, then to the second recording's unit of work.
+        let before_units = comparison.before.units(comparison.basis);
+        let after_units = comparison.after.units(comparison.basis);
+        let scale = (before.mean_sample_ns() / after.mean_sample_ns().max(1.0))
+            * (after_units / before_units.max(f64::MIN_POSITIVE));
+        let mut render = RenderOptions::default();
+        render.title = format!("{} -> {}", args.before.display(), args.after.display());
+        write_atomically(path, |out| {
+            Ok(write_diff_flamegraph(&before, &after, scale, &render, out)?)
+        })?;
     }
     let regressed = args
         .fail_on_regression
