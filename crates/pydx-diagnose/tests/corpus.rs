@@ -101,6 +101,13 @@ fn the_rules_on_every_saved_corpus_profile() {
                 sources.insert(file, &text);
             }
         }
+        // And where a server found it (`uvicorn module:app` in its working
+        // directory), for runs that never sampled the program's own code.
+        for process in &profile.meta.processes {
+            if let Some(cwd) = &process.cwd {
+                sources.insert(&format!("{cwd}/{program_file}"), &text);
+            }
+        }
         let report = diagnose(&profile, &Config::default(), &sources);
         let mut matched = Vec::new();
         writeln!(summary, "{stem}:").unwrap();
