@@ -26,6 +26,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Compare two saved profiles: CPU time per function and findings, before and after a change.
     Diff(DiffArgs),
+    /// Print a function's source with each line's samples and time, from a saved profile.
+    Annotate(AnnotateArgs),
     /// List the doctor's rules.
     Rules,
     /// Explain one of the doctor's rules.
@@ -261,6 +263,23 @@ pub struct DiffArgs {
     /// Thresholds file for the findings (default: ./pydx.toml if it exists).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+/// Arguments of `pydx annotate`.
+#[derive(Debug, Args)]
+pub struct AnnotateArgs {
+    /// A profile saved by `pydx record` or `pydx doctor --save` (pprof).
+    #[arg(value_name = "PROFILE")]
+    pub profile: PathBuf,
+    /// The function: its name (`tokenize`), qualified name (`Parser.feed`)
+    /// or method name (`feed`). Default: the program's function with the
+    /// most samples of its own.
+    #[arg(value_name = "FUNCTION")]
+    pub function: Option<String>,
+    /// Count idle and GIL-waiting time too (wall time, as line_profiler
+    /// measures); by default only time on a CPU.
+    #[arg(long)]
+    pub idle: bool,
 }
 
 /// Arguments of `pydx completions`.

@@ -41,5 +41,5 @@ pub use model::{
     OBSERVED_SQL_STATEMENT, OTHER_STACKS, STACK_BUDGET, TASK_WAITING, UNREADABLE_CODE,
 };
 pub use pprof::{read_pprof, write_pprof, ProfileError};
-pub use query::FunctionTime;
+pub use query::{FunctionTime, LineTime};
 pub use timeline::{Run, RunStack};

@@ -1,5 +1,5 @@
-//! Per-function totals of a profile: the query that the doctor's hot-spot
-//! table and `pydx diff` share.
+//! Per-function and per-line totals of a profile: the query that the
+//! doctor's hot-spot table, `pydx diff` and `pydx annotate` share.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,6 +13,8 @@ pub struct FunctionTime {
     pub function: String,
     /// Its file.
     pub file: String,
+    /// The line it starts at (`co_firstlineno`; 0 when unknown).
+    pub first_line: u32,
     /// Samples in which it was the innermost frame.
     pub self_samples: u64,
     /// Samples in which it was anywhere on the stack (once per sample,
@@ -22,8 +24,22 @@ pub struct FunctionTime {
     pub self_ns: u64,
     /// The measured time the total samples stand for, in nanoseconds.
     pub total_ns: u64,
-    /// Self samples by line.
-    pub lines: BTreeMap<u32, u64>,
+    /// Its samples and time by line.
+    pub lines: BTreeMap<u32, LineTime>,
+}
+
+/// One line's samples and time in a function.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LineTime {
+    /// Samples in which the line was running (the innermost frame).
+    pub self_samples: u64,
+    /// The measured time of those samples, in nanoseconds.
+    pub self_ns: u64,
+    /// Samples in which the line was running or calling (anywhere on the
+    /// stack, once per sample).
+    pub total_samples: u64,
+    /// The measured time of those samples, in nanoseconds.
+    pub total_ns: u64,
 }
 
 impl FunctionTime {
@@ -32,7 +48,8 @@ impl FunctionTime {
     pub fn hottest_line(&self) -> u32 {
         self.lines
             .iter()
-            .max_by_key(|&(&line, &n)| (n, std::cmp::Reverse(line)))
+            .filter(|(_, time)| time.self_samples > 0)
+            .max_by_key(|&(&line, time)| (time.self_samples, std::cmp::Reverse(line)))
             .map_or(0, |(&line, _)| line)
     }
 }
@@ -45,6 +62,7 @@ impl Profile {
         let mut by_function: HashMap<(StrId, StrId), FunctionTime> = HashMap::new();
         for (key, tally) in self.timed_samples().filter(|(key, _)| include(key)) {
             let mut seen: Vec<(StrId, StrId)> = Vec::new();
+            let mut lines_seen: Vec<(StrId, StrId, u32)> = Vec::new();
             for (depth, frame_id) in self
                 .frames_innermost_first(key.stack)
                 .into_iter()
@@ -55,6 +73,7 @@ impl Profile {
                 let entry = by_function.entry(id).or_insert_with(|| FunctionTime {
                     function: self.str(frame.function).to_string(),
                     file: self.str(frame.file).to_string(),
+                    first_line: frame.first_line,
                     self_samples: 0,
                     total_samples: 0,
                     self_ns: 0,
@@ -64,7 +83,20 @@ impl Profile {
                 if depth == 0 {
                     entry.self_samples += tally.count;
                     entry.self_ns += tally.nanos;
-                    *entry.lines.entry(frame.line).or_insert(0) += tally.count;
+                }
+                let line_key = (id.0, id.1, frame.line);
+                let line_first_seen = !lines_seen.contains(&line_key);
+                if line_first_seen {
+                    lines_seen.push(line_key);
+                }
+                let line = entry.lines.entry(frame.line).or_default();
+                if depth == 0 {
+                    line.self_samples += tally.count;
+                    line.self_ns += tally.nanos;
+                }
+                if line_first_seen {
+                    line.total_samples += tally.count;
+                    line.total_ns += tally.nanos;
                 }
                 if !seen.contains(&id) {
                     seen.push(id);
@@ -135,5 +167,13 @@ mod tests {
                 ("main", 0, 4, 0, 55_000_000, 0)
             ]
         );
+        // Line 3 of walk runs in one sample and calls in three more.
+        let walk_lines: Vec<(u32, u64, u64)> = on_cpu[0]
+            .lines
+            .iter()
+            .map(|(&line, time)| (line, time.self_samples, time.total_samples))
+            .collect();
+        assert_eq!(walk_lines, [(3, 1, 4), (4, 3, 3)]);
+        assert_eq!(on_cpu[0].first_line, 2);
     }
 }

@@ -62,6 +62,7 @@
 //! assert!(String::from_utf8(out).unwrap().contains("No problems found."));
 //! ```
 
+mod annotate;
 mod chrometrace;
 mod collapsed;
 mod flamegraph;
@@ -77,6 +78,7 @@ use std::path::Path;
 
 use pydx_profile::Profile;
 
+pub use annotate::write_annotation;
 pub use chrometrace::write_chrometrace;
 pub use collapsed::write_collapsed;
 pub use flamegraph::{write_diff_flamegraph, write_flamegraph};

@@ -1,5 +1,6 @@
 //! The subcommands.
 
+mod annotate;
 mod diff;
 mod doctor;
 mod dump;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Top(args) => top::run(&args),
         Command::Doctor(args) => doctor::run(&args),
         Command::Diff(args) => diff::run(&args),
+        Command::Annotate(args) => annotate::run(&args),
         Command::Rules => rules::list(),
         Command::Explain(args) => rules::explain(&args.code),
         Command::Completions(args) => {
