@@ -116,6 +116,8 @@ pub enum FormatArg {
     Collapsed,
     /// Chrome trace event JSON (Perfetto, chrome://tracing).
     Chrometrace,
+    /// Python's pstats, as cProfile writes it (python -m pstats, snakeviz).
+    Pstats,
 }
 
 /// Arguments of `pydx record`.

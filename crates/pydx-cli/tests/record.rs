@@ -190,6 +190,52 @@ fn every_output_format_parses() {
     }
 }
 
+/// A pstats file opens in Python's own `pstats` (3.8 and 3.12 read it),
+/// with the split's three functions in their 50:30:20 proportions.
+#[test]
+fn pstats_output_opens_in_python() {
+    let python = interpreter("pyenv-3.12");
+    let script = python.install_script("split.py");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("split.pstats");
+    let output = pydx()
+        .args(["record", "--rate", "500", "-o"])
+        .arg(&path)
+        .arg("--")
+        .args(python.argv(&[&script, "2"]))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read = "import pstats, sys\n\
+                stats = pstats.Stats(sys.argv[1]).stats\n\
+                own = {f[2]: v[2] for f, v in stats.items()}\n\
+                callers = {f[2]: sorted(c[2] for c in v[4]) for f, v in stats.items()}\n\
+                total = own['alpha'] + own['beta'] + own['gamma']\n\
+                print(round(own['alpha'] / total, 2), round(own['gamma'] / total, 2), callers['alpha'])\n";
+    for label in ["pyenv-3.12", "pyenv-3.8"] {
+        let reader = interpreter(label);
+        let output = reader
+            .command(&["-c", read, path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{label}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let fields: Vec<&str> = stdout.split_whitespace().collect();
+        let share = |i: usize| fields[i].parse::<f64>().unwrap();
+        assert!((share(0) - 0.5).abs() < 0.1, "{label}: {stdout}");
+        assert!((share(1) - 0.2).abs() < 0.1, "{label}: {stdout}");
+        assert!(stdout.contains("['main']"), "{label}: {stdout}");
+    }
+}
+
 fn check_svg(svg: &str) {
     let options = roxmltree::ParsingOptions {
         allow_dtd: true,

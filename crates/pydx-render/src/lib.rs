@@ -67,6 +67,7 @@ mod chrometrace;
 mod collapsed;
 mod flamegraph;
 mod frames;
+mod pstats;
 mod report;
 mod speedscope;
 #[cfg(test)]
@@ -82,6 +83,7 @@ pub use annotate::write_annotation;
 pub use chrometrace::write_chrometrace;
 pub use collapsed::write_collapsed;
 pub use flamegraph::{write_diff_flamegraph, write_flamegraph};
+pub use pstats::write_pstats;
 pub use report::{
     render_diff, render_report, render_rule, render_rules, DocsFormat, ReportFormat, ReportOptions,
     JSON_DIFF_SCHEMA, JSON_REPORT_DOC, JSON_REPORT_SCHEMA,
@@ -101,14 +103,28 @@ pub enum Format {
     Collapsed,
     /// Chrome trace event JSON, for Perfetto and `chrome://tracing`.
     ChromeTrace,
+    /// Python's pstats (cProfile's format), for `python -m pstats`,
+    /// snakeviz and the like.
+    Pstats,
 }
 
 impl Format {
+    /// Every format.
+    pub const ALL: [Format; 6] = [
+        Format::Pprof,
+        Format::Flamegraph,
+        Format::Speedscope,
+        Format::Collapsed,
+        Format::ChromeTrace,
+        Format::Pstats,
+    ];
+
     /// The format a file name's extension asks for: `.pb.gz`, `.pprof` or
     /// `.pb` for pprof, `.svg` for a flamegraph, `.speedscope.json` (or plain
     /// `.json`) for speedscope, `.txt`, `.folded` or `.collapsed` for
     /// collapsed stacks, `.trace.json` or `.chrometrace.json` for Chrome
-    /// trace. Case is ignored; any other name gives `None`.
+    /// trace, `.pstats` or `.prof` for pstats. Case is ignored; any other
+    /// name gives `None`.
     pub fn from_path(path: &Path) -> Option<Format> {
         let name = path.file_name()?.to_str()?.to_ascii_lowercase();
         let ends_with_any = |suffixes: &[&str]| suffixes.iter().any(|s| name.ends_with(s));
@@ -122,6 +138,8 @@ impl Format {
             Some(Format::ChromeTrace)
         } else if ends_with_any(&[".json"]) {
             Some(Format::Speedscope)
+        } else if ends_with_any(&[".pstats", ".prof"]) {
+            Some(Format::Pstats)
         } else {
             None
         }
@@ -136,6 +154,7 @@ impl Format {
             Format::Speedscope => "speedscope.json",
             Format::Collapsed => "txt",
             Format::ChromeTrace => "trace.json",
+            Format::Pstats => "pstats",
         }
     }
 }
@@ -212,6 +231,7 @@ pub fn render(
         Format::Speedscope => write_speedscope(profile, options, out),
         Format::Collapsed => write_collapsed(profile, options, out),
         Format::ChromeTrace => write_chrometrace(profile, options, out),
+        Format::Pstats => write_pstats(profile, options, out),
     }
 }
 
@@ -233,6 +253,8 @@ mod tests {
             ("stacks.collapsed", Some(Format::Collapsed)),
             ("run.trace.json", Some(Format::ChromeTrace)),
             ("run.chrometrace.json", Some(Format::ChromeTrace)),
+            ("run.pstats", Some(Format::Pstats)),
+            ("cprofile.prof", Some(Format::Pstats)),
             ("profile.gz", None),
             ("profile", None),
             ("json", None),
@@ -245,13 +267,7 @@ mod tests {
 
     #[test]
     fn default_extensions_map_back_to_their_format() {
-        for format in [
-            Format::Pprof,
-            Format::Flamegraph,
-            Format::Speedscope,
-            Format::Collapsed,
-            Format::ChromeTrace,
-        ] {
+        for format in Format::ALL {
             let name = format!("pydx.{}", format.extension());
             assert_eq!(Format::from_path(Path::new(&name)), Some(format));
         }

@@ -101,13 +101,7 @@ fn exercise(bytes: &[u8]) -> bool {
     }
     let mut options = RenderOptions::default();
     options.include_idle = true;
-    for format in [
-        Format::Pprof,
-        Format::Flamegraph,
-        Format::Speedscope,
-        Format::Collapsed,
-        Format::ChromeTrace,
-    ] {
+    for format in Format::ALL {
         let _ = render(format, &profile, &options, std::io::sink());
     }
     true

@@ -201,13 +201,7 @@ fn default_file_names_render_in_their_format() {
     let samples: Vec<GeneratedSample> =
         (0..30).map(|i| (i % 2, Some(i % 3), 0, true, 10)).collect();
     let profile = generated_profile(&samples);
-    for format in [
-        Format::Pprof,
-        Format::Flamegraph,
-        Format::Speedscope,
-        Format::Collapsed,
-        Format::ChromeTrace,
-    ] {
+    for format in Format::ALL {
         let name = format!("profile.{}", format.extension());
         let format = Format::from_path(Path::new(&name)).unwrap();
         let out = rendered(format, &profile, &RenderOptions::default());

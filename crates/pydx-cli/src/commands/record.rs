@@ -183,6 +183,7 @@ fn output_format(format: Option<FormatArg>, output: Option<&Path>) -> anyhow::Re
             FormatArg::Speedscope => Format::Speedscope,
             FormatArg::Collapsed => Format::Collapsed,
             FormatArg::Chrometrace => Format::ChromeTrace,
+            FormatArg::Pstats => Format::Pstats,
         });
     }
     match output {
@@ -190,7 +191,7 @@ fn output_format(format: Option<FormatArg>, output: Option<&Path>) -> anyhow::Re
         Some(path) => Format::from_path(path).with_context(|| {
             format!(
                 "cannot tell the format from {}; use --format, or an extension such as \
-                 .pb.gz, .svg, .speedscope.json, .txt or .trace.json",
+                 .pb.gz, .svg, .speedscope.json, .txt, .trace.json or .pstats",
                 path.display()
             )
         }),
