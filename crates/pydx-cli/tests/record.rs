@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use pydx_testkit::{eventually, interpreter, marker_line};
+use pydx_testkit::{eventually, interpreter, marker_line, Interpreter};
 
 fn pydx() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pydx"))
@@ -35,23 +35,31 @@ fn truth(stdout: &str) -> HashMap<String, f64> {
     serde_json::from_str(json).expect("timings are JSON")
 }
 
+/// Records the program `args` run by `python`, at `rate` Hz, into `out`;
+/// the recording must succeed.
+fn record_program(python: &Interpreter, args: &[&str], rate: &str, out: &Path) -> Output {
+    let output = pydx()
+        .args(["record", "--rate", rate, "-o"])
+        .arg(out)
+        .arg("--")
+        .args(python.argv(args))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{} {args:?}: {}",
+        python.label,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 fn record_split(label: &str) {
     let python = interpreter(label);
     let script = python.install_script("split.py");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("split.txt");
-    let output = pydx()
-        .args(["record", "--rate", "1000", "-o"])
-        .arg(&out)
-        .arg("--")
-        .args(python.argv(&[&script, "3"]))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{label}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = record_program(&python, &[&script, "3"], "1000", &out);
     let collapsed = std::fs::read_to_string(&out).unwrap();
     let counts = innermost_counts(&collapsed);
     let truth = truth(&String::from_utf8_lossy(&output.stdout));
@@ -174,18 +182,7 @@ fn every_output_format_parses() {
         ("out.txt", check_collapsed),
     ] {
         let path = dir.path().join(name);
-        let output = pydx()
-            .args(["record", "--rate", "500", "-o"])
-            .arg(&path)
-            .arg("--")
-            .args(python.argv(&[&script, "1"]))
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        record_program(&python, &[&script, "1"], "500", &path);
         check(&std::fs::read_to_string(&path).unwrap());
     }
 }
@@ -198,18 +195,7 @@ fn pstats_output_opens_in_python() {
     let script = python.install_script("split.py");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("split.pstats");
-    let output = pydx()
-        .args(["record", "--rate", "500", "-o"])
-        .arg(&path)
-        .arg("--")
-        .args(python.argv(&[&script, "2"]))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    record_program(&python, &[&script, "2"], "500", &path);
     let read = "import pstats, sys\n\
                 stats = pstats.Stats(sys.argv[1]).stats\n\
                 own = {f[2]: v[2] for f, v in stats.items()}\n\
