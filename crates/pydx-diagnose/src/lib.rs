@@ -39,5 +39,7 @@ pub use diff::{
     Side,
 };
 pub use finding::{Cost, Finding, Location, Severity, ShareOf, TimeUnit};
-pub use report::{diagnose, Endpoint, EndpointFunction, HotSpot, Report, RequestsServed, Summary};
+pub use report::{
+    diagnose, Endpoint, EndpointFunction, HotLine, HotSpot, Report, RequestsServed, Summary,
+};
 pub use rules::{all_rules, rule_docs, Rule, RuleDocs};

@@ -117,6 +117,25 @@ pub struct HotSpot {
     pub total_share: f64,
     /// CPU seconds in the function itself.
     pub self_seconds: f64,
+    /// For the first hot spot only: its lines that took the most of its
+    /// CPU time (running or calling), in line order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<HotLine>,
+}
+
+/// A line of a hot function.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HotLine {
+    /// The line number.
+    pub line: u32,
+    /// Share of the function's CPU time spent on this line, running or
+    /// calling.
+    pub share: f64,
+    /// CPU seconds on this line, running or calling.
+    pub seconds: f64,
+    /// The line's text, trimmed, when the file could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// Runs every rule over `profile`.
@@ -411,7 +430,31 @@ fn requests_served(processes: &[ProcessMeta]) -> Option<RequestsServed> {
     served
 }
 
-/// The functions with the most CPU samples, by self and total share.
+/// Lines of the top hot spot shown.
+const HOT_LINES: usize = 5;
+
+/// The lines of `function` with the most of its time, in line order.
+fn hot_lines(context: &Context<'_>, function: &pydx_profile::FunctionTime) -> Vec<HotLine> {
+    let whole = function.total_ns.max(1) as f64;
+    let mut lines: Vec<HotLine> = function
+        .lines
+        .iter()
+        .filter(|(&line, _)| line > 0)
+        .map(|(&line, time)| HotLine {
+            line,
+            share: time.total_ns as f64 / whole,
+            seconds: time.total_ns as f64 / 1e9,
+            source: context.source_line(&function.file, line),
+        })
+        .collect();
+    lines.sort_by(|a, b| b.share.total_cmp(&a.share).then(a.line.cmp(&b.line)));
+    lines.truncate(HOT_LINES);
+    lines.sort_by_key(|l| l.line);
+    lines
+}
+
+/// The functions with the most CPU samples, by self and total share; the
+/// first with its hottest lines.
 fn hot_spots(context: &Context<'_>) -> Vec<HotSpot> {
     let total = context.on_cpu_samples().max(1) as f64;
     let mut spots: Vec<HotSpot> = context
@@ -420,6 +463,7 @@ fn hot_spots(context: &Context<'_>) -> Vec<HotSpot> {
         .into_iter()
         .filter(|f| f.self_samples > 0)
         .map(|f| HotSpot {
+            lines: hot_lines(context, &f),
             line: f.hottest_line(),
             self_share: f.self_samples as f64 / total,
             total_share: f.total_samples as f64 / total,
@@ -434,6 +478,9 @@ fn hot_spots(context: &Context<'_>) -> Vec<HotSpot> {
             .then_with(|| a.function.cmp(&b.function))
     });
     spots.truncate(HOT_SPOTS);
+    for spot in spots.iter_mut().skip(1) {
+        spot.lines.clear();
+    }
     spots
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pydx_diagnose::{
-    all_rules, Cost, Endpoint, EndpointFunction, Finding, HotSpot, Location, Report,
+    all_rules, Cost, Endpoint, EndpointFunction, Finding, HotLine, HotSpot, Location, Report,
     RequestsServed, Severity, ShareOf, Summary, TimeUnit,
 };
 use pydx_render::{
@@ -44,6 +44,16 @@ fn hot_spot(function: &str, file: &str, line: u32, self_share: f64, total_share:
         self_share,
         total_share,
         self_seconds: self_share * 9.0,
+        lines: Vec::new(),
+    }
+}
+
+fn hot_line(line: u32, share: f64, seconds: f64, source: Option<&str>) -> HotLine {
+    HotLine {
+        line,
+        share,
+        seconds,
+        source: source.map(str::to_string),
     }
 }
 
@@ -175,7 +185,10 @@ fn report_with_findings() -> Report {
             },
         ],
         hot_spots: vec![
-            hot_spot("price_orders", "/srv/my app/pricing.py", 40, 0.55, 0.81),
+            HotSpot {
+                lines: vec![hot_line(40, 0.7, 1.96, Some("total += price * qty"))],
+                ..hot_spot("price_orders", "/srv/my app/pricing.py", 40, 0.55, 0.81)
+            },
             hot_spot("Order.__init__", "/srv/my app/models.py", 12, 0.12, 0.14),
             hot_spot("<module>", "<string>", 3, 0.03, 0.03),
             hot_spot("json.dumps", "/usr/lib/python3.12/json/__init__.py", 231, 0.02, 0.05),
@@ -218,7 +231,14 @@ fn report_without_findings() -> Report {
         ]),
         findings: Vec::new(),
         hot_spots: vec![
-            hot_spot("tokenize", "app/text.py", 14, 0.31, 0.4),
+            HotSpot {
+                lines: vec![
+                    hot_line(12, 0.1, 0.28, Some("for ch in text:")),
+                    hot_line(14, 0.75, 2.1, Some("if ch.isalnum() or ch == \"_\":")),
+                    hot_line(15, 0.15, 0.42, None),
+                ],
+                ..hot_spot("tokenize", "app/text.py", 14, 0.31, 0.4)
+            },
             hot_spot("Lexer.next_token", "app/text.py", 52, 0.09, 0.31),
             hot_spot("main", "app/main.py", 3, 0.01, 0.98),
             hot_spot("<unreadable code object>", "<unknown>", 0, 0.01, 0.01),

@@ -178,6 +178,30 @@ fn write_hot_spots(hot_spots: &[HotSpot], out: &mut impl Write) -> io::Result<()
             duration(spot.self_seconds),
         )?;
     }
+    if let Some(top) = hot_spots.first().filter(|spot| !spot.lines.is_empty()) {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{} line by line (its CPU time, running or calling):",
+            markdown_cell_code(&top.function)
+        )?;
+        writeln!(out)?;
+        writeln!(out, "| Line | Share | Time | Code |")?;
+        writeln!(out, "|---:|---:|---:|---|")?;
+        for hot in &top.lines {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                hot.line,
+                percent(hot.share),
+                duration(hot.seconds),
+                hot.source
+                    .as_deref()
+                    .map(markdown_cell_code)
+                    .unwrap_or_default()
+            )?;
+        }
+    }
     if let Some(note) = unreadable_code_note(hot_spots) {
         writeln!(out)?;
         writeln!(

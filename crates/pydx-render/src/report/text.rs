@@ -185,6 +185,27 @@ fn write_hot_spots(
         paint,
         out,
     )?;
+    if let Some(top) = hot_spots.first().filter(|spot| !spot.lines.is_empty()) {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{}",
+            paint.bold(&format!(
+                "  {} line by line (its CPU time, running or calling):",
+                top.function
+            ))
+        )?;
+        for hot in &top.lines {
+            let row = format!(
+                "    {:>6} {:>5} {:>9}  {}",
+                format!("{}:", hot.line),
+                percent(hot.share),
+                duration(hot.seconds),
+                hot.source.as_deref().unwrap_or("")
+            );
+            writeln!(out, "{}", row.trim_end())?;
+        }
+    }
     if let Some(note) = unreadable_code_note(hot_spots) {
         for line in indented_text(note, DETAIL, options.width) {
             writeln!(out, "{line}")?;
