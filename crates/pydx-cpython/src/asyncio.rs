@@ -11,6 +11,7 @@
 
 use std::collections::HashSet;
 
+use pydx_libraries::{find_role, plays, Role};
 use pydx_remote::{MemoryReader, ReadExt};
 
 use crate::error::WalkError;
@@ -477,13 +478,20 @@ impl<M: MemoryReader> PythonReader<M> {
     }
 
     /// The tasks a task waits for inside asyncio's own waiting functions
-    /// (see [`WAITING_FUNCTIONS`]).
+    /// ([`Role::TaskWaiting`]).
     fn waited_in_frames(&mut self, task: &AsyncioTask) -> Result<Vec<u64>, WalkError> {
         let mut awaited = Vec::new();
         for frame in &task.coroutines {
-            let Some(&(_, _, local)) = WAITING_FUNCTIONS.iter().find(|(file, function, _)| {
-                frame.code.name == *function && frame.code.filename.ends_with(file)
-            }) else {
+            let Some(local) =
+                find_role(
+                    &frame.code.qualname,
+                    &frame.code.filename,
+                    |role| match role {
+                        Role::TaskWaiting { tasks } => Some(tasks),
+                        _ => None,
+                    },
+                )
+            else {
                 continue;
             };
             let Some(value) = self.object_local(frame, local)? else {
@@ -555,13 +563,13 @@ impl<M: MemoryReader> PythonReader<M> {
         frames: &[Frame],
         debug: Option<&AsyncioDebugOffsets>,
     ) -> Option<HttpRequest> {
-        let position = frames.iter().position(|f| {
-            f.code.name == "run" && f.code.filename.ends_with("anyio/_backends/_asyncio.py")
-        })?;
+        let position = frames
+            .iter()
+            .position(|f| plays(&f.code.qualname, &f.code.filename, Role::OffloadedJobs))?;
         // Between jobs the worker waits in `Queue.get`, and its locals still
         // name the previous job.
         let job = &frames[position.checked_sub(1)?];
-        if job.code.name == "get" && job.code.filename.ends_with("queue.py") {
+        if plays(&job.code.qualname, &job.code.filename, Role::QueueWait) {
             return None;
         }
         let layout = TaskLayout::for_version(self.layout.version, debug)?;
@@ -876,18 +884,6 @@ pub(crate) fn task_layout_known(
 ) -> bool {
     TaskLayout::for_version(version, debug).is_some()
 }
-
-/// asyncio's functions that wait for tasks through a future their done
-/// callbacks complete, so that the tasks are not what the caller awaits:
-/// `(file, function, the local holding the task or collection of tasks)`.
-/// `wait_for` up to 3.11 (from 3.12 it awaits the task itself), `wait` and
-/// what is built on it, and staggered races (whose later tasks are started
-/// by the earlier ones).
-const WAITING_FUNCTIONS: [(&str, &str, &str); 3] = [
-    ("asyncio/tasks.py", "wait_for", "fut"),
-    ("asyncio/tasks.py", "_wait", "fs"),
-    ("asyncio/staggered.py", "staggered_race", "running_tasks"),
-];
 
 /// Largest value stack believed, in bytes.
 const MAX_VALUE_STACK: u64 = 0x10000;

@@ -8,6 +8,7 @@
 //! is a dict with the request's method and path is on the stack of every
 //! thread serving a request, without any code in the target.
 
+use pydx_libraries::{find_role, plays, RequestCounter, Role};
 use pydx_remote::{MemoryReader, ReadExt};
 
 use crate::error::WalkError;
@@ -99,48 +100,13 @@ pub(crate) enum RequestSlot {
     Scope(usize),
 }
 
-/// Where a server counts the requests it has served: the `self` local of a
-/// frame that stays on a thread's stack while the server runs, and the
-/// attributes leading from it to the count.
-struct RequestCounter {
-    /// How the frame's file name ends.
-    file_suffix: &'static str,
-    /// The frame's function.
-    function: &'static str,
-    /// Attribute names from `self` to the `int` count.
-    attributes: &'static [&'static str],
-    /// Classes of `self` that never update the count.
-    not_counting: &'static [&'static str],
-}
-
-/// The request counters of the servers pydx knows.
-const REQUEST_COUNTERS: &[RequestCounter] = &[
-    // A gunicorn worker runs its loop from `Worker.init_process` and counts
-    // requests in `self.nr` for `--max-requests`; the uvicorn worker class
-    // leaves that to uvicorn and keeps 0.
-    RequestCounter {
-        file_suffix: "gunicorn/workers/base.py",
-        function: "init_process",
-        attributes: &["nr"],
-        not_counting: &["UvicornWorker", "UvicornH11Worker"],
-    },
-    // uvicorn's `Server.run` runs the event loop; its protocols count
-    // requests in `server_state.total_requests` for `--limit-max-requests`.
-    RequestCounter {
-        file_suffix: "uvicorn/server.py",
-        function: "run",
-        attributes: &["server_state", "total_requests"],
-        not_counting: &[],
-    },
-];
-
 /// A server's request count found on a stack: the object that keeps it,
 /// which lives as long as the server, and the way to read it.
 #[derive(Clone, Copy)]
 pub struct RequestCount {
     /// The `self` of the server's loop frame.
     owner: u64,
-    counter: &'static RequestCounter,
+    counter: RequestCounter,
 }
 
 impl std::fmt::Debug for RequestCount {
@@ -155,9 +121,14 @@ impl<M: MemoryReader> PythonReader<M> {
     /// `frames` runs such a loop.
     pub fn find_request_count(&mut self, frames: &[Frame]) -> Option<RequestCount> {
         frames.iter().rev().find_map(|frame| {
-            let counter = REQUEST_COUNTERS.iter().find(|c| {
-                frame.code.name == c.function && frame.code.filename.ends_with(c.file_suffix)
-            })?;
+            let counter = find_role(
+                &frame.code.qualname,
+                &frame.code.filename,
+                |role| match role {
+                    Role::CountsRequests(counter) => Some(counter),
+                    _ => None,
+                },
+            )?;
             let owner = self.object_local(frame, "self").ok()??;
             let kind = self.type_of(owner).ok()?;
             if counter.not_counting.contains(&kind.name.as_str()) {
@@ -234,12 +205,9 @@ impl<M: MemoryReader> PythonReader<M> {
     /// of `frames` handles, once URL resolution has set
     /// `request.resolver_match` (its `route`, like `orders/<int:pk>`).
     fn django_route(&mut self, frames: &[Frame]) -> Option<String> {
-        let frame = frames.iter().find(|f| {
-            matches!(
-                f.code.name.as_str(),
-                "_get_response" | "_get_response_async"
-            ) && f.code.filename.ends_with("django/core/handlers/base.py")
-        })?;
+        let frame = frames
+            .iter()
+            .find(|f| plays(&f.code.qualname, &f.code.filename, Role::DjangoRequest))?;
         let request = self.object_local(frame, "request").ok()??;
         let resolved = self.instance_attr(request, "resolver_match").ok()??;
         let route = self.instance_attr(resolved, "route").ok()??;

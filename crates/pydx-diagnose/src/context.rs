@@ -3,10 +3,8 @@
 
 use std::collections::HashMap;
 
-use pydx_profile::{
-    Activity, CodeKind, FrameId, Profile, SampleKey, StackId, EXEC_BYTECODE, EXEC_NATIVE_CALL,
-    OBSERVED_EXEC, OBSERVED_LOCAL_TYPE,
-};
+use pydx_libraries::{is_array_type, plays, roles, Role};
+use pydx_profile::{Activity, CodeKind, Execution, FrameId, Observed, Profile, SampleKey, StackId};
 
 use crate::config::Config;
 use crate::finding::Location;
@@ -99,6 +97,17 @@ impl<'a> Context<'a> {
         self.profile.str(self.profile.frame_info(frame).function)
     }
 
+    /// Whether the function of `frame` plays `role` in well-known code
+    /// (see [`pydx_libraries::KNOWN_CODE`]).
+    pub fn plays(&self, frame: FrameId, role: Role) -> bool {
+        plays(self.function(frame), self.file(frame), role)
+    }
+
+    /// The roles the function of `frame` plays in well-known code.
+    pub fn roles(&self, frame: FrameId) -> impl Iterator<Item = Role> + '_ {
+        roles(self.function(frame), self.file(frame))
+    }
+
     /// The file of a frame.
     pub fn file(&self, frame: FrameId) -> &str {
         self.profile.str(self.profile.frame_info(frame).file)
@@ -167,24 +176,21 @@ impl<'a> Context<'a> {
 
     /// How many on-CPU samples of the frames `matches` accepts were taken
     /// running bytecode and how many inside a call to native code, from the
-    /// `exec` observations, if any were recorded.
+    /// [`Observed::Exec`] observations, if any were recorded.
     pub fn execution_split(&self, matches: impl Fn(FrameId) -> bool) -> Option<(u64, u64)> {
         let (mut bytecode, mut native) = (0u64, 0u64);
-        for (frame, kind, value, count) in self.profile.observations() {
-            if kind != OBSERVED_EXEC || !matches(frame) {
-                continue;
-            }
-            match value {
-                EXEC_BYTECODE => bytecode += count,
-                EXEC_NATIVE_CALL => native += count,
+        for (frame, what, _, count) in self.profile.observations() {
+            match what {
+                Observed::Exec(Execution::Bytecode) if matches(frame) => bytecode += count,
+                Observed::Exec(Execution::NativeCall) if matches(frame) => native += count,
                 _ => {}
             }
         }
         (bytecode + native > 0).then_some((bytecode, native))
     }
 
-    /// `(name, type)` of the variables used in `statement`, from the
-    /// `local.type:NAME` observations of the frames of `frame`'s function.
+    /// `(name, type)` of the variables used in `statement`, from the types
+    /// of locals observed in the frames of `frame`'s function.
     pub fn observed_types(&self, frame: FrameId, statement: &str) -> Vec<(String, String)> {
         let function = self.function(frame);
         let file = self.file(frame);
@@ -193,11 +199,11 @@ impl<'a> Context<'a> {
             .observations()
             .into_iter()
             .filter(|(f, _, _, _)| self.function(*f) == function && self.file(*f) == file)
-            .filter_map(|(_, kind, value, _)| {
-                Some((
-                    kind.strip_prefix(OBSERVED_LOCAL_TYPE)?.to_string(),
-                    value.to_string(),
-                ))
+            .filter_map(|(_, what, value, _)| match what {
+                Observed::LocalType(name) => {
+                    Some((self.profile.str(name).to_string(), value.to_string()))
+                }
+                _ => None,
             })
             .filter(|(name, _)| crate::source::contains_name(statement, name))
             .collect();
@@ -216,7 +222,7 @@ impl<'a> Context<'a> {
             .is_some_and(|statement| {
                 self.observed_types(frame, &statement)
                     .iter()
-                    .any(|(_, t)| t == "numpy.ndarray" || t.starts_with("pandas."))
+                    .any(|(_, t)| is_array_type(t))
             })
     }
 

@@ -32,13 +32,11 @@ mod query;
 mod timeline;
 
 pub use model::{
-    is_event_loop_machinery, is_event_loop_run, is_import_machinery, Activity, CodeKind, Footprint,
-    Frame, FrameId, LabelSetId, MemoryReading, Meta, ProcessMeta, Profile, SampleKey, SampleState,
-    ServedRequests, StackId, StackNode, StrId, Tally, ThreadId, ThreadInfo, UnattachedProcess,
-    EVENT_LOOP_BLOCKED, EXEC_BYTECODE, EXEC_NATIVE_CALL, LABEL_ENDPOINT, LABEL_EVENT_LOOP,
-    LABEL_REQUEST_TURN, LABEL_TASK, LABEL_TASK_STATE, OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN,
-    OBSERVED_EXEC, OBSERVED_LOCAL_TYPE, OBSERVED_SQL_NEW_CALL, OBSERVED_SQL_SAME_CALL,
-    OBSERVED_SQL_STATEMENT, OTHER_STACKS, STACK_BUDGET, TASK_WAITING, UNREADABLE_CODE,
+    Activity, CodeKind, Execution, Footprint, Frame, FrameId, LabelSetId, MemoryReading, Meta,
+    Observed, ProcessMeta, Profile, SampleKey, SampleState, ServedRequests, StackId, StackNode,
+    StrId, Tally, ThreadId, ThreadInfo, UnattachedProcess, EVENT_LOOP_BLOCKED, LABEL_ENDPOINT,
+    LABEL_EVENT_LOOP, LABEL_REQUEST_TURN, LABEL_TASK, LABEL_TASK_STATE, OTHER_STACKS, STACK_BUDGET,
+    TASK_WAITING, UNREADABLE_CODE,
 };
 pub use pprof::{read_pprof, write_pprof, ProfileError};
 pub use query::{FunctionTime, LineTime};

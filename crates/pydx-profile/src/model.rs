@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
+use pydx_libraries::{plays, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::timeline::{Run, Timeline};
@@ -79,37 +80,44 @@ pub const LABEL_EVENT_LOOP: &str = "pydx.event_loop";
 /// The value of [`LABEL_EVENT_LOOP`] for a stuck loop.
 pub const EVENT_LOOP_BLOCKED: &str = "blocked";
 
-/// Observation kind for the arguments of one call, as `name=repr, ...`.
-pub const OBSERVED_CALL_ARGS: &str = "call.args";
-/// Observation kind counting observations of a frame that found the same
-/// frame with the same arguments at the thread's previous observation (the
-/// same call still running, or an identical call); the value is the
-/// arguments (empty in profiles written before it was recorded).
-pub const OBSERVED_CALL_ARGS_AGAIN: &str = "call.args.again";
-/// Observation kind prefix for the type of a local variable: `local.type:NAME`.
-pub const OBSERVED_LOCAL_TYPE: &str = "local.type:";
-/// Observation kind for the SQL statement a database driver call was
-/// running (its first characters), recorded on the program's frame that
-/// made the call, so that a slow call site can be shown with its SQL.
-pub const OBSERVED_SQL_STATEMENT: &str = "db.statement";
-/// Observation kind counted on the program's frame that made a database
-/// call when two successive observations of a thread, whose stack did not
-/// change in between, found the same call running: the same statement with
-/// the same parameter values (the values themselves are not kept).
-pub const OBSERVED_SQL_SAME_CALL: &str = "db.call.same";
-/// Like [`OBSERVED_SQL_SAME_CALL`], when they found another call: another
-/// statement, or other parameter values. Quick calls made one after another
-/// with identical stacks (in a loop) show as these.
-pub const OBSERVED_SQL_NEW_CALL: &str = "db.call.new";
+/// What an observation of a frame records (see [`Profile::observe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Observed {
+    /// The arguments of one call: the value is `name=repr, ...`.
+    CallArgs,
+    /// An observation of a frame that found the same frame with the same
+    /// arguments at the thread's previous observation (the same call still
+    /// running, or an identical call); the value is the arguments (empty in
+    /// profiles written before it was recorded).
+    CallArgsAgain,
+    /// The type of the local variable with this name: the value is the
+    /// type's name.
+    LocalType(StrId),
+    /// The SQL statement a database driver call was running (its first
+    /// characters, the value), recorded on the program's frame that made
+    /// the call, so that a slow call site can be shown with its SQL.
+    SqlStatement,
+    /// Counted on the program's frame that made a database call when two
+    /// successive observations of a thread, whose stack did not change in
+    /// between, found the same call running: the same statement with the
+    /// same parameter values (the values themselves are not kept).
+    SqlSameCall,
+    /// Like [`Observed::SqlSameCall`], when they found another call:
+    /// another statement, or other parameter values. Quick calls made one
+    /// after another with identical stacks (in a loop) show as these.
+    SqlNewCall,
+    /// How a sample's innermost frame was running.
+    Exec(Execution),
+}
 
-/// Observation kind for how a sample's innermost frame was running: value
-/// [`EXEC_BYTECODE`] (the interpreter ran its bytecode) or
-/// [`EXEC_NATIVE_CALL`] (it was inside a call to native code).
-pub const OBSERVED_EXEC: &str = "exec";
-/// See [`OBSERVED_EXEC`].
-pub const EXEC_BYTECODE: &str = "bytecode";
-/// See [`OBSERVED_EXEC`].
-pub const EXEC_NATIVE_CALL: &str = "native-call";
+/// How a sample's innermost frame was running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Execution {
+    /// The interpreter ran its bytecode.
+    Bytecode,
+    /// It was inside a call to native code.
+    NativeCall,
+}
 
 /// Whose code a source file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,31 +144,6 @@ impl CodeKind {
             CodeKind::User
         }
     }
-}
-
-/// Whether a function of `file` is part of asyncio's event loop itself
-/// (the loop, its runner, its selector), not code it runs.
-pub fn is_event_loop_machinery(file: &str) -> bool {
-    file.ends_with("asyncio/base_events.py")
-        || file.ends_with("asyncio/runners.py")
-        || file.ends_with("asyncio/unix_events.py")
-        || file.ends_with("/selectors.py")
-}
-
-/// Whether `function` of `file` is the frame an asyncio event loop runs in.
-pub fn is_event_loop_run(function: &str, file: &str) -> bool {
-    file.ends_with("asyncio/base_events.py") && function.ends_with("run_forever")
-}
-
-/// Whether a function of `file` is part of the import system or of the
-/// interpreter's start-up (`importlib`, `site`): a sample with such a frame
-/// on its stack was taken while a module was being imported.
-pub fn is_import_machinery(file: &str) -> bool {
-    file.starts_with("<frozen importlib")
-        || file.ends_with("/importlib/__init__.py")
-        || file.ends_with("/importlib/_bootstrap.py")
-        || file.ends_with("/importlib/_bootstrap_external.py")
-        || file.ends_with("/site.py")
 }
 
 /// A package's console-script launcher, such as `venv/bin/gunicorn`: a
@@ -545,7 +528,7 @@ pub struct Profile {
     label_sets: Table<Vec<(StrId, StrId)>>,
     counts: HashMap<SampleKey, Tally>,
     timeline: Timeline,
-    observations: HashMap<(FrameId, StrId, StrId), u64>,
+    observations: HashMap<(FrameId, Observed, StrId), u64>,
 }
 
 impl Profile {
@@ -802,9 +785,14 @@ impl Profile {
 
     /// Whether a sample's stack shows a module being imported.
     pub fn is_importing(&self, stack: Option<StackId>) -> bool {
-        self.frames_innermost_first(stack)
-            .into_iter()
-            .any(|frame| is_import_machinery(self.str(self.frame_info(frame).file)))
+        self.frames_innermost_first(stack).into_iter().any(|frame| {
+            let frame = self.frame_info(frame);
+            plays(
+                self.str(frame.function),
+                self.str(frame.file),
+                Role::ImportMachinery,
+            )
+        })
     }
 
     /// The total number of thread samples.
@@ -852,24 +840,35 @@ impl Profile {
         self.timeline.restore(run);
     }
 
-    /// Records that `frame` was seen with a fact about its values: for
-    /// example kind `call.args` with the arguments of one call, or kind
-    /// `local.type:total` with the type of local `total`. Rules read these
-    /// to reason about values, which stacks alone do not show.
-    pub fn observe(&mut self, frame: FrameId, kind: &str, value: &str, count: u64) {
-        let key = (frame, self.intern(kind), self.intern(value));
+    /// Records that `frame` was seen with a fact about its values (`what`,
+    /// with `value`): the arguments of one call, the type of a local
+    /// variable. Rules read these to reason about values, which stacks
+    /// alone do not show.
+    pub fn observe(&mut self, frame: FrameId, what: Observed, value: &str, count: u64) {
+        let key = (frame, what, self.intern(value));
         *self.observations.entry(key).or_insert(0) += count;
     }
 
-    /// Every observation: frame, kind, value and how often it was seen, in
-    /// a stable order.
-    pub fn observations(&self) -> Vec<(FrameId, &str, &str, u64)> {
-        let mut all: Vec<(FrameId, &str, &str, u64)> = self
+    /// Records the type `type_name` of local `name` seen in `frame`.
+    pub fn observe_local_type(&mut self, frame: FrameId, name: &str, type_name: &str, count: u64) {
+        let name = self.intern(name);
+        self.observe(frame, Observed::LocalType(name), type_name, count);
+    }
+
+    /// Every observation: frame, what, value and how often it was seen, in
+    /// a stable order (by frame, then what, then value; local variables by
+    /// name).
+    pub fn observations(&self) -> Vec<(FrameId, Observed, &str, u64)> {
+        let mut all: Vec<(FrameId, Observed, &str, u64)> = self
             .observations
             .iter()
-            .map(|(&(frame, kind, value), &count)| (frame, self.str(kind), self.str(value), count))
+            .map(|(&(frame, what, value), &count)| (frame, what, self.str(value), count))
             .collect();
-        all.sort();
+        let order = |what: Observed| match what {
+            Observed::LocalType(name) => (Observed::LocalType(StrId(0)), self.str(name)),
+            other => (other, ""),
+        };
+        all.sort_by(|a, b| (a.0, order(a.1), a.2, a.3).cmp(&(b.0, order(b.1), b.2, b.3)));
         all
     }
 

@@ -17,7 +17,8 @@ use flate2::write::GzEncoder;
 use prost::Message;
 
 use crate::model::{
-    Activity, FrameId, LabelSetId, Meta, Profile, SampleKey, SampleState, Tally, ThreadId,
+    Activity, Execution, FrameId, LabelSetId, Meta, Observed, Profile, SampleKey, SampleState,
+    Tally, ThreadId,
 };
 use crate::timeline::{Run, RunStack};
 
@@ -37,6 +38,18 @@ const LABEL_RUN_END: &str = "pydx.run.end_ns";
 const LABEL_RUN_SAMPLES: &str = "pydx.run.samples";
 const LABEL_RUN_MIXED: &str = "pydx.run.mixed";
 const LABEL_OBSERVATION_KIND: &str = "pydx.observation.kind";
+/// Observation kinds as pprof labels name them (see [`Observed`]).
+const OBSERVED_CALL_ARGS: &str = "call.args";
+const OBSERVED_CALL_ARGS_AGAIN: &str = "call.args.again";
+/// The prefix of a local's type observation: `local.type:NAME`.
+const OBSERVED_LOCAL_TYPE: &str = "local.type:";
+const OBSERVED_SQL_STATEMENT: &str = "db.statement";
+const OBSERVED_SQL_SAME_CALL: &str = "db.call.same";
+const OBSERVED_SQL_NEW_CALL: &str = "db.call.new";
+/// How a frame ran: its value is [`EXEC_BYTECODE`] or [`EXEC_NATIVE_CALL`].
+const OBSERVED_EXEC: &str = "exec";
+const EXEC_BYTECODE: &str = "bytecode";
+const EXEC_NATIVE_CALL: &str = "native-call";
 const LABEL_OBSERVATION_VALUE: &str = "pydx.observation.value";
 const LABEL_OBSERVATION_COUNT: &str = "pydx.observation.count";
 const RESERVED_LABELS: [&str; 13] = [
@@ -351,7 +364,8 @@ fn to_pprof(
             label,
         })?;
     }
-    for (frame, kind, value, count) in profile.observations() {
+    for (frame, what, value, count) in profile.observations() {
+        let (kind, value) = observation_labels(profile, what, value);
         let location_id = location_ids(profile, vec![frame], &mut pprof, &mut strings);
         let mut text = |key: &str, value: &str| Label {
             key: strings.id(key),
@@ -359,7 +373,7 @@ fn to_pprof(
             ..Label::default()
         };
         let mut label = vec![
-            text(LABEL_OBSERVATION_KIND, kind),
+            text(LABEL_OBSERVATION_KIND, &kind),
             text(LABEL_OBSERVATION_VALUE, value),
         ];
         label.push(Label {
@@ -523,7 +537,14 @@ fn from_pprof(pprof: PprofProfile) -> Result<Profile, ProfileError> {
                 .copied()
                 .ok_or_else(|| ProfileError::Corrupt("an observation without a frame".into()))?;
             let value = str_label(LABEL_OBSERVATION_VALUE).unwrap_or_default();
-            profile.observe(frame, kind, value, num(LABEL_OBSERVATION_COUNT));
+            let count = num(LABEL_OBSERVATION_COUNT);
+            if let Some(name) = kind.strip_prefix(OBSERVED_LOCAL_TYPE) {
+                profile.observe_local_type(frame, name, value, count);
+            } else if let Some((what, value)) = observation_of(kind, value) {
+                profile.observe(frame, what, value, count);
+            }
+            // Else a kind this version does not know (a newer pydx's): no
+            // rule of this one would read it.
             continue;
         }
         let labels = profile.label_set(&user_labels);
@@ -571,6 +592,43 @@ fn from_pprof(pprof: PprofProfile) -> Result<Profile, ProfileError> {
         }
     }
     Ok(profile)
+}
+
+/// The pprof labels (kind, value) of an observation.
+fn observation_labels<'a>(profile: &Profile, what: Observed, value: &'a str) -> (String, &'a str) {
+    let kind = match what {
+        Observed::CallArgs => OBSERVED_CALL_ARGS,
+        Observed::CallArgsAgain => OBSERVED_CALL_ARGS_AGAIN,
+        Observed::LocalType(name) => {
+            return (format!("{OBSERVED_LOCAL_TYPE}{}", profile.str(name)), value)
+        }
+        Observed::SqlStatement => OBSERVED_SQL_STATEMENT,
+        Observed::SqlSameCall => OBSERVED_SQL_SAME_CALL,
+        Observed::SqlNewCall => OBSERVED_SQL_NEW_CALL,
+        Observed::Exec(Execution::Bytecode) => return (OBSERVED_EXEC.into(), EXEC_BYTECODE),
+        Observed::Exec(Execution::NativeCall) => return (OBSERVED_EXEC.into(), EXEC_NATIVE_CALL),
+    };
+    (kind.into(), value)
+}
+
+/// The observation pprof labels (kind, value) stand for, with its value,
+/// but for a local's type (see [`OBSERVED_LOCAL_TYPE`]); `None` for a kind
+/// this version does not know.
+fn observation_of<'a>(kind: &str, value: &'a str) -> Option<(Observed, &'a str)> {
+    let what = match kind {
+        OBSERVED_CALL_ARGS => Observed::CallArgs,
+        OBSERVED_CALL_ARGS_AGAIN => Observed::CallArgsAgain,
+        OBSERVED_SQL_STATEMENT => Observed::SqlStatement,
+        OBSERVED_SQL_SAME_CALL => Observed::SqlSameCall,
+        OBSERVED_SQL_NEW_CALL => Observed::SqlNewCall,
+        OBSERVED_EXEC => match value {
+            EXEC_BYTECODE => return Some((Observed::Exec(Execution::Bytecode), "")),
+            EXEC_NATIVE_CALL => return Some((Observed::Exec(Execution::NativeCall), "")),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some((what, value))
 }
 
 #[cfg(test)]
@@ -625,14 +683,15 @@ mod tests {
             };
             profile.add_sample(i * 10_000_000, key);
         }
-        profile.observe(work, "call.args", "n=3", 7);
-        profile.observe(work, "local.type:total", "int", 2);
+        profile.observe(work, Observed::CallArgs, "n=3", 7);
+        profile.observe_local_type(work, "total", "int", 2);
         profile.observe(
             work,
-            "db.statement",
+            Observed::SqlStatement,
             "SELECT id\nFROM t WHERE note = 'é'",
             3,
         );
+        profile.observe(work, Observed::Exec(Execution::NativeCall), "", 4);
         for i in 150..200u64 {
             let key = SampleKey {
                 thread,
@@ -713,29 +772,31 @@ mod tests {
         );
         let thread = back.threads().next().unwrap().1;
         assert_eq!((thread.pid, thread.tid, thread.ident), (42, 43, 0x7f00));
-        let observations: Vec<(String, &str, &str, u64)> = back
+        let observations: Vec<(String, String, &str, u64)> = back
             .observations()
             .into_iter()
-            .map(|(frame, kind, value, count)| {
-                (
-                    back.str(back.frame_info(frame).function).to_string(),
-                    kind,
-                    value,
-                    count,
-                )
+            .map(|(frame, what, value, count)| {
+                let what = match what {
+                    Observed::LocalType(name) => format!("local {}", back.str(name)),
+                    other => format!("{other:?}"),
+                };
+                let function = back.str(back.frame_info(frame).function).to_string();
+                (function, what, value, count)
             })
             .collect();
+        let run = "Worker.run".to_string();
         assert_eq!(
             observations,
             vec![
-                ("Worker.run".to_string(), "call.args", "n=3", 7),
+                (run.clone(), "CallArgs".into(), "n=3", 7),
+                (run.clone(), "local total".into(), "int", 2),
                 (
-                    "Worker.run".to_string(),
-                    "db.statement",
+                    run.clone(),
+                    "SqlStatement".into(),
                     "SELECT id\nFROM t WHERE note = 'é'",
                     3
                 ),
-                ("Worker.run".to_string(), "local.type:total", "int", 2)
+                (run, "Exec(NativeCall)".into(), "", 4),
             ]
         );
     }

@@ -5,13 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pydx_cpython::{AsyncioTask, CodeInfo, Frame, UNREADABLE_REPR};
+use pydx_libraries::{find_role, Role};
 use pydx_profile::{
-    is_event_loop_machinery, is_event_loop_run, Activity, FrameId, LabelSetId, MemoryReading, Meta,
-    ProcessMeta, Profile, SampleKey, SampleState, StackId, UnattachedProcess, EVENT_LOOP_BLOCKED,
-    EXEC_BYTECODE, EXEC_NATIVE_CALL, LABEL_ENDPOINT, LABEL_EVENT_LOOP, LABEL_REQUEST_TURN,
-    LABEL_TASK, LABEL_TASK_STATE, OBSERVED_CALL_ARGS, OBSERVED_CALL_ARGS_AGAIN, OBSERVED_EXEC,
-    OBSERVED_LOCAL_TYPE, OBSERVED_SQL_NEW_CALL, OBSERVED_SQL_SAME_CALL, OBSERVED_SQL_STATEMENT,
-    TASK_WAITING,
+    Activity, Execution, FrameId, LabelSetId, MemoryReading, Meta, Observed, ProcessMeta, Profile,
+    SampleKey, SampleState, StackId, UnattachedProcess, EVENT_LOOP_BLOCKED, LABEL_ENDPOINT,
+    LABEL_EVENT_LOOP, LABEL_REQUEST_TURN, LABEL_TASK, LABEL_TASK_STATE, TASK_WAITING,
 };
 use pydx_remote::MemoryUsage;
 
@@ -83,13 +81,12 @@ enum CodeRole {
 
 impl CodeRole {
     fn of(code: &CodeInfo) -> Self {
-        if is_event_loop_run(&code.qualname, &code.filename) {
-            CodeRole::LoopRun
-        } else if is_event_loop_machinery(&code.filename) {
-            CodeRole::LoopMachinery
-        } else {
-            CodeRole::Other
-        }
+        find_role(&code.qualname, &code.filename, |role| match role {
+            Role::EventLoopRun => Some(CodeRole::LoopRun),
+            Role::EventLoopMachinery => Some(CodeRole::LoopMachinery),
+            _ => None,
+        })
+        .unwrap_or(CodeRole::Other)
     }
 }
 
@@ -331,11 +328,11 @@ impl SampleSink for ProfileRecorder {
                 if let Some(calling) = innermost.calling {
                     let (_, frame_id) = self.frame_id(innermost);
                     let how = if calling {
-                        EXEC_NATIVE_CALL
+                        Execution::NativeCall
                     } else {
-                        EXEC_BYTECODE
+                        Execution::Bytecode
                     };
-                    self.profile.observe(frame_id, OBSERVED_EXEC, how, 1);
+                    self.profile.observe(frame_id, Observed::Exec(how), "", 1);
                 }
             }
             if !thread.observations.is_empty() {
@@ -513,9 +510,9 @@ impl ProfileRecorder {
         if let Some(&(_, previous_frame, previous_call)) = self.calls_in_flight.get(&thread) {
             if previous_frame == frame_id {
                 let kind = if previous_call == statement.call {
-                    OBSERVED_SQL_SAME_CALL
+                    Observed::SqlSameCall
                 } else {
-                    OBSERVED_SQL_NEW_CALL
+                    Observed::SqlNewCall
                 };
                 self.profile.observe(frame_id, kind, "", 1);
             }
@@ -530,7 +527,7 @@ impl ProfileRecorder {
             seen.push(statement.text.clone());
         }
         self.profile
-            .observe(frame_id, OBSERVED_SQL_STATEMENT, &statement.text, 1);
+            .observe(frame_id, Observed::SqlStatement, &statement.text, 1);
     }
 
     /// Stores observed arguments (once per call) and local types.
@@ -558,12 +555,8 @@ impl ProfileRecorder {
             let (_, frame_id) = self.frame_id(frame);
             let code = Arc::as_ptr(&frame.code) as usize;
             for (name, type_name) in &observation.local_types {
-                self.profile.observe(
-                    frame_id,
-                    &format!("{OBSERVED_LOCAL_TYPE}{name}"),
-                    type_name,
-                    1,
-                );
+                self.profile
+                    .observe_local_type(frame_id, name, type_name, 1);
             }
             if observation.arguments.contains(UNREADABLE_REPR) {
                 continue;
@@ -573,15 +566,11 @@ impl ProfileRecorder {
             // with the same arguments: either the same call still running or
             // a new call that repeats it; the rules weigh these separately.
             if previous.contains(&identity) {
-                self.profile.observe(
-                    frame_id,
-                    OBSERVED_CALL_ARGS_AGAIN,
-                    &observation.arguments,
-                    1,
-                );
+                self.profile
+                    .observe(frame_id, Observed::CallArgsAgain, &observation.arguments, 1);
             }
             self.profile
-                .observe(frame_id, OBSERVED_CALL_ARGS, &observation.arguments, 1);
+                .observe(frame_id, Observed::CallArgs, &observation.arguments, 1);
             current.push(identity);
         }
         let on_stack = |addr: u64, code: usize| {
@@ -650,8 +639,8 @@ mod tests {
         let mut seen = (0, 0);
         for (_, kind, _, count) in profile.observations() {
             match kind {
-                OBSERVED_CALL_ARGS => seen.0 += count,
-                OBSERVED_CALL_ARGS_AGAIN => seen.1 += count,
+                Observed::CallArgs => seen.0 += count,
+                Observed::CallArgsAgain => seen.1 += count,
                 _ => {}
             }
         }

@@ -4,6 +4,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
 use pydx_cpython::{Local, PythonProcess, PythonThread, Value, WalkError, GIL_STATE_SIZE};
+use pydx_libraries::statement_arguments;
 use pydx_profile::{Activity, CodeKind};
 use pydx_remote::{
     process_alive, thread_ids, ProcessPause, RunState, SyscallState, ThreadStateReader,
@@ -52,62 +53,6 @@ const MAX_PARAMETER_VALUES: usize = 32;
 /// reader): unread, such calls would be missing from the observations,
 /// which then over-represent long calls.
 const ARGUMENT_RETRIES: usize = 2;
-
-/// A database driver's function that runs one SQL statement.
-struct StatementCall {
-    /// The end of its file's path.
-    file: &'static str,
-    /// Its name: the last part of the qualified name, so that Python
-    /// before 3.11 (which has no qualified names) matches too.
-    function: &'static str,
-    /// The parameter holding the SQL.
-    sql: &'static str,
-    /// The parameter holding the statement's parameters, if it has one.
-    parameters: Option<&'static str>,
-}
-
-/// The driver functions whose SQL pydx reads.
-const STATEMENT_CALLS: [StatementCall; 5] = [
-    StatementCall {
-        file: "psycopg/cursor.py",
-        function: "execute",
-        sql: "query",
-        parameters: Some("params"),
-    },
-    StatementCall {
-        file: "psycopg/connection.py",
-        function: "execute",
-        sql: "query",
-        parameters: Some("params"),
-    },
-    StatementCall {
-        file: "django/db/backends/utils.py",
-        function: "execute",
-        sql: "sql",
-        parameters: Some("params"),
-    },
-    StatementCall {
-        file: "sqlalchemy/engine/default.py",
-        function: "do_execute",
-        sql: "statement",
-        parameters: Some("parameters"),
-    },
-    StatementCall {
-        file: "sqlalchemy/engine/default.py",
-        function: "do_execute_no_params",
-        sql: "statement",
-        parameters: None,
-    },
-];
-
-/// The driver function that runs one SQL statement that the function
-/// `qualname` of `filename` is, if it is one (see [`STATEMENT_CALLS`]).
-fn statement_call(qualname: &str, filename: &str) -> Option<&'static StatementCall> {
-    let name = qualname.rsplit('.').next().unwrap_or_default();
-    STATEMENT_CALLS
-        .iter()
-        .find(|call| filename.ends_with(call.file) && name == call.function)
-}
 
 /// What pydx read from the local variables of one frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -362,7 +307,7 @@ impl Snapshotter {
     fn statement(&mut self, thread: &PythonThread) -> Option<SqlStatement> {
         let frames = &thread.frames;
         frames.iter().enumerate().find_map(|(index, frame)| {
-            let call = statement_call(&frame.code.qualname, &frame.code.filename)?;
+            let call = statement_arguments(&frame.code.qualname, &frame.code.filename)?;
             let caller = index
                 + 1
                 + frames[index + 1..]
@@ -450,36 +395,9 @@ pub fn tracer_of(pid: u32) -> Option<u32> {
         .filter(|&tracer| tracer != 0)
 }
 
-/// The type name of a decoded value.
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn driver_functions_that_run_sql_are_recognised() {
-        let site = "/venv/lib/python3.12/site-packages";
-        let parameters = |qualname: &str, file: &str| {
-            statement_call(qualname, &format!("{site}/{file}")).map(|c| (c.sql, c.parameters))
-        };
-        assert_eq!(
-            parameters("Cursor.execute", "psycopg/cursor.py"),
-            Some(("query", Some("params")))
-        );
-        assert_eq!(
-            parameters("execute", "psycopg/cursor.py"),
-            Some(("query", Some("params")))
-        );
-        assert_eq!(
-            parameters("CursorDebugWrapper.execute", "django/db/backends/utils.py"),
-            Some(("sql", Some("params")))
-        );
-        assert_eq!(
-            parameters("DefaultDialect.do_execute", "sqlalchemy/engine/default.py"),
-            Some(("statement", Some("parameters")))
-        );
-        assert_eq!(parameters("Cursor.executemany", "psycopg/cursor.py"), None);
-        assert!(statement_call("Cursor.execute", "/srv/app/cursor.py").is_none());
-    }
 
     #[test]
     fn sleeping_on_the_gil_is_waiting_for_it_even_while_handing_it_over() {

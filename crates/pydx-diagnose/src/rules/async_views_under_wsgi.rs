@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use pydx_libraries::{Framework, Role};
 use pydx_profile::{FrameId, LABEL_ENDPOINT};
 
 use super::server_processes::{
@@ -72,18 +73,11 @@ pub(super) fn serves_async_views(context: &Context<'_>, group: &WorkerGroup) -> 
     check_group(context, group).is_some()
 }
 
-/// Whether a frame runs asgiref's `AsyncToSync.__call__` (only `__call__`
-/// before 3.11, whose frames carry no class).
-pub(super) fn is_async_to_sync(context: &Context<'_>, frame: FrameId) -> bool {
-    let function = context.function(frame);
-    context.file(frame).ends_with("asgiref/sync.py")
-        && (function == "AsyncToSync.__call__" || function == "__call__")
-}
-
-/// Whether a frame is a gunicorn WSGI worker's loop (sync or gthread).
+/// Whether a frame is a WSGI worker's loop (gunicorn's sync or gthread).
 fn is_wsgi_worker_frame(context: &Context<'_>, frame: FrameId) -> bool {
-    let file = context.file(frame);
-    file.ends_with("gunicorn/workers/sync.py") || file.ends_with("gunicorn/workers/gthread.py")
+    context
+        .roles(frame)
+        .any(|role| matches!(role, Role::Worker { wsgi: true, .. }))
 }
 
 fn check_group(context: &Context<'_>, group: &WorkerGroup) -> Option<Finding> {
@@ -98,10 +92,10 @@ fn check_group(context: &Context<'_>, group: &WorkerGroup) -> Option<Finding> {
         let Some(endpoint) = profile.label_value(key.labels, LABEL_ENDPOINT) else {
             // The event loop thread `async_to_sync` started: its outermost
             // frame of the program's code is the async view.
-            if frames.iter().any(|&f| {
-                context.file(f).ends_with("asgiref/sync.py")
-                    && context.function(f).ends_with("main_wrap")
-            }) {
+            if frames
+                .iter()
+                .any(|&f| context.plays(f, Role::AsyncToSyncLoop))
+            {
                 if let Some(&view) = frames.iter().find(|&&f| context.is_user_frame(f)) {
                     *views.entry(view).or_default() += count;
                 }
@@ -115,10 +109,13 @@ fn check_group(context: &Context<'_>, group: &WorkerGroup) -> Option<Finding> {
             .entry(profile.str(endpoint).to_string())
             .or_default();
         entry.samples += count;
-        if frames.iter().any(|&f| is_async_to_sync(context, f)) {
+        if frames.iter().any(|&f| context.plays(f, Role::AsyncToSync)) {
             entry.bridged += count;
         }
-        if frames.iter().any(|&f| context.file(f).contains("/flask/")) {
+        if frames
+            .iter()
+            .any(|&f| context.plays(f, Role::Framework(Framework::Flask)))
+        {
             entry.flask = true;
         }
     }

@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use pydx_libraries::{Role, Service, CLIENT_MODULES};
 use pydx_profile::{
-    is_event_loop_machinery, is_event_loop_run, Activity, FrameId, RunStack, StackId, ThreadId,
-    LABEL_REQUEST_TURN, LABEL_TASK,
+    Activity, FrameId, RunStack, StackId, ThreadId, LABEL_REQUEST_TURN, LABEL_TASK,
 };
 
 use super::{Rule, RuleDocs};
@@ -166,7 +166,7 @@ fn loop_threads(context: &Context<'_>) -> Vec<ThreadId> {
                 .profile
                 .frames_innermost_first(key.stack)
                 .iter()
-                .any(|&f| is_event_loop_run(context.function(f), context.file(f)))
+                .any(|&f| context.plays(f, Role::EventLoopRun))
         })
         .map(|(key, _)| key.thread)
         .collect();
@@ -177,7 +177,7 @@ fn loop_threads(context: &Context<'_>) -> Vec<ThreadId> {
 
 /// Frames of the event loop itself and of its selector.
 fn is_loop_machinery(context: &Context<'_>, frame: FrameId) -> bool {
-    is_event_loop_machinery(context.file(frame))
+    context.plays(frame, Role::EventLoopMachinery)
 }
 
 /// Whether the loop is running a callback (rather than waiting for I/O)
@@ -186,9 +186,7 @@ fn is_loop_machinery(context: &Context<'_>, frame: FrameId) -> bool {
 /// is not serving it at all.)
 fn is_busy(context: &Context<'_>, stack: Option<StackId>) -> bool {
     let frames = context.profile.frames_innermost_first(stack);
-    let loop_running = frames
-        .iter()
-        .any(|&f| is_event_loop_run(context.function(f), context.file(f)));
+    let loop_running = frames.iter().any(|&f| context.plays(f, Role::EventLoopRun));
     loop_running
         && frames
             .first()
@@ -370,38 +368,27 @@ fn classify(
     cpu_ns: u64,
     idle_ns: u64,
 ) -> Blocker {
-    let above: Vec<String> = context
+    let above: Vec<FrameId> = context
         .profile
         .frames_innermost_first(stack)
         .into_iter()
         .take_while(|&f| f != frame)
-        .map(|f| context.file(f).to_string())
         .collect();
-    let any = |needles: &[&str]| {
+    let talks_to = |service: Service| {
         above
             .iter()
-            .any(|file| needles.iter().any(|n| file.contains(n)))
-            || needles.iter().any(|n| source.contains(n.trim_matches('/')))
+            .any(|&f| context.plays(f, Role::Client(service)))
+            || CLIENT_MODULES
+                .iter()
+                .any(|&(module, s)| s == service && source.contains(module))
     };
     if source.contains("time.sleep") || source.trim_start().starts_with("sleep(") {
         Blocker::Sleep
-    } else if any(&[
-        "/requests/",
-        "/urllib3/",
-        "/http/client.py",
-        "urllib.request",
-        "/urllib/request.py",
-    ]) {
+    } else if talks_to(Service::Http) {
         Blocker::Http
-    } else if any(&[
-        "/psycopg",
-        "/sqlite3/",
-        "/pymysql/",
-        "/MySQLdb/",
-        "/sqlalchemy/",
-    ]) {
+    } else if talks_to(Service::Database) {
         Blocker::Database
-    } else if any(&["/redis/"]) {
+    } else if talks_to(Service::Redis) {
         Blocker::Redis
     } else if source.contains("open(") || source.contains(".read(") || source.contains(".write(") {
         Blocker::File

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use pydx_profile::FrameId;
 
+use pydx_libraries::{find_role, Connection as Kind, Role};
+
 use super::request_sites::{request_sites, Site, SiteText};
 use super::{Rule, RuleDocs};
 use crate::context::Context;
@@ -37,60 +39,27 @@ static DOCS: RuleDocs = RuleDocs {
 /// PYDX-CONN001.
 pub struct ConnectionSetup;
 
-/// What kind of connection a driver frame opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    Psycopg,
-    Psycopg2,
-    Django,
-    SqlAlchemy,
-    Redis,
-    Http,
+/// The kind of connection `function` of `file` opens, if it opens one.
+fn opened(function: &str, file: &str) -> Option<Kind> {
+    find_role(function, file, |role| match role {
+        Role::ConnectionOpen(kind) => Some(kind),
+        _ => None,
+    })
 }
 
-impl Kind {
-    /// The driver frame that opens a connection, if `function` of `file` is one.
-    fn of(function: &str, file: &str) -> Option<Kind> {
-        let is = |suffix: &str, functions: &[&str]| {
-            file.ends_with(suffix) && functions.contains(&function)
-        };
-        if is("psycopg/connection.py", &["Connection.connect"]) {
-            Some(Kind::Psycopg)
-        } else if is("psycopg2/__init__.py", &["connect"]) {
-            Some(Kind::Psycopg2)
-        } else if is(
-            "django/db/backends/base/base.py",
-            &["BaseDatabaseWrapper.connect"],
-        ) {
-            Some(Kind::Django)
-        } else if is("sqlalchemy/pool/base.py", &["_ConnectionRecord.__connect"]) {
-            Some(Kind::SqlAlchemy)
-        } else if is(
-            "redis/connection.py",
-            &["AbstractConnection.connect", "Connection.connect"],
-        ) {
-            Some(Kind::Redis)
-        } else if is("urllib3/connection.py", &["HTTPConnection._new_conn"])
-            || is("http/client.py", &["HTTPConnection.connect"])
-            || is("httpcore/_sync/connection.py", &["HTTPConnection._connect"])
-        {
-            Some(Kind::Http)
-        } else {
-            None
-        }
+/// What a connection of `kind` is, for titles and evidence.
+fn what(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Psycopg | Kind::Psycopg2 | Kind::Django => "PostgreSQL connections",
+        Kind::SqlAlchemy => "database connections (SQLAlchemy's pool)",
+        Kind::Redis => "Redis connections",
+        Kind::Http => "HTTP connections",
     }
+}
 
-    fn what(self) -> &'static str {
-        match self {
-            Kind::Psycopg | Kind::Psycopg2 | Kind::Django => "PostgreSQL connections",
-            Kind::SqlAlchemy => "database connections (SQLAlchemy's pool)",
-            Kind::Redis => "Redis connections",
-            Kind::Http => "HTTP connections",
-        }
-    }
-
-    fn fix(self, call: &str, place: &str) -> String {
-        match self {
+/// The fix for connections of `kind` opened by `call` at `place`.
+fn fix(kind: Kind, call: &str, place: &str) -> String {
+    match kind {
             Kind::Psycopg => format!(
                 "`{call}` at {place} opens a new PostgreSQL connection for every request. Create a \
                  `psycopg_pool.ConnectionPool(DSN)` once per worker (at import time) and borrow from it \
@@ -121,7 +90,6 @@ impl Kind {
                  between requests."
             ),
         }
-    }
 }
 
 impl Rule for ConnectionSetup {
@@ -130,7 +98,7 @@ impl Rule for ConnectionSetup {
     }
 
     fn check(&self, context: &Context<'_>) -> Vec<Finding> {
-        let (request_samples, sites) = request_sites(context, Kind::of);
+        let (request_samples, sites) = request_sites(context, opened);
         let config = &context.config.connections;
         let sqlite = django_connects_to_sqlite(context);
         // redis-py connects at a client's first command, so the stacks show
@@ -225,12 +193,10 @@ fn redis_client_creation(context: &Context<'_>, file: &str) -> Option<Location> 
 fn django_connects_to_sqlite(context: &Context<'_>) -> bool {
     context.profile.samples().any(|(key, _)| {
         let frames = context.profile.frames_innermost_first(key.stack);
-        frames
-            .iter()
-            .any(|&f| context.file(f).contains("django/db/backends/sqlite3/"))
+        frames.iter().any(|&f| context.plays(f, Role::DjangoSqlite))
             && frames
                 .iter()
-                .any(|&f| Kind::of(context.function(f), context.file(f)) == Some(Kind::Django))
+                .any(|&f| context.plays(f, Role::ConnectionOpen(Kind::Django)))
     })
 }
 
@@ -254,7 +220,7 @@ fn finding(
         "{:.0}% of the time spent serving requests ({seconds:.2} s of thread time) went to opening \
          {} from {} at {}:{}",
         share * 100.0,
-        kind.what(),
+        what(kind),
         opened_at.function,
         opened_at.file,
         opened_at.line
@@ -279,13 +245,13 @@ fn finding(
         SiteText {
             title: format!(
                 "Requests open new {} in {} ({:.0}% of request time)",
-                kind.what(),
+                what(kind),
                 location.function,
                 share * 100.0
             ),
             location,
             evidence,
-            fix: kind.fix(call.trim(), &place),
+            fix: fix(kind, call.trim(), &place),
         },
     )
 }
@@ -319,36 +285,33 @@ mod tests {
     fn driver_frames_are_recognised_by_function_and_file() {
         let site = "/srv/venv/lib/python3.12/site-packages";
         assert_eq!(
-            Kind::of(
+            opened(
                 "Connection.connect",
                 &format!("{site}/psycopg/connection.py")
             ),
             Some(Kind::Psycopg)
         );
         assert_eq!(
-            Kind::of(
+            opened(
                 "AbstractConnection.connect",
                 &format!("{site}/redis/connection.py")
             ),
             Some(Kind::Redis)
         );
         assert_eq!(
-            Kind::of(
+            opened(
                 "HTTPConnection._new_conn",
                 &format!("{site}/urllib3/connection.py")
             ),
             Some(Kind::Http)
         );
         assert_eq!(
-            Kind::of(
+            opened(
                 "Connection.execute",
                 &format!("{site}/psycopg/connection.py")
             ),
             None
         );
-        assert_eq!(
-            Kind::of("Connection.connect", "/srv/app/connection.py"),
-            None
-        );
+        assert_eq!(opened("Connection.connect", "/srv/app/connection.py"), None);
     }
 }

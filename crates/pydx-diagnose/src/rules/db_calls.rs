@@ -3,110 +3,12 @@
 //! frame (a lazy load that runs a query is a lazy load; a read that
 //! autoflushes pending writes is a read).
 
+use pydx_libraries::{database_call, DbApi, DbCall};
+
 use super::request_sites::{work_sites, Site};
 use crate::context::Context;
 use crate::finding::Location;
 use crate::source::{code_only, enclosing_loop, LoopHeader};
-
-/// The database API a call goes through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum DbApi {
-    /// SQLAlchemy's ORM session.
-    SqlAlchemy,
-    /// Django's ORM.
-    Django,
-    /// A driver's DB-API (PEP 249) cursor or connection.
-    Driver,
-}
-
-/// A database call, as its outermost library frame shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum DbCall {
-    /// An ORM lazy load of a relationship (PYDX-DB001's).
-    LazyLoad,
-    /// A query that reads.
-    Read(DbApi),
-    /// A write: saving a model, flushing or committing a session.
-    Write(DbApi),
-}
-
-impl DbCall {
-    /// The call `function` of `file` makes, if it is a database call.
-    pub(crate) fn of(function: &str, file: &str) -> Option<DbCall> {
-        let is = |suffix: &str, functions: &[&str]| {
-            file.ends_with(suffix) && functions.contains(&function)
-        };
-        if file.ends_with("sqlalchemy/orm/strategies.py") && function.starts_with("_LazyLoader.")
-            || is(
-                "django/db/models/fields/related_descriptors.py",
-                &[
-                    "ForwardManyToOneDescriptor.__get__",
-                    "ReverseOneToOneDescriptor.__get__",
-                ],
-            )
-        {
-            Some(DbCall::LazyLoad)
-        } else if is(
-            "sqlalchemy/orm/session.py",
-            &[
-                "Session.get",
-                "Session.execute",
-                "Session.scalars",
-                "Session.scalar",
-            ],
-        ) {
-            Some(DbCall::Read(DbApi::SqlAlchemy))
-        } else if is(
-            "sqlalchemy/orm/session.py",
-            &["Session.flush", "Session.commit"],
-        ) {
-            Some(DbCall::Write(DbApi::SqlAlchemy))
-        } else if is(
-            "django/db/models/query.py",
-            &[
-                "QuerySet.get",
-                "QuerySet.count",
-                "QuerySet.exists",
-                "QuerySet.first",
-                "QuerySet.__iter__",
-                "QuerySet.__len__",
-                "QuerySet.__bool__",
-            ],
-        ) {
-            Some(DbCall::Read(DbApi::Django))
-        } else if is(
-            "django/db/models/query.py",
-            &["QuerySet.create", "QuerySet.update"],
-        ) || is("django/db/models/base.py", &["Model.save", "Model.delete"])
-        {
-            Some(DbCall::Write(DbApi::Django))
-        } else if is("psycopg/cursor.py", &["Cursor.execute"])
-            || is("psycopg/connection.py", &["Connection.execute"])
-        {
-            Some(DbCall::Read(DbApi::Driver))
-        } else {
-            None
-        }
-    }
-}
-
-/// Whether `function` of `file` is a driver-level call that sends one
-/// statement (or one batch) to the server and waits for its result: a stack
-/// inside one is waiting for a query, not for a pooled connection or for
-/// the ORM's own work.
-pub(crate) fn is_statement_execution(function: &str, file: &str) -> bool {
-    let name = function.rsplit('.').next().unwrap_or(function);
-    let is = |suffix: &str, names: &[&str]| file.ends_with(suffix) && names.contains(&name);
-    is("psycopg/cursor.py", &["execute", "executemany"])
-        || is("psycopg/connection.py", &["execute"])
-        || is("django/db/backends/utils.py", &["_execute", "_executemany"])
-        || is(
-            "sqlalchemy/engine/default.py",
-            &["do_execute", "do_execute_no_params", "do_executemany"],
-        )
-        || is("pymysql/cursors.py", &["execute", "executemany"])
-        || is("MySQLdb/cursors.py", &["execute", "executemany"])
-}
 
 /// A database call of one API made again and again from a line inside a
 /// loop while serving requests (or anywhere, in a program that serves none).
@@ -133,7 +35,7 @@ pub(crate) fn calls_in_loops(
     min_share: f64,
     min_calls: u64,
 ) -> Vec<LoopCall> {
-    let (measured, sites) = work_sites(context, DbCall::of);
+    let (measured, sites) = work_sites(context, database_call);
     sites
         .into_iter()
         .filter_map(|((call, frame), site)| {
@@ -269,63 +171,5 @@ mod tests {
         assert_eq!(related("name = order.customer.name"), None);
         assert_eq!(related("item = Item.objects.get(id=order.item_id)"), None);
         assert_eq!(related("x = other_order.lines.all()"), None);
-    }
-
-    #[test]
-    fn database_calls_are_recognised() {
-        let site = "/venv/lib/python3.12/site-packages";
-        let of = |function: &str, file: &str| DbCall::of(function, &format!("{site}/{file}"));
-        assert_eq!(
-            of("Session.get", "sqlalchemy/orm/session.py"),
-            Some(DbCall::Read(DbApi::SqlAlchemy))
-        );
-        assert_eq!(
-            of("Session.commit", "sqlalchemy/orm/session.py"),
-            Some(DbCall::Write(DbApi::SqlAlchemy))
-        );
-        assert_eq!(
-            of("Model.save", "django/db/models/base.py"),
-            Some(DbCall::Write(DbApi::Django))
-        );
-        assert_eq!(
-            of("QuerySet.get", "django/db/models/query.py"),
-            Some(DbCall::Read(DbApi::Django))
-        );
-        assert_eq!(
-            of(
-                "_LazyLoader._load_for_state",
-                "sqlalchemy/orm/strategies.py"
-            ),
-            Some(DbCall::LazyLoad)
-        );
-        assert_eq!(
-            of("Cursor.execute", "psycopg/cursor.py"),
-            Some(DbCall::Read(DbApi::Driver))
-        );
-        assert_eq!(of("Session.add", "sqlalchemy/orm/session.py"), None);
-    }
-
-    #[test]
-    fn statement_executions_are_recognised() {
-        let site = "/venv/lib/python3.12/site-packages";
-        let executes = |function: &str, file: &str| {
-            is_statement_execution(function, &format!("{site}/{file}"))
-        };
-        assert!(executes("Cursor.execute", "psycopg/cursor.py"));
-        assert!(executes(
-            "DefaultDialect.do_execute",
-            "sqlalchemy/engine/default.py"
-        ));
-        assert!(executes(
-            "CursorWrapper._execute",
-            "django/db/backends/utils.py"
-        ));
-        // Waiting for a pooled connection is not waiting for a query.
-        assert!(!executes("QueuePool._do_get", "sqlalchemy/pool/impl.py"));
-        assert!(!executes("Session.execute", "sqlalchemy/orm/session.py"));
-        assert!(!is_statement_execution(
-            "Cursor.execute",
-            "/srv/app/cursor.py"
-        ));
     }
 }

@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use pydx_libraries::Role;
 use pydx_profile::{CodeKind, FrameId, ProcessMeta, StackId};
 
-use super::async_views_under_wsgi::is_async_to_sync;
 use super::middleware_overhead::{charged_middleware, find_line};
 use super::request_sites::on_cpu_request_samples;
 use super::server_processes::app_module_file;
@@ -63,17 +63,11 @@ fn empty_handler_ms(framework: &str) -> Option<f64> {
     })
 }
 
-/// The framework whose package a file belongs to, by the name users know.
-fn framework_of(file: &str) -> Option<&'static str> {
-    let inside = ["/site-packages/", "/dist-packages/"]
-        .iter()
-        .find_map(|root| file.split_once(root).map(|(_, inside)| inside))?;
-    Some(match inside.split('/').next()? {
-        "django" => "Django",
-        "flask" => "Flask",
-        "fastapi" => "FastAPI",
-        "starlette" => "Starlette",
-        _ => return None,
+/// The framework whose code `frame` runs, by the name users know.
+fn framework_of(context: &Context<'_>, frame: FrameId) -> Option<&'static str> {
+    context.roles(frame).find_map(|role| match role {
+        Role::Framework(framework) => Some(framework.name()),
+        _ => None,
     })
 }
 
@@ -119,10 +113,8 @@ impl Rule for FrameworkOverhead {
             let work = endpoints.entry(endpoint.to_string()).or_default();
             work.samples += count;
             let frames = profile.frames_innermost_first(key.stack);
-            if let Some(framework) = frames.iter().find_map(|&f| framework_of(context.file(f))) {
-                let asgi = frames
-                    .iter()
-                    .any(|&f| context.file(f).ends_with("django/core/handlers/asgi.py"));
+            if let Some(framework) = frames.iter().find_map(|&f| framework_of(context, f)) {
+                let asgi = frames.iter().any(|&f| context.plays(f, Role::DjangoAsgi));
                 let framework = if framework == "Django" && asgi {
                     "Django ASGI"
                 } else {
@@ -137,7 +129,7 @@ impl Rule for FrameworkOverhead {
             // Middleware is PYDX-WEB001's; async views bridged under WSGI
             // are PYDX-WORKER004's.
             if charged_middleware(context, &frames).is_some()
-                || frames.iter().any(|&f| is_async_to_sync(context, f))
+                || frames.iter().any(|&f| context.plays(f, Role::AsyncToSync))
             {
                 continue;
             }
@@ -488,21 +480,6 @@ mod tests {
             at(route_target(&context, &route(16), false)),
             Some(("StockList".into(), 14))
         );
-    }
-
-    #[test]
-    fn frameworks_are_told_by_their_package() {
-        let site = "/venv/lib/python3.12/site-packages";
-        assert_eq!(
-            framework_of(&format!("{site}/fastapi/encoders.py")),
-            Some("FastAPI")
-        );
-        assert_eq!(
-            framework_of(&format!("{site}/django/core/handlers/base.py")),
-            Some("Django")
-        );
-        assert_eq!(framework_of(&format!("{site}/pydantic/main.py")), None);
-        assert_eq!(framework_of("/srv/app/django/views.py"), None);
     }
 
     #[test]

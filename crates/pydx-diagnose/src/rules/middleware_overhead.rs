@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use pydx_libraries::installed_package;
 use pydx_profile::{CodeKind, FrameId, StackId};
 
 use super::request_sites::on_cpu_request_samples;
@@ -262,7 +263,7 @@ fn finding(
         ),
         None => "its entry in the middleware settings".to_string(),
     };
-    let django = hook.file.contains("/django/");
+    let django = installed_package(&hook.file) == Some("django");
     let specific = match class {
         "GZipMiddleware" if django => {
             " Compress at the reverse proxy or CDN instead (nginx `gzip on;`), or only on the views \

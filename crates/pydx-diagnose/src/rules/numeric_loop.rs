@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use pydx_profile::{FrameId, StackId, OBSERVED_LOCAL_TYPE};
+use pydx_profile::{FrameId, Observed, StackId};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
@@ -215,7 +215,7 @@ impl NumericLoop {
 }
 
 /// Names used in `statement` that were seen holding NumPy arrays in this
-/// function's frames (from `local.type:NAME` observations).
+/// function's frames (from the types of locals observed).
 fn array_locals(context: &Context<'_>, frame: FrameId, statement: &str) -> Vec<String> {
     let function = context.function(frame);
     let file = context.file(frame);
@@ -228,7 +228,10 @@ fn array_locals(context: &Context<'_>, frame: FrameId, statement: &str) -> Vec<S
                 && context.file(*f) == file
                 && *value == "numpy.ndarray"
         })
-        .filter_map(|(_, kind, _, _)| kind.strip_prefix(OBSERVED_LOCAL_TYPE).map(str::to_string))
+        .filter_map(|(_, what, _, _)| match what {
+            Observed::LocalType(name) => Some(context.profile.str(name).to_string()),
+            _ => None,
+        })
         .filter(|name| crate::source::contains_name(statement, name))
         .collect();
     names.sort();
@@ -273,7 +276,7 @@ def shortest(source, target):
         let thread = profile.thread(1, 1, 1, Some("MainThread"));
         add(&mut profile, thread, stack, Activity::OnCpu, 100);
         for name in ["total", "length", "dist", "candidate"] {
-            profile.observe(frame, &format!("{OBSERVED_LOCAL_TYPE}{name}"), "float", 5);
+            profile.observe_local_type(frame, name, "float", 5);
         }
         let mut sources = SourceMap::default();
         sources.insert("/app/routes.py", ROUTES);

@@ -1,7 +1,9 @@
 //! PYDX-DB001: an ORM relationship lazily loaded inside a loop, one query
 //! per item (the N+1 query problem).
 
-use super::db_calls::{calls_in_loops, DbApi, DbCall};
+use pydx_libraries::{database_call, DbApi, DbCall, Orm};
+
+use super::db_calls::calls_in_loops;
 use super::request_sites::{work_sites, Site, SiteText};
 use super::{Rule, RuleDocs};
 use crate::context::Context;
@@ -36,33 +38,24 @@ static DOCS: RuleDocs = RuleDocs {
 /// PYDX-DB001.
 pub struct OrmNPlusOne;
 
-/// Which ORM loads lazily.
+/// What loads related objects one query at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Orm {
+enum Loader {
+    /// SQLAlchemy's lazy loader.
     SqlAlchemy,
-    /// A forward foreign key or one-to-one descriptor.
+    /// A Django forward foreign key or one-to-one descriptor.
     Django,
-    /// A related manager (reverse foreign key, many-to-many).
+    /// A Django related manager (reverse foreign key, many-to-many).
     DjangoRelatedManager,
 }
 
-impl Orm {
+impl Loader {
     /// The ORM whose lazy loader `function` of `file` is, if it is one.
-    fn lazy_loader(function: &str, file: &str) -> Option<Orm> {
-        if file.ends_with("sqlalchemy/orm/strategies.py")
-            && function.starts_with("_LazyLoader.")
-            && function.ends_with("_load_for_state")
-        {
-            Some(Orm::SqlAlchemy)
-        } else if file.ends_with("django/db/models/fields/related_descriptors.py")
-            && matches!(
-                function,
-                "ForwardManyToOneDescriptor.__get__" | "ReverseOneToOneDescriptor.__get__"
-            )
-        {
-            Some(Orm::Django)
-        } else {
-            None
+    fn lazy_loader(function: &str, file: &str) -> Option<Loader> {
+        match database_call(function, file)? {
+            DbCall::LazyLoad(Orm::SqlAlchemy) => Some(Loader::SqlAlchemy),
+            DbCall::LazyLoad(Orm::Django) => Some(Loader::Django),
+            DbCall::Read(_) | DbCall::Write(_) => None,
         }
     }
 }
@@ -73,7 +66,7 @@ impl Rule for OrmNPlusOne {
     }
 
     fn check(&self, context: &Context<'_>) -> Vec<Finding> {
-        let (measured, sites) = work_sites(context, Orm::lazy_loader);
+        let (measured, sites) = work_sites(context, Loader::lazy_loader);
         let config = &context.config.orm;
         let django_reads = |call| match call {
             DbCall::Read(DbApi::Django) => Some(DbApi::Django),
@@ -86,7 +79,7 @@ impl Rule for OrmNPlusOne {
                 .map(|call| {
                     finding(
                         context,
-                        Orm::DjangoRelatedManager,
+                        Loader::DjangoRelatedManager,
                         call.location,
                         &call.header,
                         &call.site,
@@ -144,7 +137,7 @@ fn attributes_of(statement: &str, target: &str) -> Vec<String> {
 
 fn finding(
     context: &Context<'_>,
-    orm: Orm,
+    orm: Loader,
     location: Location,
     header: &LoopHeader,
     site: &Site,
@@ -194,21 +187,21 @@ fn finding(
         |(_, iterable)| format!("`{iterable}`"),
     );
     let fix = match orm {
-        Orm::SqlAlchemy => format!(
+        Loader::SqlAlchemy => format!(
             "Load `{attribute}` together with the rows of the loop at {loop_place}: add \
              `.options(joinedload(<Model>.{attribute}))` to the select behind {iterable} (for a \
              many-to-one such as this), or `.options(selectinload(<Model>.{attribute}))` for a \
              collection (`from sqlalchemy.orm import joinedload, selectinload`). The loop then makes \
              no queries."
         ),
-        Orm::DjangoRelatedManager => format!(
+        Loader::DjangoRelatedManager => format!(
             "Fetch every item's `{attribute}` in one more query instead of one per item: add \
              `.prefetch_related(\"{attribute}\")` to the queryset behind {iterable} (for the loop at \
              {loop_place}), and keep using `.all()` in the loop (a `.filter()` on the related manager \
              bypasses the prefetch; use `Prefetch(\"{attribute}\", queryset=...)` for that). The loop \
              then makes no queries."
         ),
-        Orm::Django => format!(
+        Loader::Django => format!(
             "Load `{attribute}` together with the rows of the loop at {loop_place}: add \
              `.select_related(\"{attribute}\")` to the queryset behind {iterable} (a foreign key or \
              one-to-one; use `.prefetch_related(\"{attribute}\")` for a reverse foreign key or \
@@ -241,21 +234,21 @@ mod tests {
     fn lazy_loaders_are_recognised() {
         let site = "/venv/lib/python3.12/site-packages";
         assert_eq!(
-            Orm::lazy_loader(
+            Loader::lazy_loader(
                 "_LazyLoader._load_for_state",
                 &format!("{site}/sqlalchemy/orm/strategies.py")
             ),
-            Some(Orm::SqlAlchemy)
+            Some(Loader::SqlAlchemy)
         );
         assert_eq!(
-            Orm::lazy_loader(
+            Loader::lazy_loader(
                 "ForwardManyToOneDescriptor.__get__",
                 &format!("{site}/django/db/models/fields/related_descriptors.py")
             ),
-            Some(Orm::Django)
+            Some(Loader::Django)
         );
         assert_eq!(
-            Orm::lazy_loader(
+            Loader::lazy_loader(
                 "_JoinedLoader._load_for_state",
                 &format!("{site}/sqlalchemy/orm/strategies.py")
             ),

@@ -1,6 +1,8 @@
 //! PYDX-DB003: a write (save, flush, commit) per item of a loop.
 
-use super::db_calls::{calls_in_loops, DbApi, DbCall};
+use pydx_libraries::{DbApi, DbCall};
+
+use super::db_calls::calls_in_loops;
 use super::request_sites::SiteText;
 use super::{Rule, RuleDocs};
 use crate::context::Context;

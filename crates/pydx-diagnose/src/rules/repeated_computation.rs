@@ -2,10 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use pydx_profile::{
-    Activity, FrameId, RunStack, StackId, LABEL_ENDPOINT, OBSERVED_CALL_ARGS,
-    OBSERVED_CALL_ARGS_AGAIN,
-};
+use pydx_profile::{Activity, FrameId, Observed, RunStack, StackId, LABEL_ENDPOINT};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
@@ -53,11 +50,11 @@ impl Rule for RepeatedComputation {
         }
         let mut calls: BTreeMap<(String, String), ObservedCalls> = BTreeMap::new();
         for (frame, kind, value, count) in context.profile.observations() {
-            if kind != OBSERVED_CALL_ARGS && kind != OBSERVED_CALL_ARGS_AGAIN {
+            if kind != Observed::CallArgs && kind != Observed::CallArgsAgain {
                 continue;
             }
             let shown = shows_values(value);
-            if kind == OBSERVED_CALL_ARGS && !shown {
+            if kind == Observed::CallArgs && !shown {
                 continue;
             }
             let id = (
@@ -70,7 +67,7 @@ impl Rule for RepeatedComputation {
                 again_by_arguments: BTreeMap::new(),
                 frame,
             });
-            if kind == OBSERVED_CALL_ARGS {
+            if kind == Observed::CallArgs {
                 *entry.arguments.entry(value.to_string()).or_insert(0) += count;
             } else {
                 entry.again += count;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use pydx_libraries::{Role, WorkerClass, SERVERS};
 use pydx_profile::{Activity, FrameId, StackId, LABEL_ENDPOINT};
 
 use crate::context::Context;
@@ -10,8 +11,9 @@ use crate::finding::Location;
 
 /// The server a command line runs, if it is a known one.
 pub(crate) fn server_kind(command: &str) -> Option<&'static str> {
-    ["gunicorn", "uvicorn", "hypercorn", "daphne", "celery"]
-        .into_iter()
+    SERVERS
+        .iter()
+        .copied()
         .find(|server| command.contains(server))
 }
 
@@ -78,15 +80,6 @@ pub(crate) fn busiest_handler(
     Some((context.location(frame), endpoint))
 }
 
-/// The worker class of a gunicorn worker, as its stacks show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WorkerClass {
-    /// `sync`: one request at a time per process.
-    Sync,
-    /// Anything else (gthread, gevent, eventlet, uvicorn's worker).
-    Concurrent,
-}
-
 /// The workers of one gunicorn master and what their samples show.
 #[derive(Debug)]
 pub(crate) struct WorkerGroup {
@@ -122,17 +115,12 @@ impl WorkerGroup {
     }
 }
 
-/// The worker class a frame's file shows, if it is a gunicorn worker's.
-fn worker_class(file: &str) -> Option<WorkerClass> {
-    if file.ends_with("gunicorn/workers/sync.py") {
-        Some(WorkerClass::Sync)
-    } else if file.contains("gunicorn/workers/") && !file.ends_with("gunicorn/workers/base.py")
-        || file.ends_with("uvicorn/workers.py")
-    {
-        Some(WorkerClass::Concurrent)
-    } else {
-        None
-    }
+/// The worker class of the server worker loop `frame` runs, if it runs one.
+fn worker_class(context: &Context<'_>, frame: FrameId) -> Option<WorkerClass> {
+    context.roles(frame).find_map(|role| match role {
+        Role::Worker { class, .. } => Some(class),
+        _ => None,
+    })
 }
 
 /// The gunicorn workers sampled, grouped by master.
@@ -170,7 +158,7 @@ pub(crate) fn gunicorn_workers(context: &Context<'_>) -> Vec<WorkerGroup> {
             profile
                 .frames_root_first(key.stack)
                 .into_iter()
-                .find_map(|f| worker_class(context.file(f)))
+                .find_map(|f| worker_class(context, f))
         });
         let Some(class) = class else {
             continue;
@@ -178,10 +166,7 @@ pub(crate) fn gunicorn_workers(context: &Context<'_>) -> Vec<WorkerGroup> {
         group.class = Some(class);
         group.samples += count;
         let innermost = profile.frames_innermost_first(key.stack).first().copied();
-        if innermost.is_some_and(|f| {
-            context.function(f) == "SyncWorker.wait"
-                && context.file(f).ends_with("gunicorn/workers/sync.py")
-        }) {
+        if innermost.is_some_and(|f| context.plays(f, Role::IdleSyncWorker)) {
             group.free_samples += count;
         }
         if profile.label_value(key.labels, LABEL_ENDPOINT).is_some() {
@@ -334,19 +319,5 @@ mod tests {
             Some("gthread")
         );
         assert_eq!(option_value(command, &["--max-requests"]), None);
-    }
-
-    #[test]
-    fn the_worker_class_comes_from_gunicorn_and_uvicorn_files() {
-        let site = "/venv/lib/python3.12/site-packages/";
-        let class = |file: &str| worker_class(&format!("{site}{file}"));
-        assert_eq!(class("gunicorn/workers/sync.py"), Some(WorkerClass::Sync));
-        assert_eq!(
-            class("gunicorn/workers/gthread.py"),
-            Some(WorkerClass::Concurrent)
-        );
-        assert_eq!(class("uvicorn/workers.py"), Some(WorkerClass::Concurrent));
-        assert_eq!(class("gunicorn/workers/base.py"), None);
-        assert_eq!(class("gunicorn/arbiter.py"), None);
     }
 }

@@ -3,17 +3,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use pydx_profile::{
-    Activity, FrameId, Run, RunStack, StackId, ThreadId, LABEL_ENDPOINT, OBSERVED_SQL_NEW_CALL,
-    OBSERVED_SQL_SAME_CALL, OBSERVED_SQL_STATEMENT,
-};
+use pydx_profile::{Activity, FrameId, Observed, Run, RunStack, StackId, ThreadId, LABEL_ENDPOINT};
 
-use super::db_calls::{is_statement_execution, DbCall};
 use super::request_sites::{operation, Site, SiteText};
 use super::{Rule, RuleDocs};
 use crate::context::Context;
 use crate::finding::{Finding, Location};
 use crate::source::enclosing_loop;
+use pydx_libraries::{database_call, DbCall, Role};
 
 /// Two runs of a thread this many sampling intervals apart or closer are
 /// one stretch (the timeline's own gap tolerance).
@@ -179,11 +176,11 @@ fn record(
         .profile
         .frames_innermost_first(stretch.stack)
         .into_iter()
-        .any(|f| is_statement_execution(context.function(f), context.file(f)));
+        .any(|f| context.plays(f, Role::StatementExecution));
     if !executing {
         return;
     }
-    let Some((call, frame)) = operation(context, stretch.stack, &DbCall::of, kinds) else {
+    let Some((call, frame)) = operation(context, stretch.stack, &database_call, kinds) else {
         return;
     };
     let calls = sites.entry(frame).or_default();
@@ -227,9 +224,9 @@ impl Readings {
             .filter(|(f, _, _, _)| *f == frame)
         {
             match kind {
-                OBSERVED_SQL_STATEMENT => statements.push((count, collapse_whitespace(text))),
-                OBSERVED_SQL_SAME_CALL => same += count,
-                OBSERVED_SQL_NEW_CALL => new += count,
+                Observed::SqlStatement => statements.push((count, collapse_whitespace(text))),
+                Observed::SqlSameCall => same += count,
+                Observed::SqlNewCall => new += count,
                 _ => {}
             }
         }
@@ -528,7 +525,7 @@ mod tests {
             .collect();
         profile.observe(
             handler,
-            OBSERVED_SQL_STATEMENT,
+            Observed::SqlStatement,
             "SELECT users.id\nFROM users\nWHERE lower(users.email) = %(lower_1)s::VARCHAR",
             12,
         );
@@ -601,12 +598,12 @@ mod tests {
     /// of the calls from `app.py:line` found.
     fn readings(mut profile: Profile, line: u32, same: u64, new: u64) -> Profile {
         let handler = profile.frame("find_user", "app.py", line, 30);
-        profile.observe(handler, OBSERVED_SQL_SAME_CALL, "", same);
-        profile.observe(handler, OBSERVED_SQL_NEW_CALL, "", new);
+        profile.observe(handler, Observed::SqlSameCall, "", same);
+        profile.observe(handler, Observed::SqlNewCall, "", new);
         // A new connection's set-up query, once.
         profile.observe(
             handler,
-            OBSERVED_SQL_STATEMENT,
+            Observed::SqlStatement,
             "show transaction isolation level",
             1,
         );

@@ -1,7 +1,8 @@
 //! PYDX-WORKER002: CPU-bound gunicorn workers whose number does not fit
 //! the CPUs.
 
-use pydx_profile::{is_event_loop_run, Activity};
+use pydx_libraries::Role;
+use pydx_profile::Activity;
 
 use super::server_processes::{
     busiest_handler, handler_evidence, handler_or_command, saturated_sync_workers, server_kind,
@@ -120,7 +121,7 @@ fn uvicorn_workers(context: &Context<'_>) -> Vec<Pool> {
                 let runs_loop = profile
                     .frames_innermost_first(key.stack)
                     .iter()
-                    .any(|&f| is_event_loop_run(context.function(f), context.file(f)));
+                    .any(|&f| context.plays(f, Role::EventLoopRun));
                 if runs_loop {
                     loop_samples += count;
                     if matches!(key.state.activity, Activity::OnCpu | Activity::GilWait) {
