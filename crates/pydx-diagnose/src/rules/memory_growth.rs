@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use pydx_profile::{MemoryReading, ProcessMeta, ServedRequests};
+use pydx_profile::{MemoryReading, ProcessMeta, Profile, RunStack, ServedRequests};
 
 use super::server_processes::{busiest_handler, handler_evidence, handler_or_command, server_kind};
 use super::{Rule, RuleDocs};
@@ -114,6 +114,41 @@ impl Growth {
     }
 }
 
+/// How close to a process's last sample a fall in its memory is taken for
+/// the program finishing: about one memory reading's interval.
+const FINISHING_NS: u64 = 600_000_000;
+
+/// The readings of `process` that show its program running: up to the end
+/// of its threads' last sample with frames, and without a last reading,
+/// within [`FINISHING_NS`] of that end, lower than the one before. A
+/// program that finishes during the recording frees what it held (a
+/// function's locals when it returns, every object as the interpreter
+/// shuts down), and a reading taken then shows the end, not the program's
+/// steady state.
+fn while_running<'a>(profile: &Profile, process: &'a ProcessMeta) -> &'a [MemoryReading] {
+    let last_python_ns = profile
+        .runs()
+        .filter(|run| {
+            run.stack != RunStack::Stack(None) && profile.thread_info(run.thread).pid == process.pid
+        })
+        .map(|run| run.end_ns)
+        .max();
+    let Some(last_python_ns) = last_python_ns else {
+        return &process.memory;
+    };
+    let mut kept = process
+        .memory
+        .iter()
+        .take_while(|reading| reading.at_ns <= last_python_ns)
+        .count();
+    if let [.., before, last] = &process.memory[..kept] {
+        if last.rss_bytes < before.rss_bytes && last.at_ns + FINISHING_NS > last_python_ns {
+            kept -= 1;
+        }
+    }
+    &process.memory[..kept]
+}
+
 impl Rule for MemoryGrowth {
     fn docs(&self) -> &'static RuleDocs {
         &DOCS
@@ -123,12 +158,14 @@ impl Rule for MemoryGrowth {
         let config = &context.config.memory;
         let mut groups = GrowingGroups::new();
         for process in &context.profile.meta.processes {
-            if process.memory.len() < MIN_READINGS {
+            let readings = while_running(context.profile, process);
+            if readings.len() < MIN_READINGS {
                 continue;
             }
-            let Some(growth) = Growth::fit(&process.memory) else {
+            let Some(growth) = Growth::fit(readings) else {
                 continue;
             };
+
             let growing = growth.bytes >= config.min_growth_mib * MIB
                 && growth.bytes >= config.min_growth_share * growth.start_bytes
                 && growth.fit >= config.min_fit;
@@ -309,5 +346,57 @@ mod tests {
         assert!(noisy.fit < 0.1);
         let step = Growth::fit(&readings(|s| if s < 6 { 40.0 } else { 48.0 })).unwrap();
         assert!(step.fit < 0.9, "a step fits a line with R² {}", step.fit);
+    }
+
+    #[test]
+    fn readings_of_the_program_finishing_are_left_out() {
+        use pydx_profile::{Activity, LabelSetId, Meta, SampleKey, SampleState};
+        let mut profile = Profile::new(Meta::default());
+        let frame = profile.frame("main", "/app/cache.py", 30, 20);
+        let stack = profile.stack_from_root([frame]);
+        let thread = profile.thread(7, 7, 1, Some("MainThread"));
+        for s in 0..120 {
+            let key = SampleKey {
+                thread,
+                stack,
+                state: SampleState {
+                    activity: Activity::OnCpu,
+                    holds_gil: true,
+                },
+                labels: LabelSetId(0),
+            };
+            profile.add_sample(s * 100_000_000, key);
+        }
+        // Growing while the program runs (samples end at 12 s), freed as
+        // it finishes, and read again as the interpreter shuts down.
+        let mut memory = readings(|s| 40.0 + 5.0 * s as f64);
+        for (at_ns, rss_mib) in [(11_800_000_000, 30.0), (12_500_000_000, 20.0)] {
+            memory.push(MemoryReading {
+                at_ns,
+                rss_bytes: (rss_mib * MIB) as u64,
+                private_bytes: (rss_mib * MIB / 2.0) as u64,
+                served_requests: None,
+            });
+        }
+        let process = ProcessMeta {
+            pid: 7,
+            memory,
+            ..ProcessMeta::default()
+        };
+        let kept = while_running(&profile, &process);
+        assert_eq!(kept.len(), 12);
+        assert!(Growth::fit(kept).unwrap().fit > 0.999);
+        assert!(Growth::fit(&process.memory).unwrap().fit < 0.9);
+        // A process with no sample keeps every reading.
+        let other = ProcessMeta {
+            pid: 8,
+            ..process.clone()
+        };
+        assert_eq!(while_running(&profile, &other).len(), 14);
+        // A fall earlier on is the program's.
+        let mut fell_early = process.clone();
+        fell_early.memory[5].rss_bytes = 0;
+        fell_early.memory.truncate(12);
+        assert_eq!(while_running(&profile, &fell_early).len(), 12);
     }
 }
