@@ -42,10 +42,11 @@ pub struct GilConfig {
     pub min_threads: usize,
     /// Least share of those threads' time spent waiting for the GIL.
     pub min_wait_share: f64,
-    /// Least share of its busy time a waiting thread must also run to count
-    /// as CPU-bound (light threads that wake, wait and sleep do not).
+    /// Least share of its busy time a waiting thread must also run Python
+    /// code, holding the GIL, to count as CPU-bound (light threads that
+    /// wake, wait and sleep do not).
     pub min_running_share: f64,
-    /// Least time, in seconds, a waiting thread must run to count.
+    /// Least time, in seconds, a waiting thread must hold the GIL to count.
     pub min_running_seconds: f64,
 }
 

@@ -37,8 +37,11 @@ static DOCS: RuleDocs = RuleDocs {
           work to a process or split it into smaller pieces.",
     thresholds: "min_threads = 2: at least two CPU-bound threads must wait for the GIL; min_wait_share = \
                  0.20: they spend at least 20% of their busy time waiting for it; a thread counts from 5% \
-                 of its busy samples waiting, and as CPU-bound when it also runs min_running_share = 0.10 \
-                 of its busy time and min_running_seconds = 0.2 s in all. CPython asks the holder to drop \
+                 of its busy samples waiting, and as CPU-bound when it also runs Python code holding the GIL \
+                 min_running_share = 0.10 of its busy time and min_running_seconds = 0.2 s in all (a \
+                 thread that only wakes now and then, takes the GIL and sleeps again, is not, however \
+                 long it waits for the GIL once awake; on a loaded machine such threads also show as \
+                 running while they wait for a CPU, which holding the GIL tells apart). CPython asks the holder to drop \
                  the GIL every 5 ms (sys.getswitchinterval()), so contending threads show waits within a \
                  few samples.",
 };
@@ -102,8 +105,8 @@ impl Rule for GilContention {
                 .filter(|(_, b)| {
                     b.busy() >= MIN_BUSY_SAMPLES
                         && b.wait_share() >= CONTENDING_WAIT_SHARE
-                        && b.on_cpu as f64 >= b.busy() as f64 * config.min_running_share
-                        && b.on_cpu as f64 * interval >= config.min_running_seconds
+                        && b.holding as f64 >= b.busy() as f64 * config.min_running_share
+                        && b.holding as f64 * interval >= config.min_running_seconds
                 })
                 .copied()
                 .collect();
@@ -346,7 +349,7 @@ impl GilContention {
 
 #[cfg(test)]
 mod tests {
-    use pydx_profile::{Meta, Profile, StackId};
+    use pydx_profile::{LabelSetId, Meta, Profile, SampleKey, SampleState, StackId};
 
     use super::*;
     use crate::config::Config;
@@ -399,6 +402,34 @@ mod tests {
             add(&mut profile, thread, take, Activity::OnCpu, 3);
             add(&mut profile, thread, take, Activity::GilWait, 50);
             add(&mut profile, thread, take, Activity::Idle, 500);
+        }
+        assert_eq!(check(&profile), []);
+    }
+
+    #[test]
+    fn light_threads_seen_running_without_the_gil_are_not_cpu_bound() {
+        // On a loaded machine, threads woken to wait for the GIL show as
+        // running while they wait for a CPU: on a CPU, not holding the GIL.
+        let mut profile = Profile::new(Meta::default());
+        let sort = stack(&mut profile, "refresh", "/app/report.py", 20);
+        let take = stack(&mut profile, "consume", "/app/report.py", 40);
+        let main = profile.thread(7, 1, 1, Some("MainThread"));
+        add(&mut profile, main, sort, Activity::OnCpu, 600);
+        let woken = SampleState {
+            activity: Activity::OnCpu,
+            holds_gil: false,
+        };
+        for tid in 2..=9 {
+            let thread = profile.thread(7, tid, u64::from(tid), None);
+            let key = SampleKey {
+                thread,
+                stack: take,
+                state: woken,
+                labels: LabelSetId(0),
+            };
+            profile.add_samples(0, key, 40);
+            add(&mut profile, thread, take, Activity::OnCpu, 1);
+            add(&mut profile, thread, take, Activity::GilWait, 200);
         }
         assert_eq!(check(&profile), []);
     }
