@@ -4,7 +4,6 @@ use std::collections::{HashMap, HashSet};
 
 use pydx_profile::{
     Activity, CodeKind, ProcessMeta, Profile, RunStack, SampleKey, StackId, StrId, ThreadId,
-    LABEL_ENDPOINT,
 };
 use serde::Serialize;
 
@@ -282,7 +281,7 @@ fn endpoints(context: &Context<'_>) -> Vec<Endpoint> {
     type Functions<'a> = HashMap<(&'a str, &'a str), (u64, HashMap<u32, u64>)>;
     let mut by_endpoint: HashMap<&str, (u64, u64, Functions<'_>)> = HashMap::new();
     for (key, count) in profile.samples() {
-        let Some(endpoint) = profile.label_value(key.labels, LABEL_ENDPOINT) else {
+        let Some(endpoint) = profile.endpoint(key.labels) else {
             continue;
         };
         let entry = by_endpoint.entry(profile.str(endpoint)).or_default();

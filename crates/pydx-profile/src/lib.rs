@@ -34,9 +34,8 @@ mod timeline;
 pub use model::{
     Activity, CodeKind, Execution, Footprint, Frame, FrameId, LabelSetId, MemoryReading, Meta,
     Observed, ProcessMeta, Profile, SampleKey, SampleState, ServedRequests, StackId, StackNode,
-    StrId, Tally, ThreadId, ThreadInfo, UnattachedProcess, EVENT_LOOP_BLOCKED, LABEL_ENDPOINT,
-    LABEL_EVENT_LOOP, LABEL_REQUEST_TURN, LABEL_TASK, LABEL_TASK_STATE, OTHER_STACKS, STACK_BUDGET,
-    TASK_WAITING, UNREADABLE_CODE,
+    StrId, Tally, ThreadId, ThreadInfo, UnattachedProcess, Work, OTHER_STACKS, STACK_BUDGET,
+    UNREADABLE_CODE,
 };
 pub use pprof::{read_pprof, write_pprof, ProfileError};
 pub use query::{FunctionTime, LineTime};

@@ -46,7 +46,7 @@ id_type!(
 );
 
 /// Label carrying the asyncio task a sample belongs to (its name).
-pub const LABEL_TASK: &str = "pydx.task";
+const LABEL_TASK: &str = "pydx.task";
 /// Stack tree nodes kept before new stacks are cut short (see
 /// [`Profile::stack`]): about 40 MB.
 pub const STACK_BUDGET: usize = 1 << 20;
@@ -60,25 +60,49 @@ pub const OTHER_STACKS: &str = "<more distinct stacks than pydx keeps>";
 pub const UNREADABLE_CODE: &str = "<unreadable code object>";
 /// Label set on samples of a task that was waiting (suspended in an await),
 /// recorded on a pseudo-thread per task.
-pub const LABEL_TASK_STATE: &str = "pydx.task.state";
+const LABEL_TASK_STATE: &str = "pydx.task.state";
 /// The value of [`LABEL_TASK_STATE`] for a waiting task.
-pub const TASK_WAITING: &str = "waiting";
+const TASK_WAITING: &str = "waiting";
 
 /// Label carrying the HTTP endpoint a thread was serving, as
 /// `METHOD /path/{id}` (identifiers in the path replaced).
-pub const LABEL_ENDPOINT: &str = "endpoint";
+const LABEL_ENDPOINT: &str = "endpoint";
 
 /// Label telling one request of a thread from the next: `0` to `3`, moved
 /// on each time the thread is found serving another request object, so
 /// that samples of two requests in a row (of one endpoint) are told apart.
-pub const LABEL_REQUEST_TURN: &str = "pydx.request";
+const LABEL_REQUEST_TURN: &str = "pydx.request";
 
 /// Label set on samples of a thread whose asyncio event loop was stuck in
 /// a call rather than waiting for events: that time blocks every task, so
 /// profiles show it even when the thread slept (in `time.sleep`, say).
-pub const LABEL_EVENT_LOOP: &str = "pydx.event_loop";
+const LABEL_EVENT_LOOP: &str = "pydx.event_loop";
 /// The value of [`LABEL_EVENT_LOOP`] for a stuck loop.
-pub const EVENT_LOOP_BLOCKED: &str = "blocked";
+const EVENT_LOOP_BLOCKED: &str = "blocked";
+
+/// What pydx knew of the work a sample was part of, beyond its stack. It
+/// is kept as the sample's labels (see [`Profile::work_labels`]), under
+/// names other pprof tools show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Work<'a> {
+    /// The HTTP endpoint the thread was serving, as `METHOD /path/{id}`
+    /// (identifiers in the path replaced).
+    pub endpoint: Option<&'a str>,
+    /// Tells one request of a thread from the next: `0` to `3`, moved on
+    /// each time the thread is found serving another request object, so
+    /// that samples of two requests in a row (of one endpoint) are told
+    /// apart.
+    pub request_turn: Option<&'a str>,
+    /// The asyncio task the sample belongs to (its name).
+    pub task: Option<&'a str>,
+    /// The task was waiting, suspended in an await (recorded on a
+    /// pseudo-thread per task).
+    pub task_waiting: bool,
+    /// The thread's asyncio event loop was stuck in a call rather than
+    /// waiting for events: that time blocks every task, so profiles show
+    /// it even when the thread slept (in `time.sleep`, say).
+    pub event_loop_blocked: bool,
+}
 
 /// What an observation of a frame records (see [`Profile::observe`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -701,8 +725,49 @@ impl Profile {
             .map(|&(k, v)| (self.str(k), self.str(v)))
     }
 
+    /// The labels standing for `work`.
+    pub fn work_labels(&mut self, work: &Work<'_>) -> LabelSetId {
+        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(4);
+        if let Some(endpoint) = work.endpoint {
+            labels.push((LABEL_ENDPOINT, endpoint));
+        }
+        if let Some(turn) = work.request_turn {
+            labels.push((LABEL_REQUEST_TURN, turn));
+        }
+        if let Some(task) = work.task {
+            labels.push((LABEL_TASK, task));
+        }
+        if work.task_waiting {
+            labels.push((LABEL_TASK_STATE, TASK_WAITING));
+        }
+        if work.event_loop_blocked {
+            labels.push((LABEL_EVENT_LOOP, EVENT_LOOP_BLOCKED));
+        }
+        if labels.is_empty() {
+            LabelSetId(0)
+        } else {
+            self.label_set(&labels)
+        }
+    }
+
+    /// The HTTP endpoint samples with these labels were serving.
+    pub fn endpoint(&self, labels: LabelSetId) -> Option<StrId> {
+        self.label_value(labels, LABEL_ENDPOINT)
+    }
+
+    /// Which of its thread's requests in a row samples with these labels
+    /// were serving (see [`Work::request_turn`]).
+    pub fn request_turn(&self, labels: LabelSetId) -> Option<StrId> {
+        self.label_value(labels, LABEL_REQUEST_TURN)
+    }
+
+    /// The asyncio task samples with these labels belong to.
+    pub fn task(&self, labels: LabelSetId) -> Option<StrId> {
+        self.label_value(labels, LABEL_TASK)
+    }
+
     /// The value of label `key` in a label set, if it has one.
-    pub fn label_value(&self, labels: LabelSetId, key: &str) -> Option<StrId> {
+    fn label_value(&self, labels: LabelSetId, key: &str) -> Option<StrId> {
         self.label_sets.items[labels.index()]
             .iter()
             .find(|&&(k, _)| self.str(k) == key)

@@ -634,7 +634,7 @@ fn observation_of<'a>(kind: &str, value: &'a str) -> Option<(Observed, &'a str)>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{MemoryReading, ProcessMeta, UnattachedProcess};
+    use crate::model::{MemoryReading, ProcessMeta, UnattachedProcess, Work};
 
     fn sample_profile() -> Profile {
         let mut profile = Profile::new(Meta {
@@ -670,7 +670,11 @@ mod tests {
         let busy = profile.stack_from_root([main, work]);
         let waiting = profile.stack_from_root([main, sleep]);
         let thread = profile.thread(42, 43, 0x7f00, Some("worker-λ"));
-        let endpoint = profile.label_set(&[("endpoint", "GET /orders")]);
+        let endpoint = profile.work_labels(&Work {
+            endpoint: Some("GET /orders"),
+            request_turn: Some("1"),
+            ..Work::default()
+        });
         for i in 0..150u64 {
             let key = SampleKey {
                 thread,
@@ -772,6 +776,15 @@ mod tests {
         );
         let thread = back.threads().next().unwrap().1;
         assert_eq!((thread.pid, thread.tid, thread.ident), (42, 43, 0x7f00));
+        let served: Vec<(&str, &str)> = back
+            .samples()
+            .filter_map(|(key, _)| {
+                let endpoint = back.endpoint(key.labels)?;
+                let turn = back.request_turn(key.labels)?;
+                Some((back.str(endpoint), back.str(turn)))
+            })
+            .collect();
+        assert_eq!(served, [("GET /orders", "1")]);
         let observations: Vec<(String, String, &str, u64)> = back
             .observations()
             .into_iter()

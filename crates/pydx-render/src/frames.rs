@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 
 use pydx_profile::{
-    Activity, FrameId, LabelSetId, Profile, RunStack, SampleState, StrId, ThreadId, LABEL_ENDPOINT,
-    LABEL_TASK,
+    Activity, FrameId, LabelSetId, Profile, RunStack, SampleState, StrId, ThreadId,
 };
 
 use crate::RenderOptions;
@@ -78,7 +77,7 @@ impl<'a> FrameNamer<'a> {
             || self.profile.is_blocked_event_loop(labels);
         let endpoint_shown = self.options.only_endpoint.as_deref().is_none_or(|wanted| {
             self.profile
-                .label_value(labels, LABEL_ENDPOINT)
+                .endpoint(labels)
                 .is_some_and(|endpoint| self.profile.str(endpoint) == wanted)
         });
         activity_shown && endpoint_shown && (!self.options.gil_only || state.holds_gil)
@@ -99,12 +98,12 @@ impl<'a> FrameNamer<'a> {
             frames.push(FrameKey::Thread(thread));
         }
         if self.options.per_endpoint {
-            if let Some(endpoint) = self.profile.label_value(labels, LABEL_ENDPOINT) {
+            if let Some(endpoint) = self.profile.endpoint(labels) {
                 frames.push(FrameKey::Endpoint(endpoint));
             }
         }
         if self.options.per_task {
-            if let Some(task) = self.profile.label_value(labels, LABEL_TASK) {
+            if let Some(task) = self.profile.task(labels) {
                 frames.push(FrameKey::Task(task));
             }
         }
@@ -239,7 +238,7 @@ impl FrameTable {
 mod tests {
     use super::*;
     use crate::test_profiles::{add, state};
-    use pydx_profile::{Meta, ProcessMeta};
+    use pydx_profile::{Meta, ProcessMeta, Work};
 
     #[test]
     fn filters_follow_the_options() {
@@ -273,11 +272,14 @@ mod tests {
     #[test]
     fn a_stuck_event_loop_is_kept_even_when_it_slept() {
         let mut profile = Profile::new(Meta::default());
-        let stuck = profile.label_set(&[(
-            pydx_profile::LABEL_EVENT_LOOP,
-            pydx_profile::EVENT_LOOP_BLOCKED,
-        )]);
-        let task = profile.label_set(&[(LABEL_TASK, "Task-1")]);
+        let stuck = profile.work_labels(&Work {
+            event_loop_blocked: true,
+            ..Work::default()
+        });
+        let task = profile.work_labels(&Work {
+            task: Some("Task-1"),
+            ..Work::default()
+        });
         let options = RenderOptions::default();
         let namer = FrameNamer::new(&profile, &options);
         let idle = state(Activity::Idle, false);
@@ -290,8 +292,14 @@ mod tests {
     fn endpoints_get_a_root_frame_or_select_the_samples() {
         let mut profile = Profile::new(Meta::default());
         let thread = profile.thread(1, 11, 0x11, Some("MainThread"));
-        let orders = profile.label_set(&[(LABEL_ENDPOINT, "GET /orders/{id}")]);
-        let report = profile.label_set(&[(LABEL_ENDPOINT, "GET /report")]);
+        let endpoint = |profile: &mut Profile, endpoint| {
+            profile.work_labels(&Work {
+                endpoint: Some(endpoint),
+                ..Work::default()
+            })
+        };
+        let orders = endpoint(&mut profile, "GET /orders/{id}");
+        let report = endpoint(&mut profile, "GET /report");
         let on_cpu = state(Activity::OnCpu, true);
         let per_endpoint = RenderOptions {
             per_endpoint: true,

@@ -8,8 +8,7 @@ use pydx_cpython::{AsyncioTask, CodeInfo, Frame, UNREADABLE_REPR};
 use pydx_libraries::{find_role, Role};
 use pydx_profile::{
     Activity, Execution, FrameId, LabelSetId, MemoryReading, Meta, Observed, ProcessMeta, Profile,
-    SampleKey, SampleState, StackId, UnattachedProcess, EVENT_LOOP_BLOCKED, LABEL_ENDPOINT,
-    LABEL_EVENT_LOOP, LABEL_REQUEST_TURN, LABEL_TASK, LABEL_TASK_STATE, TASK_WAITING,
+    SampleKey, SampleState, StackId, UnattachedProcess, Work,
 };
 use pydx_remote::MemoryUsage;
 
@@ -94,7 +93,7 @@ impl CodeRole {
 /// their outermost coroutine, so that a server making a task per request
 /// cannot grow the profile without bound.
 const MAX_TASK_NAMES: usize = 4096;
-/// How many values [`LABEL_REQUEST_TURN`] cycles through.
+/// How many values [`Work::request_turn`] cycles through.
 const REQUEST_TURNS: u8 = 4;
 const TURN_NAMES: [&str; REQUEST_TURNS as usize] = ["0", "1", "2", "3"];
 
@@ -375,9 +374,11 @@ impl SampleSink for ProfileRecorder {
             let thread = self
                 .profile
                 .thread(pid, 0, slot, Some(&format!("asyncio task {name}")));
-            let labels = self
-                .profile
-                .label_set(&[(LABEL_TASK, &name), (LABEL_TASK_STATE, TASK_WAITING)]);
+            let labels = self.profile.work_labels(&Work {
+                task: Some(&name),
+                task_waiting: true,
+                ..Work::default()
+            });
             let key = SampleKey {
                 thread,
                 stack,
@@ -445,24 +446,13 @@ impl ProfileRecorder {
             }
             TURN_NAMES[entry.1 as usize]
         });
-        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(4);
-        if let Some(endpoint) = &endpoint {
-            labels.push((LABEL_ENDPOINT, endpoint));
-        }
-        if let Some(turn) = turn {
-            labels.push((LABEL_REQUEST_TURN, turn));
-        }
-        if let Some(task) = task {
-            labels.push((LABEL_TASK, task));
-        }
-        if blocked {
-            labels.push((LABEL_EVENT_LOOP, EVENT_LOOP_BLOCKED));
-        }
-        if labels.is_empty() {
-            LabelSetId(0)
-        } else {
-            self.profile.label_set(&labels)
-        }
+        self.profile.work_labels(&Work {
+            endpoint: endpoint.as_deref(),
+            request_turn: turn,
+            task,
+            task_waiting: false,
+            event_loop_blocked: blocked,
+        })
     }
 
     /// Whether `frames` (innermost first) are an asyncio event loop stuck in
@@ -665,7 +655,7 @@ mod tests {
         let profile = recorder.profile();
         let mut starts = BTreeMap::new();
         for run in profile.runs() {
-            if let Some(task) = profile.label_value(run.labels, LABEL_TASK) {
+            if let Some(task) = profile.task(run.labels) {
                 let start = starts
                     .entry(profile.str(task).to_string())
                     .or_insert(u64::MAX);
@@ -704,7 +694,7 @@ mod tests {
             .filter(|(key, _)| {
                 recorder
                     .profile()
-                    .label_value(key.labels, LABEL_TASK)
+                    .task(key.labels)
                     .is_some_and(|t| recorder.profile().str(t) == "later")
             })
             .map(|(_, tally)| tally.nanos)

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use pydx_profile::{Activity, Meta, Profile, LABEL_ENDPOINT};
+use pydx_profile::{Activity, Meta, Profile};
 use pydx_render::{render, Format, RenderError, RenderOptions};
 use pydx_sampler::{tracer_of, Consistency, ProfileRecorder, Sampler, StopReason, Summary};
 
@@ -106,7 +106,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
 fn endpoints_seen(profile: &Profile) -> BTreeSet<String> {
     profile
         .samples()
-        .filter_map(|(key, _)| profile.label_value(key.labels, LABEL_ENDPOINT))
+        .filter_map(|(key, _)| profile.endpoint(key.labels))
         .map(|endpoint| profile.str(endpoint).to_string())
         .collect()
 }

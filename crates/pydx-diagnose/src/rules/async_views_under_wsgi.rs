@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use pydx_libraries::{Framework, Role};
-use pydx_profile::{FrameId, LABEL_ENDPOINT};
+use pydx_profile::FrameId;
 
 use super::server_processes::{
     app_module, gunicorn_workers, handler_or_command, option_value, WorkerGroup,
@@ -89,7 +89,7 @@ fn check_group(context: &Context<'_>, group: &WorkerGroup) -> Option<Finding> {
             continue;
         }
         let frames = profile.frames_root_first(key.stack);
-        let Some(endpoint) = profile.label_value(key.labels, LABEL_ENDPOINT) else {
+        let Some(endpoint) = profile.endpoint(key.labels) else {
             // The event loop thread `async_to_sync` started: its outermost
             // frame of the program's code is the async view.
             if frames

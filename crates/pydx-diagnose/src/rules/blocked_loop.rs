@@ -3,9 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use pydx_libraries::{Role, Service, CLIENT_MODULES};
-use pydx_profile::{
-    Activity, FrameId, RunStack, StackId, ThreadId, LABEL_REQUEST_TURN, LABEL_TASK,
-};
+use pydx_profile::{Activity, FrameId, RunStack, StackId, ThreadId};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
@@ -114,9 +112,7 @@ impl Rule for BlockedEventLoop {
                 // A loop busy with one request after another is saturated
                 // rather than blocked: another request than the episode's
                 // ends the episode.
-                let request = |run: &pydx_profile::Run| {
-                    context.profile.label_value(run.labels, LABEL_REQUEST_TURN)
-                };
+                let request = |run: &pydx_profile::Run| context.profile.request_turn(run.labels);
                 let episode_request = episode.iter().find_map(|run| request(run));
                 let contiguous = episode.last().is_some_and(|last| {
                     run.start_ns <= last.end_ns + CONTIGUOUS_NS
@@ -208,7 +204,7 @@ impl TaskWaits {
         let mut waiting: HashMap<u32, Vec<(u64, u64)>> = HashMap::new();
         for run in profile.runs() {
             let pid = profile.thread_info(run.thread).pid;
-            if profile.label_value(run.labels, LABEL_TASK).is_some() {
+            if profile.task(run.labels).is_some() {
                 read.insert(pid);
             }
             if profile.is_waiting_task(run.labels) {
@@ -309,7 +305,7 @@ fn record_episode(
         site.stack = stack;
     }
     for run in episode {
-        if let Some(task) = context.profile.label_value(run.labels, LABEL_TASK) {
+        if let Some(task) = context.profile.task(run.labels) {
             let task = context.profile.str(task);
             if !site.tasks_seen.iter().any(|seen| seen == task) {
                 site.tasks_seen.push(task.to_string());

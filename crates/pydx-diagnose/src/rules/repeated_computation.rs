@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use pydx_profile::{Activity, FrameId, Observed, RunStack, StackId, LABEL_ENDPOINT};
+use pydx_profile::{Activity, FrameId, Observed, RunStack, StackId};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
@@ -450,10 +450,7 @@ fn looks_impure(context: &Context<'_>, frame: FrameId) -> bool {
 /// the request and the app's state, not only on its arguments.
 fn is_request_handler(context: &Context<'_>, function: &str, file: &str) -> bool {
     context.profile.samples().any(|(key, _)| {
-        context
-            .profile
-            .label_value(key.labels, LABEL_ENDPOINT)
-            .is_some()
+        context.profile.endpoint(key.labels).is_some()
             && context
                 .profile
                 .frames_root_first(key.stack)

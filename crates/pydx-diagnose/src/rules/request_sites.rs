@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use pydx_profile::{FrameId, RunStack, SampleKey, StackId, ThreadId, LABEL_ENDPOINT};
+use pydx_profile::{FrameId, RunStack, SampleKey, StackId, ThreadId};
 
 use crate::context::Context;
 use crate::finding::{Cost, Finding, Location, Severity, ShareOf, TimeUnit};
@@ -20,7 +20,7 @@ pub(crate) fn on_cpu_request_samples<'a>(
         if !Context::on_cpu(key) {
             return None;
         }
-        let endpoint = profile.label_value(key.labels, LABEL_ENDPOINT)?;
+        let endpoint = profile.endpoint(key.labels)?;
         Some((profile.str(endpoint), key, count))
     })
 }
@@ -160,12 +160,10 @@ pub(crate) fn work_sites<K: Copy + Ord>(
     context: &Context<'_>,
     classify: impl Fn(&str, &str) -> Option<K>,
 ) -> (u64, BTreeMap<(K, FrameId), Site>) {
-    let serves_requests = context.profile.samples().any(|(key, _)| {
-        context
-            .profile
-            .label_value(key.labels, LABEL_ENDPOINT)
-            .is_some()
-    });
+    let serves_requests = context
+        .profile
+        .samples()
+        .any(|(key, _)| context.profile.endpoint(key.labels).is_some());
     let scope = if serves_requests {
         Scope::Requests
     } else {
@@ -185,7 +183,7 @@ fn sites_in<K: Copy + Ord>(
     let mut inside: HashMap<ThreadId, Option<(K, FrameId)>> = HashMap::new();
     let mut with_sites: BTreeSet<ThreadId> = BTreeSet::new();
     for run in profile.runs() {
-        let endpoint = profile.label_value(run.labels, LABEL_ENDPOINT);
+        let endpoint = profile.endpoint(run.labels);
         let in_scope = endpoint.is_some() || scope == Scope::Threads;
         let site = match run.stack {
             RunStack::Stack(stack) if in_scope => operation(context, stack, &classify, &mut kinds),
@@ -210,7 +208,7 @@ fn sites_in<K: Copy + Ord>(
     let measured: u64 = match scope {
         Scope::Requests => profile
             .samples()
-            .filter(|(key, _)| profile.label_value(key.labels, LABEL_ENDPOINT).is_some())
+            .filter(|(key, _)| profile.endpoint(key.labels).is_some())
             .map(|(_, count)| count)
             .sum(),
         Scope::Threads => profile

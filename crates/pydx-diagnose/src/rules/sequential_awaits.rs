@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use pydx_profile::{FrameId, LabelSetId, Run, RunStack, ThreadId, LABEL_TASK};
+use pydx_profile::{FrameId, LabelSetId, Run, RunStack, ThreadId};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
@@ -65,7 +65,7 @@ impl Rule for SequentialAwaits {
         for ((_, labels), runs) in by_task {
             let task = context
                 .profile
-                .label_value(labels, LABEL_TASK)
+                .task(labels)
                 .map_or("?", |name| context.profile.str(name));
             for (frame, sequence) in wait_sequences(context, &runs) {
                 let id = (

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use pydx_libraries::{Role, WorkerClass, SERVERS};
-use pydx_profile::{Activity, FrameId, StackId, LABEL_ENDPOINT};
+use pydx_profile::{Activity, FrameId, StackId};
 
 use crate::context::Context;
 use crate::finding::Location;
@@ -38,7 +38,7 @@ pub(crate) fn busiest_handler(
         if !pids.contains(&profile.thread_info(key.thread).pid) {
             continue;
         }
-        let endpoint = profile.label_value(key.labels, LABEL_ENDPOINT);
+        let endpoint = profile.endpoint(key.labels);
         let Some(outermost) = profile
             .frames_root_first(key.stack)
             .into_iter()
@@ -169,7 +169,7 @@ pub(crate) fn gunicorn_workers(context: &Context<'_>) -> Vec<WorkerGroup> {
         if innermost.is_some_and(|f| context.plays(f, Role::IdleSyncWorker)) {
             group.free_samples += count;
         }
-        if profile.label_value(key.labels, LABEL_ENDPOINT).is_some() {
+        if profile.endpoint(key.labels).is_some() {
             group.request_samples += count;
             if matches!(key.state.activity, Activity::OnCpu | Activity::GilWait) {
                 group.request_busy_samples += count;

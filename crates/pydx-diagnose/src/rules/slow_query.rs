@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use pydx_profile::{Activity, FrameId, Observed, Run, RunStack, StackId, ThreadId, LABEL_ENDPOINT};
+use pydx_profile::{Activity, FrameId, Observed, Run, RunStack, StackId, ThreadId};
 
 use super::request_sites::{operation, Site, SiteText};
 use super::{Rule, RuleDocs};
@@ -121,7 +121,7 @@ fn slow_calls(context: &Context<'_>, slow_ns: u64) -> (u64, BTreeMap<FrameId, Sl
     let mut kinds = HashMap::new();
     let mut open: HashMap<ThreadId, Stretch<'_>> = HashMap::new();
     for run in profile.runs() {
-        let serving = profile.label_value(run.labels, LABEL_ENDPOINT).is_some();
+        let serving = profile.endpoint(run.labels).is_some();
         if serving {
             request_samples += run.samples;
         }
@@ -193,7 +193,7 @@ fn record(
         if run.state.activity == Activity::OnCpu {
             calls.cpu_ns += run.duration_ns();
         }
-        if let Some(endpoint) = context.profile.label_value(run.labels, LABEL_ENDPOINT) {
+        if let Some(endpoint) = context.profile.endpoint(run.labels) {
             let endpoint = context.profile.str(endpoint).to_string();
             calls.site.endpoints.insert(endpoint);
         }
@@ -471,7 +471,7 @@ fn is_name(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use pydx_profile::{Meta, Profile, SampleKey, SampleState};
+    use pydx_profile::{Meta, Profile, SampleKey, SampleState, Work};
 
     use super::*;
     use crate::config::Config;
@@ -489,7 +489,10 @@ mod tests {
     fn profile_of(line: u32, calls: &[(u64, u32)], executing: bool) -> Profile {
         let mut profile = Profile::new(Meta::default());
         let thread = profile.thread(1, 1, 1, Some("MainThread"));
-        let labels = profile.label_set(&[(LABEL_ENDPOINT, "GET /users")]);
+        let labels = profile.work_labels(&Work {
+            endpoint: Some("GET /users"),
+            ..Work::default()
+        });
         let handler = profile.frame("find_user", "app.py", line, 30);
         let own = profile.frame("find_user", "app.py", 40, 30);
         let scalars = profile.frame(

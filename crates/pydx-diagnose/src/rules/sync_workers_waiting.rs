@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use pydx_profile::{Activity, FrameId, LABEL_ENDPOINT};
+use pydx_profile::{Activity, FrameId};
 
 use super::async_views_under_wsgi::serves_async_views;
 use super::server_processes::{
@@ -136,7 +136,7 @@ fn waiting_site(context: &Context<'_>, pids: &[u32]) -> Option<Location> {
     let mut sites: HashMap<FrameId, u64> = HashMap::new();
     for (key, count) in profile.samples() {
         if !pids.contains(&profile.thread_info(key.thread).pid)
-            || profile.label_value(key.labels, LABEL_ENDPOINT).is_none()
+            || profile.endpoint(key.labels).is_none()
             || matches!(key.state.activity, Activity::OnCpu | Activity::GilWait)
         {
             continue;
