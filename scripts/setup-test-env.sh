@@ -22,6 +22,9 @@ command -v debootstrap >/dev/null 2>&1 || missing_packages+=(debootstrap)
 command -v setpriv >/dev/null 2>&1 || missing_packages+=(util-linux)
 command -v tmux >/dev/null 2>&1 || missing_packages+=(tmux)
 [ -e /lib/ld-musl-x86_64.so.1 ] || missing_packages+=(musl)
+# The layout tables are checked against each interpreter's headers with a
+# small C program (crates/pydx-cpython/tests/headers).
+command -v gcc >/dev/null 2>&1 || missing_packages+=(gcc)
 # A real PostgreSQL and Redis for the web-service tests (the tests start
 # and stop their own servers; nothing runs as a system service).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing_packages+=(postgresql)

@@ -568,19 +568,6 @@ mod tests {
     }
 
     #[test]
-    fn versions_differ_where_the_headers_differ() {
-        let table = |minor| Layout::from_tables(PythonVersion::new(3, minor, 0)).unwrap();
-        assert_eq!(table(8).runtime_gil, Some((0x490, 0x488)));
-        assert_eq!(
-            table(10).instruction_pointer,
-            InstructionPointer::LastiUnits
-        );
-        assert_eq!(table(11).frame_is_entry, Some(0x44));
-        assert_eq!(table(12).frame_owner, Some(0x46));
-        assert_eq!(table(12).interp_ceval_gil, Some(0x180));
-    }
-
-    #[test]
     fn debug_offsets_drive_the_3_13_layout() {
         let fields = crate::debug_offsets::tests::fields_3_13();
         let bytes = block(
