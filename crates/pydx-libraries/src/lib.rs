@@ -855,6 +855,79 @@ pub fn statement_arguments(function: &str, file: &str) -> Option<StatementArgume
     })
 }
 
+/// Whether the request path `path` is one a web framework's route
+/// `template` serves: Flask and Django (`/orders/<int:order_id>`),
+/// FastAPI and Starlette (`/orders/{order_id}`), a parameter matching one
+/// non-empty part of a segment (`/tiles/<int:y>.png`). pydx's own `{id}`
+/// placeholder in `path` matches a segment that is one parameter. Templates
+/// whose parameters span segments (`<path:p>`, `{p:path}`) match nothing.
+pub fn route_matches(template: &str, path: &str) -> bool {
+    if template.contains("path:") || template.contains(":path}") {
+        return false;
+    }
+    let template: Vec<&str> = template.split('/').collect();
+    let path: Vec<&str> = path.split('/').collect();
+    template.len() == path.len()
+        && template
+            .iter()
+            .zip(&path)
+            .all(|(&t, &p)| segment_matches(t, p))
+}
+
+/// A route parameter's delimiters, by framework family.
+const PARAMETERS: [(char, char); 2] = [('<', '>'), ('{', '}')];
+
+/// Whether one segment of a request path matches one of a route template.
+fn segment_matches(template: &str, segment: &str) -> bool {
+    let is_parameter = |text: &str| {
+        PARAMETERS
+            .iter()
+            .any(|&(open, close)| text.starts_with(open) && text.ends_with(close))
+    };
+    if segment == "{id}" {
+        return is_parameter(template) && !template[1..].contains(['<', '{']);
+    }
+    // The template's literal parts, in order; a parameter between two of
+    // them matches at least one character.
+    let mut rest = segment;
+    let mut pending_parameter = false;
+    let mut text = template;
+    while !text.is_empty() {
+        let next = PARAMETERS
+            .iter()
+            .filter_map(|&(open, close)| {
+                let start = text.find(open)?;
+                let end = start + text[start..].find(close)?;
+                Some((start, end))
+            })
+            .min();
+        let (literal, after) = match next {
+            Some((start, end)) => (&text[..start], &text[end + 1..]),
+            None => (text, ""),
+        };
+        if !literal.is_empty() {
+            let found = if pending_parameter {
+                rest.get(1..)
+                    .and_then(|tail| tail.find(literal))
+                    .map(|at| at + 1)
+            } else {
+                rest.starts_with(literal).then_some(0)
+            };
+            let Some(at) = found else {
+                return false;
+            };
+            rest = &rest[at + literal.len()..];
+        }
+        pending_parameter = next.is_some();
+        text = after;
+    }
+    if pending_parameter {
+        !rest.is_empty()
+    } else {
+        rest.is_empty()
+    }
+}
+
 /// Whether a value's type name (`module.Class`) is a whole array's: a
 /// NumPy array or a pandas object, whose operations run in compiled code.
 /// (A NumPy scalar is not: arithmetic on one is a step of the interpreter.)
@@ -942,6 +1015,39 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn request_paths_match_the_routes_serving_them() {
+        assert!(route_matches(
+            "/boards/{board}/players/{player}",
+            "/boards/galaxy/players/p1658"
+        ));
+        assert!(route_matches("/claims/<int:claim_id>", "/claims/{id}"));
+        assert!(route_matches(
+            "/adjusters/<int:id>/queue",
+            "/adjusters/{id}/queue"
+        ));
+        assert!(route_matches(
+            "/tiles/<int:z>/<int:x>/<int:y>.png",
+            "/tiles/{id}/{id}/21441.png"
+        ));
+        assert!(route_matches(
+            "/articles/<slug:slug>",
+            "/articles/story-178"
+        ));
+        assert!(route_matches("/orders", "/orders"));
+        assert!(!route_matches("/tiles/<int:y>.png", "/tiles/21441.jpg"));
+        assert!(!route_matches("/tiles/<int:y>.png", "/tiles/.png"));
+        assert!(!route_matches("/tiles/<int:y>.png", "/tiles/{id}"));
+        assert!(!route_matches(
+            "/boards/{board}/top",
+            "/boards/galaxy/players/p1"
+        ));
+        assert!(!route_matches("/users/me", "/users/{id}"));
+        assert!(!route_matches("/users/{id}", "/orders/7"));
+        assert!(!route_matches("/files/<path:name>", "/files/a"));
+        assert!(!route_matches("/files/{name:path}", "/files/a"));
     }
 
     #[test]

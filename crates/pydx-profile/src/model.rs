@@ -750,6 +750,40 @@ impl Profile {
         }
     }
 
+    /// Relabels the samples of every endpoint that `renamed` maps to
+    /// another, with the timeline, as if they had been recorded with it.
+    pub fn rename_endpoints(&mut self, renamed: &HashMap<String, String>) {
+        for id in 0..self.label_sets.items.len() {
+            let pairs = &self.label_sets.items[id];
+            let Some(new) = pairs.iter().find_map(|&(key, value)| {
+                (self.str(key) == LABEL_ENDPOINT)
+                    .then(|| renamed.get(self.str(value)))
+                    .flatten()
+            }) else {
+                continue;
+            };
+            let new = self.intern(&new.clone());
+            let old = self.label_sets.items[id].clone();
+            let mut pairs: Vec<(StrId, StrId)> = old
+                .iter()
+                .map(|&(key, value)| {
+                    if self.str(key) == LABEL_ENDPOINT {
+                        (key, new)
+                    } else {
+                        (key, value)
+                    }
+                })
+                .collect();
+            pairs.sort();
+            self.label_sets.index.remove(&old);
+            self.label_sets
+                .index
+                .entry(pairs.clone())
+                .or_insert(id as u32);
+            self.label_sets.items[id] = pairs;
+        }
+    }
+
     /// The HTTP endpoint samples with these labels were serving.
     pub fn endpoint(&self, labels: LabelSetId) -> Option<StrId> {
         self.label_value(labels, LABEL_ENDPOINT)

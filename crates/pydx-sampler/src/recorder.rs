@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pydx_cpython::{AsyncioTask, CodeInfo, Frame, UNREADABLE_REPR};
-use pydx_libraries::{find_role, Role};
+use pydx_libraries::{find_role, route_matches, Role};
 use pydx_profile::{
     Activity, Execution, FrameId, LabelSetId, MemoryReading, Meta, Observed, ProcessMeta, Profile,
     SampleKey, SampleState, StackId, UnattachedProcess, Work,
@@ -40,6 +40,9 @@ pub struct ProfileRecorder {
     /// Route-template endpoints by the path endpoint of the requests they
     /// were seen on, for samples taken before the framework routed one.
     routes: HashMap<String, String>,
+    /// Endpoints named from the route the framework matched (the others
+    /// are named from the request's path).
+    routed: HashSet<String>,
     /// Per thread, the request object it last served and its turn.
     request_turns: HashMap<(u32, u64), (u64, u8)>,
     /// The distinct SQL statements recorded so far per call site.
@@ -181,6 +184,7 @@ impl ProfileRecorder {
             endpoints: HashSet::new(),
             request_turns: HashMap::new(),
             routes: HashMap::new(),
+            routed: HashSet::new(),
             statements: HashMap::new(),
             calls_in_flight: HashMap::new(),
             last_sampled: HashMap::new(),
@@ -213,13 +217,44 @@ impl ProfileRecorder {
             .find(|p| p.pid == pid)
     }
 
-    /// Completes the profile with the run's summary.
+    /// Completes the profile with the run's summary, and gives samples
+    /// labelled with a request's path the endpoint of the route that serves
+    /// it (see [`ProfileRecorder::routes_of_paths`]).
     pub fn finish(mut self, summary: &Summary) -> Profile {
+        let renamed = self.routes_of_paths();
+        self.profile.rename_endpoints(&renamed);
         self.profile.meta.duration_ns = summary.elapsed.as_nanos() as u64;
         self.profile.meta.snapshots = summary.rounds;
         self.profile.meta.errors = summary.errors;
         self.profile.meta.unreadable_stacks = summary.unreadable_stacks;
         self.profile
+    }
+
+    /// Samples taken before the framework routed their request (in
+    /// middleware, say) were labelled with the request's path: the route
+    /// endpoint each such path endpoint belongs to, when exactly one route
+    /// seen serves it, so that one endpoint is not split into its route and
+    /// its many paths.
+    fn routes_of_paths(&self) -> HashMap<String, String> {
+        self.endpoints
+            .iter()
+            .filter(|endpoint| !self.routed.contains(*endpoint))
+            .filter_map(|endpoint| {
+                let (method, path) = endpoint.split_once(' ')?;
+                let mut serving = self.routed.iter().filter(|routed| {
+                    routed
+                        .split_once(' ')
+                        .is_some_and(|(routed_method, template)| {
+                            routed_method == method && route_matches(template, path)
+                        })
+                });
+                let route = serving.next()?;
+                serving
+                    .next()
+                    .is_none()
+                    .then(|| (endpoint.clone(), route.clone()))
+            })
+            .collect()
     }
 
     fn frame_id(&mut self, frame: &Frame) -> (FrameKey, FrameId) {
@@ -418,6 +453,9 @@ impl ProfileRecorder {
             let endpoint = match &request.route {
                 Some(_) => {
                     let endpoint = request.endpoint();
+                    if self.routed.len() < MAX_ENDPOINTS {
+                        self.routed.insert(endpoint.clone());
+                    }
                     if self.routes.len() < MAX_ENDPOINTS {
                         self.routes
                             .entry(by_path)
@@ -583,7 +621,7 @@ impl ProfileRecorder {
 mod tests {
     use std::collections::BTreeMap;
 
-    use pydx_cpython::PythonThread;
+    use pydx_cpython::{HttpRequest, PythonThread};
     use pydx_profile::Activity;
 
     use super::*;
@@ -663,6 +701,62 @@ mod tests {
             }
         }
         starts
+    }
+
+    #[test]
+    fn samples_of_a_path_take_the_endpoint_of_the_route_serving_it() {
+        let frame = Frame {
+            code: Arc::new(CodeInfo::named(0x1000, "player", "/app/board.py", 10)),
+            line: 12,
+            addr: 0x7000,
+            calling: None,
+        };
+        let mut recorder = recorder_of_process_5(Meta::default());
+        let requests = [
+            ("/boards/galaxy/players/p1658", None, 1),
+            (
+                "/boards/galaxy/players/p1658",
+                Some("/boards/{board}/players/{player}"),
+                1,
+            ),
+            ("/boards/mars/players/p9", None, 2),
+            ("/users/me", Some("/users/me"), 3),
+            ("/users/17", Some("/users/{user_id}"), 4),
+            ("/health", None, 5),
+        ];
+        for (n, &(path, route, object)) in requests.iter().enumerate() {
+            let mut sample = snapshot(std::slice::from_ref(&frame), None);
+            sample.python.request = Some(HttpRequest {
+                method: "GET".into(),
+                path: path.into(),
+                object,
+                route: route.map(String::from),
+            });
+            recorder.add_snapshot(5, Duration::from_millis(10 * n as u64), &[sample]);
+        }
+        let renamed = recorder.routes_of_paths();
+        recorder.profile.rename_endpoints(&renamed);
+        let profile = recorder.profile();
+        let mut served: BTreeMap<&str, u64> = BTreeMap::new();
+        for (key, count) in profile.samples() {
+            if let Some(endpoint) = profile.endpoint(key.labels) {
+                *served.entry(profile.str(endpoint)).or_default() += count;
+            }
+        }
+        let mut timeline: BTreeMap<&str, u64> = BTreeMap::new();
+        for run in profile.runs() {
+            if let Some(endpoint) = profile.endpoint(run.labels) {
+                *timeline.entry(profile.str(endpoint)).or_default() += run.samples;
+            }
+        }
+        let expected = BTreeMap::from([
+            ("GET /boards/{board}/players/{player}", 3),
+            ("GET /health", 1),
+            ("GET /users/me", 1),
+            ("GET /users/{user_id}", 1),
+        ]);
+        assert_eq!(served, expected);
+        assert_eq!(timeline, expected);
     }
 
     #[test]
