@@ -25,6 +25,8 @@ command -v tmux >/dev/null 2>&1 || missing_packages+=(tmux)
 # The layout tables are checked against each interpreter's headers with a
 # small C program (crates/pydx-cpython/tests/headers).
 command -v gcc >/dev/null 2>&1 || missing_packages+=(gcc)
+# The HTML report is tested in a real browser, headless.
+command -v chromium >/dev/null 2>&1 || missing_packages+=(chromium)
 # A real PostgreSQL and Redis for the web-service tests (the tests start
 # and stop their own servers; nothing runs as a system service).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing_packages+=(postgresql)

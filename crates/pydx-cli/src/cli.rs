@@ -192,6 +192,9 @@ pub enum ReportFormatArg {
     Json,
     /// SARIF 2.1.0, for CI systems and code review tools.
     Sarif,
+    /// One self-contained HTML page: findings, interactive flamegraph,
+    /// endpoints, function table and annotated source.
+    Html,
 }
 
 /// Severity levels for `--fail-on`.

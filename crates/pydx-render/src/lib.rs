@@ -56,9 +56,11 @@
 //! use pydx_profile::{Meta, Profile};
 //! use pydx_render::{render_report, ReportFormat, ReportOptions};
 //!
-//! let report = diagnose(&Profile::new(Meta::default()), &Config::default(), &NoSources);
+//! let profile = Profile::new(Meta::default());
+//! let report = diagnose(&profile, &Config::default(), &NoSources);
 //! let mut out = Vec::new();
-//! render_report(ReportFormat::Text, &report, &ReportOptions::default(), &mut out).unwrap();
+//! let options = ReportOptions::default();
+//! render_report(ReportFormat::Text, &report, &profile, &NoSources, &options, &mut out).unwrap();
 //! assert!(String::from_utf8(out).unwrap().contains("No problems found."));
 //! ```
 

@@ -95,9 +95,24 @@ fn exercise(bytes: &[u8]) -> bool {
     let Ok(profile) = read_pprof(bytes) else {
         return false;
     };
-    let report = diagnose(&profile, &Config::default(), &SourceMap::default());
-    for format in [ReportFormat::Text, ReportFormat::Json, ReportFormat::Sarif] {
-        render_report(format, &report, &ReportOptions::default(), std::io::sink()).unwrap();
+    let sources = SourceMap::default();
+    let report = diagnose(&profile, &Config::default(), &sources);
+    for format in [
+        ReportFormat::Text,
+        ReportFormat::Json,
+        ReportFormat::Sarif,
+        ReportFormat::Html,
+    ] {
+        let options = ReportOptions::default();
+        render_report(
+            format,
+            &report,
+            &profile,
+            &sources,
+            &options,
+            std::io::sink(),
+        )
+        .unwrap();
     }
     let mut options = RenderOptions::default();
     options.include_idle = true;

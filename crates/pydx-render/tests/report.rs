@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pydx_diagnose::{
-    all_rules, Cost, Endpoint, EndpointFunction, Finding, HotLine, HotSpot, Location, Report,
-    RequestsServed, Severity, ShareOf, Summary, TimeUnit,
+    all_rules, Cost, Endpoint, EndpointFunction, Finding, HotLine, HotSpot, Location, NoSources,
+    Report, RequestsServed, Severity, ShareOf, Summary, TimeUnit,
 };
+use pydx_profile::{Meta, Profile};
 use pydx_render::{
     render_report, render_rule, render_rules, DocsFormat, ReportFormat, ReportOptions,
     JSON_REPORT_DOC, JSON_REPORT_SCHEMA,
@@ -249,7 +250,8 @@ fn report_without_findings() -> Report {
 
 fn rendered(format: ReportFormat, report: &Report, options: &ReportOptions) -> String {
     let mut out = Vec::new();
-    render_report(format, report, options, &mut out).unwrap();
+    let profile = Profile::new(Meta::default());
+    render_report(format, report, &profile, &NoSources, options, &mut out).unwrap();
     String::from_utf8(out).unwrap()
 }
 

@@ -59,6 +59,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
         Some(ReportFormatArg::Markdown) => ReportFormat::Markdown,
         Some(ReportFormatArg::Json) => ReportFormat::Json,
         Some(ReportFormatArg::Sarif) => ReportFormat::Sarif,
+        Some(ReportFormatArg::Html) => ReportFormat::Html,
         None => args
             .output
             .as_deref()
@@ -69,14 +70,16 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
     options.tool_version = env!("CARGO_PKG_VERSION").to_string();
     match &args.output {
         Some(path) => write_atomically(path, |out| {
-            Ok(render_report(format, &report, &options, out)?)
+            Ok(render_report(
+                format, &report, &profile, &sources, &options, out,
+            )?)
         })?,
         None => {
             let mut stdout = std::io::stdout().lock();
             options.color = format == ReportFormat::Text
                 && stdout.is_terminal()
                 && std::env::var_os("NO_COLOR").is_none();
-            render_report(format, &report, &options, &mut stdout)?;
+            render_report(format, &report, &profile, &sources, &options, &mut stdout)?;
             stdout.flush()?;
         }
     }

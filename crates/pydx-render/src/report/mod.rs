@@ -3,6 +3,7 @@
 //! `pydx explain`.
 
 mod diff;
+mod html;
 mod json;
 mod layout;
 mod markdown;
@@ -13,7 +14,8 @@ mod text;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use pydx_diagnose::{Diff, Report, RuleDocs};
+use pydx_diagnose::{Diff, Report, RuleDocs, SourceLines};
+use pydx_profile::Profile;
 
 pub use diff::JSON_DIFF_SCHEMA;
 pub use json::{JSON_REPORT_DOC, JSON_REPORT_SCHEMA};
@@ -30,25 +32,30 @@ pub enum ReportFormat {
     Json,
     /// SARIF 2.1.0, for code-scanning tools (GitHub code scanning, IDEs).
     Sarif,
+    /// One self-contained HTML page with the findings, an interactive
+    /// flamegraph, the endpoints, a function table and the hottest
+    /// functions' source (see [`render_html_report`]).
+    Html,
 }
 
 impl ReportFormat {
     /// The format called `name`: `text` (or `txt`), `markdown` (or `md`),
-    /// `json` or `sarif`, case ignored.
+    /// `json`, `sarif` or `html`, case ignored.
     pub fn from_name(name: &str) -> Option<ReportFormat> {
         match name.to_ascii_lowercase().as_str() {
             "text" | "txt" => Some(ReportFormat::Text),
             "markdown" | "md" => Some(ReportFormat::Markdown),
             "json" => Some(ReportFormat::Json),
             "sarif" => Some(ReportFormat::Sarif),
+            "html" => Some(ReportFormat::Html),
             _ => None,
         }
     }
 
     /// The format a file name's extension asks for: `.sarif` or
     /// `.sarif.json` for SARIF, `.json` for JSON, `.md` or `.markdown` for
-    /// Markdown, `.txt` for text. Case is ignored; any other name gives
-    /// `None`.
+    /// Markdown, `.txt` for text, `.html` or `.htm` for HTML. Case is
+    /// ignored; any other name gives `None`.
     pub fn from_path(path: &Path) -> Option<ReportFormat> {
         let name = path.file_name()?.to_str()?.to_ascii_lowercase();
         let ends_with_any = |suffixes: &[&str]| suffixes.iter().any(|s| name.ends_with(s));
@@ -60,6 +67,8 @@ impl ReportFormat {
             Some(ReportFormat::Markdown)
         } else if ends_with_any(&[".txt"]) {
             Some(ReportFormat::Text)
+        } else if ends_with_any(&[".html", ".htm"]) {
+            Some(ReportFormat::Html)
         } else {
             None
         }
@@ -112,14 +121,17 @@ impl Default for ReportOptions {
     }
 }
 
-/// Writes `report` to `out` in `format`.
+/// Writes `report`, made from `profile`, to `out` in `format`.
 ///
 /// The findings are shown in the report's order (most costly first). The
 /// text and Markdown formats end with the hot spots: the top five after
-/// findings, all of the report's when there are none.
+/// findings, all of the report's when there are none. HTML draws from the
+/// profile too, and shows source lines read through `sources`.
 pub fn render_report(
     format: ReportFormat,
     report: &Report,
+    profile: &Profile,
+    sources: &dyn SourceLines,
     options: &ReportOptions,
     out: impl Write,
 ) -> io::Result<()> {
@@ -129,6 +141,7 @@ pub fn render_report(
         ReportFormat::Markdown => markdown::write_report(report, &mut out)?,
         ReportFormat::Json => json::write_report(report, options, &mut out)?,
         ReportFormat::Sarif => sarif::write_report(report, options, &mut out)?,
+        ReportFormat::Html => html::write_report(report, profile, sources, options, &mut out)?,
     }
     out.flush()
 }
@@ -195,10 +208,11 @@ mod tests {
             ("md", ReportFormat::Markdown),
             ("json", ReportFormat::Json),
             ("Sarif", ReportFormat::Sarif),
+            ("HTML", ReportFormat::Html),
         ] {
             assert_eq!(ReportFormat::from_name(name), Some(format), "{name}");
         }
-        assert_eq!(ReportFormat::from_name("html"), None);
+        assert_eq!(ReportFormat::from_name("pdf"), None);
         for (path, format) in [
             ("report.sarif", Some(ReportFormat::Sarif)),
             ("out/report.SARIF.json", Some(ReportFormat::Sarif)),
@@ -206,7 +220,9 @@ mod tests {
             ("report.md", Some(ReportFormat::Markdown)),
             ("report.markdown", Some(ReportFormat::Markdown)),
             ("report.txt", Some(ReportFormat::Text)),
-            ("report.html", None),
+            ("report.html", Some(ReportFormat::Html)),
+            ("report.HTM", Some(ReportFormat::Html)),
+            ("report.pdf", None),
             ("report", None),
         ] {
             assert_eq!(ReportFormat::from_path(Path::new(path)), format, "{path}");

@@ -1,0 +1,199 @@
+//! `pydx doctor --format html` opened in a real browser (headless
+//! Chromium): the page draws itself offline, its flamegraph zooms, resets,
+//! searches and switches views, its tables and annotated source are there,
+//! and names from the target render as text, never as markup.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pydx_profile::{
+    write_pprof, Activity, LabelSetId, Meta, ProcessMeta, Profile, SampleKey, SampleState, Work,
+};
+use pydx_testkit::examples_python;
+use serde_json::Value;
+
+/// The browser: Debian's `chromium`.
+fn chromium() -> PathBuf {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| path.exists())
+        .expect("chromium is installed (scripts/setup-test-env.sh installs it)")
+}
+
+/// The page's DOM after its script ran, opened at `page#fragment`.
+fn rendered_dom(page: &Path, fragment: &str) -> String {
+    let user_data = tempfile::tempdir().unwrap();
+    let output = Command::new("timeout")
+        .arg("120")
+        .arg(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", user_data.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}#{fragment}", page.display()))
+        .output()
+        .expect("run chromium");
+    assert!(
+        output.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// What the page's self-test saw (see `report.js`).
+fn self_test(dom: &str) -> Value {
+    let start = dom
+        .find("<pre id=\"pydx-selftest\">")
+        .unwrap_or_else(|| panic!("the page's script did not finish:\n{dom:.3000}"));
+    let text = &dom[start + "<pre id=\"pydx-selftest\">".len()..];
+    let end = text.find("</pre>").unwrap();
+    let unescaped = text[..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    serde_json::from_str(&unescaped).unwrap_or_else(|e| panic!("{e}: {}", &text[..end]))
+}
+
+fn doctor(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pydx"))
+        .arg("doctor")
+        .args(args)
+        .output()
+        .expect("run pydx doctor")
+}
+
+#[test]
+fn a_real_report_draws_itself_in_a_browser() {
+    let python = examples_python();
+    let script = python.install_example("hot_spot.py");
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let saved = dir.path().join("hot.pprof");
+    let mut args = vec![
+        "-o",
+        page.to_str().unwrap(),
+        "--save",
+        saved.to_str().unwrap(),
+        "--",
+    ];
+    let argv = python.argv(&[&script, "2"]);
+    args.extend(argv.iter().map(String::as_str));
+    let output = doctor(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Self-contained: nothing fetched.
+    for outside in ["src=\"http", "href=\"http", "<link", "import(", "fetch("] {
+        assert!(!html.contains(outside), "the page loads {outside}");
+    }
+
+    let json = doctor(&[saved.to_str().unwrap(), "-f", "json"]);
+    let report: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let findings = report["report"]["findings"].as_array().unwrap().len();
+
+    let dom = rendered_dom(&page, "selftest=tokenize");
+    let seen = self_test(&dom);
+    let drawn = seen["drawn"].as_u64().unwrap();
+    assert!(drawn >= 4, "{seen}");
+    assert!(!seen["zoomedInto"].as_str().unwrap().is_empty(), "{seen}");
+    assert!(seen["drawnZoomed"].as_u64().unwrap() < drawn, "{seen}");
+    assert_eq!(seen["drawnAfterReset"].as_u64(), Some(drawn), "{seen}");
+    assert!(seen["matched"].as_u64().unwrap() >= 1, "{seen}");
+    assert!(seen["views"]["cpu"].as_u64().unwrap() >= 4, "{seen}");
+    assert!(
+        seen["views"]["wall"].as_u64() >= seen["views"]["cpu"].as_u64(),
+        "{seen}"
+    );
+    assert_eq!(seen["findings"].as_u64(), Some(findings as u64), "{seen}");
+    assert_eq!(seen["firstBySelf"], "tokenize", "{seen}");
+    // The hottest function's source, line by line.
+    assert!(dom.contains("def tokenize(text):"), "no annotated source");
+    assert!(dom.contains("Hottest functions, line by line"));
+}
+
+/// Names a hostile or broken target could give its code and threads.
+const HOSTILE: [&str; 4] = [
+    "<script>alert(1)</script>",
+    "\"quoted\" 'name' </pre></script>",
+    "ünïcödé ✓ \u{2028} name",
+    "<img src=x onerror=alert(2)>",
+];
+
+#[test]
+fn names_from_the_target_render_as_text() {
+    let mut profile = Profile::new(Meta {
+        rate_hz: 100.0,
+        processes: vec![ProcessMeta {
+            pid: 7,
+            command: "python <b>app</b>.py".into(),
+            python_version: "3.12.1".into(),
+            ..ProcessMeta::default()
+        }],
+        ..Meta::default()
+    });
+    let long = "x".repeat(1 << 20);
+    let root = profile.frame("<module>", "/app/<main>.py", 1, 1);
+    let thread = profile.thread(7, 7, 1, Some("<i>thread</i>"));
+    let endpoint = profile.work_labels(&Work {
+        endpoint: Some("GET /<img src=x onerror=alert(3)>"),
+        ..Work::default()
+    });
+    for (n, name) in HOSTILE.iter().copied().chain([long.as_str()]).enumerate() {
+        let frame = profile.frame(name, &format!("/app/{name}.py"), 10, 9);
+        let stack = profile.stack_from_root([root, frame]);
+        let key = SampleKey {
+            thread,
+            stack,
+            state: SampleState {
+                activity: Activity::OnCpu,
+                holds_gil: true,
+            },
+            labels: if n == 0 { endpoint } else { LabelSetId(0) },
+        };
+        profile.add_samples(n as u64 * 10_000_000, key, 20 + n as u64);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("hostile.pprof");
+    write_pprof(&profile, std::fs::File::create(&saved).unwrap()).unwrap();
+    let page = dir.path().join("hostile.html");
+    let output = doctor(&[saved.to_str().unwrap(), "-o", page.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let size = std::fs::metadata(&page).unwrap().len();
+    assert!(
+        size < 200_000,
+        "a 1 MB name is cut: the page is {size} bytes"
+    );
+
+    let dom = rendered_dom(&page, "selftest=alert");
+    let seen = self_test(&dom);
+    assert!(seen["drawn"].as_u64().unwrap() >= 5, "{seen}");
+    assert!(seen["matched"].as_u64().unwrap() >= 2, "{seen}");
+    for markup in ["<script>alert", "<img src=x", "<i>thread", "<b>app"] {
+        assert!(!dom.contains(markup), "{markup} was parsed as markup");
+    }
+    for text in [
+        "&lt;script&gt;alert(1)&lt;/script&gt;",
+        "&lt;i&gt;thread&lt;/i&gt;",
+        "ünïcödé ✓",
+    ] {
+        assert!(dom.contains(text), "{text} is not shown as text");
+    }
+}

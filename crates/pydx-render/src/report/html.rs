@@ -1,0 +1,367 @@
+//! The doctor's report as one self-contained HTML page: the summary, the
+//! findings, an interactive flamegraph (on-CPU, GIL wait or wall time,
+//! filtered by thread, endpoint and asyncio task), the endpoints, a
+//! function table sortable like `pstats`, and the hottest functions' source
+//! line by line. It loads nothing: the style, the script and the data are
+//! in the file.
+//!
+//! Every name from the target travels as JSON data inside the page and is
+//! put on it as text by the script (never as markup), so a function called
+//! `<script>` is shown, not run.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use pydx_diagnose::{Report, SourceLines};
+use pydx_profile::{Activity, CodeKind, FunctionTime, Profile, StackId};
+use serde::Serialize;
+
+use super::ReportOptions;
+
+const STYLE: &str = include_str!("html/report.css");
+const SCRIPT: &str = include_str!("html/report.js");
+
+/// Functions whose source is shown line by line.
+const ANNOTATED_FUNCTIONS: usize = 5;
+/// Rows of the function table.
+const FUNCTION_ROWS: usize = 1000;
+/// Longest name or source line kept; a longer one is cut and ends with `…`.
+const MAX_TEXT_CHARS: usize = 2000;
+/// Most source lines shown for one function.
+const MAX_ANNOTATED_LINES: u32 = 400;
+
+/// Everything the page's script draws, as it is embedded in the page.
+#[derive(Serialize)]
+struct PageData {
+    tool: String,
+    /// The report, its strings cut to [`MAX_TEXT_CHARS`].
+    report: serde_json::Value,
+    /// Every name, once; the other tables refer to them by index.
+    strings: Vec<String>,
+    /// `[function, file, line]`.
+    frames: Vec<[u32; 3]>,
+    /// `[frame, parent stack or -1]`.
+    stacks: Vec<[i64; 2]>,
+    /// `[name, pid]`.
+    threads: Vec<(u32, u32)>,
+    /// `[stack or -1, thread, state, endpoint or -1, task or -1, samples,
+    /// nanoseconds]`; state 0 on a CPU, 1 waiting for the GIL, 2 idle, 3
+    /// an asyncio task waiting in an await.
+    samples: Vec<[i64; 7]>,
+    functions: Vec<FunctionRow>,
+    annotated: Vec<AnnotatedFunction>,
+}
+
+/// A row of the function table (on-CPU time).
+#[derive(Serialize)]
+struct FunctionRow {
+    function: u32,
+    file: u32,
+    line: u32,
+    self_ns: u64,
+    total_ns: u64,
+    self_samples: u64,
+    total_samples: u64,
+}
+
+impl FunctionRow {
+    fn of(function: &FunctionTime, strings: &mut Strings) -> Self {
+        Self {
+            function: strings.id(&function.function),
+            file: strings.id(&function.file),
+            line: function.first_line,
+            self_ns: function.self_ns,
+            total_ns: function.total_ns,
+            self_samples: function.self_samples,
+            total_samples: function.total_samples,
+        }
+    }
+}
+
+/// A function's source with the time of each line.
+#[derive(Serialize)]
+struct AnnotatedFunction {
+    #[serde(flatten)]
+    function: FunctionRow,
+    /// Whether the source file was read.
+    source_found: bool,
+    /// `[line, text, samples, total ns, own ns]`.
+    lines: Vec<(u32, u32, u64, u64, u64)>,
+}
+
+/// Interns the page's strings.
+#[derive(Default)]
+struct Strings {
+    list: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Strings {
+    fn id(&mut self, text: &str) -> u32 {
+        if let Some(&id) = self.index.get(text) {
+            return id;
+        }
+        let kept = cut(text);
+        let id = self.list.len() as u32;
+        self.list.push(kept);
+        self.index.insert(text.to_string(), id);
+        id
+    }
+}
+
+/// `text`, cut to [`MAX_TEXT_CHARS`] characters.
+fn cut(text: &str) -> String {
+    match text.char_indices().nth(MAX_TEXT_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+/// Writes the page for `report`, drawn from `profile` (the recording it
+/// was made from), with source lines read by `sources`.
+pub(crate) fn write_report(
+    report: &Report,
+    profile: &Profile,
+    sources: &dyn SourceLines,
+    options: &ReportOptions,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let data = page_data(report, profile, sources, options);
+    let json = serde_json::to_string(&data)?;
+    write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>pydx doctor report</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n\
+         <noscript>This report is drawn by its script: allow JavaScript to see it.</noscript>\n\
+         <main id=\"report\"></main>\n\
+         <script type=\"application/json\" id=\"pydx-data\">{}</script>\n\
+         <script>\n{SCRIPT}</script>\n</body>\n</html>\n",
+        script_safe(&json)
+    )
+}
+
+/// JSON made safe inside a `<script>` element: no `<`, `>` or `&` that
+/// could end it or open a comment, and no line separators.
+fn script_safe(json: &str) -> String {
+    let mut safe = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => safe.push_str("\\u003c"),
+            '>' => safe.push_str("\\u003e"),
+            '&' => safe.push_str("\\u0026"),
+            '\u{2028}' => safe.push_str("\\u2028"),
+            '\u{2029}' => safe.push_str("\\u2029"),
+            c => safe.push(c),
+        }
+    }
+    safe
+}
+
+fn page_data(
+    report: &Report,
+    profile: &Profile,
+    sources: &dyn SourceLines,
+    options: &ReportOptions,
+) -> PageData {
+    let mut strings = Strings::default();
+    let mut frames: Vec<[u32; 3]> = Vec::new();
+    let mut frame_index: HashMap<usize, u32> = HashMap::new();
+    let mut stacks: Vec<[i64; 2]> = Vec::new();
+    let mut stack_index: HashMap<StackId, i64> = HashMap::new();
+    let mut threads: Vec<(u32, u32)> = Vec::new();
+    let mut thread_index: HashMap<usize, i64> = HashMap::new();
+    let mut samples = Vec::new();
+    for (key, tally) in profile.timed_samples() {
+        let stack = key.stack.map_or(-1, |stack| {
+            page_stack(
+                profile,
+                stack,
+                &mut strings,
+                &mut frames,
+                &mut frame_index,
+                &mut stacks,
+                &mut stack_index,
+            )
+        });
+        let thread = *thread_index.entry(key.thread.index()).or_insert_with(|| {
+            let info = profile.thread_info(key.thread);
+            let name = strings.id(&profile.thread_label(key.thread));
+            threads.push((name, info.pid));
+            threads.len() as i64 - 1
+        });
+        let state = if profile.is_waiting_task(key.labels) {
+            3
+        } else {
+            match key.state.activity {
+                Activity::OnCpu | Activity::Unknown => 0,
+                Activity::GilWait => 1,
+                _ => 2,
+            }
+        };
+        let label = |id: Option<pydx_profile::StrId>, strings: &mut Strings| {
+            id.map_or(-1, |id| i64::from(strings.id(profile.str(id))))
+        };
+        let endpoint = label(profile.endpoint(key.labels), &mut strings);
+        let task = label(profile.task(key.labels), &mut strings);
+        samples.push([
+            stack,
+            thread,
+            state,
+            endpoint,
+            task,
+            tally.count as i64,
+            tally.nanos as i64,
+        ]);
+    }
+    samples.sort_unstable();
+    let mut on_cpu = profile.function_times(|key| {
+        matches!(key.state.activity, Activity::OnCpu | Activity::Unknown)
+            && !profile.is_waiting_task(key.labels)
+    });
+    on_cpu.sort_by(|a, b| {
+        b.total_ns
+            .cmp(&a.total_ns)
+            .then(a.function.cmp(&b.function))
+    });
+    let functions = on_cpu
+        .iter()
+        .take(FUNCTION_ROWS)
+        .map(|f| FunctionRow::of(f, &mut strings))
+        .collect();
+    let mut hottest: Vec<&FunctionTime> = on_cpu
+        .iter()
+        .filter(|f| CodeKind::of(&f.file) == CodeKind::User && f.self_samples > 0)
+        .collect();
+    hottest.sort_by(|a, b| b.self_ns.cmp(&a.self_ns).then(a.function.cmp(&b.function)));
+    let annotated = hottest
+        .into_iter()
+        .take(ANNOTATED_FUNCTIONS)
+        .map(|f| annotate(f, |line| sources.line(&f.file, line), &mut strings))
+        .collect();
+    let mut report = serde_json::to_value(report).unwrap_or_default();
+    cut_strings(&mut report);
+    PageData {
+        tool: format!("pydx {}", options.tool_version),
+        report,
+        strings: strings.list,
+        frames,
+        stacks,
+        threads,
+        samples,
+        functions,
+        annotated,
+    }
+}
+
+/// Cuts every string in `value` to [`MAX_TEXT_CHARS`].
+fn cut_strings(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) if text.len() > MAX_TEXT_CHARS => *text = cut(text),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(cut_strings),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(cut_strings),
+        _ => {}
+    }
+}
+
+/// The page's index of `stack`, adding it and the stacks it was called
+/// from first.
+fn page_stack(
+    profile: &Profile,
+    stack: StackId,
+    strings: &mut Strings,
+    frames: &mut Vec<[u32; 3]>,
+    frame_index: &mut HashMap<usize, u32>,
+    stacks: &mut Vec<[i64; 2]>,
+    stack_index: &mut HashMap<StackId, i64>,
+) -> i64 {
+    // The stacks not yet added, innermost first, then added outermost first
+    // so that a parent always comes before its children.
+    let mut missing = Vec::new();
+    let mut next = Some(stack);
+    while let Some(id) = next {
+        if stack_index.contains_key(&id) {
+            break;
+        }
+        missing.push(id);
+        next = profile.stack_node(id).parent;
+    }
+    for &id in missing.iter().rev() {
+        let node = profile.stack_node(id);
+        let frame = *frame_index.entry(node.frame.index()).or_insert_with(|| {
+            let info = profile.frame_info(node.frame);
+            frames.push([
+                strings.id(profile.str(info.function)),
+                strings.id(profile.str(info.file)),
+                info.line,
+            ]);
+            frames.len() as u32 - 1
+        });
+        let parent = node.parent.map_or(-1, |p| stack_index[&p]);
+        stacks.push([i64::from(frame), parent]);
+        stack_index.insert(id, stacks.len() as i64 - 1);
+    }
+    stack_index[&stack]
+}
+
+/// `function`'s lines from its `def` to its last line with samples.
+fn annotate(
+    function: &FunctionTime,
+    source: impl Fn(u32) -> Option<String>,
+    strings: &mut Strings,
+) -> AnnotatedFunction {
+    let last = function.lines.keys().copied().max().unwrap_or(0);
+    let first = match function.first_line {
+        0 => function.lines.keys().copied().find(|&l| l > 0).unwrap_or(0),
+        line => line.min(last),
+    };
+    let source_found = source(last.max(1)).is_some();
+    let numbers: Vec<u32> = if source_found && last.saturating_sub(first) < MAX_ANNOTATED_LINES {
+        (first.max(1)..=last).collect()
+    } else {
+        function.lines.keys().copied().filter(|&l| l > 0).collect()
+    };
+    let lines = numbers
+        .into_iter()
+        .map(|number| {
+            let text = source(number).unwrap_or_default();
+            let time = function.lines.get(&number);
+            (
+                number,
+                strings.id(&text),
+                time.map_or(0, |t| t.total_samples),
+                time.map_or(0, |t| t.total_ns),
+                time.map_or(0, |t| t.self_ns),
+            )
+        })
+        .collect();
+    AnnotatedFunction {
+        function: FunctionRow::of(function, strings),
+        source_found,
+        lines,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_cannot_end_its_script_element() {
+        let hostile = "</script><script>alert(1)</script>&amp;\u{2028}<!--";
+        let json = serde_json::json!({ "f": hostile }).to_string();
+        let safe = script_safe(&json);
+        assert!(!safe.contains(['<', '>', '&', '\u{2028}']), "{safe}");
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["f"], hostile);
+    }
+
+    #[test]
+    fn long_names_are_cut() {
+        let long = "x".repeat(MAX_TEXT_CHARS + 10);
+        let kept = cut(&long);
+        assert_eq!(kept.chars().count(), MAX_TEXT_CHARS + 1);
+        assert!(kept.ends_with('…'));
+        assert_eq!(cut("short"), "short");
+    }
+}
