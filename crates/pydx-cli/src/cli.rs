@@ -118,6 +118,8 @@ pub enum FormatArg {
     Chrometrace,
     /// Python's pstats, as cProfile writes it (python -m pstats, snakeviz).
     Pstats,
+    /// The doctor's HTML report: findings, interactive flamegraph, tables, annotated source.
+    Html,
 }
 
 /// Arguments of `pydx record`.

@@ -125,6 +125,31 @@ fn a_real_report_draws_itself_in_a_browser() {
     assert!(dom.contains("Hottest functions, line by line"));
 }
 
+#[test]
+fn record_writes_the_page_too() {
+    let python = examples_python();
+    let script = python.install_example("hot_spot.py");
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("profile.html");
+    let output = Command::new(env!("CARGO_BIN_EXE_pydx"))
+        .args(["record", "-o"])
+        .arg(&page)
+        .arg("--")
+        .args(python.argv(&[&script, "2"]))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dom = rendered_dom(&page, "selftest=tokenize");
+    let seen = self_test(&dom);
+    assert!(seen["drawn"].as_u64().unwrap() >= 4, "{seen}");
+    assert_eq!(seen["firstBySelf"], "tokenize", "{seen}");
+    assert!(dom.contains("def tokenize(text):"), "no annotated source");
+}
+
 /// Names a hostile or broken target could give its code and threads.
 const HOSTILE: [&str; 4] = [
     "<script>alert(1)</script>",

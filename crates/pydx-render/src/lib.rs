@@ -79,6 +79,7 @@ mod timeline;
 use std::io::Write;
 use std::path::Path;
 
+use pydx_diagnose::{diagnose, Config, NoSources};
 use pydx_profile::Profile;
 
 pub use annotate::write_annotation;
@@ -108,25 +109,29 @@ pub enum Format {
     /// Python's pstats (cProfile's format), for `python -m pstats`,
     /// snakeviz and the like.
     Pstats,
+    /// The doctor's HTML report of the profile (see
+    /// [`ReportFormat::Html`]), with the default thresholds.
+    Html,
 }
 
 impl Format {
     /// Every format.
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Pprof,
         Format::Flamegraph,
         Format::Speedscope,
         Format::Collapsed,
         Format::ChromeTrace,
         Format::Pstats,
+        Format::Html,
     ];
 
     /// The format a file name's extension asks for: `.pb.gz`, `.pprof` or
     /// `.pb` for pprof, `.svg` for a flamegraph, `.speedscope.json` (or plain
     /// `.json`) for speedscope, `.txt`, `.folded` or `.collapsed` for
     /// collapsed stacks, `.trace.json` or `.chrometrace.json` for Chrome
-    /// trace, `.pstats` or `.prof` for pstats. Case is ignored; any other
-    /// name gives `None`.
+    /// trace, `.pstats` or `.prof` for pstats, `.html` or `.htm` for the
+    /// HTML report. Case is ignored; any other name gives `None`.
     pub fn from_path(path: &Path) -> Option<Format> {
         let name = path.file_name()?.to_str()?.to_ascii_lowercase();
         let ends_with_any = |suffixes: &[&str]| suffixes.iter().any(|s| name.ends_with(s));
@@ -142,6 +147,8 @@ impl Format {
             Some(Format::Speedscope)
         } else if ends_with_any(&[".pstats", ".prof"]) {
             Some(Format::Pstats)
+        } else if ends_with_any(&[".html", ".htm"]) {
+            Some(Format::Html)
         } else {
             None
         }
@@ -157,6 +164,7 @@ impl Format {
             Format::Collapsed => "txt",
             Format::ChromeTrace => "trace.json",
             Format::Pstats => "pstats",
+            Format::Html => "html",
         }
     }
 }
@@ -234,6 +242,18 @@ pub fn render(
         Format::Collapsed => write_collapsed(profile, options, out),
         Format::ChromeTrace => write_chrometrace(profile, options, out),
         Format::Pstats => write_pstats(profile, options, out),
+        Format::Html => {
+            let report = diagnose(profile, &Config::default(), &NoSources);
+            let report_options = ReportOptions::default();
+            Ok(render_report(
+                ReportFormat::Html,
+                &report,
+                profile,
+                &NoSources,
+                &report_options,
+                out,
+            )?)
+        }
     }
 }
 
@@ -257,6 +277,8 @@ mod tests {
             ("run.chrometrace.json", Some(Format::ChromeTrace)),
             ("run.pstats", Some(Format::Pstats)),
             ("cprofile.prof", Some(Format::Pstats)),
+            ("report.html", Some(Format::Html)),
+            ("report.HTM", Some(Format::Html)),
             ("profile.gz", None),
             ("profile", None),
             ("json", None),

@@ -6,10 +6,14 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
+use pydx_diagnose::{diagnose, Config};
 use pydx_profile::{Activity, Meta, Profile};
-use pydx_render::{render, Format, RenderError, RenderOptions};
+use pydx_render::{
+    render, render_report, Format, RenderError, RenderOptions, ReportFormat, ReportOptions,
+};
 use pydx_sampler::{tracer_of, Consistency, ProfileRecorder, Sampler, StopReason, Summary};
 
+use super::doctor::SourceFiles;
 use super::output::{check_writable, write_atomically};
 use super::progress::{hz, ProgressLine};
 use super::sampling::sampling_options;
@@ -58,7 +62,27 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         options.gil_only = false;
     }
     let mut bytes = Vec::new();
-    match render(format, &profile, &options, &mut bytes) {
+    let rendered = if format == Format::Html {
+        // The page shows the program's source: read it where the target
+        // saw it.
+        let mut roots = vec![PathBuf::from(format!("/proc/{}/root", target.pid))];
+        roots.extend(target.root_dir.clone());
+        let sources = SourceFiles::new(roots);
+        let report = diagnose(&profile, &Config::default(), &sources);
+        let report_options = ReportOptions::default();
+        render_report(
+            ReportFormat::Html,
+            &report,
+            &profile,
+            &sources,
+            &report_options,
+            &mut bytes,
+        )
+        .map_err(RenderError::from)
+    } else {
+        render(format, &profile, &options, &mut bytes)
+    };
+    match rendered {
         Err(RenderError::NoSamples) => bail!(
             "no samples were recorded: the target ended or stopped before the first one \
              (nothing written to {})",
@@ -184,6 +208,7 @@ fn output_format(format: Option<FormatArg>, output: Option<&Path>) -> anyhow::Re
             FormatArg::Collapsed => Format::Collapsed,
             FormatArg::Chrometrace => Format::ChromeTrace,
             FormatArg::Pstats => Format::Pstats,
+            FormatArg::Html => Format::Html,
         });
     }
     match output {
