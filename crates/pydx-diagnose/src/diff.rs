@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::finding::{Finding, Severity};
-use crate::report::Report;
+use crate::report::{Endpoint, Report};
 
 /// Functions shown, most changed first.
 const FUNCTIONS_SHOWN: usize = 15;
@@ -147,6 +147,24 @@ pub struct Diff {
     pub functions: Vec<FunctionChange>,
     /// The findings of both.
     pub findings: FindingChanges,
+    /// The HTTP endpoints either served, most changed first.
+    pub endpoints: Vec<EndpointChange>,
+}
+
+/// How the time serving one HTTP endpoint changed, per unit of work (see
+/// [`Basis`]: per request of all endpoints, or per second).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndpointChange {
+    /// `METHOD /route`.
+    pub endpoint: String,
+    /// Milliseconds of thread time serving it (waiting included), before.
+    pub time_before: f64,
+    /// The same, after.
+    pub time_after: f64,
+    /// Milliseconds of it on a CPU, before.
+    pub cpu_before: f64,
+    /// The same, after.
+    pub cpu_after: f64,
 }
 
 impl Diff {
@@ -210,13 +228,60 @@ pub fn diff(before: &Recording<'_>, after: &Recording<'_>) -> Diff {
         &after.report.findings,
         after_units,
     );
+    let endpoints = endpoint_changes(
+        &before.report.endpoints,
+        before_units,
+        &after.report.endpoints,
+        after_units,
+    );
     Diff {
         basis,
         before: before_side,
         after: after_side,
         functions,
         findings,
+        endpoints,
     }
+}
+
+fn endpoint_changes(
+    before: &[Endpoint],
+    before_units: f64,
+    after: &[Endpoint],
+    after_units: f64,
+) -> Vec<EndpointChange> {
+    let find = |endpoints: &'_ [Endpoint], name: &str| -> Option<(f64, f64)> {
+        endpoints
+            .iter()
+            .find(|e| e.endpoint == name)
+            .map(|e| (e.seconds * 1e3, e.seconds * e.on_cpu_share * 1e3))
+    };
+    let names: BTreeSet<&str> = before
+        .iter()
+        .chain(after)
+        .map(|e| e.endpoint.as_str())
+        .collect();
+    let mut changes: Vec<EndpointChange> = names
+        .into_iter()
+        .map(|name| {
+            let (time_before, cpu_before) = find(before, name).unwrap_or_default();
+            let (time_after, cpu_after) = find(after, name).unwrap_or_default();
+            EndpointChange {
+                endpoint: name.to_string(),
+                time_before: time_before / before_units,
+                time_after: time_after / after_units,
+                cpu_before: cpu_before / before_units,
+                cpu_after: cpu_after / after_units,
+            }
+        })
+        .collect();
+    changes.sort_by(|a, b| {
+        let moved = |c: &EndpointChange| (c.time_after - c.time_before).abs();
+        moved(b)
+            .total_cmp(&moved(a))
+            .then_with(|| a.endpoint.cmp(&b.endpoint))
+    });
+    changes
 }
 
 fn function_changes(
@@ -311,4 +376,43 @@ fn finding_changes(
         .map(|f| finding_side(f, after_units))
         .collect();
     changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::EndpointFunction;
+
+    fn endpoint(name: &str, seconds: f64, on_cpu_share: f64) -> Endpoint {
+        Endpoint {
+            endpoint: name.into(),
+            samples: 0,
+            share: 0.0,
+            seconds,
+            on_cpu_share,
+            top_functions: Vec::<EndpointFunction>::new(),
+        }
+    }
+
+    #[test]
+    fn endpoints_are_compared_per_unit_most_changed_first() {
+        let before = [
+            endpoint("GET /quote", 4.0, 0.9),
+            endpoint("GET /health", 0.2, 0.5),
+        ];
+        let after = [
+            endpoint("GET /quote", 1.0, 0.8),
+            endpoint("GET /new", 0.5, 1.0),
+        ];
+        let changes = endpoint_changes(&before, 400.0, &after, 500.0);
+        let names: Vec<&str> = changes.iter().map(|c| c.endpoint.as_str()).collect();
+        assert_eq!(names, ["GET /quote", "GET /new", "GET /health"]);
+        let quote = &changes[0];
+        assert!((quote.time_before - 10.0).abs() < 1e-9, "{quote:?}");
+        assert!((quote.time_after - 2.0).abs() < 1e-9, "{quote:?}");
+        assert!((quote.cpu_before - 9.0).abs() < 1e-9, "{quote:?}");
+        assert!((quote.cpu_after - 1.6).abs() < 1e-9, "{quote:?}");
+        assert_eq!(changes[1].time_before, 0.0);
+        assert_eq!(changes[2].time_after, 0.0);
+    }
 }

@@ -35,8 +35,8 @@ pub use config::{
 };
 pub use context::{Context, NoSources, SourceLines, SourceMap};
 pub use diff::{
-    diff, Basis, Diff, FindingChanges, FindingSide, FunctionChange, Recording, RemainingFinding,
-    Side,
+    diff, Basis, Diff, EndpointChange, FindingChanges, FindingSide, FunctionChange, Recording,
+    RemainingFinding, Side,
 };
 pub use finding::{Cost, Finding, Location, Severity, ShareOf, TimeUnit};
 pub use report::{

@@ -94,6 +94,30 @@ pub(crate) fn write_text(diff: &Diff, out: &mut impl Write) -> io::Result<()> {
             )?;
         }
     }
+    if !diff.endpoints.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Endpoints ({unit}; time = serving it, waiting included; CPU = of it on a CPU):"
+        )?;
+        writeln!(
+            out,
+            "  {:>12} {:>12} {:>7} {:>12} {:>12}  endpoint",
+            "time before", "time after", "change", "CPU before", "CPU after"
+        )?;
+        for endpoint in &diff.endpoints {
+            writeln!(
+                out,
+                "  {:>12.1} {:>12.1} {:>7} {:>12.1} {:>12.1}  {}",
+                endpoint.time_before,
+                endpoint.time_after,
+                change_text(endpoint.time_before, endpoint.time_after),
+                endpoint.cpu_before,
+                endpoint.cpu_after,
+                endpoint.endpoint
+            )?;
+        }
+    }
     writeln!(out)?;
     writeln!(
         out,
@@ -154,7 +178,9 @@ pub(crate) fn write_json(
 
 #[cfg(test)]
 mod tests {
-    use pydx_diagnose::{FindingChanges, FunctionChange, RemainingFinding, Severity, Side};
+    use pydx_diagnose::{
+        EndpointChange, FindingChanges, FunctionChange, RemainingFinding, Severity, Side,
+    };
 
     use super::*;
 
@@ -218,6 +244,22 @@ mod tests {
                     after: finding("PYDX-CPU002", "quote takes 12% of the CPU", 31, 1.5),
                 }],
             },
+            endpoints: vec![
+                EndpointChange {
+                    endpoint: "GET /quote/{sku}".into(),
+                    time_before: 19.0,
+                    time_after: 2.4,
+                    cpu_before: 18.1,
+                    cpu_after: 1.9,
+                },
+                EndpointChange {
+                    endpoint: "GET /invoices/<int:id>".into(),
+                    time_before: 0.0,
+                    time_after: 1.6,
+                    cpu_before: 0.0,
+                    cpu_after: 1.5,
+                },
+            ],
         }
     }
 
