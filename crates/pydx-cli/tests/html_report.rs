@@ -120,6 +120,8 @@ fn a_real_report_draws_itself_in_a_browser() {
     );
     assert_eq!(seen["findings"].as_u64(), Some(findings as u64), "{seen}");
     assert_eq!(seen["firstBySelf"], "tokenize", "{seen}");
+    assert!(seen["timelineRows"].as_u64().unwrap() >= 1, "{seen}");
+    assert!(seen["timelineOnCpu"].as_u64().unwrap() >= 1, "{seen}");
     // The hottest function's source, line by line.
     assert!(dom.contains("def tokenize(text):"), "no annotated source");
     assert!(dom.contains("Hottest functions, line by line"));

@@ -9,11 +9,11 @@
 //! put on it as text by the script (never as markup), so a function called
 //! `<script>` is shown, not run.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 
 use pydx_diagnose::{Report, SourceLines};
-use pydx_profile::{Activity, CodeKind, FunctionTime, Profile, StackId};
+use pydx_profile::{Activity, CodeKind, FrameId, FunctionTime, Profile, RunStack, StackId};
 use serde::Serialize;
 
 use super::ReportOptions;
@@ -29,6 +29,8 @@ const FUNCTION_ROWS: usize = 1000;
 const MAX_TEXT_CHARS: usize = 2000;
 /// Most source lines shown for one function.
 const MAX_ANNOTATED_LINES: u32 = 400;
+/// Equal parts the timeline cuts the recording into, per thread.
+const TIMELINE_BUCKETS: u64 = 800;
 
 /// Everything the page's script draws, as it is embedded in the page.
 #[derive(Serialize)]
@@ -50,7 +52,19 @@ struct PageData {
     samples: Vec<[i64; 7]>,
     functions: Vec<FunctionRow>,
     annotated: Vec<AnnotatedFunction>,
+    /// Length of one timeline bucket, in nanoseconds.
+    timeline_bucket_ns: u64,
+    /// What each thread did when: `[thread, [[first bucket, buckets,
+    /// state, frame or -1], ...]]`, the recording cut into
+    /// [`TIMELINE_BUCKETS`] equal buckets; state as in `samples`, or 4 for
+    /// an asyncio event loop stuck in a call; the frame is the innermost
+    /// one that took most of the bucket.
+    timeline: Vec<TimelineRow>,
 }
+
+/// One thread's timeline: `(thread, [[first bucket, buckets, state,
+/// frame], ...])`.
+type TimelineRow = (i64, Vec<[i64; 4]>);
 
 /// A row of the function table (on-CPU time).
 #[derive(Serialize)]
@@ -193,11 +207,7 @@ fn page_data(
         let state = if profile.is_waiting_task(key.labels) {
             3
         } else {
-            match key.state.activity {
-                Activity::OnCpu | Activity::Unknown => 0,
-                Activity::GilWait => 1,
-                _ => 2,
-            }
+            activity_code(key.state.activity)
         };
         let label = |id: Option<pydx_profile::StrId>, strings: &mut Strings| {
             id.map_or(-1, |id| i64::from(strings.id(profile.str(id))))
@@ -239,6 +249,13 @@ fn page_data(
         .take(ANNOTATED_FUNCTIONS)
         .map(|f| annotate(f, |line| sources.line(&f.file, line), &mut strings))
         .collect();
+    let (timeline_bucket_ns, timeline) = timeline(
+        profile,
+        &thread_index,
+        &mut strings,
+        &mut frames,
+        &mut frame_index,
+    );
     let mut report = serde_json::to_value(report).unwrap_or_default();
     cut_strings(&mut report);
     PageData {
@@ -251,7 +268,119 @@ fn page_data(
         samples,
         functions,
         annotated,
+        timeline_bucket_ns,
+        timeline,
     }
+}
+
+/// What each sampled thread did in each [`TIMELINE_BUCKETS`]th of the
+/// recording: the state and innermost frame that took most of it, runs of
+/// equal buckets merged; with the length of a bucket.
+fn timeline(
+    profile: &Profile,
+    thread_index: &HashMap<usize, i64>,
+    strings: &mut Strings,
+    frames: &mut Vec<[u32; 3]>,
+    frame_index: &mut HashMap<usize, u32>,
+) -> (u64, Vec<TimelineRow>) {
+    let end = profile
+        .runs()
+        .map(|run| run.end_ns)
+        .max()
+        .unwrap_or(0)
+        .max(profile.meta.duration_ns)
+        .max(1);
+    let width = end.div_ceil(TIMELINE_BUCKETS).max(1);
+    // Per thread and bucket, nanoseconds by (state, frame).
+    let mut time: BTreeMap<i64, BTreeMap<u64, BucketTime>> = BTreeMap::new();
+    for run in profile.runs() {
+        let Some(&thread) = thread_index.get(&run.thread.index()) else {
+            continue;
+        };
+        if profile.is_waiting_task(run.labels) {
+            continue;
+        }
+        let state = if profile.is_blocked_event_loop(run.labels) {
+            4
+        } else {
+            activity_code(run.state.activity)
+        };
+        let frame = match run.stack {
+            RunStack::Stack(Some(stack)) => {
+                let innermost = profile.stack_node(stack).frame;
+                i64::from(page_frame(profile, innermost, strings, frames, frame_index))
+            }
+            _ => -1,
+        };
+        let buckets = time.entry(thread).or_default();
+        let mut at = run.start_ns;
+        while at < run.end_ns {
+            let bucket = at / width;
+            let until = ((bucket + 1) * width).min(run.end_ns);
+            *buckets
+                .entry(bucket)
+                .or_default()
+                .entry((state, frame))
+                .or_default() += until - at;
+            at = until;
+        }
+    }
+    let rows = time
+        .into_iter()
+        .map(|(thread, buckets)| {
+            let mut segments: Vec<[i64; 4]> = Vec::new();
+            for (bucket, spent) in buckets {
+                let Some((&(state, frame), _)) =
+                    spent.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                else {
+                    continue;
+                };
+                let bucket = bucket as i64;
+                match segments.last_mut() {
+                    Some(last)
+                        if last[0] + last[1] == bucket && last[2] == state && last[3] == frame =>
+                    {
+                        last[1] += 1;
+                    }
+                    _ => segments.push([bucket, 1, state, frame]),
+                }
+            }
+            (thread, segments)
+        })
+        .collect();
+    (width, rows)
+}
+
+/// Nanoseconds of one timeline bucket by (state, frame).
+type BucketTime = HashMap<(i64, i64), u64>;
+
+/// How the page codes an activity: 0 on a CPU (or unknown), 1 waiting for
+/// the GIL, 2 idle.
+fn activity_code(activity: Activity) -> i64 {
+    match activity {
+        Activity::OnCpu | Activity::Unknown => 0,
+        Activity::GilWait => 1,
+        _ => 2,
+    }
+}
+
+/// The page's index of `frame`, adding it if it is new.
+fn page_frame(
+    profile: &Profile,
+    frame: FrameId,
+    strings: &mut Strings,
+    frames: &mut Vec<[u32; 3]>,
+    frame_index: &mut HashMap<usize, u32>,
+) -> u32 {
+    *frame_index.entry(frame.index()).or_insert_with(|| {
+        let info = profile.frame_info(frame);
+        frames.push([
+            strings.id(profile.str(info.function)),
+            strings.id(profile.str(info.file)),
+            info.line,
+        ]);
+        frames.len() as u32 - 1
+    })
 }
 
 /// Cuts every string in `value` to [`MAX_TEXT_CHARS`].
@@ -288,15 +417,7 @@ fn page_stack(
     }
     for &id in missing.iter().rev() {
         let node = profile.stack_node(id);
-        let frame = *frame_index.entry(node.frame.index()).or_insert_with(|| {
-            let info = profile.frame_info(node.frame);
-            frames.push([
-                strings.id(profile.str(info.function)),
-                strings.id(profile.str(info.file)),
-                info.line,
-            ]);
-            frames.len() as u32 - 1
-        });
+        let frame = page_frame(profile, node.frame, strings, frames, frame_index);
         let parent = node.parent.map_or(-1, |p| stack_index[&p]);
         stacks.push([i64::from(frame), parent]);
         stack_index.insert(id, stacks.len() as i64 - 1);

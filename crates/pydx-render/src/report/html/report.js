@@ -37,6 +37,7 @@
     h("nav", null,
       h("a", { href: "#findings" }, "Findings"),
       h("a", { href: "#flamegraph" }, "Flamegraph"),
+      h("a", { href: "#timeline" }, "Timeline"),
       report.endpoints.length ? h("a", { href: "#endpoints" }, "Endpoints") : null,
       h("a", { href: "#functions" }, "Functions"),
       h("a", { href: "#source" }, "Source")),
@@ -208,6 +209,33 @@
     controls, flameBox, flameInfo);
   drawFlame();
 
+  // Timeline.
+  const stateNames = ["on a CPU", "waiting for the GIL", "idle", "task waiting", "event loop blocked in a call"];
+  const stateClasses = ["cpu", "gil", "idle", "idle", "blocked"];
+  const timeline = h("div", { id: "timeline-rows" });
+  const bucketSeconds = data.timeline_bucket_ns / 1e9;
+  for (const [thread, segments] of data.timeline) {
+    const [name, pid] = data.threads[thread];
+    const track = h("div", { class: "track" });
+    for (const [first, count, state, frame] of segments) {
+      const from = first * bucketSeconds, to = (first + count) * bucketSeconds;
+      track.append(h("div", {
+        class: "segment " + stateClasses[state],
+        style: "left:" + (first / 8) + "%;width:" + (count / 8) + "%",
+        title: stateNames[state] + ", " + from.toFixed(2) + "–" + to.toFixed(2) + " s" +
+          (frame >= 0 ? "\n" + frameTitle(frame) : ""),
+      }));
+    }
+    timeline.append(h("div", { class: "timeline-row" },
+      h("div", { class: "timeline-name", title: S[name] + " (" + pid + ")" }, S[name]), track));
+  }
+  main.append(h("h2", { id: "timeline" }, "Timeline"),
+    h("p", { class: "muted" }, "What each thread did when, from the start of the recording (" +
+      seconds(bucketSeconds * 800) + "). Hover a stretch for the code it ran."),
+    h("div", { class: "legend" }, [0, 1, 2, 4].map((state) =>
+      h("span", null, h("span", { class: "segment-key " + stateClasses[state] }), stateNames[state]))),
+    timeline);
+
   // Endpoints.
   if (report.endpoints.length) {
     main.append(h("h2", { id: "endpoints" }, "Endpoints"));
@@ -315,6 +343,8 @@
     headers[2].click();
     result.firstBySelf = document.querySelector("#function-table tbody td").textContent;
     result.findings = document.querySelectorAll(".finding").length;
+    result.timelineRows = document.querySelectorAll(".timeline-row").length;
+    result.timelineOnCpu = document.querySelectorAll(".segment.cpu").length;
     document.body.append(h("pre", { id: "pydx-selftest" }, JSON.stringify(result)));
   }
 })();
