@@ -29,6 +29,10 @@ const FUNCTION_ROWS: usize = 1000;
 const MAX_TEXT_CHARS: usize = 2000;
 /// Most source lines shown for one function.
 const MAX_ANNOTATED_LINES: u32 = 400;
+/// Sample keys (distinct stack, thread, state and labels) whose frames
+/// are drawn, the most time first: enough for any recording with a
+/// bounded set of stacks, and a page of a few MB for one without.
+const MAX_DRAWN_SAMPLES: usize = 40_000;
 /// Equal parts the timeline cuts the recording into, per thread.
 const TIMELINE_BUCKETS: u64 = 800;
 
@@ -52,6 +56,8 @@ struct PageData {
     samples: Vec<[i64; 7]>,
     functions: Vec<FunctionRow>,
     annotated: Vec<AnnotatedFunction>,
+    /// The sample keys whose frames are not drawn.
+    omitted: Omitted,
     /// Length of one timeline bucket, in nanoseconds.
     timeline_bucket_ns: u64,
     /// What each thread did when: `[thread, [[first bucket, buckets,
@@ -65,6 +71,30 @@ struct PageData {
 /// One thread's timeline: `(thread, [[first bucket, buckets, state,
 /// frame], ...])`.
 type TimelineRow = (i64, Vec<[i64; 4]>);
+
+/// Sample keys (distinct stack, thread, state and labels) whose frames
+/// the page leaves out beyond [`MAX_DRAWN_SAMPLES`], and their time.
+#[derive(Serialize, Default)]
+struct Omitted {
+    sample_keys: u64,
+    nanos: u64,
+}
+
+/// Adds up samples that only differ by their counts (those left without
+/// frames), `samples` being sorted.
+fn merge_samples(samples: Vec<[i64; 7]>) -> Vec<[i64; 7]> {
+    let mut merged: Vec<[i64; 7]> = Vec::with_capacity(samples.len());
+    for sample in samples {
+        match merged.last_mut() {
+            Some(last) if last[..5] == sample[..5] => {
+                last[5] += sample[5];
+                last[6] += sample[6];
+            }
+            _ => merged.push(sample),
+        }
+    }
+    merged
+}
 
 /// A row of the function table (on-CPU time).
 #[derive(Serialize)]
@@ -186,8 +216,18 @@ fn page_data(
     let mut threads: Vec<(u32, u32)> = Vec::new();
     let mut thread_index: HashMap<usize, i64> = HashMap::new();
     let mut samples = Vec::new();
-    for (key, tally) in profile.timed_samples() {
-        let stack = key.stack.map_or(-1, |stack| {
+    // The most time-consuming stacks are drawn; the time of the others is
+    // kept, without their frames, so that totals stay right.
+    let mut keys: Vec<_> = profile.timed_samples().collect();
+    keys.sort_unstable_by(|a, b| b.1.nanos.cmp(&a.1.nanos).then(a.0.cmp(b.0)));
+    let mut omitted = Omitted::default();
+    for (rank, (key, tally)) in keys.into_iter().enumerate() {
+        let drawn = rank < MAX_DRAWN_SAMPLES;
+        if !drawn {
+            omitted.sample_keys += 1;
+            omitted.nanos += tally.nanos;
+        }
+        let stack = key.stack.filter(|_| drawn).map_or(-1, |stack| {
             page_stack(
                 profile,
                 stack,
@@ -225,6 +265,7 @@ fn page_data(
         ]);
     }
     samples.sort_unstable();
+    let samples = merge_samples(samples);
     let mut on_cpu = profile.function_times(|key| {
         matches!(key.state.activity, Activity::OnCpu | Activity::Unknown)
             && !profile.is_waiting_task(key.labels)
@@ -268,6 +309,7 @@ fn page_data(
         samples,
         functions,
         annotated,
+        omitted,
         timeline_bucket_ns,
         timeline,
     }
@@ -475,6 +517,24 @@ mod tests {
         assert!(!safe.contains(['<', '>', '&', '\u{2028}']), "{safe}");
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
         assert_eq!(back["f"], hostile);
+    }
+
+    #[test]
+    fn samples_left_without_frames_are_added_up() {
+        let merged = merge_samples(vec![
+            [-1, 0, 0, -1, -1, 2, 20],
+            [-1, 0, 0, -1, -1, 3, 30],
+            [-1, 0, 2, -1, -1, 1, 10],
+            [4, 0, 0, -1, -1, 1, 10],
+        ]);
+        assert_eq!(
+            merged,
+            [
+                [-1, 0, 0, -1, -1, 5, 50],
+                [-1, 0, 2, -1, -1, 1, 10],
+                [4, 0, 0, -1, -1, 1, 10]
+            ]
+        );
     }
 
     #[test]

@@ -183,7 +183,9 @@
     flameInfo.textContent = total > 0
       ? seconds(total / 1e9) + " of " + (flame.view === "cpu" ? "on-CPU" : flame.view === "gil" ? "GIL-wait" : "wall") +
         " time drawn" + (flame.zoom.length ? " (zoomed: click the top frame's parent row or Reset)" : "") +
-        (needle ? "; " + matched + " frames match" : "")
+        (needle ? "; " + matched + " frames match" : "") +
+        (data.omitted.sample_keys ? "; " + seconds(data.omitted.nanos / 1e9) + " of rarely seen stacks (" +
+          data.omitted.sample_keys.toLocaleString("en") + ") counted in \u201call\u201d without their frames" : "")
       : "No samples in this view.";
   }
   const select = (label, options, onChange) => h("label", null, label + " ",
