@@ -252,7 +252,9 @@ pub struct DiffArgs {
     /// The profile after it.
     #[arg(value_name = "AFTER")]
     pub after: PathBuf,
-    /// Where to write the comparison (default: standard output).
+    /// Where to write the comparison (default: standard output); a name
+    /// ending in `.html` gets one self-contained HTML page with a
+    /// differential flamegraph.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Print JSON (schema `pydx-diff/1`) instead of text.

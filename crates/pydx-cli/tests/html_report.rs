@@ -64,12 +64,25 @@ fn self_test(dom: &str) -> Value {
     serde_json::from_str(&unescaped).unwrap_or_else(|e| panic!("{e}: {}", &text[..end]))
 }
 
-fn doctor(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pydx"))
-        .arg("doctor")
+/// Runs `pydx ARGS` and fails the test if it fails.
+fn pydx<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> std::process::Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_pydx"))
         .args(args)
         .output()
-        .expect("run pydx doctor")
+        .expect("run pydx");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The page opened at `#selftest=NEEDLE`: its DOM and what its self-test saw.
+fn opened(page: &Path, needle: &str) -> (String, Value) {
+    let dom = rendered_dom(page, &format!("selftest={needle}"));
+    let seen = self_test(&dom);
+    (dom, seen)
 }
 
 #[test]
@@ -79,21 +92,11 @@ fn a_real_report_draws_itself_in_a_browser() {
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("report.html");
     let saved = dir.path().join("hot.pprof");
-    let mut args = vec![
-        "-o",
-        page.to_str().unwrap(),
-        "--save",
-        saved.to_str().unwrap(),
-        "--",
-    ];
-    let argv = python.argv(&[&script, "2"]);
-    args.extend(argv.iter().map(String::as_str));
-    let output = doctor(&args);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let mut args = vec!["doctor".to_string(), "-o".into()];
+    args.extend([page.display().to_string(), "--save".into()]);
+    args.extend([saved.display().to_string(), "--".into()]);
+    args.extend(python.argv(&[&script, "2"]));
+    pydx(&args);
 
     let html = std::fs::read_to_string(&page).unwrap();
     // Self-contained: nothing fetched.
@@ -101,12 +104,11 @@ fn a_real_report_draws_itself_in_a_browser() {
         assert!(!html.contains(outside), "the page loads {outside}");
     }
 
-    let json = doctor(&[saved.to_str().unwrap(), "-f", "json"]);
+    let json = pydx(["doctor", saved.to_str().unwrap(), "-f", "json"]);
     let report: Value = serde_json::from_slice(&json.stdout).unwrap();
     let findings = report["report"]["findings"].as_array().unwrap().len();
 
-    let dom = rendered_dom(&page, "selftest=tokenize");
-    let seen = self_test(&dom);
+    let (dom, seen) = opened(&page, "tokenize");
     let drawn = seen["drawn"].as_u64().unwrap();
     assert!(drawn >= 4, "{seen}");
     assert!(!seen["zoomedInto"].as_str().unwrap().is_empty(), "{seen}");
@@ -133,23 +135,49 @@ fn record_writes_the_page_too() {
     let script = python.install_example("hot_spot.py");
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("profile.html");
-    let output = Command::new(env!("CARGO_BIN_EXE_pydx"))
-        .args(["record", "-o"])
-        .arg(&page)
-        .arg("--")
-        .args(python.argv(&[&script, "2"]))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let dom = rendered_dom(&page, "selftest=tokenize");
-    let seen = self_test(&dom);
+    let mut args = vec![
+        "record".to_string(),
+        "-o".into(),
+        page.display().to_string(),
+    ];
+    args.push("--".into());
+    args.extend(python.argv(&[&script, "2"]));
+    pydx(&args);
+    let (dom, seen) = opened(&page, "tokenize");
     assert!(seen["drawn"].as_u64().unwrap() >= 4, "{seen}");
     assert_eq!(seen["firstBySelf"], "tokenize", "{seen}");
     assert!(dom.contains("def tokenize(text):"), "no annotated source");
+}
+
+#[test]
+fn a_diff_page_shows_the_fix() {
+    let python = examples_python();
+    let dir = tempfile::tempdir().unwrap();
+    let mut saved = Vec::new();
+    for example in ["repeated_computation.py", "repeated_computation_fixed.py"] {
+        let script = python.install_example(example);
+        let to = dir.path().join(format!("{example}.pb.gz"));
+        let mut args = vec!["doctor".to_string(), "--save".into()];
+        args.extend([to.display().to_string(), "--".into()]);
+        args.extend(python.argv(&[&script, "3"]));
+        pydx(&args);
+        saved.push(to.display().to_string());
+    }
+    let page = dir.path().join("diff.html");
+    let page_name = page.display().to_string();
+    pydx(["diff", &saved[0], &saved[1], "-o", &page_name]);
+    let (_, seen) = opened(&page, "shipping_quote");
+    assert!(seen["drawn"].as_u64().unwrap() >= 3, "{seen}");
+    assert!(seen["shrank"].as_u64().unwrap() >= 1, "{seen}");
+    assert!(seen["matched"].as_u64().unwrap() >= 1, "{seen}");
+    assert_eq!(seen["matchShrank"], true, "{seen}");
+    assert_eq!(seen["zoomedInto"], "shipping_quote", "{seen}");
+    assert_eq!(seen["drawnAfterReset"], seen["drawn"], "{seen}");
+    assert_eq!(seen["gone"], 1, "{seen}");
+    assert!(
+        seen["cpuChange"].as_str().unwrap().starts_with('-'),
+        "{seen}"
+    );
 }
 
 /// Names a hostile or broken target could give its code and threads.
@@ -197,20 +225,19 @@ fn names_from_the_target_render_as_text() {
     let saved = dir.path().join("hostile.pprof");
     write_pprof(&profile, std::fs::File::create(&saved).unwrap()).unwrap();
     let page = dir.path().join("hostile.html");
-    let output = doctor(&[saved.to_str().unwrap(), "-o", page.to_str().unwrap()]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    pydx([
+        "doctor",
+        saved.to_str().unwrap(),
+        "-o",
+        page.to_str().unwrap(),
+    ]);
     let size = std::fs::metadata(&page).unwrap().len();
     assert!(
         size < 200_000,
         "a 1 MB name is cut: the page is {size} bytes"
     );
 
-    let dom = rendered_dom(&page, "selftest=alert");
-    let seen = self_test(&dom);
+    let (dom, seen) = opened(&page, "alert");
     assert!(seen["drawn"].as_u64().unwrap() >= 5, "{seen}");
     assert!(seen["matched"].as_u64().unwrap() >= 2, "{seen}");
     for markup in ["<script>alert", "<img src=x", "<i>thread", "<b>app"] {

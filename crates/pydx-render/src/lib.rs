@@ -88,8 +88,8 @@ pub use collapsed::write_collapsed;
 pub use flamegraph::{write_diff_flamegraph, write_flamegraph};
 pub use pstats::write_pstats;
 pub use report::{
-    render_diff, render_report, render_rule, render_rules, DocsFormat, ReportFormat, ReportOptions,
-    JSON_DIFF_SCHEMA, JSON_REPORT_DOC, JSON_REPORT_SCHEMA,
+    render_diff, render_diff_html, render_report, render_rule, render_rules, DocsFormat,
+    ReportFormat, ReportOptions, JSON_DIFF_SCHEMA, JSON_REPORT_DOC, JSON_REPORT_SCHEMA,
 };
 pub use speedscope::write_speedscope;
 

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use pydx_diagnose::{diagnose, diff, Recording};
 use pydx_profile::{read_pprof, Profile};
-use pydx_render::{render_diff, write_diff_flamegraph, RenderOptions, ReportOptions};
+use pydx_render::{
+    render_diff, render_diff_html, write_diff_flamegraph, RenderOptions, ReportFormat,
+    ReportOptions,
+};
 
 use super::doctor::{load_config, SourceFiles};
 use super::output::{check_writable, write_atomically};
@@ -48,7 +51,22 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     );
     let mut options = ReportOptions::default();
     options.tool_version = env!("CARGO_PKG_VERSION").to_string();
+    let html = !args.json
+        && args
+            .output
+            .as_deref()
+            .and_then(ReportFormat::from_path)
+            .is_some_and(|format| format == ReportFormat::Html);
     match &args.output {
+        Some(path) if html => write_atomically(path, |out| {
+            Ok(render_diff_html(
+                &comparison,
+                &before,
+                &after,
+                &options,
+                out,
+            )?)
+        })?,
         Some(path) => write_atomically(path, |out| {
             Ok(render_diff(&comparison, args.json, &options, out)?)
         })?,

@@ -18,7 +18,10 @@ use serde::Serialize;
 
 use super::ReportOptions;
 
-const STYLE: &str = include_str!("html/report.css");
+/// The style both HTML pages share.
+pub(super) const STYLE: &str = include_str!("html/report.css");
+/// What both HTML pages' scripts share.
+pub(super) const COMMON_SCRIPT: &str = include_str!("html/common.js");
 const SCRIPT: &str = include_str!("html/report.js");
 
 /// Functions whose source is shown line by line.
@@ -180,14 +183,14 @@ pub(crate) fn write_report(
          <noscript>This report is drawn by its script: allow JavaScript to see it.</noscript>\n\
          <main id=\"report\"></main>\n\
          <script type=\"application/json\" id=\"pydx-data\">{}</script>\n\
-         <script>\n{SCRIPT}</script>\n</body>\n</html>\n",
+         <script>\n{COMMON_SCRIPT}{SCRIPT}</script>\n</body>\n</html>\n",
         script_safe(&json)
     )
 }
 
 /// JSON made safe inside a `<script>` element: no `<`, `>` or `&` that
 /// could end it or open a comment, and no line separators.
-fn script_safe(json: &str) -> String {
+pub(super) fn script_safe(json: &str) -> String {
     let mut safe = String::with_capacity(json.len());
     for c in json.chars() {
         match c {
@@ -426,7 +429,7 @@ fn page_frame(
 }
 
 /// Cuts every string in `value` to [`MAX_TEXT_CHARS`].
-fn cut_strings(value: &mut serde_json::Value) {
+pub(super) fn cut_strings(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::String(text) if text.len() > MAX_TEXT_CHARS => *text = cut(text),
         serde_json::Value::Array(items) => items.iter_mut().for_each(cut_strings),

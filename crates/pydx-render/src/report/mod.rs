@@ -4,6 +4,7 @@
 
 mod diff;
 mod html;
+mod html_diff;
 mod json;
 mod layout;
 mod markdown;
@@ -160,6 +161,22 @@ pub fn render_diff(
     } else {
         diff::write_text(diff, &mut out)?;
     }
+    out.flush()
+}
+
+/// Writes `diff` as one self-contained HTML page: the CPU change, the
+/// findings gone, new and remaining, the endpoints, the functions, and a
+/// differential flamegraph of `before` and `after` (the recordings `diff`
+/// compares).
+pub fn render_diff_html(
+    diff: &Diff,
+    before: &Profile,
+    after: &Profile,
+    options: &ReportOptions,
+    out: impl Write,
+) -> io::Result<()> {
+    let mut out = BufWriter::new(out);
+    html_diff::write_diff(diff, before, after, options, &mut out)?;
     out.flush()
 }
 

@@ -1,4 +1,3 @@
-"use strict";
 // Draws the pydx doctor report from the JSON data embedded in the page.
 // Every name from the profiled program is put on the page as text nodes
 // or attribute values, never parsed as markup.
@@ -8,19 +7,7 @@
   const report = data.report;
   const main = document.getElementById("report");
 
-  function h(tag, props, ...children) {
-    const element = document.createElement(tag);
-    for (const [key, value] of Object.entries(props || {})) {
-      if (key === "class") element.className = value;
-      else if (key.startsWith("on")) element.addEventListener(key.slice(2), value);
-      else element.setAttribute(key, value);
-    }
-    for (const child of children.flat()) {
-      if (child === null || child === undefined) continue;
-      element.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return element;
-  }
+  const h = pydxElement;
   const pct = (share) => (share * 100).toFixed(share < 0.1 ? 1 : 0) + "%";
   function seconds(s) {
     if (s >= 1) return s.toFixed(2) + " s";
