@@ -121,6 +121,9 @@ fn a_real_report_draws_itself_in_a_browser() {
         "{seen}"
     );
     assert_eq!(seen["findings"].as_u64(), Some(findings as u64), "{seen}");
+    // A finding's location shows its function in the flamegraph.
+    assert!(findings >= 1, "{report:#}");
+    assert!(seen["findingLinkMatched"].as_u64().unwrap() >= 1, "{seen}");
     assert_eq!(seen["firstBySelf"], "tokenize", "{seen}");
     assert!(seen["timelineRows"].as_u64().unwrap() >= 1, "{seen}");
     assert!(seen["timelineOnCpu"].as_u64().unwrap() >= 1, "{seen}");

@@ -61,7 +61,11 @@
     const fix = h("pre", { class: "fix" }, finding.fix);
     main.append(h("section", { class: "finding " + finding.severity },
       h("h3", null, h("span", { class: "badge " + finding.severity }, finding.severity), finding.code + " " + finding.title),
-      h("div", { class: "mono" }, (where.function ? where.function + " at " : "") + place(where.file, where.line)),
+      h("div", { class: "mono" }, where.function
+        ? h("a", { href: "#flamegraph", class: "finding-link", title: "show " + where.function + " in the flamegraph",
+            onclick: () => { searchBox.value = where.function; flame.search = where.function; drawFlame(); } },
+          where.function + " at " + place(where.file, where.line))
+        : place(where.file, where.line)),
       where.source ? h("pre", null, where.line + " | " + where.source) : null,
       h("div", null, h("b", null, "Cost: "), costText),
       h("ul", null, finding.evidence.map((line) => h("li", null, line))),
@@ -332,6 +336,11 @@
     headers[2].click();
     result.firstBySelf = document.querySelector("#function-table tbody td").textContent;
     result.findings = document.querySelectorAll(".finding").length;
+    const link = document.querySelector(".finding-link");
+    if (link) {
+      link.click();
+      result.findingLinkMatched = Number(flameBox.dataset.matched);
+    }
     result.timelineRows = document.querySelectorAll(".timeline-row").length;
     result.timelineOnCpu = document.querySelectorAll(".segment.cpu").length;
     document.body.append(h("pre", { id: "pydx-selftest" }, JSON.stringify(result)));
