@@ -824,18 +824,36 @@ pub const CLIENT_MODULES: &[(&str, Service)] = &[
 pub fn roles<'a>(function: &'a str, file: &'a str) -> impl Iterator<Item = Role> + 'a {
     KNOWN_CODE
         .iter()
-        .filter(move |known| known.place.contains(file) && known.functions.contains(function))
+        .filter(move |known| known.matches(function, file))
         .map(|known| known.role)
 }
 
-/// The first role `function` of `file` plays that `pick` keeps.
-pub fn find_role<T>(function: &str, file: &str, pick: impl FnMut(Role) -> Option<T>) -> Option<T> {
-    roles(function, file).find_map(pick)
+/// The first role `function` of `file` plays that `pick` keeps. `pick`
+/// sees each row's role before the row's names are compared, so that a
+/// search for one kind of role (called for every frame of every sample,
+/// by the reader) compares names only on the rows of that kind.
+pub fn find_role<T>(
+    function: &str,
+    file: &str,
+    mut pick: impl FnMut(Role) -> Option<T>,
+) -> Option<T> {
+    KNOWN_CODE.iter().find_map(|known| {
+        let picked = pick(known.role)?;
+        known.matches(function, file).then_some(picked)
+    })
 }
 
 /// Whether `function` of `file` plays `role`.
 pub fn plays(function: &str, file: &str, role: Role) -> bool {
-    roles(function, file).any(|r| r == role)
+    find_role(function, file, |r| (r == role).then_some(())).is_some()
+}
+
+impl KnownCode {
+    /// Whether this row is about `function` of `file`: the cheap name test
+    /// first, the file's place after.
+    fn matches(&self, function: &str, file: &str) -> bool {
+        self.functions.contains(function) && self.place.contains(file)
+    }
 }
 
 /// The database call `function` of `file` makes, if it is one.
