@@ -48,7 +48,7 @@ pub struct DumpArgs {
     /// Also show each frame's local variables.
     #[arg(short, long)]
     pub locals: bool,
-    /// Do not pause the process while reading (faster, but a stack may be torn).
+    /// Do not pause the process while reading (a stack that changes while read shows as unreadable).
     #[arg(long)]
     pub nonblocking: bool,
     /// Also list every asyncio task, with the coroutines it is suspended in (3.11+).
@@ -98,7 +98,7 @@ pub struct SamplingArgs {
     /// Pause the target for each sample (exact stacks, slower target; the default before Python 3.11).
     #[arg(long, conflicts_with = "nonblocking")]
     pub blocking: bool,
-    /// Never pause the target (the default from Python 3.11 on).
+    /// Never pause the target: a stack that changes while read is left out and counted (from Python 3.11 the default pauses only to read such a stack again).
     #[arg(long)]
     pub nonblocking: bool,
 }

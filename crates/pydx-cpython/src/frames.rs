@@ -7,10 +7,11 @@
 //! the triples name against the cache in one batched read and decodes the
 //! ones it has not seen.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
-use pydx_remote::{MemoryReader, ReadExt, ReadRequest};
+use pydx_remote::{MemoryReader, ReadExt, ReadRequest, RoundCopy};
 
 use crate::error::WalkError;
 #[cfg(test)]
@@ -27,8 +28,8 @@ use crate::threads::ThreadState;
 
 /// Largest stretch of a data-stack chunk copied in one read.
 const MAX_CHUNK_COPY: u64 = 1 << 20;
-/// How often a heap-frame stack (≤3.10) that changed while it was read is
-/// read again before it counts as torn.
+/// How often a stack that changed while it was read is read again before
+/// it counts as torn.
 const SETTLE_ATTEMPTS: usize = 8;
 /// Most bytecode kept per code object.
 const MAX_BYTECODE: usize = 64 * 1024;
@@ -245,6 +246,12 @@ enum SnapshotWalk {
     Invalid(WalkError),
 }
 
+/// The largest `owner` of a 3.11+ frame (`FRAME_OWNED_BY_CSTACK` in 3.14).
+const MAX_FRAME_OWNER: u8 = 4;
+
+/// Size of a memory page.
+const PAGE: u64 = 4096;
+
 /// Largest run of pages [`frame_pages`] reads as one range.
 const MAX_PAGE_RUN: u64 = 64 * 1024;
 /// Most bytes [`frame_pages`] covers with whole pages.
@@ -263,7 +270,6 @@ pub(crate) fn frame_pages(
     frame_size: u64,
     whole_pages: bool,
 ) -> Vec<(u64, u64)> {
-    const PAGE: u64 = 4096;
     let mut addrs: Vec<u64> = addrs
         .filter(|&a| a % 8 == 0 && a.checked_add(frame_size + PAGE).is_some())
         .collect();
@@ -292,25 +298,67 @@ pub(crate) fn frame_pages(
     runs
 }
 
+/// What [`PythonReader::walk_stacks`] found: each thread's chain, and the
+/// innermost frame it started from.
+type WalkedStacks = (Vec<Result<RawStack, WalkError>>, Vec<Option<u64>>);
+
 /// Frames read in one system call, as runs of memory.
-struct FrameSnapshot {
+struct FrameSnapshot<'a> {
     /// The words read at the thread states' frame pointers before and after
     /// the frames, if read.
     pointers: Vec<(Option<u64>, Option<u64>)>,
-    /// Each run read: its start and bytes, sorted by start.
-    runs: Vec<(u64, Vec<u8>)>,
+    /// Each run read, sorted by start.
+    runs: Vec<SnapshotRun<'a>>,
     /// Some runs could not be read.
     some_runs_failed: bool,
     frame_size: usize,
 }
 
-impl FrameSnapshot {
-    /// The bytes of the frame at `addr`, if a run holds all of them.
-    fn frame(&self, addr: u64) -> Option<&[u8]> {
-        let index = self.runs.partition_point(|(start, _)| *start <= addr);
-        let (start, bytes) = self.runs.get(index.checked_sub(1)?)?;
-        let offset = usize::try_from(addr - start).ok()?;
-        bytes.get(offset..offset.checked_add(self.frame_size)?)
+/// A run of memory a snapshot read, and its second copy if one was taken.
+struct SnapshotRun<'a> {
+    start: u64,
+    bytes: Cow<'a, [u8]>,
+    again: Option<Cow<'a, [u8]>>,
+}
+
+impl<'a> FrameSnapshot<'a> {
+    /// The ranges a round's first read copied twice, as a snapshot.
+    fn of_round(copies: &[RoundCopy<'a>], frame_size: usize) -> Self {
+        Self {
+            pointers: Vec::new(),
+            runs: copies
+                .iter()
+                .map(|copy| SnapshotRun {
+                    start: copy.addr,
+                    bytes: Cow::Borrowed(copy.first),
+                    again: Some(Cow::Borrowed(copy.second)),
+                })
+                .collect(),
+            some_runs_failed: false,
+            frame_size,
+        }
+    }
+
+    /// The word at `addr` in the second copy, if one holds it.
+    fn word_again(&self, addr: u64) -> Option<u64> {
+        let index = self.runs.partition_point(|run| run.start <= addr);
+        let run = self.runs.get(index.checked_sub(1)?)?;
+        let offset = addr - run.start;
+        u64_at(run.again.as_deref()?, offset)
+    }
+
+    /// The bytes of the frame at `addr` in the first copy, and in the
+    /// second if one was taken, if a run holds all of them.
+    fn frame(&self, addr: u64) -> Option<(&[u8], Option<&[u8]>)> {
+        let index = self.runs.partition_point(|run| run.start <= addr);
+        let run = self.runs.get(index.checked_sub(1)?)?;
+        let offset = usize::try_from(addr - run.start).ok()?;
+        let range = offset..offset.checked_add(self.frame_size)?;
+        let again = run
+            .again
+            .as_ref()
+            .and_then(|again| again.get(range.clone()));
+        Some((run.bytes.get(range)?, again))
     }
 }
 
@@ -343,28 +391,48 @@ impl<M: MemoryReader> PythonReader<M> {
     /// round, the frames that lie outside those copies (heap frames before
     /// 3.11, generator and entry frames after).
     ///
-    /// Before 3.11 every frame is a heap object of its own, so a running
-    /// thread can return and call again between two of those reads, and the
-    /// chain read would mix two stacks. Unless everything came from one
-    /// read, the chains are read again until each is found whole in a single
-    /// read (see `settle_heap_stacks`); one that never is counts as
-    /// [`WalkError::Torn`].
+    /// A running thread can return and call again between those reads, or
+    /// while one of them copies its frames, and the chain read would then
+    /// mix two stacks. Before 3.11 every frame is a heap object that says
+    /// whether it runs, so a chain read whole in one read is one the thread
+    /// had; from 3.11 frames are slots of a data stack, reused at once, and
+    /// a chain counts only when a second read finds it again. Chains are
+    /// read again until they pass (see `settle_stacks`); one that never
+    /// does counts as [`WalkError::Torn`].
     pub fn raw_stacks(&mut self, tstates: &[ThreadState]) -> Vec<Result<RawStack, WalkError>> {
-        let walks = self.walk_stacks(tstates);
-        if self.layout.frame_running.is_none() {
-            return walks;
-        }
+        let (mut results, firsts) = self.walk_stacks(tstates);
         let addrs: Vec<u64> = tstates.iter().map(|t| t.addr).collect();
         self.recent_frames.begin_round(&addrs);
-        let settled = self.memory.round_is_one_read()
-            && walks
-                .iter()
-                .all(|w| w.is_ok() || matches!(w, Err(e) if e.is_process_gone()));
-        let results = if settled {
-            walks
+        let pointer_addrs: Vec<Option<u64>> =
+            tstates.iter().map(|t| self.frame_pointer_addr(t)).collect();
+        // Heap frames that say whether they run, all from one read, are a
+        // chain the thread had. Data-stack frames (3.11+) do not say: the
+        // slots of frames that returned keep their old frames, linked to
+        // their callers as before, and a thread that returns and calls
+        // again while its frames are read leaves a mix of old and new that
+        // looks like a chain. Theirs must be found again in a second copy:
+        // the one the round's first read took of them, else a fresh read.
+        let on_data_stack = self.layout.frame_running.is_none();
+        let one_read = self.memory.round_is_one_read();
+        let pending: Vec<usize> = if on_data_stack {
+            let confirmed = match one_read {
+                true => self.confirm_with_round_copies(&firsts, &pointer_addrs),
+                false => vec![None; tstates.len()],
+            };
+            let mut pending = Vec::new();
+            for (thread, confirmed) in confirmed.into_iter().enumerate() {
+                match confirmed {
+                    Some(stack) => results[thread] = Ok(stack),
+                    None => pending.push(thread),
+                }
+            }
+            pending
+        } else if one_read && results.iter().all(|w| w.is_ok()) {
+            Vec::new()
         } else {
-            self.settle_heap_stacks(tstates, walks)
+            (0..tstates.len()).collect()
         };
+        let results = self.settle_stacks(tstates, results, on_data_stack, &pointer_addrs, pending);
         for (tstate, result) in addrs.iter().zip(&results) {
             if let Ok(stack) = result {
                 let frames = stack.frames.iter().map(|f| f.addr);
@@ -372,22 +440,59 @@ impl<M: MemoryReader> PythonReader<M> {
             }
         }
         let recent = addrs.iter().flat_map(|t| self.recent_frames.of(*t));
-        let expected: Vec<(u64, usize)> = frame_pages(recent, self.layout.frame_size, true)
+        let mut expected: Vec<(u64, usize)> = frame_pages(recent, self.layout.frame_size, true)
             .into_iter()
             .map(|(start, end)| (start, (end - start) as usize))
             .collect();
-        self.memory.expect_next_round(&expected);
+        if on_data_stack {
+            expected.extend(pointer_addrs.iter().flatten().map(|&addr| (addr, 8)));
+            self.memory.expect_next_round_twice(&expected);
+        } else {
+            self.memory.expect_next_round(&expected);
+        }
         results
     }
 
+    /// The chains found whole in the two copies the round's first read took
+    /// of the frames it expected (see [`PythonReader::settle_stacks`] for
+    /// the check), from each thread's innermost frame as walked (`firsts`);
+    /// `None` for a thread whose chain was not.
+    fn confirm_with_round_copies(
+        &self,
+        firsts: &[Option<u64>],
+        pointer_addrs: &[Option<u64>],
+    ) -> Vec<Option<RawStack>> {
+        let mut confirmed = vec![None; firsts.len()];
+        self.memory.with_round_copies(&mut |copies| {
+            if copies.is_empty() {
+                return;
+            }
+            let snapshot = FrameSnapshot::of_round(copies, self.layout.frame_size as usize);
+            for (thread, confirmed) in confirmed.iter_mut().enumerate() {
+                let (Some(first), Some(pointer)) = (firsts[thread], pointer_addrs[thread]) else {
+                    continue;
+                };
+                if snapshot.word_again(pointer) != Some(first) {
+                    continue;
+                }
+                if let SnapshotWalk::Whole(stack) = self.walk_snapshot(first, &snapshot, true) {
+                    *confirmed = Some(stack);
+                }
+            }
+        });
+        confirmed
+    }
+
     /// One walk of every thread's chain, as [`PythonReader::raw_stacks`]
-    /// describes, without the consistency check of heap frames.
-    fn walk_stacks(&self, tstates: &[ThreadState]) -> Vec<Result<RawStack, WalkError>> {
+    /// describes, without the consistency checks; with the innermost frame
+    /// each walk started from, where it was found.
+    fn walk_stacks(&self, tstates: &[ThreadState]) -> WalkedStacks {
         let layout = &self.layout;
         let frame_size = layout.frame_size as usize;
         let tstates: Vec<&[u8]> = tstates.iter().map(|t| t.bytes.as_slice()).collect();
         let tstates = tstates.as_slice();
         let firsts = self.innermost_frames(tstates);
+        let started: Vec<Option<u64>> = firsts.iter().map(|f| f.as_ref().ok().copied()).collect();
         let chunks: Vec<u64> = tstates
             .iter()
             .map(|t| {
@@ -455,7 +560,7 @@ impl<M: MemoryReader> PythonReader<M> {
                 }
             }
         }
-        walks.into_iter().map(Walk::finish).collect()
+        (walks.into_iter().map(Walk::finish).collect(), started)
     }
 
     /// The innermost frame of each thread (0 for a thread without Python
@@ -567,6 +672,36 @@ impl<M: MemoryReader> PythonReader<M> {
         )
     }
 
+    /// Whether a data-stack frame (3.11+) can be one on a thread's chain: an
+    /// owner the interpreter knows, and code unless the interpreter owns it
+    /// (a frame that returned may have had its code cleared).
+    fn live_on_data_stack(&self, bytes: &[u8]) -> bool {
+        let layout = &self.layout;
+        let owner = layout.frame_owner.and_then(|offset| u8_at(bytes, offset));
+        if owner.is_some_and(|owner| owner > MAX_FRAME_OWNER) {
+            return false;
+        }
+        let mut code = u64_at(bytes, layout.frame_code).unwrap_or(0);
+        if layout.stack_refs_tagged {
+            code &= !3;
+        }
+        code != 0 || owner.is_some_and(|owner| owner >= layout.frame_owner_first_skipped)
+    }
+
+    /// Whether two copies of a frame show the same call: the same code, the
+    /// same caller and, unless it is `innermost`, the same instruction.
+    fn same_call(&self, first: &[u8], second: &[u8], innermost: bool) -> bool {
+        let layout = &self.layout;
+        let field = |offset: u64, len: usize| {
+            let range = offset as usize..offset as usize + len;
+            first.get(range.clone()) == second.get(range)
+        };
+        field(layout.frame_code, 8)
+            && field(layout.frame_previous, 8)
+            && (innermost || field(layout.frame_instr, 8))
+            && layout.frame_owner.is_none_or(|owner| field(owner, 1))
+    }
+
     /// Whether the frame in `bytes` is being executed (always, for versions
     /// whose frames do not say).
     fn frame_is_running(&self, bytes: &[u8]) -> bool {
@@ -575,22 +710,34 @@ impl<M: MemoryReader> PythonReader<M> {
             .is_none_or(|running| running.is_running(bytes).unwrap_or(false))
     }
 
-    /// Reads the heap-frame chains of `tstates` (≤3.10) again until each is
-    /// found whole in one read: the thread state's frame pointer and every
-    /// frame of the chain, each one running, all from the same system call.
-    /// `walks` are the chains walked so far, whose frames are read first.
+    /// Reads the frame chains of `tstates` again until each is found whole
+    /// in one read: every frame of the chain, each one running, and (before
+    /// 3.11) the thread's frame pointer unchanged from before to after, all
+    /// from the same system call. `walks` are the chains walked so far,
+    /// whose frames are read first.
+    ///
+    /// On a data stack (3.11+: `on_data_stack`), whose frames do not say
+    /// whether they run, the read copies the frames twice, and each frame of
+    /// the chain must show the same call in both copies: the thread did not
+    /// return below it and call again while the frames were copied.
     ///
     /// Each attempt is one batched read of every unsettled thread's frame
     /// pointer and known frames; a chain that leads to a frame not in it is
     /// followed with fresh reads to learn its addresses, and read again.
-    fn settle_heap_stacks(
+    ///
+    /// Only the threads in `pending` are read again; the others keep their
+    /// walk.
+    fn settle_stacks(
         &mut self,
         tstates: &[ThreadState],
         walks: Vec<Result<RawStack, WalkError>>,
+        on_data_stack: bool,
+        pointer_addrs: &[Option<u64>],
+        pending: Vec<usize>,
     ) -> Vec<Result<RawStack, WalkError>> {
-        let FrameEntry::Direct(frame_offset) = self.layout.tstate_frame else {
+        if pending.is_empty() {
             return walks;
-        };
+        }
         let mut known: Vec<Vec<u64>> = walks
             .iter()
             .zip(tstates)
@@ -607,7 +754,9 @@ impl<M: MemoryReader> PythonReader<M> {
             })
             .collect();
         let mut results = walks;
-        let mut unsettled: Vec<usize> = (0..tstates.len())
+        let mut unsettled: Vec<usize> = pending
+            .into_iter()
+            .filter(|&i| pointer_addrs[i].is_some())
             .filter(|&i| !matches!(&results[i], Err(e) if e.is_process_gone()))
             .collect();
         let mut whole_pages = true;
@@ -615,12 +764,10 @@ impl<M: MemoryReader> PythonReader<M> {
             if unsettled.is_empty() {
                 break;
             }
-            let pointers: Vec<u64> = unsettled
-                .iter()
-                .map(|&t| tstates[t].addr.wrapping_add(frame_offset))
-                .collect();
+            let pointers: Vec<u64> = unsettled.iter().filter_map(|&t| pointer_addrs[t]).collect();
             let frames = unsettled.iter().flat_map(|&t| known[t].iter().copied());
-            let snapshot = match self.read_frames_now(&pointers, frames, whole_pages) {
+            let snapshot = match self.read_frames_now(&pointers, frames, whole_pages, on_data_stack)
+            {
                 Ok(snapshot) => {
                     // A page that would not read (in an odd mapping) makes the
                     // next attempts read the frames alone.
@@ -643,9 +790,10 @@ impl<M: MemoryReader> PythonReader<M> {
                 };
                 // The frames were read between two reads of the pointer to
                 // the innermost one: if it did not move, they show the chain
-                // of that moment.
+                // of that moment (data-stack frames: if they are also the
+                // same in the second copy).
                 let outcome = if before == after {
-                    self.walk_snapshot(before, &snapshot)
+                    self.walk_snapshot(before, &snapshot, on_data_stack)
                 } else {
                     SnapshotWalk::Changing
                 };
@@ -674,21 +822,39 @@ impl<M: MemoryReader> PythonReader<M> {
         results
     }
 
+    /// Where the pointer to the thread's innermost frame is: in the thread
+    /// state, or (3.11/3.12) in the `_PyCFrame` it points to; `None` when
+    /// it points to none.
+    fn frame_pointer_addr(&self, tstate: &ThreadState) -> Option<u64> {
+        match self.layout.tstate_frame {
+            FrameEntry::Direct(offset) => Some(tstate.addr.wrapping_add(offset)),
+            FrameEntry::ViaCFrame {
+                cframe,
+                current_frame,
+            } => u64_at(&tstate.bytes, cframe)
+                .filter(|&c| c != 0)
+                .map(|c| c.wrapping_add(current_frame)),
+        }
+    }
+
     /// Reads, in one system call, the words at `pointers`, then the frames
     /// at `frames` (with `whole_pages`, the pages that hold them: see
-    /// [`frame_pages`]), then the words at `pointers` again.
+    /// [`frame_pages`]), with `twice` the same frames once more, then the
+    /// words at `pointers` again.
     fn read_frames_now(
         &self,
         pointers: &[u64],
         frames: impl Iterator<Item = u64>,
         whole_pages: bool,
-    ) -> Result<FrameSnapshot, WalkError> {
+        twice: bool,
+    ) -> Result<FrameSnapshot<'static>, WalkError> {
         let frame_size = self.layout.frame_size;
         let runs = frame_pages(frames, frame_size, whole_pages);
+        let copies = if twice { 2 } else { 1 };
         let mut words = vec![[0u8; 8]; pointers.len()];
         let mut words_after = vec![[0u8; 8]; pointers.len()];
-        let mut buffers: Vec<Vec<u8>> = runs
-            .iter()
+        let mut buffers: Vec<Vec<u8>> = (0..copies)
+            .flat_map(|_| runs.iter())
             .map(|&(start, end)| vec![0u8; (end - start) as usize])
             .collect();
         let mut requests: Vec<ReadRequest<'_>> = words
@@ -699,7 +865,7 @@ impl<M: MemoryReader> PythonReader<M> {
         requests.extend(
             buffers
                 .iter_mut()
-                .zip(&runs)
+                .zip(runs.iter().cycle())
                 .map(|(buf, &(start, _))| ReadRequest::new(start, buf)),
         );
         requests.extend(
@@ -712,8 +878,11 @@ impl<M: MemoryReader> PythonReader<M> {
         let done: Vec<bool> = requests.iter().map(|r| r.done).collect();
         drop(requests);
         let (pointers_done, rest) = done.split_at(pointers.len());
-        let (runs_done, after_done) = rest.split_at(runs.len());
+        let (runs_done, after_done) = rest.split_at(runs.len() * copies);
         let word = |word: &[u8; 8], done: bool| done.then(|| u64::from_le_bytes(*word));
+        let mut buffers = buffers.into_iter().zip(runs_done.iter().copied());
+        let first: Vec<_> = buffers.by_ref().take(runs.len()).collect();
+        let mut second = buffers;
         Ok(FrameSnapshot {
             pointers: (0..pointers.len())
                 .map(|i| {
@@ -726,17 +895,31 @@ impl<M: MemoryReader> PythonReader<M> {
             some_runs_failed: runs_done.contains(&false),
             runs: runs
                 .into_iter()
-                .zip(buffers)
-                .zip(runs_done)
-                .filter(|(_, &done)| done)
-                .map(|(((start, _), bytes), _)| (start, bytes))
+                .zip(first)
+                .filter_map(|((start, _), (bytes, done))| {
+                    let again = second
+                        .next()
+                        .and_then(|(again, done)| done.then_some(again));
+                    done.then_some(SnapshotRun {
+                        start,
+                        bytes: Cow::Owned(bytes),
+                        again: again.map(Cow::Owned),
+                    })
+                })
                 .collect(),
             frame_size: frame_size as usize,
         })
     }
 
     /// Walks a chain from `first` using only the frames of one snapshot.
-    fn walk_snapshot(&self, first: u64, snapshot: &FrameSnapshot) -> SnapshotWalk {
+    /// On a data stack (`on_data_stack`), each frame must show the same call
+    /// in the snapshot's second copy.
+    fn walk_snapshot(
+        &self,
+        first: u64,
+        snapshot: &FrameSnapshot,
+        on_data_stack: bool,
+    ) -> SnapshotWalk {
         let mut stack = RawStack::default();
         let mut visited: HashSet<u64> = HashSet::new();
         let mut addr = first;
@@ -746,11 +929,26 @@ impl<M: MemoryReader> PythonReader<M> {
                 break;
             }
             if addr % 8 != 0 || !visited.insert(addr) {
+                if on_data_stack {
+                    // Torn by a thread calling while its slots were copied.
+                    return SnapshotWalk::Changing;
+                }
                 return SnapshotWalk::Invalid(WalkError::invalid("frame chain", addr));
             }
-            let Some(bytes) = snapshot.frame(addr) else {
+            let Some((bytes, again)) = snapshot.frame(addr) else {
                 return SnapshotWalk::Missing(addr);
             };
+            if on_data_stack {
+                // The slot may have held another frame between the copies
+                // (only the innermost one runs on: its instruction moves),
+                // or a frame that already returned.
+                let innermost = addr == first;
+                if !self.live_on_data_stack(bytes)
+                    || again.is_none_or(|again| !self.same_call(bytes, again, innermost))
+                {
+                    return SnapshotWalk::Changing;
+                }
+            }
             let (frame, previous) = self.decode_frame(addr, bytes);
             if !self.frame_is_running(bytes) {
                 // The innermost frame may be entering or leaving: the thread

@@ -49,7 +49,7 @@ pub struct PythonReader<M> {
     pub(crate) types: HashMap<u64, Arc<TypeInfo>>,
     pub(crate) code: HashMap<u64, CodeEntry>,
     pub(crate) topology: Option<Topology>,
-    /// Frame addresses seen lately on each thread's chain (≤3.10).
+    /// Frame addresses seen lately on each thread's chain.
     pub(crate) recent_frames: RecentFrames,
     /// Route templates read from route objects that live as long as the app
     /// (Starlette routes, werkzeug rules), by object address.

@@ -400,10 +400,14 @@ pub struct Meta {
     /// Snapshots that failed.
     pub errors: u64,
     /// Thread stacks left out of the samples because they could not be
-    /// read consistently (they kept changing while read, before 3.11).
+    /// read consistently (they kept changing while read).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unreadable_stacks: u64,
-    /// `paused` or `nonblocking`.
+    /// Snapshots taken again with the process paused, because a stack
+    /// changed while it was read (mode `paused-when-torn`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub paused_rereads: u64,
+    /// `paused`, `nonblocking` or `paused-when-torn`.
     pub mode: String,
     /// The processes sampled.
     pub processes: Vec<ProcessMeta>,
@@ -428,6 +432,7 @@ impl Default for Meta {
             snapshots: 0,
             errors: 0,
             unreadable_stacks: 0,
+            paused_rereads: 0,
             mode: String::new(),
             processes: Vec::new(),
             timeline_resolution_ns: 0,

@@ -39,7 +39,7 @@ mod timer;
 pub use elf::{ElfImage, ElfSymbol, LoadInfo};
 pub use error::{Error, ReadError, ReadErrorKind, Result};
 pub use maps::{MemoryMap, MemoryMaps};
-pub use memory::{FakeMemory, MemoryReader, ReadExt, ReadRequest};
+pub use memory::{FakeMemory, MemoryReader, ReadExt, ReadRequest, RoundCopy};
 pub use pause::ProcessPause;
 pub use permission::permission_hint;
 pub use prefetch::PrefetchingMemory;

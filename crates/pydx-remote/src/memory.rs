@@ -64,6 +64,32 @@ pub trait MemoryReader {
     fn expect_next_round(&self, ranges: &[(u64, usize)]) {
         let _ = ranges;
     }
+
+    /// Like [`MemoryReader::expect_next_round`], for ranges that the next
+    /// round's first read should also copy a second time, last, so that
+    /// whether they held still can be checked (see
+    /// [`MemoryReader::with_round_copies`]).
+    fn expect_next_round_twice(&self, ranges: &[(u64, usize)]) {
+        self.expect_next_round(ranges)
+    }
+
+    /// Runs `check` on the ranges this round's first read copied twice
+    /// (none, for readers that do not read ahead).
+    fn with_round_copies(&self, check: &mut dyn FnMut(&[RoundCopy<'_>])) {
+        check(&[])
+    }
+}
+
+/// A range the first read of a round copied twice: once with the rest of
+/// the read, once again at its end.
+#[derive(Debug, Clone, Copy)]
+pub struct RoundCopy<'a> {
+    /// Address in the target.
+    pub addr: u64,
+    /// The bytes of the first copy.
+    pub first: &'a [u8],
+    /// The bytes of the second copy, as long as the first.
+    pub second: &'a [u8],
 }
 
 impl<T: MemoryReader + ?Sized> MemoryReader for &T {
@@ -85,6 +111,14 @@ impl<T: MemoryReader + ?Sized> MemoryReader for &T {
 
     fn expect_next_round(&self, ranges: &[(u64, usize)]) {
         (**self).expect_next_round(ranges)
+    }
+
+    fn expect_next_round_twice(&self, ranges: &[(u64, usize)]) {
+        (**self).expect_next_round_twice(ranges)
+    }
+
+    fn with_round_copies(&self, check: &mut dyn FnMut(&[RoundCopy<'_>])) {
+        (**self).with_round_copies(check)
     }
 }
 

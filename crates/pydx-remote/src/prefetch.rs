@@ -13,7 +13,7 @@
 use std::cell::RefCell;
 
 use crate::error::ReadError;
-use crate::memory::{MemoryReader, ReadRequest};
+use crate::memory::{MemoryReader, ReadRequest, RoundCopy};
 
 /// Page size used to round up large ranges (reading to the end of a page
 /// of a mapped range can never fault).
@@ -46,15 +46,20 @@ struct RoundState {
     active: bool,
     /// The round's first read has not happened yet.
     first_read_pending: bool,
-    /// Ranges read ahead in this round, sorted by address.
-    ahead: Vec<(u64, Vec<u8>)>,
-    /// Ranges this round needed after its first read.
-    needed: Vec<(u64, usize)>,
+    /// Ranges read ahead in this round, sorted by address, each with its
+    /// second copy if it was planned to be read twice.
+    ahead: Vec<(u64, Vec<u8>, Option<Vec<u8>>)>,
+    /// Ranges this round needed after its first read, and whether each is
+    /// to be copied twice.
+    needed: Vec<Planned>,
     /// Reads that went to the target in this round.
     target_reads: usize,
     /// What the next round reads ahead.
-    plan: Vec<(u64, usize)>,
+    plan: Vec<Planned>,
 }
+
+/// A range to read ahead: address, length, and whether to copy it twice.
+type Planned = (u64, usize, bool);
 
 impl<M: MemoryReader> PrefetchingMemory<M> {
     /// Reads through `inner`.
@@ -90,7 +95,8 @@ impl<M: MemoryReader> PrefetchingMemory<M> {
         state.plan = plan(needed);
     }
 
-    /// The first read of a round: `requests` plus the plan, in one batch.
+    /// The first read of a round: `requests` plus the plan, then the
+    /// second copies of the ranges planned twice, in one batch.
     fn first_batch(&self, requests: &mut [ReadRequest<'_>]) -> Result<(), ReadError> {
         let plan = {
             let mut state = self.state.borrow_mut();
@@ -98,7 +104,9 @@ impl<M: MemoryReader> PrefetchingMemory<M> {
             state.target_reads += 1;
             std::mem::take(&mut state.plan)
         };
-        let mut buffers: Vec<Vec<u8>> = plan.iter().map(|&(_, len)| vec![0u8; len]).collect();
+        let mut buffers: Vec<Vec<u8>> = plan.iter().map(|&(_, len, _)| vec![0u8; len]).collect();
+        let twice: Vec<&Planned> = plan.iter().filter(|p| p.2).collect();
+        let mut seconds: Vec<Vec<u8>> = twice.iter().map(|p| vec![0u8; p.1]).collect();
         let done = {
             let mut all: Vec<ReadRequest<'_>> = requests
                 .iter_mut()
@@ -108,7 +116,13 @@ impl<M: MemoryReader> PrefetchingMemory<M> {
                 buffers
                     .iter_mut()
                     .zip(&plan)
-                    .map(|(buf, &(addr, _))| ReadRequest::new(addr, buf)),
+                    .map(|(buf, &(addr, _, _))| ReadRequest::new(addr, buf)),
+            );
+            all.extend(
+                seconds
+                    .iter_mut()
+                    .zip(&twice)
+                    .map(|(buf, &&(addr, _, _))| ReadRequest::new(addr, buf)),
             );
             self.inner.read_batch(&mut all)?;
             all.iter().map(|r| r.done).collect::<Vec<bool>>()
@@ -116,15 +130,26 @@ impl<M: MemoryReader> PrefetchingMemory<M> {
         for (request, &done) in requests.iter_mut().zip(&done) {
             request.done = done;
         }
+        let (firsts_done, seconds_done) = done[requests.len()..].split_at(plan.len());
+        let mut seconds = seconds
+            .into_iter()
+            .zip(seconds_done)
+            .map(|(bytes, &done)| done.then_some(bytes));
         let mut state = self.state.borrow_mut();
         state.ahead = plan
             .iter()
             .zip(buffers)
-            .zip(&done[requests.len()..])
-            .filter(|(_, &done)| done)
-            .map(|((&(addr, _), bytes), _)| (addr, bytes))
+            .zip(firsts_done)
+            .filter_map(|((&(addr, _, twice), bytes), &done)| {
+                let second = if twice {
+                    seconds.next().flatten()
+                } else {
+                    None
+                };
+                done.then_some((addr, bytes, second))
+            })
             .collect();
-        state.ahead.sort_by_key(|(addr, _)| *addr);
+        state.ahead.sort_by_key(|(addr, _, _)| *addr);
         Ok(())
     }
 
@@ -133,8 +158,8 @@ impl<M: MemoryReader> PrefetchingMemory<M> {
         let len = request.buf.len() as u64;
         let index = state
             .ahead
-            .partition_point(|(addr, _)| *addr <= request.addr);
-        let Some((start, bytes)) = index.checked_sub(1).map(|i| &state.ahead[i]) else {
+            .partition_point(|(addr, _, _)| *addr <= request.addr);
+        let Some((start, bytes, _)) = index.checked_sub(1).map(|i| &state.ahead[i]) else {
             return false;
         };
         let offset = request.addr - start;
@@ -182,7 +207,7 @@ impl<M: MemoryReader> MemoryReader for PrefetchingMemory<M> {
         {
             let mut state = self.state.borrow_mut();
             for (index, request) in requests.iter_mut().enumerate() {
-                state.needed.push((request.addr, request.buf.len()));
+                state.needed.push((request.addr, request.buf.len(), false));
                 if !Self::from_ahead(&state, request) {
                     missing.push(index);
                 }
@@ -214,7 +239,7 @@ impl<M: MemoryReader> MemoryReader for PrefetchingMemory<M> {
                 // Planned for the next round like any other read, but read
                 // afresh: the point of this read is to see the target now.
                 state.target_reads += 1;
-                let ranges = requests.iter().map(|r| (r.addr, r.buf.len()));
+                let ranges = requests.iter().map(|r| (r.addr, r.buf.len(), false));
                 state.needed.extend(ranges);
             }
         }
@@ -229,39 +254,68 @@ impl<M: MemoryReader> MemoryReader for PrefetchingMemory<M> {
     fn expect_next_round(&self, ranges: &[(u64, usize)]) {
         let mut state = self.state.borrow_mut();
         if state.active {
-            state.needed.extend_from_slice(ranges);
+            state
+                .needed
+                .extend(ranges.iter().map(|&(addr, len)| (addr, len, false)));
         }
+    }
+
+    fn expect_next_round_twice(&self, ranges: &[(u64, usize)]) {
+        let mut state = self.state.borrow_mut();
+        if state.active {
+            state
+                .needed
+                .extend(ranges.iter().map(|&(addr, len)| (addr, len, true)));
+        }
+    }
+
+    fn with_round_copies(&self, check: &mut dyn FnMut(&[RoundCopy<'_>])) {
+        let state = self.state.borrow();
+        let copies: Vec<RoundCopy<'_>> = state
+            .ahead
+            .iter()
+            .filter_map(|(addr, first, second)| {
+                second.as_ref().map(|second| RoundCopy {
+                    addr: *addr,
+                    first,
+                    second,
+                })
+            })
+            .collect();
+        check(&copies)
     }
 }
 
 /// The ranges to read ahead for `needed`: large ones rounded up to the end
-/// of their page, neighbours merged, within the size limits.
-fn plan(mut needed: Vec<(u64, usize)>) -> Vec<(u64, usize)> {
-    needed.retain(|&(addr, len)| len > 0 && addr.checked_add(len as u64).is_some());
+/// of their page, neighbours merged (copied twice if any part is), within
+/// the size limits (second copies counted).
+fn plan(mut needed: Vec<Planned>) -> Vec<Planned> {
+    needed.retain(|&(addr, len, _)| len > 0 && addr.checked_add(len as u64).is_some());
     needed.sort_unstable();
-    let mut ranges: Vec<(u64, u64)> = Vec::new();
-    for (addr, len) in needed {
+    let mut ranges: Vec<(u64, u64, bool)> = Vec::new();
+    for (addr, len, twice) in needed {
         let mut end = addr + len as u64;
         if len >= ROUND_UP_FROM {
             end = (end - 1) / PAGE * PAGE + PAGE;
         }
         match ranges.last_mut() {
-            Some((_, last_end))
+            Some((_, last_end, last_twice))
                 if addr <= *last_end
                     || (addr <= *last_end + MERGE_GAP && same_page(*last_end, addr)) =>
             {
                 *last_end = (*last_end).max(end);
+                *last_twice |= twice;
             }
-            _ => ranges.push((addr, end)),
+            _ => ranges.push((addr, end, twice)),
         }
     }
     let mut total = 0usize;
     ranges
         .into_iter()
-        .map(|(start, end)| (start, (end - start) as usize))
+        .map(|(start, end, twice)| (start, (end - start) as usize, twice))
         .take(MAX_PLAN_RANGES)
-        .take_while(|&(_, len)| {
-            total += len;
+        .take_while(|&(_, len, twice)| {
+            total += if twice { 2 * len } else { len };
             total <= MAX_PLAN_BYTES
         })
         .collect()
@@ -371,23 +425,78 @@ mod tests {
     #[test]
     fn plans_round_large_ranges_to_their_page_and_merge_neighbours() {
         let planned = plan(vec![
-            (0x1000, 8),
-            (0x1010, 8),
-            (0x7000_0100, 1000),
-            (0x9000, 8),
+            (0x1000, 8, false),
+            (0x1010, 8, true),
+            (0x7000_0100, 1000, false),
+            (0x9000, 8, false),
         ]);
         assert_eq!(
             planned,
-            [(0x1000, 0x18), (0x9000, 8), (0x7000_0100, 0x1000 - 0x100)]
+            [
+                (0x1000, 0x18, true),
+                (0x9000, 8, false),
+                (0x7000_0100, 0x1000 - 0x100, false)
+            ]
         );
+    }
+
+    /// Memory whose word at 0x1000 counts the reads of it.
+    struct Ticking {
+        reads: Cell<u64>,
+    }
+
+    impl MemoryReader for Ticking {
+        fn read_into(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+            if addr != 0x1000 || buf.len() != 8 {
+                return Err(ReadError::new(
+                    addr,
+                    buf.len(),
+                    crate::ReadErrorKind::Unmapped,
+                ));
+            }
+            self.reads.set(self.reads.get() + 1);
+            buf.copy_from_slice(&self.reads.get().to_le_bytes());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn ranges_planned_twice_are_copied_again_at_the_end_of_the_first_read() {
+        let memory = PrefetchingMemory::new(Ticking {
+            reads: Cell::new(0),
+        });
+        memory.begin_round();
+        let _ = memory.read_u64(0x1000);
+        memory.expect_next_round_twice(&[(0x1000, 8)]);
+        memory.end_round();
+        memory.begin_round();
+        // The round's own request, then the planned copy, then the second.
+        assert_eq!(memory.read_u64(0x1000).unwrap(), 2);
+        let mut seen = Vec::new();
+        memory.with_round_copies(&mut |copies| {
+            seen = copies
+                .iter()
+                .map(|c| (c.addr, c.first.to_vec(), c.second.to_vec()))
+                .collect();
+        });
+        memory.end_round();
+        assert_eq!(
+            seen,
+            [(
+                0x1000,
+                3u64.to_le_bytes().to_vec(),
+                4u64.to_le_bytes().to_vec()
+            )]
+        );
+        assert_eq!(memory.inner().reads.get(), 4);
     }
 
     #[test]
     fn plans_stay_within_their_limits() {
-        let many: Vec<(u64, usize)> = (0..2000u64).map(|i| (i * 0x10000, 8)).collect();
+        let many: Vec<Planned> = (0..2000u64).map(|i| (i * 0x10000, 8, false)).collect();
         assert_eq!(plan(many).len(), MAX_PLAN_RANGES);
-        let big: Vec<(u64, usize)> = (0..100u64).map(|i| (i * 0x100000, 8192)).collect();
-        let total: usize = plan(big).iter().map(|(_, len)| len).sum();
+        let big: Vec<Planned> = (0..100u64).map(|i| (i * 0x100000, 8192, true)).collect();
+        let total: usize = plan(big).iter().map(|(_, len, _)| 2 * len).sum();
         assert!(total <= MAX_PLAN_BYTES);
     }
 }

@@ -227,6 +227,7 @@ impl ProfileRecorder {
         self.profile.meta.snapshots = summary.rounds;
         self.profile.meta.errors = summary.errors;
         self.profile.meta.unreadable_stacks = summary.unreadable_stacks;
+        self.profile.meta.paused_rereads = summary.paused_rereads;
         self.profile
     }
 

@@ -177,6 +177,9 @@ pub struct Summary {
     pub unreadable_stacks: u64,
     /// Why the last unreadable stack was unreadable.
     pub last_stack_error: Option<String>,
+    /// Snapshots taken again with the process paused because a stack
+    /// changed while it was read (see [`Consistency::PausedWhenTorn`]).
+    pub paused_rereads: u64,
     /// Rounds skipped because sampling fell behind.
     pub missed: u64,
     /// Processes sampled over the whole run.
@@ -314,6 +317,7 @@ impl Sampler {
         let (mut rounds, mut errors, mut missed) = (0u64, 0u64, 0u64);
         let mut last_error = None;
         let (mut unreadable_stacks, mut last_stack_error) = (0u64, None);
+        let mut paused_rereads = 0u64;
         let mut rounds_at_last_report = 0u64;
         let mut last_report = start;
         let stop_reason = loop {
@@ -351,6 +355,7 @@ impl Sampler {
                         }
                         threads.retain(|t| t.python.error.is_none());
                         unreadable_stacks += (read - threads.len()) as u64;
+                        paused_rereads += u64::from(target.paused_again());
                         if observe {
                             target.observe(&mut threads, OBSERVED_FRAMES);
                         }
@@ -422,6 +427,7 @@ impl Sampler {
             errors,
             last_error,
             unreadable_stacks,
+            paused_rereads,
             last_stack_error,
             missed,
             processes_seen: self.processes_seen,

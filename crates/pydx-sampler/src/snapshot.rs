@@ -1,6 +1,7 @@
 //! One consistent snapshot of every Python thread of a process.
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use pydx_cpython::{Local, PythonProcess, PythonThread, Value, WalkError, GIL_STATE_SIZE};
@@ -71,27 +72,33 @@ pub enum Consistency {
     /// Stop the target's threads for the duration of the read (a few
     /// microseconds per thread), so every stack is exactly as it was.
     Paused,
-    /// Read while the target runs. On 3.11 and later a thread's frames are
-    /// copied in one read; before, each frame is a heap object of its own,
-    /// and a stack that changes while it is read is read again until it is
-    /// seen whole, or left out as unreadable, never recorded torn.
+    /// Read while the target runs. A stack that changes while it is read
+    /// is read again until it is seen whole, or left out as unreadable,
+    /// never recorded torn.
     NonBlocking,
+    /// Read while the target runs, and pause it only to read again the
+    /// stacks that changed while they were read: exact stacks, no sample
+    /// lost, and a program whose stacks stay put is never paused.
+    PausedWhenTorn,
     /// [`Consistency::Paused`] for Python before 3.11, and
-    /// [`Consistency::NonBlocking`] from 3.11 on. Before 3.11 a program
-    /// that calls and returns quickly changes its frames faster than they
-    /// can be read one by one: reading it without pausing loses many
-    /// samples, and keeps more of the moments that are easy to read (short
-    /// stacks), which skews the profile.
+    /// [`Consistency::PausedWhenTorn`] from 3.11 on (where most stacks read
+    /// without pausing come out whole). Before 3.11 a program that calls
+    /// and returns quickly changes its frames faster than they can be read
+    /// one by one: reading it without pausing loses many samples, and keeps
+    /// more of the moments that are easy to read (short stacks), which
+    /// skews the profile.
     #[default]
     ByVersion,
 }
 
 impl Consistency {
-    /// `paused`, `nonblocking` or `by-version`, as recorded in profiles.
+    /// `paused`, `nonblocking`, `paused-when-torn` or `by-version`, as
+    /// recorded in profiles.
     pub fn as_str(self) -> &'static str {
         match self {
             Consistency::Paused => "paused",
             Consistency::NonBlocking => "nonblocking",
+            Consistency::PausedWhenTorn => "paused-when-torn",
             Consistency::ByVersion => "by-version",
         }
     }
@@ -102,14 +109,45 @@ impl Consistency {
     /// without pausing. An explicit mode is kept as it is.
     pub fn for_process(self, process: &PythonProcess) -> Consistency {
         match self {
-            Consistency::ByVersion if process.version().at_least(3, 11) => Consistency::NonBlocking,
             Consistency::ByVersion if tracer_of(process.pid()).is_some() => {
                 Consistency::NonBlocking
+            }
+            Consistency::ByVersion if process.version().at_least(3, 11) => {
+                Consistency::PausedWhenTorn
             }
             Consistency::ByVersion => Consistency::Paused,
             other => other,
         }
     }
+}
+
+/// A thread's OS state read just before a pause: its id, run state and
+/// system call.
+type OsState = (u32, Option<RunState>, Option<SyscallState>);
+
+/// What [`Snapshotter::read_paused`] gives back.
+type PausedRead = (
+    Result<Vec<PythonThread>, WalkError>,
+    Vec<OsState>,
+    ProcessPause,
+);
+
+/// The threads of a read taken with some threads paused, where a thread
+/// that was whole in the read before (`whole`) and is torn in this one
+/// (it ran on while the others were paused) keeps its whole stack.
+fn keep_whole(again: Vec<PythonThread>, whole: Vec<PythonThread>) -> Vec<PythonThread> {
+    let mut whole: HashMap<u64, PythonThread> = whole
+        .into_iter()
+        .filter(|t| t.error.is_none())
+        .map(|t| (t.thread_id, t))
+        .collect();
+    again
+        .into_iter()
+        .map(|thread| match thread.error {
+            Some(error) if error.is_torn() => whole.remove(&thread.thread_id).unwrap_or(thread),
+            _ => thread,
+        })
+        .collect()
 }
 
 /// Takes snapshots of one process.
@@ -120,6 +158,8 @@ pub struct Snapshotter {
     consistency: Consistency,
     /// The GILs some thread held at the previous snapshot.
     held_before: Vec<u64>,
+    /// The last snapshot was taken again, paused, after a torn read.
+    paused_again: bool,
 }
 
 /// Why a snapshot could not be taken at all.
@@ -147,7 +187,14 @@ impl Snapshotter {
             os_states: ThreadStateReader::new(pid),
             consistency,
             held_before: Vec::new(),
+            paused_again: false,
         }
+    }
+
+    /// Whether the last snapshot had to be taken again with the process
+    /// paused, because a stack changed while it was read.
+    pub fn paused_again(&self) -> bool {
+        self.paused_again
     }
 
     /// The process being sampled.
@@ -167,35 +214,40 @@ impl Snapshotter {
         &mut self,
         read_more: impl FnOnce(&mut PythonProcess, &[ThreadSnapshot]) -> T,
     ) -> Result<(Vec<ThreadSnapshot>, T), SnapshotError> {
-        let pid = self.process.pid();
         let mut paused = None;
+        self.paused_again = false;
         let (threads, states_before) = match self.consistency {
             Consistency::NonBlocking => (self.process.threads(), None),
+            Consistency::PausedWhenTorn => {
+                let read = self.process.threads();
+                let torn: Vec<Option<u32>> = match &read {
+                    Ok(threads) => threads
+                        .iter()
+                        .filter(|t| t.error.is_some_and(|e| e.is_torn()))
+                        .map(|t| t.native_id)
+                        .collect(),
+                    Err(_) => Vec::new(),
+                };
+                // Only the threads read torn are paused (all of them if one's
+                // OS id is unknown); should pausing fail (a tracer came), the
+                // stacks that were read whole still count.
+                let only: Option<Vec<u32>> = torn.iter().copied().collect();
+                match (torn.is_empty(), read) {
+                    (false, Ok(whole)) => match self.read_paused(only.as_deref()) {
+                        Ok((again, states, pause)) => {
+                            paused = Some(pause);
+                            self.paused_again = true;
+                            (again.map(|again| keep_whole(again, whole)), Some(states))
+                        }
+                        Err(SnapshotError::Pause(_)) => (Ok(whole), None),
+                        Err(error) => return Err(error),
+                    },
+                    (_, read) => (read, None),
+                }
+            }
             // `ByVersion` was resolved by `new`.
             Consistency::Paused | Consistency::ByVersion => {
-                // A stopped thread never shows as running and its system call
-                // is interrupted, so the OS states are read before pausing.
-                let tids = thread_ids(pid).map_err(|_| SnapshotError::ProcessExited(pid))?;
-                let states: Vec<(u32, Option<RunState>, Option<SyscallState>)> = tids
-                    .iter()
-                    .map(|&tid| {
-                        let run = self.os_states.state(tid);
-                        let syscall = match run {
-                            Some(RunState::Sleeping) => self.os_states.syscall(tid),
-                            _ => None,
-                        };
-                        (tid, run, syscall)
-                    })
-                    .collect();
-                // An exiting process (a zombie) cannot be paused: it is gone.
-                let pause = ProcessPause::new(pid, &tids).map_err(|error| {
-                    if process_alive(pid) {
-                        SnapshotError::Pause(error)
-                    } else {
-                        SnapshotError::ProcessExited(pid)
-                    }
-                })?;
-                let threads = self.process.threads();
+                let (threads, states, pause) = self.read_paused(None)?;
                 paused = Some(pause);
                 (threads, Some(states))
             }
@@ -241,6 +293,41 @@ impl Snapshotter {
         let more = read_more(&mut self.process, &snapshots);
         drop(paused);
         Ok((snapshots, more))
+    }
+
+    /// Pauses the process (with `only`, just those of its threads) and
+    /// reads its threads; returns them, the OS state of each thread from
+    /// just before the pause, and the pause (the threads run again when it
+    /// is dropped).
+    fn read_paused(&mut self, only: Option<&[u32]>) -> Result<PausedRead, SnapshotError> {
+        let pid = self.process.pid();
+        // A stopped thread never shows as running and its system call is
+        // interrupted, so the OS states are read before pausing.
+        let tids = thread_ids(pid).map_err(|_| SnapshotError::ProcessExited(pid))?;
+        let states: Vec<OsState> = tids
+            .iter()
+            .map(|&tid| {
+                let run = self.os_states.state(tid);
+                let syscall = match run {
+                    Some(RunState::Sleeping) => self.os_states.syscall(tid),
+                    _ => None,
+                };
+                (tid, run, syscall)
+            })
+            .collect();
+        let held: Vec<u32> = match only {
+            Some(only) => tids.into_iter().filter(|t| only.contains(t)).collect(),
+            None => tids,
+        };
+        // An exiting process (a zombie) cannot be paused: it is gone.
+        let pause = ProcessPause::new(pid, &held).map_err(|error| {
+            if process_alive(pid) {
+                SnapshotError::Pause(error)
+            } else {
+                SnapshotError::ProcessExited(pid)
+            }
+        })?;
+        Ok((self.process.threads(), states, pause))
     }
 
     /// Reads the local variables of the innermost frames of the program's

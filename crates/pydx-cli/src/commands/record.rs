@@ -148,10 +148,7 @@ pub fn record(
     let mut target = Target::start(target_args, sampling.subprocesses, sampling.duration)?;
     if let Some(root) = &target.root {
         let resolved = options.consistency.for_process(root);
-        if options.consistency == Consistency::ByVersion
-            && resolved == Consistency::NonBlocking
-            && !root.version().at_least(3, 11)
-        {
+        if options.consistency == Consistency::ByVersion && resolved == Consistency::NonBlocking {
             let tracer = tracer_of(root.pid()).unwrap_or_default();
             eprintln!(
                 "pydx: process {} is traced by process {tracer}, so it cannot be paused: \
@@ -269,6 +266,13 @@ fn describe(profile: &Profile, summary: &Summary) -> String {
                 .unwrap_or_default()
         ),
     };
+    let paused = match summary.paused_rereads {
+        0 => String::new(),
+        count => format!(
+            ", {count} snapshot{} read again paused (a stack changed while read)",
+            if count == 1 { "" } else { "s" }
+        ),
+    };
     let unattached = match profile.meta.unattached_processes.as_slice() {
         [] => String::new(),
         [first, rest @ ..] => format!(
@@ -291,7 +295,7 @@ fn describe(profile: &Profile, summary: &Summary) -> String {
         n => format!(", {n} memory readings failed"),
     };
     format!(
-        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({} Hz achieved of {} requested), {} error{}{last_error}{unreadable}{unattached}{memory}; {}",
+        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({} Hz achieved of {} requested), {} error{}{last_error}{unreadable}{paused}{unattached}{memory}; {}",
         threads,
         if threads == 1 { "" } else { "s" },
         processes,
