@@ -7,7 +7,8 @@
 #   - a Debian sid chroot with CPython 3.13, 3.14 and 3.15 (and NumPy);
 #   - a venv of pyenv's Python 3.12 with the pinned web stack of
 #     crates/pydx-testkit/requirements/web.txt (gunicorn, uvicorn, Django, ...),
-#     and one of 3.11 with what the doctor examples need (NumPy).
+#     and one of 3.11 with what the doctor examples need (NumPy);
+#   - Node 24 and the Firefox Profiler's CLI, from npm.
 # The pyenv builds 3.8-3.13 and Debian's /usr/bin/python3.11 come with the
 # machine; the script checks that they are there.
 set -euo pipefail
@@ -88,4 +89,20 @@ build_venv() {
 REQUIREMENTS="$(dirname "$0")/../crates/pydx-testkit/requirements"
 build_venv venv-web 12 "$REQUIREMENTS/web.txt"
 build_venv venv-examples 11 "$REQUIREMENTS/examples.txt"
+
+# The Firefox Profiler's own code checks the Gecko files pydx writes: its
+# CLI bundles the profiler's importers and runs headless under Node 24, both
+# from the npm registry (the `node` package brings a Node binary).
+FIREFOX_PROFILER="$CACHE/firefox-profiler"
+if [ ! -x "$FIREFOX_PROFILER/node_modules/.bin/node" ] \
+    || [ ! -f "$FIREFOX_PROFILER/node_modules/@firefox-devtools/profiler-cli/dist/profiler-cli.js" ]; then
+    say "installing Node 24 and the Firefox Profiler CLI in $FIREFOX_PROFILER"
+    command -v npm >/dev/null 2>&1 || apt-get install -y -qq npm >/dev/null
+    mkdir -p "$FIREFOX_PROFILER"
+    npm install --prefix "$FIREFOX_PROFILER" --no-audit --no-fund \
+        node@24.21.0 @firefox-devtools/profiler-cli@0.10.0 >"$CACHE/npm.log" 2>&1 || {
+        tail -n 20 "$CACHE/npm.log" >&2
+        exit 1
+    }
+fi
 say "ready: $CACHE"

@@ -118,6 +118,8 @@ pub enum FormatArg {
     Chrometrace,
     /// Python's pstats, as cProfile writes it (python -m pstats, snakeviz).
     Pstats,
+    /// The Firefox Profiler's Gecko format: one track per thread, samples coloured by state.
+    Gecko,
     /// The doctor's HTML report: findings, interactive flamegraph, tables, annotated source.
     Html,
 }

@@ -69,6 +69,7 @@ mod chrometrace;
 mod collapsed;
 mod flamegraph;
 mod frames;
+mod gecko;
 mod pstats;
 mod report;
 mod speedscope;
@@ -86,6 +87,7 @@ pub use annotate::write_annotation;
 pub use chrometrace::write_chrometrace;
 pub use collapsed::write_collapsed;
 pub use flamegraph::{write_diff_flamegraph, write_flamegraph};
+pub use gecko::write_gecko;
 pub use pstats::write_pstats;
 pub use report::{
     render_diff, render_diff_html, render_report, render_rule, render_rules, DocsFormat,
@@ -109,6 +111,8 @@ pub enum Format {
     /// Python's pstats (cProfile's format), for `python -m pstats`,
     /// snakeviz and the like.
     Pstats,
+    /// The Firefox Profiler's Gecko format, one track per thread.
+    Gecko,
     /// The doctor's HTML report of the profile (see
     /// [`ReportFormat::Html`]), with the default thresholds.
     Html,
@@ -116,13 +120,14 @@ pub enum Format {
 
 impl Format {
     /// Every format.
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 8] = [
         Format::Pprof,
         Format::Flamegraph,
         Format::Speedscope,
         Format::Collapsed,
         Format::ChromeTrace,
         Format::Pstats,
+        Format::Gecko,
         Format::Html,
     ];
 
@@ -130,8 +135,8 @@ impl Format {
     /// `.pb` for pprof, `.svg` for a flamegraph, `.speedscope.json` (or plain
     /// `.json`) for speedscope, `.txt`, `.folded` or `.collapsed` for
     /// collapsed stacks, `.trace.json` or `.chrometrace.json` for Chrome
-    /// trace, `.pstats` or `.prof` for pstats, `.html` or `.htm` for the
-    /// HTML report. Case is ignored; any other name gives `None`.
+    /// trace, `.gecko.json` for the Firefox Profiler, `.pstats` or `.prof`
+    /// for pstats, `.html` or `.htm` for the HTML report. Case is ignored; any other name gives `None`.
     pub fn from_path(path: &Path) -> Option<Format> {
         let name = path.file_name()?.to_str()?.to_ascii_lowercase();
         let ends_with_any = |suffixes: &[&str]| suffixes.iter().any(|s| name.ends_with(s));
@@ -143,6 +148,8 @@ impl Format {
             Some(Format::Collapsed)
         } else if ends_with_any(&[".trace.json", ".chrometrace.json"]) {
             Some(Format::ChromeTrace)
+        } else if ends_with_any(&[".gecko.json"]) {
+            Some(Format::Gecko)
         } else if ends_with_any(&[".json"]) {
             Some(Format::Speedscope)
         } else if ends_with_any(&[".pstats", ".prof"]) {
@@ -164,6 +171,7 @@ impl Format {
             Format::Collapsed => "txt",
             Format::ChromeTrace => "trace.json",
             Format::Pstats => "pstats",
+            Format::Gecko => "gecko.json",
             Format::Html => "html",
         }
     }
@@ -242,6 +250,7 @@ pub fn render(
         Format::Collapsed => write_collapsed(profile, options, out),
         Format::ChromeTrace => write_chrometrace(profile, options, out),
         Format::Pstats => write_pstats(profile, options, out),
+        Format::Gecko => write_gecko(profile, options, out),
         Format::Html => {
             let report = diagnose(profile, &Config::default(), &NoSources);
             let report_options = ReportOptions::default();
@@ -270,6 +279,7 @@ mod tests {
             ("out/flame.SVG", Some(Format::Flamegraph)),
             ("run.speedscope.json", Some(Format::Speedscope)),
             ("run.json", Some(Format::Speedscope)),
+            ("run.gecko.json", Some(Format::Gecko)),
             ("stacks.txt", Some(Format::Collapsed)),
             ("stacks.folded", Some(Format::Collapsed)),
             ("stacks.collapsed", Some(Format::Collapsed)),

@@ -205,6 +205,7 @@ fn output_format(format: Option<FormatArg>, output: Option<&Path>) -> anyhow::Re
             FormatArg::Collapsed => Format::Collapsed,
             FormatArg::Chrometrace => Format::ChromeTrace,
             FormatArg::Pstats => Format::Pstats,
+            FormatArg::Gecko => Format::Gecko,
             FormatArg::Html => Format::Html,
         });
     }
@@ -213,7 +214,7 @@ fn output_format(format: Option<FormatArg>, output: Option<&Path>) -> anyhow::Re
         Some(path) => Format::from_path(path).with_context(|| {
             format!(
                 "cannot tell the format from {}; use --format, or an extension such as \
-                 .pb.gz, .svg, .speedscope.json, .txt, .trace.json or .pstats",
+                 .pb.gz, .svg, .speedscope.json, .txt, .trace.json, .gecko.json or .pstats",
                 path.display()
             )
         }),
