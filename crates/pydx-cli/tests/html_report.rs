@@ -9,7 +9,7 @@ use std::process::Command;
 use pydx_profile::{
     write_pprof, Activity, LabelSetId, Meta, ProcessMeta, Profile, SampleKey, SampleState, Work,
 };
-use pydx_testkit::examples_python;
+use pydx_testkit::{examples_python, interpreter};
 use serde_json::Value;
 
 /// The browser: Debian's `chromium`.
@@ -150,6 +150,40 @@ fn record_writes_the_page_too() {
     assert!(seen["drawn"].as_u64().unwrap() >= 4, "{seen}");
     assert_eq!(seen["firstBySelf"], "tokenize", "{seen}");
     assert!(dom.contains("def tokenize(text):"), "no annotated source");
+}
+
+/// A recording of two processes: the flamegraph can show either alone.
+#[test]
+fn the_flamegraph_shows_one_process_at_a_time() {
+    let python = interpreter("pyenv-3.12");
+    let script = python.install_script("parent_and_child.py");
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("processes.html");
+    let mut args = vec!["record".to_string(), "--subprocesses".into(), "-o".into()];
+    args.extend([page.display().to_string(), "--".into()]);
+    args.extend(python.argv(&[&script, "2"]));
+    pydx(&args);
+    let (_, seen) = opened(&page, "child_work");
+    let processes = seen["processes"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{seen}"));
+    assert_eq!(processes.len(), 3, "all and two processes: {seen}");
+    let all = &processes["all"];
+    assert!(all["matched"].as_u64().unwrap() >= 1, "{seen}");
+    let (mut with_child, mut without_child) = (0, 0);
+    for (name, view) in processes.iter().filter(|(name, _)| *name != "all") {
+        assert!(name.contains("parent_and_child.py"), "{name}");
+        let drawn = view["drawn"].as_u64().unwrap();
+        assert!(
+            drawn >= 3 && drawn < all["drawn"].as_u64().unwrap(),
+            "{seen}"
+        );
+        match view["matched"].as_u64().unwrap() {
+            0 => without_child += 1,
+            _ => with_child += 1,
+        }
+    }
+    assert_eq!((with_child, without_child), (1, 1), "{seen}");
 }
 
 #[test]

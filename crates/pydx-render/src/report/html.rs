@@ -53,6 +53,8 @@ struct PageData {
     stacks: Vec<[i64; 2]>,
     /// `[name, pid]`.
     threads: Vec<(u32, u32)>,
+    /// Each sampled process's command line, by PID.
+    processes: BTreeMap<u32, u32>,
     /// `[stack or -1, thread, state, endpoint or -1, task or -1, samples,
     /// nanoseconds]`; state 0 on a CPU, 1 waiting for the GIL, 2 idle, 3
     /// an asyncio task waiting in an await.
@@ -300,6 +302,13 @@ fn page_data(
         &mut frames,
         &mut frame_index,
     );
+    let processes = profile
+        .meta
+        .processes
+        .iter()
+        .filter(|process| !process.command.is_empty())
+        .map(|process| (process.pid, strings.id(&process.command)))
+        .collect();
     let mut report = serde_json::to_value(report).unwrap_or_default();
     cut_strings(&mut report);
     PageData {
@@ -309,6 +318,7 @@ fn page_data(
         frames,
         stacks,
         threads,
+        processes,
         samples,
         functions,
         annotated,

@@ -74,7 +74,7 @@
 
   // Flamegraph.
   const views = { cpu: [0], gil: [1], wall: [0, 1, 2] };
-  const flame = { view: "cpu", thread: -1, endpoint: -1, task: -1, zoom: [], search: "" };
+  const flame = { view: "cpu", process: -1, thread: -1, endpoint: -1, task: -1, zoom: [], search: "" };
   const pathCache = new Map();
   function pathOf(stack) {
     if (stack < 0) return [];
@@ -92,6 +92,7 @@
     const states = views[flame.view];
     for (const [stack, thread, state, endpoint, task, , nanos] of data.samples) {
       if (!states.includes(state)) continue;
+      if (flame.process >= 0 && data.threads[thread][1] !== flame.process) continue;
       if (flame.thread >= 0 && thread !== flame.thread) continue;
       if (flame.endpoint >= 0 && endpoint !== flame.endpoint) continue;
       if (flame.task >= 0 && task !== flame.task) continue;
@@ -180,9 +181,14 @@
       : "No samples in this view.";
   }
   const select = (label, options, onChange) => h("label", null, label + " ",
-    h("select", { onchange: (event) => { onChange(Number(event.target.value)); flame.zoom = []; drawFlame(); } },
+    h("select", { id: "flame-" + label, onchange: (event) => { onChange(Number(event.target.value)); flame.zoom = []; drawFlame(); } },
       h("option", { value: "-1" }, "all"),
       options.map(([value, text]) => h("option", { value: String(value) }, text))));
+  const pids = [...new Set(data.threads.map(([, pid]) => pid))].sort((a, b) => a - b);
+  const processName = (pid) => {
+    const command = (data.processes || {})[pid];
+    return "pid " + pid + (command === undefined ? "" : " " + S[command]);
+  };
   const distinct = (column) => [...new Set(data.samples.map((s) => s[column]).filter((v) => v >= 0))];
   const viewSelect = h("select", { id: "flame-view", onchange: (event) => { flame.view = event.target.value; flame.zoom = []; drawFlame(); } },
     h("option", { value: "cpu" }, "on-CPU time"),
@@ -192,6 +198,7 @@
     oninput: (event) => { flame.search = event.target.value; drawFlame(); } });
   const controls = h("div", { class: "controls" },
     h("label", null, "Show ", viewSelect),
+    pids.length > 1 ? select("process", pids.map((pid) => [pid, processName(pid)]), (v) => { flame.process = v; }) : null,
     select("thread", data.threads.map(([name, pid], i) => [i, S[name] + " (" + pid + ")"]), (v) => { flame.thread = v; }),
     distinct(3).length ? select("endpoint", distinct(3).map((v) => [v, S[v]]), (v) => { flame.endpoint = v; }) : null,
     distinct(4).length ? select("task", distinct(4).map((v) => [v, S[v]]), (v) => { flame.task = v; }) : null,
@@ -313,7 +320,8 @@
   // view and writes what it saw into #pydx-selftest.
   if (location.hash.startsWith("#selftest")) {
     const needle = decodeURIComponent(location.hash.split("=")[1] || "");
-    const result = { drawn: Number(flameBox.dataset.drawn) };
+    // Milliseconds from the start of navigation to the page drawn.
+    const result = { drawn: Number(flameBox.dataset.drawn), drawnAfterMs: Math.round(performance.now()) };
     const first = flameBox.querySelectorAll(".frame")[1];
     if (first) {
       first.click();
@@ -330,6 +338,20 @@
       viewSelect.value = view;
       viewSelect.dispatchEvent(new Event("change"));
       result.views[view] = Number(flameBox.dataset.drawn);
+    }
+    const processSelect = document.getElementById("flame-process");
+    if (processSelect) {
+      viewSelect.value = "cpu";
+      viewSelect.dispatchEvent(new Event("change"));
+      result.processes = {};
+      for (const option of processSelect.options) {
+        processSelect.value = option.value;
+        processSelect.dispatchEvent(new Event("change"));
+        result.processes[option.textContent] =
+          { drawn: Number(flameBox.dataset.drawn), matched: Number(flameBox.dataset.matched) };
+      }
+      processSelect.value = "-1";
+      processSelect.dispatchEvent(new Event("change"));
     }
     const headers = document.querySelectorAll("#function-table th");
     headers[3].click();
