@@ -339,20 +339,23 @@ impl<'a> FrameSnapshot<'a> {
         }
     }
 
-    /// The word at `addr` in the second copy, if one holds it.
-    fn word_again(&self, addr: u64) -> Option<u64> {
+    /// The run starting at or before `addr`, and `addr`'s offset in it.
+    fn run_at(&self, addr: u64) -> Option<(&SnapshotRun<'a>, usize)> {
         let index = self.runs.partition_point(|run| run.start <= addr);
         let run = self.runs.get(index.checked_sub(1)?)?;
-        let offset = addr - run.start;
-        u64_at(run.again.as_deref()?, offset)
+        Some((run, usize::try_from(addr - run.start).ok()?))
+    }
+
+    /// The word at `addr` in the second copy, if one holds it.
+    fn word_again(&self, addr: u64) -> Option<u64> {
+        let (run, offset) = self.run_at(addr)?;
+        u64_at(run.again.as_deref()?, offset as u64)
     }
 
     /// The bytes of the frame at `addr` in the first copy, and in the
     /// second if one was taken, if a run holds all of them.
     fn frame(&self, addr: u64) -> Option<(&[u8], Option<&[u8]>)> {
-        let index = self.runs.partition_point(|run| run.start <= addr);
-        let run = self.runs.get(index.checked_sub(1)?)?;
-        let offset = usize::try_from(addr - run.start).ok()?;
+        let (run, offset) = self.run_at(addr)?;
         let range = offset..offset.checked_add(self.frame_size)?;
         let again = run
             .again
@@ -396,7 +399,8 @@ impl<M: MemoryReader> PythonReader<M> {
     /// mix two stacks. Before 3.11 every frame is a heap object that says
     /// whether it runs, so a chain read whole in one read is one the thread
     /// had; from 3.11 frames are slots of a data stack, reused at once, and
-    /// a chain counts only when a second read finds it again. Chains are
+    /// a chain counts only when a second copy, taken later in the same
+    /// system call, shows the same calls. Chains are
     /// read again until they pass (see `settle_stacks`); one that never
     /// does counts as [`WalkError::Torn`].
     pub fn raw_stacks(&mut self, tstates: &[ThreadState]) -> Vec<Result<RawStack, WalkError>> {
@@ -427,7 +431,11 @@ impl<M: MemoryReader> PythonReader<M> {
                 }
             }
             pending
-        } else if one_read && results.iter().all(|w| w.is_ok()) {
+        } else if one_read
+            && results
+                .iter()
+                .all(|w| w.is_ok() || matches!(w, Err(e) if e.is_process_gone()))
+        {
             Vec::new()
         } else {
             (0..tstates.len()).collect()
