@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 
-use pydx_profile::{Activity, Profile, SampleState, ThreadId};
+use pydx_profile::{Activity, Profile, Run, SampleState, ThreadId};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -175,7 +175,8 @@ pub fn write_gecko(
     };
     let namer = &namers.by_line;
     let mut tables: Vec<(ThreadId, ThreadTables)> = Vec::new();
-    for run in profile.runs() {
+    let runs: Vec<&Run> = profile.runs().collect();
+    for (index, run) in runs.iter().enumerate() {
         if !namer.keeps(run.state, run.labels) || run.samples == 0 {
             continue;
         }
@@ -194,7 +195,15 @@ pub fn write_gecko(
         let Some(stack) = thread.stack(&namers, keys, category(run.state)) else {
             continue;
         };
-        let step = run.duration_ns() as f64 / run.samples as f64;
+        // A run ends an interval after its last sample, but the sampler may
+        // have caught up early: the samples are spread no further than the
+        // start of the thread's next run, so the track stays in time order.
+        let next_start = runs
+            .get(index + 1)
+            .filter(|next| next.thread == run.thread)
+            .map_or(run.end_ns, |next| next.start_ns);
+        let end_ns = run.end_ns.min(next_start).max(run.start_ns);
+        let step = (end_ns - run.start_ns) as f64 / run.samples as f64;
         for sample in 0..run.samples {
             let time_ns = run.start_ns as f64 + step * sample as f64;
             thread.samples.push((stack, time_ns / NS_PER_MS));
@@ -288,7 +297,7 @@ fn gecko_thread(namer: &FrameNamer<'_>, thread: ThreadId, tables: ThreadTables) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_profiles::two_threads;
+    use crate::test_profiles::{two_threads, MS};
 
     fn gecko(profile: &Profile) -> Value {
         let mut out = Vec::new();
@@ -377,6 +386,29 @@ mod tests {
         );
         assert_eq!(worker[2].2, ["run (worker.py:2)"]);
         assert_eq!(worker[2].3, json!(4));
+    }
+
+    /// A sampler that caught up after a delay takes samples closer than
+    /// the interval; a run's samples then end before its nominal end, and
+    /// the next run's first sample still comes after them.
+    #[test]
+    fn samples_taken_early_stay_in_time_order() {
+        let mut profile = Profile::new(crate::test_profiles::meta());
+        let module = profile.frame("<module>", "app.py", 10, 1);
+        let work = profile.frame("work", "app.py", 5, 4);
+        let first = profile.stack_from_root([module]);
+        let second = profile.stack_from_root([module, work]);
+        let main = profile.thread(100, 100, 1, Some("MainThread"));
+        let on_cpu = crate::test_profiles::state(Activity::OnCpu, true);
+        for (time, stack) in [(0, first), (2, first), (4, first), (6, second)] {
+            crate::test_profiles::add(&mut profile, time * MS, main, stack, on_cpu);
+        }
+        let file = gecko(&profile);
+        let times: Vec<f64> = samples(&file, &file["threads"][0])
+            .iter()
+            .map(|sample| sample.0)
+            .collect();
+        assert_eq!(times, [0.0, 2.0, 4.0, 6.0]);
     }
 
     #[test]
