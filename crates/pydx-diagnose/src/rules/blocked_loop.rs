@@ -32,10 +32,12 @@ static DOCS: RuleDocs = RuleDocs {
           `loop.run_in_executor(...)`; CPU-heavy work belongs in a process pool.",
     thresholds: "slow_callback_ms = 100: asyncio's own debug mode (loop.slow_callback_duration) reports \
                  callbacks that run 100 ms or longer; pydx uses the same bound. At the default 100 Hz, \
-                 that is about ten consecutive samples. blocking_wait_ms = 20: a block spent mostly \
-                 off CPU (waiting in a synchronous call, which a coroutine should never do) counts from \
-                 20 ms when the same line blocks at least 3 times. One request after another keeping a \
-                 saturated loop busy is not one block.",
+                 that is about ten consecutive samples. A line must block the loop that long at least \
+                 twice, or once for ten times as long (1 s): a single callback just past the bound is as \
+                 likely a busy machine that preempted the worker. blocking_wait_ms = 20: a block spent \
+                 mostly off CPU (waiting in a synchronous call, which a coroutine should never do) counts \
+                 from 20 ms when the same line blocks at least 3 times. One request after another keeping \
+                 a saturated loop busy is not one block.",
 };
 
 /// PYDX-ASYNC001.
@@ -51,6 +53,12 @@ struct Thresholds {
 
 /// Fewest blocks a site needs when none reaches the slow-callback bound.
 const MIN_SHORT_BLOCKS: usize = 3;
+/// Fewest blocks past the slow-callback bound a site needs...
+const MIN_SLOW_BLOCKS: usize = 2;
+/// ...unless one lasted this many times the bound: a single callback just
+/// past it is as likely a busy machine that preempted the worker as code
+/// that blocks.
+const LONE_BLOCK_FACTOR: u64 = 10;
 
 /// What a blocking call site did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +84,24 @@ struct SiteEpisodes {
     tasks_seen: Vec<String>,
     /// The loop threads it blocked (one per worker process of a server).
     threads: BTreeSet<ThreadId>,
+}
+
+impl SiteEpisodes {
+    /// Whether the site blocked the loop often enough, or long enough, to
+    /// be more than one unlucky callback.
+    fn recurs(&self, thresholds: &Thresholds) -> bool {
+        let slow = self
+            .episodes
+            .iter()
+            .filter(|&&length| length >= thresholds.slow_ns)
+            .count();
+        self.episodes.len() >= MIN_SHORT_BLOCKS
+            || slow >= MIN_SLOW_BLOCKS
+            || self
+                .episodes
+                .iter()
+                .any(|&length| length >= thresholds.slow_ns * LONE_BLOCK_FACTOR)
+    }
 }
 
 impl Rule for BlockedEventLoop {
@@ -138,10 +164,7 @@ impl Rule for BlockedEventLoop {
             // A module body runs once, when it is imported (a server loading
             // the app inside its loop at start-up): not a recurring block.
             .filter(|(frame, _)| context.function(*frame) != "<module>")
-            .filter(|(_, site)| {
-                site.episodes.len() >= MIN_SHORT_BLOCKS
-                    || site.episodes.iter().any(|&e| e >= thresholds.slow_ns)
-            })
+            .filter(|(_, site)| site.recurs(&thresholds))
             .map(|(frame, site)| {
                 let loop_ns = site.threads.iter().map(|t| loop_time[t]).sum();
                 finding(context, frame, &site, loop_ns)
@@ -530,5 +553,33 @@ fn finding(context: &Context<'_>, frame: FrameId, site: &SiteEpisodes, loop_ns: 
         location,
         evidence,
         fix,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn site(episodes_ms: &[u64]) -> SiteEpisodes {
+        SiteEpisodes {
+            episodes: episodes_ms.iter().map(|ms| ms * MS).collect(),
+            ..SiteEpisodes::default()
+        }
+    }
+
+    #[test]
+    fn one_callback_just_past_the_bound_is_not_a_blocked_loop() {
+        let thresholds = Thresholds {
+            slow_ns: 100 * MS,
+            wait_ns: 20 * MS,
+        };
+        assert!(!site(&[128]).recurs(&thresholds));
+        assert!(!site(&[128, 30]).recurs(&thresholds));
+        assert!(site(&[128, 101]).recurs(&thresholds));
+        assert!(site(&[25, 30, 40]).recurs(&thresholds));
+        assert!(site(&[1_000]).recurs(&thresholds));
+        assert!(!site(&[999]).recurs(&thresholds));
     }
 }
