@@ -1,8 +1,11 @@
 //! The in-memory profile: interned strings, frames, stacks and threads,
 //! exact sample counts, and a per-thread timeline.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use pydx_libraries::{plays, Role};
 use serde::{Deserialize, Serialize};
@@ -48,8 +51,12 @@ id_type!(
 /// Label carrying the asyncio task a sample belongs to (its name).
 const LABEL_TASK: &str = "pydx.task";
 /// Stack tree nodes kept before new stacks are cut short (see
-/// [`Profile::stack`]): about 40 MB.
-pub const STACK_BUDGET: usize = 1 << 20;
+/// [`Profile::stack`]): about 7 MB with their index, and about as much
+/// again for the counts of the stacks they end. A 30-minute recording of a
+/// web service at 1 kHz stays far below; a program whose every sample is a
+/// new stack reaches it within a few minutes, and memory stays flat from
+/// there.
+pub const STACK_BUDGET: usize = 1 << 18;
 
 /// The function name of the frame that ends a stack cut short because the
 /// profile already holds [`STACK_BUDGET`] stack nodes.
@@ -470,30 +477,69 @@ impl Tally {
 }
 
 /// Values interned into a table with an index for lookup.
+///
+/// The index holds ids only (each value is stored once, in `items`): a
+/// profile of a program whose every sample is a new stack holds a million
+/// stack nodes, and a map from node to id would more than double what
+/// each costs.
 #[derive(Debug, Clone)]
 struct Table<T: Hash + Eq + Clone> {
     items: Vec<T>,
-    index: HashMap<T, u32>,
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
 }
 
 impl<T: Hash + Eq + Clone> Default for Table<T> {
     fn default() -> Self {
         Self {
             items: Vec::new(),
-            index: HashMap::new(),
+            index: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
         }
     }
 }
 
 impl<T: Hash + Eq + Clone> Table<T> {
+    /// The id of a value equal to `item`, if one was interned.
+    fn get<Q>(&self, item: &Q) -> Option<u32>
+    where
+        T: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(item);
+        self.index
+            .find(hash, |&id| self.items[id as usize].borrow() == item)
+            .copied()
+    }
+
     fn intern(&mut self, item: T) -> u32 {
-        if let Some(&id) = self.index.get(&item) {
+        let hash = self.hasher.hash_one(&item);
+        let items = &self.items;
+        if let Some(&id) = self.index.find(hash, |&id| items[id as usize] == item) {
             return id;
         }
         let id = u32::try_from(self.items.len()).expect("fewer than 2^32 interned values");
-        self.items.push(item.clone());
-        self.index.insert(item, id);
+        self.items.push(item);
+        let (items, hasher) = (&self.items, &self.hasher);
+        self.index
+            .insert_unique(hash, id, |&id| hasher.hash_one(&items[id as usize]));
         id
+    }
+
+    /// Changes the value of `id`; if another id already holds the new
+    /// value, lookups keep finding that one.
+    fn replace(&mut self, id: u32, item: T) {
+        let old_hash = self.hasher.hash_one(&self.items[id as usize]);
+        if let Ok(entry) = self.index.find_entry(old_hash, |&other| other == id) {
+            entry.remove();
+        }
+        self.items[id as usize] = item;
+        if self.get(&self.items[id as usize]).is_none() {
+            let hash = self.hasher.hash_one(&self.items[id as usize]);
+            let (items, hasher) = (&self.items, &self.hasher);
+            self.index
+                .insert_unique(hash, id, |&id| hasher.hash_one(&items[id as usize]));
+        }
     }
 }
 
@@ -574,7 +620,7 @@ impl Profile {
 
     /// Interns a string.
     pub fn intern(&mut self, text: &str) -> StrId {
-        if let Some(&id) = self.strings.index.get(text) {
+        if let Some(id) = self.strings.get(text) {
             return StrId(id);
         }
         StrId(self.strings.intern(text.to_string()))
@@ -615,7 +661,7 @@ impl Profile {
     /// grow the profile, or pydx's memory, without end. Counts stay exact.
     pub fn stack(&mut self, parent: Option<StackId>, frame: FrameId) -> StackId {
         let node = StackNode { frame, parent };
-        if let Some(&id) = self.stacks.index.get(&node) {
+        if let Some(id) = self.stacks.get(&node) {
             return StackId(id);
         }
         if self.stacks.items.len() < STACK_BUDGET {
@@ -649,6 +695,22 @@ impl Profile {
     /// The number of distinct stacks (nodes of the stack tree).
     pub fn stack_count(&self) -> usize {
         self.stacks.items.len()
+    }
+
+    /// Samples whose stack was cut short because the stack tree was full
+    /// (see [`STACK_BUDGET`]).
+    pub fn samples_cut_short(&self) -> u64 {
+        let Some(other) = self.strings.get(OTHER_STACKS) else {
+            return 0;
+        };
+        let ends_short = |stack: Option<StackId>| {
+            stack.is_some_and(|id| self.frame_info(self.stack_node(id).frame).function.0 == other)
+        };
+        self.counts
+            .iter()
+            .filter(|(key, _)| ends_short(key.stack))
+            .map(|(_, tally)| tally.count)
+            .sum()
     }
 
     /// The frames of a stack, innermost first.
@@ -780,12 +842,7 @@ impl Profile {
                 })
                 .collect();
             pairs.sort();
-            self.label_sets.index.remove(&old);
-            self.label_sets
-                .index
-                .entry(pairs.clone())
-                .or_insert(id as u32);
-            self.label_sets.items[id] = pairs;
+            self.label_sets.replace(id as u32, pairs);
         }
     }
 
@@ -1000,6 +1057,25 @@ mod tests {
     }
 
     #[test]
+    fn a_table_finds_each_value_by_its_id_after_a_replace() {
+        let mut table: Table<String> = Table::default();
+        let a = table.intern("a".to_string());
+        let b = table.intern("b".to_string());
+        assert_eq!(table.intern("a".to_string()), a);
+        assert_eq!(
+            (table.get("a"), table.get("b"), table.get("c")),
+            (Some(a), Some(b), None)
+        );
+        table.replace(a, "c".to_string());
+        assert_eq!((table.get("a"), table.get("c")), (None, Some(a)));
+        // A value another id holds keeps being found under that id.
+        table.replace(a, "b".to_string());
+        assert_eq!((table.get("b"), table.get("c")), (Some(b), None));
+        assert_eq!(table.items, ["b", "b"]);
+        assert_eq!(table.intern("d".to_string()), 2);
+    }
+
+    #[test]
     fn new_stacks_past_the_budget_end_in_one_frame_under_what_is_known() {
         let mut profile = Profile::new(Meta::default());
         let frame = profile.frame("f", "app.py", 1, 1);
@@ -1021,6 +1097,21 @@ mod tests {
         let unknown_root = profile.stack_from_root([h]);
         assert_eq!(profile.frames_innermost_first(unknown_root), [other]);
         assert_eq!(profile.stack_count(), STACK_BUDGET + 2);
+        let thread = profile.thread(1, 1, 1, None);
+        let state = SampleState {
+            activity: Activity::OnCpu,
+            holds_gil: true,
+        };
+        for (stack, count) in [(known, 2), (new, 3), (unknown_root, 4)] {
+            let key = SampleKey {
+                thread,
+                stack,
+                state,
+                labels: LabelSetId(0),
+            };
+            profile.add_samples(0, key, count);
+        }
+        assert_eq!(profile.samples_cut_short(), 7);
     }
 
     #[test]

@@ -319,9 +319,11 @@ fn to_pprof(
             .collect::<Vec<u64>>()
     };
 
-    let tallies: HashMap<SampleKey, Tally> =
-        profile.timed_samples().map(|(k, t)| (*k, t)).collect();
-    for (key, count) in profile.samples_sorted() {
+    // Sorted for a stable file; by reference, as a copy of every key would
+    // add megabytes to the peak of a long recording.
+    let mut samples: Vec<(&SampleKey, Tally)> = profile.timed_samples().collect();
+    samples.sort_unstable_by_key(|&(key, _)| *key);
+    for (key, tally) in samples {
         let label = sample_labels(profile, key.thread, key.state, key.labels, &mut strings);
         let location_id = location_ids(
             profile,
@@ -331,7 +333,7 @@ fn to_pprof(
         );
         emit(Sample {
             location_id,
-            value: vec![count as i64, tallies[&key].nanos as i64],
+            value: vec![tally.count as i64, tally.nanos as i64],
             label,
         })?;
     }

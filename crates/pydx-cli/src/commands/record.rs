@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use pydx_diagnose::{diagnose, Config};
-use pydx_profile::{Activity, Meta, Profile};
+use pydx_profile::{Activity, Meta, Profile, STACK_BUDGET};
 use pydx_render::{
     render, render_report, Format, RenderError, RenderOptions, ReportFormat, ReportOptions,
 };
@@ -295,8 +295,15 @@ fn describe(profile: &Profile, summary: &Summary) -> String {
         1 => ", 1 memory reading failed".to_string(),
         n => format!(", {n} memory readings failed"),
     };
+    let cut_short = match profile.samples_cut_short() {
+        0 => String::new(),
+        n => format!(
+            ", {n} sample{} with a stack cut short (more distinct stacks than the {STACK_BUDGET} nodes pydx keeps)",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
     format!(
-        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({} Hz achieved of {} requested), {} error{}{last_error}{unreadable}{paused}{unattached}{memory}; {}",
+        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({} Hz achieved of {} requested), {} error{}{last_error}{unreadable}{paused}{unattached}{memory}{cut_short}; {}",
         threads,
         if threads == 1 { "" } else { "s" },
         processes,
