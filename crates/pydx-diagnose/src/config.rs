@@ -104,12 +104,16 @@ impl Default for NumericLoopConfig {
 pub struct HotSpotConfig {
     /// Least share of the on-CPU samples spent in the function itself.
     pub min_cpu_share: f64,
+    /// Least share of the recording's wall time (one CPU's worth) the
+    /// function spent interpreting Python.
+    pub min_wall_share: f64,
 }
 
 impl Default for HotSpotConfig {
     fn default() -> Self {
         Self {
             min_cpu_share: 0.20,
+            min_wall_share: 0.10,
         }
     }
 }

@@ -25,8 +25,11 @@ static DOCS: RuleDocs = RuleDocs {
           move it to a compiled extension (Cython, or Rust with PyO3); or run the program on PyPy.",
     thresholds: "min_cpu_share = 0.20: the function's own time interpreting Python is at least 20% of \
                  the on-CPU samples (a function below that is a profile's fact, not a finding), and at least \
-                 20 samples (0.2 s at 100 Hz). Lines working on NumPy arrays or pandas objects and time \
-                 inside native calls do not count as interpreting Python.",
+                 20 samples (0.2 s at 100 Hz). min_wall_share = 0.10: that time is also at least 10% of \
+                 the recording's wall time (one CPU's worth), so a program idle most of the time, whose \
+                 little CPU work is mostly one function, is left alone: making it faster saves nothing \
+                 anyone waits for. Lines working on NumPy arrays or pandas objects and time inside native \
+                 calls do not count as interpreting Python.",
 };
 
 /// PYDX-CPU002.
@@ -114,8 +117,12 @@ impl HotSpot {
             .map(|&(n, frame, _)| interpreted_at(frame, n) as f64)
             .sum();
         let share = interpreted / total as f64;
-        if share < context.config.hot_spot.min_cpu_share
+        let config = &context.config.hot_spot;
+        let interval = context.interval_seconds();
+        let recorded = context.profile.meta.duration_ns as f64 / 1e9;
+        if share < config.min_cpu_share
             || (interpreted as u64) < Context::MIN_CPU_SAMPLES
+            || interpreted * interval < config.min_wall_share * recorded
         {
             return None;
         }
@@ -123,7 +130,6 @@ impl HotSpot {
         // function, the report drops this more general finding.
         let file = context.file(hot_frame).to_string();
         let location = context.location(hot_frame);
-        let interval = context.interval_seconds();
         let mut evidence = vec![format!(
             "{:.0}% of the on-CPU samples ({:.2} s) run {} itself, {:.0}% of them interpreting Python",
             samples.own as f64 / total as f64 * 100.0,
@@ -201,4 +207,43 @@ impl HotSpot {
 fn execution_split(context: &Context<'_>, function: &str, file: &str) -> Option<(u64, u64)> {
     context
         .execution_split(|frame| context.function(frame) == function && context.file(frame) == file)
+}
+
+#[cfg(test)]
+mod tests {
+    use pydx_profile::{Activity, Meta, Profile};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::context::SourceMap;
+    use crate::test_support::add;
+
+    /// Findings when a function's loop runs 0.5 s on a CPU (50 samples at
+    /// 100 Hz, all of the on-CPU time) in a recording `seconds` long.
+    fn findings_over(seconds: u64) -> Vec<Finding> {
+        let mut profile = Profile::new(Meta {
+            duration_ns: seconds * 1_000_000_000,
+            ..Meta::default()
+        });
+        let frame = profile.frame("quote", "/app/pricing.py", 12, 10);
+        let stack = profile.stack_from_root([frame]);
+        let thread = profile.thread(1, 1, 1, Some("MainThread"));
+        add(&mut profile, thread, stack, Activity::OnCpu, 50);
+        add(
+            &mut profile,
+            thread,
+            stack,
+            Activity::Idle,
+            seconds * 100 - 50,
+        );
+        let config = Config::default();
+        HotSpot.check(&Context::new(&profile, &config, &SourceMap::default()))
+    }
+
+    #[test]
+    fn a_program_idle_most_of_the_time_has_no_hot_spot() {
+        assert_eq!(findings_over(2).len(), 1);
+        assert_eq!(findings_over(4).len(), 1);
+        assert!(findings_over(6).is_empty());
+    }
 }
