@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use pydx_cpython::{AsyncioDebugOffsets, Layout, PythonProcess, PythonReader};
 use pydx_remote::{FakeMemory, MemoryReader, ReadError};
-use pydx_testkit::interpreter;
+use pydx_testkit::{interpreter, SeededRandom};
 
 /// Bytes allocated now, and the most since the last reset.
 static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
@@ -218,29 +218,13 @@ fn walk(capture: &Capture, memory: impl MemoryReader) -> Reached {
     reached
 }
 
-/// xorshift64*: a fixed, seeded stream of cases.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// A misleading value for the word at `at`, which held `old`.
-fn damage(random: &mut Random, words: &[u64], at: u64, old: u64) -> u64 {
+fn damage(random: &mut SeededRandom, words: &[u64], at: u64, old: u64) -> u64 {
     match random.below(9) {
         0 => 0,
-        1 => random.next(),
-        2 => random.next() % 256,
-        3 => u64::MAX - random.next() % 16,
+        1 => random.next_u64(),
+        2 => random.next_u64() % 256,
+        3 => u64::MAX - random.next_u64() % 16,
         4 => old ^ (1 << random.below(64)),
         5 => old
             .wrapping_add(8 * (random.below(9) as u64))
@@ -280,8 +264,9 @@ fn fuzz(label: &str, script: &str) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let mut random =
-        Random(0x9e37_79b9_7f4a_7c15 ^ label.len() as u64 ^ (cases as u64) << 20 ^ seed << 40);
+    let mut random = SeededRandom::new(
+        0x9e37_79b9_7f4a_7c15 ^ label.len() as u64 ^ (cases as u64) << 20 ^ seed << 40,
+    );
     let (mut reached_frame, mut reached_task, mut slowest, mut most_allocated) =
         (0usize, 0usize, Duration::ZERO, 0usize);
     let mut panics = Vec::new();

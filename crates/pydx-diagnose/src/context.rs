@@ -237,6 +237,18 @@ impl<'a> Context<'a> {
         matches!(key.state.activity, Activity::OnCpu | Activity::Unknown)
     }
 
+    /// Each kind of on-CPU sample with Python frames: its innermost frame,
+    /// its stack and its count (what a function's own time is made of).
+    pub fn on_cpu_innermost(&self) -> impl Iterator<Item = (FrameId, Option<StackId>, u64)> + '_ {
+        self.profile
+            .samples()
+            .filter(|(key, _)| Self::on_cpu(key))
+            .filter_map(|(key, count)| {
+                let frame = *self.profile.frames_innermost_first(key.stack).first()?;
+                Some((frame, key.stack, count))
+            })
+    }
+
     /// The total of on-CPU samples.
     pub fn on_cpu_samples(&self) -> u64 {
         self.profile

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use pydx_diagnose::{diagnose, Config, SourceMap};
 use pydx_profile::read_pprof;
 use pydx_render::{render, render_report, Format, RenderOptions, ReportFormat, ReportOptions};
+use pydx_testkit::SeededRandom;
 
 /// Longest one case may take (debug build).
 const CASE_TIME: Duration = Duration::from_secs(20);
@@ -43,31 +44,15 @@ fn saved_profiles() -> Vec<(String, Vec<u8>)> {
     profiles
 }
 
-/// xorshift64*: a fixed, seeded stream of cases.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// `bytes` with one to four kinds of damage.
-fn damage(random: &mut Random, bytes: &[u8]) -> Vec<u8> {
+fn damage(random: &mut SeededRandom, bytes: &[u8]) -> Vec<u8> {
     let mut damaged = bytes.to_vec();
     for _ in 0..1 + random.below(4) {
         let at = random.below(damaged.len());
         match random.below(8) {
             // A varint's value (or a string's byte) changed, its length kept:
             // the file still decodes, with wrong ids, counts and names.
-            0..=3 => damaged[at] = (damaged[at] & 0x80) | (random.next() as u8 & 0x7f),
+            0..=3 => damaged[at] = (damaged[at] & 0x80) | (random.next_u64() as u8 & 0x7f),
             4 => damaged[at] ^= 1 << random.below(8),
             // A varint as large as it can be.
             5 => {
@@ -128,7 +113,7 @@ fn damaged_saved_profiles_give_an_error_or_a_report() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
-    let mut random = Random(0x5eed_cafe_f00d ^ cases as u64);
+    let mut random = SeededRandom::new(0x5eed_cafe_f00d ^ cases as u64);
     let (mut total, mut read, mut slowest) = (0usize, 0usize, Duration::ZERO);
     let mut panics = Vec::new();
     for (name, bytes) in saved_profiles() {

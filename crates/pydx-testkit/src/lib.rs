@@ -447,6 +447,30 @@ pub fn eventually<T>(
     }
 }
 
+/// A fixed, seeded stream of numbers (xorshift64*) for damage tests that
+/// must replay the same cases on every run.
+pub struct SeededRandom(u64);
+
+impl SeededRandom {
+    /// A stream starting from `seed` (not 0).
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
 /// A real gunicorn or uvicorn server (from the web test venv) on a free
 /// port, serving an app; stopped on drop.
 pub struct WebServer {

@@ -53,14 +53,7 @@ impl Rule for HotSpot {
             return Vec::new();
         }
         let mut functions: HashMap<(String, String), FunctionSamples> = HashMap::new();
-        for (key, count) in context
-            .profile
-            .samples()
-            .filter(|(key, _)| Context::on_cpu(key))
-        {
-            let Some(&frame) = context.profile.frames_innermost_first(key.stack).first() else {
-                continue;
-            };
+        for (frame, stack, count) in context.on_cpu_innermost() {
             if !context.is_user_frame(frame) {
                 continue;
             }
@@ -71,7 +64,7 @@ impl Rule for HotSpot {
             let samples = functions.entry(id).or_default();
             samples.own += count;
             let line = context.profile.frame_info(frame).line;
-            samples.lines.entry(line).or_insert((0, frame, key.stack)).0 += count;
+            samples.lines.entry(line).or_insert((0, frame, stack)).0 += count;
         }
         let mut findings: Vec<Finding> = functions
             .into_values()

@@ -48,14 +48,7 @@ impl Rule for NumericLoop {
             return Vec::new();
         }
         let mut loops: HashMap<(String, u32), LoopSamples> = HashMap::new();
-        for (key, count) in context
-            .profile
-            .samples()
-            .filter(|(key, _)| Context::on_cpu(key))
-        {
-            let Some(&frame) = context.profile.frames_innermost_first(key.stack).first() else {
-                continue;
-            };
+        for (frame, stack, count) in context.on_cpu_innermost() {
             if let Some((header, line)) = numeric_line(context, frame) {
                 let file = context.file(frame).to_string();
                 let entry = loops
@@ -65,7 +58,7 @@ impl Rule for NumericLoop {
                         function: context.function(frame).to_string(),
                         lines: BTreeMap::new(),
                     });
-                let slot = entry.lines.entry(line).or_insert((0, frame, key.stack));
+                let slot = entry.lines.entry(line).or_insert((0, frame, stack));
                 slot.0 += count;
             }
         }

@@ -100,23 +100,18 @@ pub(crate) fn write_text(diff: &Diff, out: &mut impl Write) -> io::Result<()> {
             out,
             "Endpoints ({unit}; time = serving it, waiting included; CPU = of it on a CPU):"
         )?;
-        writeln!(
-            out,
-            "  {:>12} {:>12} {:>7} {:>12} {:>12}  endpoint",
-            "time before", "time after", "change", "CPU before", "CPU after"
-        )?;
-        for endpoint in &diff.endpoints {
-            writeln!(
-                out,
-                "  {:>12.1} {:>12.1} {:>7} {:>12.1} {:>12.1}  {}",
-                endpoint.time_before,
-                endpoint.time_after,
-                change_text(endpoint.time_before, endpoint.time_after),
-                endpoint.cpu_before,
-                endpoint.cpu_after,
-                endpoint.endpoint
-            )?;
-        }
+        let rows = diff.endpoints.iter().map(|endpoint| {
+            (
+                [
+                    endpoint.time_before,
+                    endpoint.time_after,
+                    endpoint.cpu_before,
+                    endpoint.cpu_after,
+                ],
+                endpoint.endpoint.clone(),
+            )
+        });
+        write_change_table(out, ["time", "CPU", "endpoint"], rows)?;
     }
     writeln!(out)?;
     writeln!(
@@ -127,25 +122,47 @@ pub(crate) fn write_text(diff: &Diff, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "  none changed by 1% of the CPU time or more")?;
         return Ok(());
     }
-    writeln!(
-        out,
-        "  {:>12} {:>12} {:>7} {:>12} {:>12}  function",
-        "total before", "total after", "change", "self before", "self after"
-    )?;
-    for function in &diff.functions {
+    let rows = diff.functions.iter().map(|function| {
         let place = match function.line {
             0 => function.file.clone(),
             line => format!("{}:{line}", function.file),
         };
+        (
+            [
+                function.total_before,
+                function.total_after,
+                function.self_before,
+                function.self_after,
+            ],
+            format!("{} ({place})", function.function),
+        )
+    });
+    write_change_table(out, ["total", "self", "function"], rows)
+}
+
+/// A table of rows that changed: two measures before and after (the first
+/// with its relative change) and a name; `columns` names the two measures
+/// and the name column.
+fn write_change_table(
+    out: &mut impl Write,
+    [first, second, name]: [&str; 3],
+    rows: impl Iterator<Item = ([f64; 4], String)>,
+) -> io::Result<()> {
+    let heading = |measure: &str, when: &str| format!("{measure} {when}");
+    writeln!(
+        out,
+        "  {:>12} {:>12} {:>7} {:>12} {:>12}  {name}",
+        heading(first, "before"),
+        heading(first, "after"),
+        "change",
+        heading(second, "before"),
+        heading(second, "after"),
+    )?;
+    for ([first_before, first_after, second_before, second_after], label) in rows {
         writeln!(
             out,
-            "  {:>12.1} {:>12.1} {:>7} {:>12.1} {:>12.1}  {} ({place})",
-            function.total_before,
-            function.total_after,
-            change_text(function.total_before, function.total_after),
-            function.self_before,
-            function.self_after,
-            function.function,
+            "  {first_before:>12.1} {first_after:>12.1} {:>7} {second_before:>12.1} {second_after:>12.1}  {label}",
+            change_text(first_before, first_after),
         )?;
     }
     Ok(())
