@@ -522,6 +522,11 @@ fn sampling_stays_within_its_system_call_budget() {
     let proc_reads = number_before("/proc reads");
     assert!(memory_reads <= 1.4, "{line}");
     assert!(proc_reads <= 1.05, "{line}");
+    // Where the time went: the sampling thread's CPU per sample, and the
+    // stages' shares of it.
+    let cpu = number_before("µs of pydx's CPU");
+    let reading = number_before("µs, locals");
+    assert!(cpu > 0.0 && reading > 0.0 && reading < cpu, "{line}");
 }
 
 /// Records a program launched with `argv` into `out` and sends pydx

@@ -25,8 +25,8 @@ mod snapshot;
 
 pub use recorder::ProfileRecorder;
 pub use sampler::{
-    attach_when_ready, NewProcess, Progress, SampleSink, Sampler, SamplingOptions, StopReason,
-    Summary,
+    attach_when_ready, NewProcess, Progress, SampleSink, Sampler, SamplingOptions, StageTimes,
+    StopReason, Summary,
 };
 pub use snapshot::{
     tracer_of, Consistency, FrameObservation, SnapshotError, Snapshotter, SqlStatement,

@@ -186,8 +186,35 @@ pub struct Summary {
     pub processes_seen: usize,
     /// System calls made to read the targets while sampling.
     pub reads: pydx_remote::ReadStats,
+    /// Where the sampling loop spent its time.
+    pub stages: StageTimes,
     /// Why it stopped.
     pub stop: StopReason,
+}
+
+/// Time the sampling loop spent in each stage, summed over the run (wall
+/// time of the sampling thread, which is nearly all CPU time: the reads do
+/// not block), and the CPU time of the sampling thread as the kernel
+/// counted it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageTimes {
+    /// Reading the threads' stacks and states (the snapshots).
+    pub reading: Duration,
+    /// Reading locals and SQL statements now and then.
+    pub observing: Duration,
+    /// Adding the snapshots to the profile.
+    pub recording: Duration,
+    /// CPU time of the sampling thread over the run (stages, bookkeeping
+    /// and pacing), when the kernel's count could be read.
+    pub cpu: Option<Duration>,
+}
+
+/// CPU time of the calling thread, from `/proc/thread-self/schedstat`
+/// (nanoseconds on a CPU, the first field).
+fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
 }
 
 impl Summary {
@@ -307,6 +334,8 @@ impl Sampler {
         }
         let interval = Duration::from_secs_f64(1.0 / self.options.rate_hz.max(0.001));
         let reads_before = pydx_remote::ReadStats::now();
+        let cpu_before = thread_cpu_time();
+        let mut stages = StageTimes::default();
         let mut jitter = Jitter::new();
         let start = Instant::now();
         let mut next_round = start;
@@ -345,7 +374,10 @@ impl Sampler {
                 if self.options.async_tasks {
                     read_tasks(target, &mut self.task_readings, now, elapsed, sink);
                 }
-                match target.snapshot() {
+                let reading = Instant::now();
+                let snapshot = target.snapshot();
+                stages.reading += reading.elapsed();
+                match snapshot {
                     Ok(mut threads) => {
                         // A stack that could not be read consistently is
                         // counted, not recorded as a sample without frames.
@@ -357,9 +389,13 @@ impl Sampler {
                         unreadable_stacks += (read - threads.len()) as u64;
                         paused_rereads += u64::from(target.paused_again());
                         if observe {
+                            let observing = Instant::now();
                             target.observe(&mut threads, OBSERVED_FRAMES);
+                            stages.observing += observing.elapsed();
                         }
-                        sink.add_snapshot(target.process().pid(), elapsed, &threads)
+                        let recording = Instant::now();
+                        sink.add_snapshot(target.process().pid(), elapsed, &threads);
+                        stages.recording += recording.elapsed();
                     }
                     Err(SnapshotError::ProcessExited(_)) => exited.push(index),
                     Err(error) => {
@@ -421,6 +457,9 @@ impl Sampler {
                 std::thread::sleep(next_round - after);
             }
         };
+        stages.cpu = thread_cpu_time()
+            .zip(cpu_before)
+            .map(|(after, before)| after.saturating_sub(before));
         Summary {
             elapsed: start.elapsed(),
             rounds,
@@ -432,6 +471,7 @@ impl Sampler {
             missed,
             processes_seen: self.processes_seen,
             reads: pydx_remote::ReadStats::now().since(reads_before),
+            stages,
             stop: stop_reason,
         }
     }

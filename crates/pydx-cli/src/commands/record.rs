@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use pydx_diagnose::{diagnose, Config};
@@ -183,15 +183,24 @@ pub fn record(
 fn read_stats(summary: &Summary) -> String {
     let rounds = summary.rounds.max(1) as f64;
     let reads = summary.reads;
+    let micros = |time: Duration| time.as_secs_f64() * 1e6 / rounds;
+    let stages = summary.stages;
+    let cpu = stages.cpu.map_or("unknown".to_string(), |cpu| {
+        format!("{:.1} µs", micros(cpu))
+    });
     format!(
         "per sample: {:.2} process_vm_readv calls ({:.0} bytes), {:.2} /proc reads \
-         ({} rounds, {} + {} system calls in all)",
+         ({} rounds, {} + {} system calls in all); {cpu} of pydx's CPU: reading {:.1} µs, \
+         locals {:.1} µs, adding to the profile {:.1} µs",
         reads.memory_reads as f64 / rounds,
         reads.bytes_read as f64 / rounds,
         reads.proc_reads as f64 / rounds,
         summary.rounds,
         reads.memory_reads,
-        reads.proc_reads
+        reads.proc_reads,
+        micros(stages.reading),
+        micros(stages.observing),
+        micros(stages.recording),
     )
 }
 
