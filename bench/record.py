@@ -6,9 +6,11 @@ Also pydx against CPython 3.15's own sampler (`python3.15 -m
 profiling.sampling`) on a 3.15 target in the Debian sid chroot.
 
     python3 bench/record.py [--quick] [--reps N] [--only WORKLOAD,...] [--out FILE]
+    python3 bench/record.py --native [--reps N] --out bench/results/native.md
 
 Prints a Markdown report and writes it to bench/results/record.md
-(bench/results/record-quick.md with --quick). Python stdlib only.
+(bench/results/record-quick.md with --quick). With --native, only pydx
+--native against py-spy --native. Python stdlib only.
 """
 import argparse
 import collections
@@ -739,7 +741,7 @@ class Asyncio(Windowed):
 
 # ---------------------------------------------------------------- configs
 
-def configs_for(workload, quick):
+def configs_for(workload, quick, native=False):
     pydx, spy, austin = [], [], []
     nb, blk = ("nonblocking", ()), ("blocking", ("--blocking",))
     spy_blk, spy_nb = ("blocking", ()), ("nonblocking", ("--nonblocking",))
@@ -754,13 +756,18 @@ def configs_for(workload, quick):
         flags = ("-c",) if mode == "cpu" else ()
         austin.extend(Config("austin", mode, 1e6 / i, flags, interval_us=i) for i in intervals)
 
-    if isinstance(workload, Split) and workload.python == "3.15":
+    if native:
+        # Native stacks (--native): pydx against py-spy, both pausing the
+        # target for each sample, on one thread (split) and four (gil).
+        P(("native", ("--native",)), (100, 1000))
+        S(("native", ("--native",)), (100, 1000))
+    elif isinstance(workload, Split) and workload.python == "3.15":
         return [Config("none", "", 0),
                 Config("pydx", "nonblocking", 1000),
                 Config("pydx", "blocking", 1000, ("--blocking",)),
                 Config("profiling.sampling", "nonblocking", 1000, (), python="3.15"),
                 Config("profiling.sampling", "blocking", 1000, ("--blocking",), python="3.15")]
-    if isinstance(workload, Split) and workload.depth == 10:
+    elif isinstance(workload, Split) and workload.depth == 10:
         P(nb, (100, 1000, 20000, 100000))
         P(blk, (100, 1000))
         S(spy_blk, (100, 1000))
@@ -990,6 +997,9 @@ def main():
     parser.add_argument("--only", help="comma-separated workloads: split,split80,threads,gil,asyncio,py315")
     parser.add_argument("--pydx", help="use this pydx binary instead of building the working tree")
     parser.add_argument("--out", help="report file (default bench/results/record[-quick].md)")
+    parser.add_argument("--native", action="store_true",
+                        help="only the native-stack rows: pydx --native against py-spy --native "
+                             "(workloads split and gil unless --only)")
     args = parser.parse_args()
     args.reps = args.reps or (1 if args.quick else 5)
     args.work = 0.8 if args.quick else 1.5
@@ -1009,7 +1019,8 @@ def main():
         "asyncio": lambda: Asyncio(asyncio_args),
         "py315": lambda: Split(args, 10, python="3.15"),
     }
-    chosen = args.only.split(",") if args.only else list(named)
+    default = ["split", "gil"] if args.native else list(named)
+    chosen = args.only.split(",") if args.only else default
     unknown = [name for name in chosen if name not in named]
     if unknown:
         parser.error(f"unknown workload(s) {', '.join(unknown)}")
@@ -1035,7 +1046,7 @@ def main():
             if isinstance(workload, Split):
                 workload.calibrate(t)
 
-        plans = [(w, configs_for(w, args.quick)) for w in workloads]
+        plans = [(w, configs_for(w, args.quick, args.native)) for w in workloads]
         runs = {(w.name, c.key): [] for w, cfgs in plans for c in cfgs}
         total = sum(len(c) for _, c in plans) * args.reps
         done = 0

@@ -26,6 +26,11 @@ command -v tmux >/dev/null 2>&1 || missing_packages+=(tmux)
 # The layout tables are checked against each interpreter's headers with a
 # small C program (crates/pydx-cpython/tests/headers).
 command -v gcc >/dev/null 2>&1 || missing_packages+=(gcc)
+# `--native` is tested with a C extension the tests build against each
+# interpreter's headers (Debian's 3.11 ones included), and variants of it
+# stripped of symbols or unwind tables by objcopy.
+[ -e /usr/include/python3.11/Python.h ] || missing_packages+=(libpython3.11-dev)
+command -v objcopy >/dev/null 2>&1 || missing_packages+=(binutils)
 # The HTML report is tested in a real browser, headless.
 command -v chromium >/dev/null 2>&1 || missing_packages+=(chromium)
 # A real PostgreSQL and Redis for the web-service tests (the tests start

@@ -58,6 +58,12 @@ pub struct DumpArgs {
     /// children after their parent.
     #[arg(long)]
     pub subprocesses: bool,
+    /// Also read the native (C, C++, Rust) frames of extensions, libraries and built-in functions, merged into the Python stacks; pauses the target for each sample (x86_64).
+    #[arg(long, conflicts_with = "nonblocking")]
+    pub native: bool,
+    /// With --native, keep every native frame, the interpreter's own included (its evaluation loop, calls, thread start-up).
+    #[arg(long, requires = "native")]
+    pub native_all: bool,
 }
 
 /// The process to sample: a running one, or a command to launch.
@@ -101,6 +107,12 @@ pub struct SamplingArgs {
     /// Never pause the target: a stack that changes while read is left out and counted (from Python 3.11 the default pauses only to read such a stack again).
     #[arg(long)]
     pub nonblocking: bool,
+    /// Also read the native (C, C++, Rust) frames of extensions, libraries and built-in functions, merged into the Python stacks; pauses the target for each sample (x86_64).
+    #[arg(long, conflicts_with = "nonblocking")]
+    pub native: bool,
+    /// With --native, keep every native frame, the interpreter's own included (its evaluation loop, calls, thread start-up).
+    #[arg(long, requires = "native")]
+    pub native_all: bool,
 }
 
 /// Output formats of `pydx record`.

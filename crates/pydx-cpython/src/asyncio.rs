@@ -727,6 +727,8 @@ impl<M: MemoryReader> PythonReader<M> {
                 addr: frame,
                 code,
                 instruction: u64_at(&bytes, frame_layout.frame_instr).unwrap_or(0),
+                entry: false,
+                call_frame: 0,
             });
             if !self.is_suspended(state) {
                 break;

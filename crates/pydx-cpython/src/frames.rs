@@ -119,6 +119,34 @@ pub struct RawFrame {
     pub code: u64,
     /// `f_lasti` (≤3.10) or the instruction pointer (3.11+).
     pub instruction: u64,
+    /// The first frame its call of the evaluation loop ran, the one C code
+    /// called into (every frame before 3.11); the frames between it and
+    /// the next such frame inward were run by that same C-level call.
+    pub entry: bool,
+    /// 3.12+, on an entry frame: the address of the mark that C-level call
+    /// left on the chain, a local variable of the evaluation loop, so an
+    /// address inside that call's native stack frame; 0 otherwise.
+    pub call_frame: u64,
+}
+
+impl RawStack {
+    /// Adds the next frame outward of a walk: `frame` when it is a Python
+    /// frame, and `eval_call_mark` (its address) when the frame read is the
+    /// mark left on the chain where a C-level call of the evaluation loop
+    /// began (a 3.12+ entry frame), so that the frame added before it is
+    /// that call's first.
+    fn push(&mut self, frame: Option<RawFrame>, eval_call_mark: Option<u64>) {
+        // Only the first mark after a frame is its call's: 3.14+ ends every
+        // chain with the thread state's base frame, after the outermost
+        // call's mark.
+        if let (Some(mark), Some(last)) = (eval_call_mark, self.frames.last_mut()) {
+            if last.call_frame == 0 {
+                last.entry = true;
+                last.call_frame = mark;
+            }
+        }
+        self.frames.extend(frame);
+    }
 }
 
 /// A thread's frame chain, innermost first.
@@ -209,8 +237,8 @@ impl Walk {
         data.get(offset..offset.checked_add(frame_size)?)
     }
 
-    fn visit(&mut self, frame: Option<RawFrame>, previous: u64) {
-        self.stack.frames.extend(frame);
+    fn visit(&mut self, frame: Option<RawFrame>, eval_call_mark: Option<u64>, previous: u64) {
+        self.stack.push(frame, eval_call_mark);
         self.next = previous;
     }
 
@@ -378,6 +406,11 @@ pub struct Frame {
     /// innermost Python frame) it is inside a call to native code; `None`
     /// when the bytecode or the version's opcodes are unknown.
     pub calling: Option<bool>,
+    /// The first frame its C-level call of the evaluation loop ran (see
+    /// [`RawFrame::entry`]).
+    pub entry: bool,
+    /// Where that call's native stack frame is (see [`RawFrame::call_frame`]).
+    pub call_frame: u64,
 }
 
 impl<M: MemoryReader> PythonReader<M> {
@@ -521,15 +554,17 @@ impl<M: MemoryReader> PythonReader<M> {
             let mut pending: Vec<(usize, u64)> = Vec::new();
             for (index, walk) in walks.iter_mut().enumerate() {
                 while let Some(addr) = walk.next_address() {
-                    let decoded = walk
-                        .local_frame(addr, frame_size)
-                        .map(|bytes| (self.decode_frame(addr, bytes), bytes));
-                    let decoded =
-                        decoded.map(|(decoded, bytes)| (decoded, self.frame_is_running(bytes)));
+                    let decoded = walk.local_frame(addr, frame_size).map(|bytes| {
+                        (
+                            self.decode_frame(addr, bytes),
+                            self.frame_is_running(bytes),
+                            self.ends_eval_call(Some(bytes)).then_some(addr),
+                        )
+                    });
                     match decoded {
-                        Some(((frame, previous), running)) => {
+                        Some(((frame, previous), running, ends)) => {
                             walk.stale |= !running;
-                            walk.visit(frame, previous)
+                            walk.visit(frame, ends, previous)
                         }
                         None => {
                             pending.push((index, addr));
@@ -558,7 +593,8 @@ impl<M: MemoryReader> PythonReader<M> {
                     let bytes = &buffer[i * frame_size..(i + 1) * frame_size];
                     let (frame, previous) = self.decode_frame(addr, bytes);
                     walks[index].stale |= !self.frame_is_running(bytes);
-                    walks[index].visit(frame, previous);
+                    let mark = self.ends_eval_call(Some(bytes)).then_some(addr);
+                    walks[index].visit(frame, mark, previous);
                 } else {
                     walks[index].fail(WalkError::Read(pydx_remote::ReadError::new(
                         addr,
@@ -670,14 +706,36 @@ impl<M: MemoryReader> PythonReader<M> {
                 u64_at(bytes, layout.frame_instr).unwrap_or(0)
             }
         };
+        // Before 3.11 each frame has its own C-level call of the loop; 3.11
+        // marks the frames C called into; from 3.12 on an entry frame
+        // (skipped above) follows each such frame.
+        let entry = match (layout.frame_owner, layout.frame_is_entry) {
+            (None, _) => true,
+            (Some(_), Some(is_entry)) => u8_at(bytes, is_entry).is_some_and(|e| e != 0),
+            (Some(_), None) => false,
+        };
         (
             Some(RawFrame {
                 addr,
                 code,
                 instruction,
+                entry,
+                call_frame: 0,
             }),
             previous,
         )
+    }
+
+    /// Whether the frame in `bytes` is a 3.12+ entry frame: the mark left on
+    /// the chain where C code called the evaluation loop.
+    fn ends_eval_call(&self, bytes: Option<&[u8]>) -> bool {
+        let layout = &self.layout;
+        layout.frame_is_entry.is_none()
+            && layout
+                .frame_owner
+                .zip(bytes)
+                .and_then(|(offset, bytes)| u8_at(bytes, offset))
+                .is_some_and(|owner| owner >= layout.frame_owner_first_skipped)
     }
 
     /// Whether a data-stack frame (3.11+) can be one on a thread's chain: an
@@ -968,7 +1026,7 @@ impl<M: MemoryReader> PythonReader<M> {
                 addr = previous;
                 continue;
             }
-            stack.frames.extend(frame);
+            stack.push(frame, self.ends_eval_call(Some(bytes)).then_some(addr));
             addr = previous;
         }
         SnapshotWalk::Whole(stack)
@@ -1271,25 +1329,36 @@ impl<M: MemoryReader> PythonReader<M> {
     /// whose code object could not be read are kept as
     /// [`CodeInfo::UNREADABLE`], so the stack keeps its shape.
     pub fn resolve(&self, raw: &[RawFrame]) -> Vec<Frame> {
-        raw.iter()
-            .filter_map(|f| {
-                let code = match self.code.get(&f.code) {
-                    Some(entry) => entry.info.clone()?,
-                    None => Arc::new(CodeInfo::unreadable(f.code)),
-                };
-                let offset = self.instruction_offset(&code, f.instruction);
-                let calling = (!self.layout.call_opcodes.is_empty())
-                    .then(|| code.bytecode.get(usize::try_from(offset).ok()?))
-                    .flatten()
-                    .map(|opcode| self.layout.call_opcodes.contains(opcode));
-                Some(Frame {
-                    line: self.line_at_offset(&code, offset),
-                    code,
-                    addr: f.addr,
-                    calling,
-                })
-            })
-            .collect()
+        let mut frames: Vec<Frame> = Vec::with_capacity(raw.len());
+        for f in raw {
+            let code = match self.code.get(&f.code) {
+                Some(entry) => entry.info.clone(),
+                None => Some(Arc::new(CodeInfo::unreadable(f.code))),
+            };
+            let Some(code) = code else {
+                // A shim left out that began a call of the evaluation loop
+                // hands that mark to the frame inward of it.
+                if let (true, Some(inner)) = (f.entry, frames.last_mut()) {
+                    inner.entry = true;
+                    inner.call_frame = f.call_frame;
+                }
+                continue;
+            };
+            let offset = self.instruction_offset(&code, f.instruction);
+            let calling = (!self.layout.call_opcodes.is_empty())
+                .then(|| code.bytecode.get(usize::try_from(offset).ok()?))
+                .flatten()
+                .map(|opcode| self.layout.call_opcodes.contains(opcode));
+            frames.push(Frame {
+                line: self.line_at_offset(&code, offset),
+                code,
+                addr: f.addr,
+                calling,
+                entry: f.entry,
+                call_frame: f.call_frame,
+            });
+        }
+        frames
     }
 
     /// The byte offset into the bytecode of a frame's raw instruction.

@@ -283,6 +283,18 @@ mod tests {
         );
         assert_eq!(kind("/srv/venv/bin/gunicorn"), CodeKind::Library);
         assert_eq!(kind("/srv/app/bin/manage.py"), CodeKind::User);
+        // The binaries of native frames (`--native`).
+        assert_eq!(
+            kind("/usr/lib/x86_64-linux-gnu/libcrypto.so.3"),
+            CodeKind::Native
+        );
+        assert_eq!(
+            kind("/usr/lib/python3.11/lib-dynload/_hashlib.cpython-311-x86_64-linux-gnu.so"),
+            CodeKind::Native
+        );
+        assert_eq!(kind("/usr/bin/python3.11"), CodeKind::Native);
+        assert_eq!(kind("?"), CodeKind::Native);
+        assert_eq!(kind("/srv/app/bin/python_tools.py"), CodeKind::User);
     }
 
     #[test]

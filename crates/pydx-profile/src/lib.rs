@@ -32,10 +32,10 @@ mod query;
 mod timeline;
 
 pub use model::{
-    Activity, CodeKind, Execution, Footprint, Frame, FrameId, LabelSetId, MemoryReading, Meta,
-    Observed, ProcessMeta, Profile, SampleKey, SampleState, ServedRequests, StackId, StackNode,
-    StrId, Tally, ThreadId, ThreadInfo, UnattachedProcess, Work, OTHER_STACKS, STACK_BUDGET,
-    UNREADABLE_CODE,
+    is_native_binary, Activity, CodeKind, Execution, Footprint, Frame, FrameId, LabelSetId,
+    MemoryReading, Meta, Observed, ProcessMeta, Profile, SampleKey, SampleState, ServedRequests,
+    StackId, StackNode, StrId, Tally, ThreadId, ThreadInfo, UnattachedProcess, Work, OTHER_STACKS,
+    STACK_BUDGET, UNREADABLE_CODE,
 };
 pub use pprof::{read_pprof, write_pprof, ProfileError};
 pub use query::{FunctionTime, LineTime};

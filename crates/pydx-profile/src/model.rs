@@ -159,12 +159,17 @@ pub enum CodeKind {
     Library,
     /// The standard library, or code without a file (`<frozen ...>`).
     Stdlib,
+    /// Compiled code: a native frame (recorded with `--native`), whose file
+    /// is the binary that holds it.
+    Native,
 }
 
 impl CodeKind {
-    /// Whose code `file` (a `co_filename`) is.
+    /// Whose code `file` (a `co_filename`, or a native frame's binary) is.
     pub fn of(file: &str) -> Self {
-        if file.contains("/site-packages/")
+        if is_native_binary(file) {
+            CodeKind::Native
+        } else if file.contains("/site-packages/")
             || file.contains("/dist-packages/")
             || is_console_script(file)
         {
@@ -175,6 +180,18 @@ impl CodeKind {
             CodeKind::User
         }
     }
+}
+
+/// Whether `file` is the binary of a native frame rather than Python
+/// source: a shared object (`libcrypto.so.3`, `_hashlib.cpython-311-….so`),
+/// a Python executable (`/usr/bin/python3.11`, a static build's frames), or
+/// `?` (code outside every mapped binary).
+pub fn is_native_binary(file: &str) -> bool {
+    let name = file.rsplit('/').next().unwrap_or(file);
+    file == "?"
+        || name.ends_with(".so")
+        || name.contains(".so.")
+        || (file.contains("/bin/") && name.starts_with("python") && !name.ends_with(".py"))
 }
 
 /// A package's console-script launcher, such as `venv/bin/gunicorn`: a

@@ -19,6 +19,18 @@ pub struct ElfSymbol {
     pub size: u64,
 }
 
+/// A function's symbol: where it starts at link time, its size and its
+/// (still mangled) name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSymbol {
+    /// `st_value`: the link-time address.
+    pub address: u64,
+    /// `st_size`, more than zero.
+    pub size: u64,
+    /// The symbol's name as the file spells it.
+    pub name: String,
+}
+
 /// How the file's loadable segments are laid out at link time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoadInfo {
@@ -115,6 +127,57 @@ impl ElfImage {
     pub fn section_data(&self, name: &str) -> Result<Option<&[u8]>> {
         let file = self.parse()?;
         Ok(file.section_by_name(name).and_then(|s| s.data().ok()))
+    }
+
+    /// The whole file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Every function symbol with a size, from `.symtab` when the file has
+    /// one (it holds the static functions too) and from `.dynsym` otherwise
+    /// (a stripped file keeps only its exported functions there); sorted by
+    /// address.
+    pub fn function_symbols(&self) -> Result<Vec<FunctionSymbol>> {
+        let file = self.parse()?;
+        let collect = |table: &mut dyn Iterator<
+            Item = object::read::elf::ElfSymbol64<'_, '_, Endianness>,
+        >| {
+            table
+                .filter(|s| {
+                    s.kind() == object::SymbolKind::Text && s.size() > 0 && !s.is_undefined()
+                })
+                .filter_map(|s| {
+                    Some(FunctionSymbol {
+                        address: s.address(),
+                        size: s.size(),
+                        name: s.name().ok()?.to_string(),
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut symbols = collect(&mut file.symbols());
+        if symbols.is_empty() {
+            symbols = collect(&mut file.dynamic_symbols());
+        }
+        symbols.sort_by_key(|s| (s.address, std::cmp::Reverse(s.size)));
+        symbols.dedup_by_key(|s| s.address);
+        Ok(symbols)
+    }
+
+    /// The link-time address range and the file range of section `name`,
+    /// when the file holds its bytes.
+    pub fn section_ranges(
+        &self,
+        name: &str,
+    ) -> Result<Option<(std::ops::Range<u64>, std::ops::Range<usize>)>> {
+        let file = self.parse()?;
+        Ok(file.section_by_name(name).and_then(|s| {
+            let (offset, size) = s.file_range()?;
+            let start = usize::try_from(offset).ok()?;
+            let end = start.checked_add(usize::try_from(size).ok()?)?;
+            (end <= self.data.len()).then_some((s.address()..s.address() + s.size(), start..end))
+        }))
     }
 
     /// The loadable segments, for computing the load bias.

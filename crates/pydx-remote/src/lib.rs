@@ -36,11 +36,11 @@ mod signal;
 mod stats;
 mod timer;
 
-pub use elf::{ElfImage, ElfSymbol, LoadInfo};
+pub use elf::{ElfImage, ElfSymbol, FunctionSymbol, LoadInfo};
 pub use error::{Error, ReadError, ReadErrorKind, Result};
 pub use maps::{MemoryMap, MemoryMaps};
 pub use memory::{FakeMemory, MemoryReader, ReadExt, ReadRequest, RoundCopy};
-pub use pause::ProcessPause;
+pub use pause::{ProcessPause, UnwindRegisters};
 pub use permission::permission_hint;
 pub use prefetch::PrefetchingMemory;
 pub use proc::{

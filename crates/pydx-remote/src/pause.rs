@@ -3,6 +3,18 @@
 
 use crate::error::{Error, Result};
 
+/// The registers of a stopped thread that unwinding its native stack
+/// starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnwindRegisters {
+    /// The instruction pointer (`rip`).
+    pub instruction: u64,
+    /// The stack pointer (`rsp`).
+    pub stack: u64,
+    /// The frame pointer (`rbp`).
+    pub frame: u64,
+}
+
 /// Threads of a process held stopped with `PTRACE_SEIZE` + `PTRACE_INTERRUPT`.
 ///
 /// Seizing does not send the target a signal. Dropping the guard detaches
@@ -54,6 +66,39 @@ impl ProcessPause {
     /// The threads that are held stopped.
     pub fn threads(&self) -> &[u32] {
         &self.held
+    }
+
+    /// The registers a native unwinder starts from, of thread `tid`, which
+    /// must be one of [`ProcessPause::threads`]; `None` if it is not held
+    /// or the kernel refused (it exited under the pause).
+    #[cfg(target_arch = "x86_64")]
+    pub fn registers(&self, tid: u32) -> Option<UnwindRegisters> {
+        if !self.held.contains(&tid) {
+            return None;
+        }
+        // SAFETY: an all-zero `user_regs_struct` is valid.
+        let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        // SAFETY: PTRACE_GETREGS writes one `user_regs_struct` to `regs`,
+        // a valid out-pointer; the thread is in a ptrace stop.
+        let rc = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GETREGS,
+                tid as libc::pid_t,
+                std::ptr::null_mut::<libc::c_void>(),
+                &mut regs as *mut libc::user_regs_struct as *mut libc::c_void,
+            )
+        };
+        (rc == 0).then_some(UnwindRegisters {
+            instruction: regs.rip,
+            stack: regs.rsp,
+            frame: regs.rbp,
+        })
+    }
+
+    /// Native stacks are read on x86_64 only.
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn registers(&self, _tid: u32) -> Option<UnwindRegisters> {
+        None
     }
 
     /// Seizes and interrupts one thread; `Ok(false)` if it is already gone,

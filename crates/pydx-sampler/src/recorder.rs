@@ -711,6 +711,8 @@ mod tests {
             line: 12,
             addr: 0x7000,
             calling: None,
+            entry: true,
+            call_frame: 0,
         };
         let mut recorder = recorder_of_process_5(Meta::default());
         let requests = [
@@ -767,6 +769,8 @@ mod tests {
             line: 12,
             addr,
             calling: None,
+            entry: true,
+            call_frame: 0,
         };
         let mut recorder = recorder_of_process_5(Meta {
             rate_hz: 100.0,
@@ -808,6 +812,8 @@ mod tests {
             line: 12,
             addr: 0x7000,
             calling: None,
+            entry: true,
+            call_frame: 0,
         };
         let frames = [frame];
         let mut recorder = recorder_of_process_5(Meta::default());
@@ -832,6 +838,8 @@ mod tests {
             line: 3,
             addr: 0x6000,
             calling: None,
+            entry: true,
+            call_frame: 0,
         };
         recorder.add_snapshot(
             5,

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use pydx_cpython::{AsyncioError, AsyncioTask, AttachError, PythonProcess};
 use pydx_remote::{child_pids, memory_usage, parent_pid, process_alive, MemoryUsage};
 
-use crate::snapshot::{Consistency, SnapshotError, Snapshotter, ThreadSnapshot};
+use crate::snapshot::{
+    Consistency, NativeCounts, NativeFrames, SnapshotError, Snapshotter, ThreadSnapshot,
+};
 
 /// How often child processes are looked for with `subprocesses`.
 const CHILD_POLL: Duration = Duration::from_millis(100);
@@ -49,6 +51,8 @@ pub struct SamplingOptions {
     /// Also read the HTTP request each thread serves (WSGI environ, ASGI
     /// scope), to attribute samples to endpoints.
     pub requests: bool,
+    /// Read native stacks too, and merge them with the Python ones.
+    pub native: NativeFrames,
 }
 
 impl Default for SamplingOptions {
@@ -61,6 +65,7 @@ impl Default for SamplingOptions {
             observe_every: None,
             async_tasks: false,
             requests: false,
+            native: NativeFrames::None,
         }
     }
 }
@@ -161,9 +166,23 @@ pub enum StopReason {
     TargetExited,
 }
 
+/// Two tallies of native stacks added up.
+fn add_counts(a: Option<NativeCounts>, b: Option<NativeCounts>) -> Option<NativeCounts> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(NativeCounts {
+            merged: a.merged + b.merged,
+            mismatched: a.mismatched + b.mismatched,
+            cut_short: a.cut_short + b.cut_short,
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
 /// What a sampling run did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
+    /// Native stacks merged, when they were read.
+    pub native: Option<NativeCounts>,
     /// How long sampling ran.
     pub elapsed: Duration,
     /// Snapshot rounds taken.
@@ -280,6 +299,8 @@ pub struct Sampler {
     processes_seen: usize,
     /// When each process's asyncio tasks are read next.
     task_readings: HashMap<u32, TaskReading>,
+    /// Native stacks merged in the processes no longer sampled.
+    native: Option<NativeCounts>,
 }
 
 /// The schedule of one process's asyncio task readings.
@@ -297,23 +318,30 @@ struct TaskReading {
 
 impl Sampler {
     /// A sampler of `root` (already attached, if it is a Python process).
-    pub fn new(root_pid: u32, root: Option<PythonProcess>, options: SamplingOptions) -> Self {
+    /// Fails only when native stacks are asked for and the root's binaries
+    /// cannot be read.
+    pub fn new(
+        root_pid: u32,
+        root: Option<PythonProcess>,
+        options: SamplingOptions,
+    ) -> Result<Self, pydx_remote::Error> {
         let consistency = options.consistency;
         let targets: Vec<Snapshotter> = root
             .into_iter()
             .map(|mut process| {
                 process.set_read_requests(options.requests);
-                Snapshotter::new(process, consistency)
+                Snapshotter::new(process, consistency).with_native(options.native)
             })
-            .collect();
-        Self {
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
             processes_seen: targets.len(),
             options,
             root: root_pid,
             targets,
             pending_children: HashMap::new(),
             task_readings: HashMap::new(),
-        }
+            native: None,
+        })
     }
 
     /// Samples until the duration elapses, `stop` is set, or the target
@@ -424,6 +452,7 @@ impl Sampler {
             }
             for index in exited.into_iter().rev() {
                 let mut gone = self.targets.remove(index);
+                self.native = add_counts(self.native, gone.native_counts());
                 self.task_readings.remove(&gone.process().pid());
             }
             rounds += 1;
@@ -460,7 +489,12 @@ impl Sampler {
         stages.cpu = thread_cpu_time()
             .zip(cpu_before)
             .map(|(after, before)| after.saturating_sub(before));
+        let native = self
+            .targets
+            .iter()
+            .fold(self.native, |sum, t| add_counts(sum, t.native_counts()));
         Summary {
+            native,
             elapsed: start.elapsed(),
             rounds,
             errors,
@@ -504,10 +538,19 @@ impl Sampler {
                 Ok(mut process) => {
                     process.set_read_requests(self.options.requests);
                     self.pending_children.remove(&pid);
-                    sink.add_process(&NewProcess::read(pid, &process.version().to_string()));
-                    self.targets
-                        .push(Snapshotter::new(process, self.options.consistency));
-                    self.processes_seen += 1;
+                    match Snapshotter::new(process, self.options.consistency)
+                        .with_native(self.options.native)
+                    {
+                        Ok(mut target) => {
+                            sink.add_process(&NewProcess::read(pid, &target.version()));
+                            self.targets.push(target);
+                            self.processes_seen += 1;
+                        }
+                        Err(error) => {
+                            self.pending_children.insert(pid, CHILD_ATTEMPTS);
+                            sink.add_unattached(pid, &format!("its native stacks: {error}"));
+                        }
+                    }
                 }
                 // A shell or a launcher between the root and its Python
                 // children is not a failure.

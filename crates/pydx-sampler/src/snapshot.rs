@@ -4,8 +4,13 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use pydx_cpython::{Local, PythonProcess, PythonThread, Value, WalkError, GIL_STATE_SIZE};
+use std::sync::Arc;
+
+use pydx_cpython::{
+    CodeInfo, Frame, Local, PythonProcess, PythonThread, Value, WalkError, GIL_STATE_SIZE,
+};
 use pydx_libraries::statement_arguments;
+use pydx_native::{merge, MergedFrame, NativeUnwinder, PythonCall};
 use pydx_profile::{Activity, CodeKind};
 use pydx_remote::{
     process_alive, thread_ids, ProcessPause, RunState, SyscallState, ThreadStateReader,
@@ -160,6 +165,98 @@ pub struct Snapshotter {
     held_before: Vec<u64>,
     /// The last snapshot was taken again, paused, after a torn read.
     paused_again: bool,
+    /// Native stacks are read and merged into the Python ones.
+    native: Option<NativeStacks>,
+}
+
+/// Which native frames a snapshot shows (see [`Snapshotter::with_native`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NativeFrames {
+    /// Python stacks only.
+    #[default]
+    None,
+    /// Native frames of extensions, libraries and built-in functions, with
+    /// Python frames in place of the interpreter's evaluation loop.
+    Merged,
+    /// Every native frame, the interpreter's own included.
+    All,
+}
+
+/// How many native stacks were merged into Python ones, and how many could
+/// not be.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NativeCounts {
+    /// Thread stacks merged.
+    pub merged: u64,
+    /// Thread stacks whose native stack did not fit the Python one (they
+    /// are kept with their Python frames only).
+    pub mismatched: u64,
+    /// Thread stacks whose native part stopped early.
+    pub cut_short: u64,
+}
+
+/// The native side of a snapshotter.
+#[derive(Debug)]
+struct NativeStacks {
+    unwinder: NativeUnwinder,
+    keep_all: bool,
+    /// One code object per native function (by name and binary), so that
+    /// frames of one function are one frame to the recorder.
+    functions: HashMap<(Arc<str>, Arc<str>), Arc<CodeInfo>>,
+    counts: NativeCounts,
+}
+
+impl NativeStacks {
+    /// Replaces each paused thread's frames with its merged stack.
+    fn merge_into(&mut self, threads: &mut [PythonThread], pause: &ProcessPause) {
+        for thread in threads.iter_mut().filter(|t| t.error.is_none()) {
+            let Some(registers) = thread.native_id.and_then(|tid| pause.registers(tid)) else {
+                continue;
+            };
+            let stack = self.unwinder.unwind(registers);
+            let calls: Vec<PythonCall> = thread
+                .frames
+                .iter()
+                .map(|f| PythonCall {
+                    starts_call: f.entry,
+                    call_frame: f.call_frame,
+                })
+                .collect();
+            let merged = match merge(&stack, &calls, self.keep_all) {
+                Ok(merged) => merged,
+                Err(_) => {
+                    self.counts.mismatched += 1;
+                    continue;
+                }
+            };
+            self.counts.merged += 1;
+            self.counts.cut_short += u64::from(!stack.complete && !calls.is_empty());
+            let python = std::mem::take(&mut thread.frames);
+            thread.frames = merged
+                .into_iter()
+                .map(|frame| match frame {
+                    MergedFrame::Python(index) => python[index].clone(),
+                    MergedFrame::Native(native) => {
+                        let code = self
+                            .functions
+                            .entry((native.function.clone(), native.module.clone()))
+                            .or_insert_with(|| {
+                                Arc::new(CodeInfo::named(0, &native.function, &native.module, 0))
+                            })
+                            .clone();
+                        Frame {
+                            code,
+                            line: 0,
+                            addr: 0,
+                            calling: Some(true),
+                            entry: false,
+                            call_frame: 0,
+                        }
+                    }
+                })
+                .collect();
+        }
+    }
 }
 
 /// Why a snapshot could not be taken at all.
@@ -188,7 +285,37 @@ impl Snapshotter {
             consistency,
             held_before: Vec::new(),
             paused_again: false,
+            native: None,
         }
+    }
+
+    /// Reads each thread's native stack too, and merges it with its Python
+    /// stack. Native stacks are read with the threads stopped, so the
+    /// process is paused for every snapshot.
+    pub fn with_native(mut self, frames: NativeFrames) -> Result<Self, pydx_remote::Error> {
+        if frames == NativeFrames::None {
+            self.native = None;
+            return Ok(self);
+        }
+        let unwinder = NativeUnwinder::new(self.process.pid(), self.process.binary())?;
+        self.consistency = Consistency::Paused;
+        self.native = Some(NativeStacks {
+            unwinder,
+            keep_all: frames == NativeFrames::All,
+            functions: HashMap::new(),
+            counts: NativeCounts::default(),
+        });
+        Ok(self)
+    }
+
+    /// The process's Python version, as `3.12.1`.
+    pub fn version(&mut self) -> String {
+        self.process.version().to_string()
+    }
+
+    /// Native stacks merged so far, when native stacks are read.
+    pub fn native_counts(&self) -> Option<NativeCounts> {
+        self.native.as_ref().map(|n| n.counts)
     }
 
     /// Whether the last snapshot had to be taken again with the process
@@ -247,7 +374,10 @@ impl Snapshotter {
             }
             // `ByVersion` was resolved by `new`.
             Consistency::Paused | Consistency::ByVersion => {
-                let (threads, states, pause) = self.read_paused(None)?;
+                let (mut threads, states, pause) = self.read_paused(None)?;
+                if let (Some(native), Ok(threads)) = (&mut self.native, &mut threads) {
+                    native.merge_into(threads, &pause);
+                }
                 paused = Some(pause);
                 (threads, Some(states))
             }

@@ -369,6 +369,99 @@ impl Interpreter {
     }
 }
 
+/// How the native probe (`scripts/native_probe.c`) is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NativeProbe {
+    /// A plain shared library, loaded with ctypes (no Python headers needed).
+    Library,
+    /// An extension module, built against the interpreter's headers.
+    Extension,
+    /// The extension module with its symbol tables stripped.
+    StrippedExtension,
+    /// The extension module without unwind information (`.eh_frame`).
+    ExtensionWithoutUnwindInfo,
+}
+
+impl Interpreter {
+    /// Builds the native probe for this interpreter (with gcc, once per
+    /// interpreter and kind, into the test cache) and makes it visible to
+    /// it; returns the path it sees. An extension needs the interpreter's
+    /// headers: a missing `Python.h` panics with where it was looked for.
+    pub fn native_probe(&self, kind: NativeProbe) -> String {
+        let name = match kind {
+            NativeProbe::Library => "libnative_probe.so",
+            NativeProbe::Extension => "native_probe.so",
+            NativeProbe::StrippedExtension => "native_probe_stripped.so",
+            NativeProbe::ExtensionWithoutUnwindInfo => "native_probe_no_unwind.so",
+        };
+        let dir = cache_dir().join("native-probe").join(&self.label);
+        let built = dir.join(name);
+        if !built.exists() {
+            std::fs::create_dir_all(&dir).expect("create the native probe's folder");
+            let partial = dir.join(format!(".{name}.{}", std::process::id()));
+            let mut gcc = Command::new("gcc");
+            gcc.args([
+                "-O2",
+                "-fno-optimize-sibling-calls",
+                "-shared",
+                "-fPIC",
+                "-o",
+            ])
+            .arg(&partial)
+            .arg(scripts_dir().join("native_probe.c"));
+            if kind != NativeProbe::Library {
+                let output = self
+                    .command(&[
+                        "-c",
+                        "import sysconfig; print(sysconfig.get_paths()['include'])",
+                    ])
+                    .output()
+                    .expect("ask the interpreter for its include folder");
+                let include = String::from_utf8_lossy(&output.stdout).trim().to_string();
+                let host_include = match &self.root {
+                    Some(root) => root.join(include.trim_start_matches('/')),
+                    None => PathBuf::from(&include),
+                };
+                assert!(
+                    host_include.join("Python.h").exists(),
+                    "{} has no Python.h in {} to build the native probe against",
+                    self.label,
+                    host_include.display()
+                );
+                gcc.arg("-DPYDX_PROBE_EXTENSION")
+                    .arg("-I")
+                    .arg(host_include);
+            }
+            let status = gcc.status().expect("run gcc");
+            assert!(status.success(), "gcc failed to build the native probe");
+            let post = match kind {
+                NativeProbe::StrippedExtension => Some(vec!["--strip-all"]),
+                NativeProbe::ExtensionWithoutUnwindInfo => Some(vec![
+                    "--remove-section=.eh_frame",
+                    "--remove-section=.eh_frame_hdr",
+                ]),
+                _ => None,
+            };
+            if let Some(args) = post {
+                let status = Command::new("objcopy")
+                    .args(args)
+                    .arg(&partial)
+                    .status()
+                    .expect("run objcopy");
+                assert!(status.success(), "objcopy failed on the native probe");
+            }
+            std::fs::rename(&partial, &built).expect("move the native probe into place");
+        }
+        match &self.root {
+            None => built.to_string_lossy().into_owned(),
+            Some(root) => {
+                copy_into(&built, &root.join("pydx-tests"), name);
+                format!("/pydx-tests/{name}")
+            }
+        }
+    }
+}
+
 /// Copies `source` to `dir/name` without ever showing a half-written file:
 /// tests on several chroot interpreters install the same file at once while
 /// others are already running it.

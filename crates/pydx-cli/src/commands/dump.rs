@@ -11,6 +11,7 @@ use pydx_sampler::{tracer_of, Consistency, Snapshotter, ThreadSnapshot};
 use serde::Serialize;
 
 use crate::cli::DumpArgs;
+use crate::commands::sampling::native_frames;
 
 /// Most processes `--subprocesses` dumps.
 const MAX_PROCESSES: usize = 1024;
@@ -178,6 +179,12 @@ fn dump_tree(args: &DumpArgs) -> anyhow::Result<Vec<DumpReport>> {
 fn dump_process(pid: u32, args: &DumpArgs) -> anyhow::Result<DumpReport> {
     let process = PythonProcess::attach(pid)?;
     let tracer = tracer_of(pid);
+    if let (true, Some(tracer)) = (args.native, tracer) {
+        anyhow::bail!(
+            "--native reads stacks with the process paused, and process {pid} is traced by \
+             process {tracer}, so it cannot be paused"
+        );
+    }
     let consistency = if args.nonblocking {
         Consistency::NonBlocking
     } else if let Some(tracer) = tracer {
@@ -189,7 +196,8 @@ fn dump_process(pid: u32, args: &DumpArgs) -> anyhow::Result<DumpReport> {
     } else {
         Consistency::Paused
     };
-    let mut snapshotter = Snapshotter::new(process, consistency);
+    let mut snapshotter = Snapshotter::new(process, consistency)
+        .with_native(native_frames(args.native, args.native_all))?;
     // Locals and tasks are read before a paused target resumes, so that
     // they belong to the same instant as the stacks.
     let (_, (threads, tasks)) = snapshotter
@@ -338,11 +346,15 @@ fn write_text(out: &mut impl Write, report: &DumpReport) -> std::io::Result<()> 
             writeln!(out, "    <stack unreadable: {error}>")?;
         }
         for frame in &thread.frames {
-            writeln!(
-                out,
-                "    {} ({}:{})",
-                frame.function, frame.file, frame.line
-            )?;
+            if frame.line == 0 {
+                writeln!(out, "    {} ({})", frame.function, frame.file)?;
+            } else {
+                writeln!(
+                    out,
+                    "    {} ({}:{})",
+                    frame.function, frame.file, frame.line
+                )?;
+            }
             for local in frame.locals.iter().flatten() {
                 let marker = if local.arg { " (arg)" } else { "" };
                 writeln!(out, "        {}{} = {}", local.name, marker, local.repr)?;

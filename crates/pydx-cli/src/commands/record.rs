@@ -11,7 +11,10 @@ use pydx_profile::{Activity, Meta, Profile, STACK_BUDGET};
 use pydx_render::{
     render, render_report, Format, RenderError, RenderOptions, ReportFormat, ReportOptions,
 };
-use pydx_sampler::{tracer_of, Consistency, ProfileRecorder, Sampler, StopReason, Summary};
+use pydx_sampler::{
+    tracer_of, Consistency, NativeCounts, NativeFrames, ProfileRecorder, Sampler, StopReason,
+    Summary,
+};
 
 use super::doctor::SourceFiles;
 use super::output::{check_writable, write_atomically};
@@ -147,6 +150,15 @@ pub fn record(
     let stop = interrupt_flag()?;
     let mut target = Target::start(target_args, sampling.subprocesses, sampling.duration)?;
     if let Some(root) = &target.root {
+        if let (NativeFrames::Merged | NativeFrames::All, Some(tracer)) =
+            (options.native, tracer_of(root.pid()))
+        {
+            anyhow::bail!(
+                "--native reads stacks with the process paused, and process {} is traced by \
+                 process {tracer}, so it cannot be paused",
+                root.pid()
+            );
+        }
         let resolved = options.consistency.for_process(root);
         if options.consistency == Consistency::ByVersion && resolved == Consistency::NonBlocking {
             let tracer = tracer_of(root.pid()).unwrap_or_default();
@@ -162,9 +174,10 @@ pub fn record(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64),
         rate_hz: sampling.rate,
-        mode: match &target.root {
-            Some(root) => options.consistency.for_process(root),
-            None => options.consistency,
+        mode: match (&target.root, options.native) {
+            (_, NativeFrames::Merged | NativeFrames::All) => Consistency::Paused,
+            (Some(root), _) => options.consistency.for_process(root),
+            (None, _) => options.consistency,
         }
         .as_str()
         .to_string(),
@@ -172,7 +185,8 @@ pub fn record(
         ..Meta::default()
     };
     let mut recorder = ProfileRecorder::new(meta);
-    let mut sampler = Sampler::new(target.pid, target.root.take(), options);
+    let mut sampler = Sampler::new(target.pid, target.root.take(), options)
+        .context("cannot read the binaries the process maps, for --native")?;
     let mut progress = ProgressLine::new(sampling.rate);
     let summary = sampler.run(&mut recorder, &stop, &mut |p| progress.update(p));
     progress.finish();
@@ -311,8 +325,9 @@ fn describe(profile: &Profile, summary: &Summary) -> String {
             if n == 1 { "" } else { "s" }
         ),
     };
+    let native = summary.native.map(describe_native).unwrap_or_default();
     format!(
-        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({} Hz achieved of {} requested), {} error{}{last_error}{unreadable}{paused}{unattached}{memory}{cut_short}; {}",
+        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({} Hz achieved of {} requested), {} error{}{last_error}{unreadable}{paused}{unattached}{memory}{cut_short}{native}; {}",
         threads,
         if threads == 1 { "" } else { "s" },
         processes,
@@ -324,4 +339,27 @@ fn describe(profile: &Profile, summary: &Summary) -> String {
         if summary.errors == 1 { "" } else { "s" },
         why
     )
+}
+
+/// The summary's clause on native stacks (`--native`): how many were
+/// merged, and how many could not be, or stopped early.
+fn describe_native(counts: NativeCounts) -> String {
+    let mut clause = format!(
+        ", {} native stack{} merged",
+        counts.merged,
+        if counts.merged == 1 { "" } else { "s" }
+    );
+    if counts.cut_short > 0 {
+        clause.push_str(&format!(
+            " ({} cut short: a binary without unwind information, or unreadable stack memory)",
+            counts.cut_short
+        ));
+    }
+    if counts.mismatched > 0 {
+        clause.push_str(&format!(
+            ", {} that did not fit the Python stack (kept with Python frames only)",
+            counts.mismatched
+        ));
+    }
+    clause
 }

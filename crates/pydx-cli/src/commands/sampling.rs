@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::bail;
-use pydx_sampler::{Consistency, SamplingOptions};
+use pydx_sampler::{Consistency, NativeFrames, SamplingOptions};
 
 use crate::cli::SamplingArgs;
 
@@ -38,5 +38,15 @@ pub fn sampling_options(sampling: &SamplingArgs, observe: bool) -> anyhow::Resul
         observe_every: observe.then_some(OBSERVE_EVERY),
         async_tasks: false,
         requests: observe,
+        native: native_frames(sampling.native, sampling.native_all),
     })
+}
+
+/// The native frames asked for by `--native` and `--native-all`.
+pub fn native_frames(native: bool, all: bool) -> NativeFrames {
+    match (native, all) {
+        (false, _) => NativeFrames::None,
+        (true, false) => NativeFrames::Merged,
+        (true, true) => NativeFrames::All,
+    }
 }

@@ -72,7 +72,8 @@ pub fn run(args: &TopArgs) -> anyhow::Result<ExitCode> {
     };
     let tallies = Mutex::new(Tallies::new(view_options.filter));
     let stop_sampling = AtomicBool::new(false);
-    let mut sampler = Sampler::new(target.pid, target.root.take(), options);
+    let mut sampler = Sampler::new(target.pid, target.root.take(), options)
+        .context("cannot read the binaries the process maps, for --native")?;
     let ending = std::thread::scope(|scope| {
         let sampling = scope.spawn(|| {
             let summary = sampler.run(&mut SharedSink(&tallies), &stop_sampling, &mut |p| {

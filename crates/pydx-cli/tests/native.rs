@@ -1,0 +1,300 @@
+//! `--native`: C frames merged into the Python stacks, on real interpreters,
+//! with a C extension and a ctypes library built by the test
+//! (`scripts/native_probe.c`) and with `hashlib`'s libcrypto.
+
+use std::process::Command;
+use std::time::Duration;
+
+use pydx_testkit::{eventually, interpreter, marker_line, Interpreter, NativeProbe};
+use serde_json::Value;
+
+/// How long a program may take to be caught where a test expects it.
+const SETTLE: Duration = Duration::from_secs(15);
+
+fn pydx() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pydx"))
+}
+
+/// `(function, file, line)` of each frame of the main thread, innermost
+/// first, from `pydx dump --native --json`.
+fn main_thread_frames(pid: u32, extra: &[&str]) -> Result<Vec<(String, String, u64)>, String> {
+    let output = pydx()
+        .args(["dump", "--json", "--native", "--pid", &pid.to_string()])
+        .args(extra)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(format!(
+            "pydx dump failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let dump: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+    let thread = dump["threads"]
+        .as_array()
+        .and_then(|threads| threads.iter().find(|t| t["name"] == "MainThread"))
+        .ok_or_else(|| format!("no main thread in {dump:#}"))?;
+    Ok(thread["frames"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f["function"].as_str().unwrap_or_default().to_string(),
+                f["file"].as_str().unwrap_or_default().to_string(),
+                f["line"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+fn line(marker: &str) -> u64 {
+    u64::from(marker_line("native_probe.py", marker))
+}
+
+/// Retries until the main thread's merged stack passes `check`; the program
+/// spends nearly all its time where the tests look, but not all of it.
+fn settled(
+    python: &Interpreter,
+    pid: u32,
+    extra: &[&str],
+    check: impl Fn(&[(String, String, u64)]) -> Result<(), String>,
+) {
+    let result = eventually(SETTLE, || {
+        let frames = main_thread_frames(pid, extra)?;
+        check(&frames).map_err(|e| format!("{e}: {frames:#?}"))
+    });
+    if let Err(error) = result {
+        panic!("{}: {error}", python.label);
+    }
+}
+
+/// The frames an extension module's call shows, innermost first: the
+/// probe's C functions directly under the Python frames that called them,
+/// and `inner`, which C called back, between them.
+fn check_extension_stack(
+    frames: &[(String, String, u64)],
+    probe: &str,
+    script: &str,
+) -> Result<(), String> {
+    let native = |name: &str| (name.to_string(), probe.to_string(), 0);
+    let python = |name: &str, line: u64| (name.to_string(), script.to_string(), line);
+    let expected = [
+        native("probe_spin"),
+        native("probe_spin_method"),
+        python("inner", line("LINE:extension_spin")),
+        native("probe_call_python"),
+        python("outer", line("LINE:extension_call_back")),
+    ];
+    if frames.len() < expected.len() + 1 || frames[..expected.len()] != expected {
+        return Err("the merged stack is not the expected one".into());
+    }
+    if frames[expected.len()].0 != "<module>" {
+        return Err("the outermost frame is not <module>".into());
+    }
+    Ok(())
+}
+
+#[test]
+fn an_extensions_functions_sit_between_the_python_frames_that_call_them() {
+    for label in [
+        "pyenv-3.8",
+        "pyenv-3.10",
+        "pyenv-3.11",
+        "pyenv-3.12",
+        "pyenv-3.13",
+        "debian-3.11",
+    ] {
+        let python = interpreter(label);
+        let probe = python.native_probe(NativeProbe::Extension);
+        let program = python.spawn("native_probe.py", &["extension", &probe]);
+        settled(&python, program.pid, &[], |frames| {
+            check_extension_stack(frames, &probe, &program.script_path)
+        });
+    }
+}
+
+#[test]
+fn a_ctypes_call_back_into_python_is_merged_on_the_newest_interpreters() {
+    for label in ["pyenv-3.11", "sid-3.13", "sid-3.14", "sid-3.15"] {
+        let python = interpreter(label);
+        let probe = python.native_probe(NativeProbe::Library);
+        let program = python.spawn("native_probe.py", &["ctypes", &probe]);
+        let script = program.script_path.clone();
+        settled(&python, program.pid, &[], |frames| {
+            let position = |function: &str, file: &str| {
+                frames
+                    .iter()
+                    .position(|f| f.0 == function && f.1 == file)
+                    .ok_or_else(|| format!("no {function} in {file}"))
+            };
+            let spin = position("probe_spin", &probe)?;
+            let inner = position("inner", &script)?;
+            let call_back = position("probe_call_back", &probe)?;
+            let outer = position("outer", &script)?;
+            if spin != 0 || !(inner < call_back && call_back < outer) {
+                return Err("the frames are out of order".into());
+            }
+            if frames[inner].2 != line("LINE:ctypes_spin")
+                || frames[outer].2 != line("LINE:ctypes_call_back")
+            {
+                return Err("a Python frame has the wrong line".into());
+            }
+            // Between the Python frames only native code (ctypes, libffi and
+            // the probe) runs: no Python frame is lost or repeated.
+            let python_frames: Vec<&str> = frames
+                .iter()
+                .filter(|f| f.2 != 0)
+                .map(|f| f.0.as_str())
+                .collect();
+            if python_frames != ["inner", "outer", "<module>"] {
+                return Err(format!("Python frames {python_frames:?}"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn a_hashlib_call_shows_the_libcrypto_function_doing_the_work() {
+    for label in ["pyenv-3.12", "debian-3.11", "sid-3.15"] {
+        let python = interpreter(label);
+        let program = python.spawn("native_hashlib.py", &[]);
+        let script = program.script_path.clone();
+        let derive_line = u64::from(marker_line("native_hashlib.py", "LINE:derive"));
+        settled(&python, program.pid, &[], |frames| {
+            let derive = frames
+                .iter()
+                .position(|f| f.0 == "derive")
+                .ok_or("no derive frame")?;
+            if frames[derive] != ("derive".to_string(), script.clone(), derive_line) {
+                return Err("derive is not at its line".into());
+            }
+            let pbkdf2 = frames[..derive]
+                .iter()
+                .position(|f| f.0 == "PKCS5_PBKDF2_HMAC")
+                .ok_or("no PKCS5_PBKDF2_HMAC under derive")?;
+            if !frames[pbkdf2].1.contains("libcrypto.so") {
+                return Err("PKCS5_PBKDF2_HMAC is not libcrypto's".into());
+            }
+            if frames[..derive].iter().any(|f| f.2 != 0) {
+                return Err("a Python frame sits among the native ones".into());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn a_stripped_extension_is_named_by_offset_and_keeps_its_python_frames() {
+    let python = interpreter("pyenv-3.12");
+    let probe = python.native_probe(NativeProbe::StrippedExtension);
+    let program = python.spawn("native_probe.py", &["extension", &probe]);
+    let script = program.script_path.clone();
+    let file_name = probe.rsplit('/').next().unwrap_or(&probe).to_string();
+    settled(&python, program.pid, &[], |frames| {
+        let names: Vec<&str> = frames.iter().map(|f| f.0.as_str()).collect();
+        // Exported functions keep their names (`.dynsym`); the static ones
+        // (the methods) are named by their offset in the file, never by the
+        // exported function before them.
+        let by_offset = |name: &str| name.starts_with(&format!("{file_name}+0x"));
+        match names.as_slice() {
+            ["probe_spin", method, "inner", call, "outer", "<module>"]
+                if by_offset(method) && by_offset(call) =>
+            {
+                Ok(())
+            }
+            _ => Err(String::from("unexpected stack")),
+        }?;
+        (frames[2].1 == script && frames[4].1 == script)
+            .then_some(())
+            .ok_or_else(|| "the Python frames lost their file".into())
+    });
+}
+
+#[test]
+fn an_extension_without_unwind_information_keeps_every_python_frame() {
+    let python = interpreter("pyenv-3.12");
+    let probe = python.native_probe(NativeProbe::ExtensionWithoutUnwindInfo);
+    let program = python.spawn("native_probe.py", &["extension", &probe]);
+    let script = program.script_path.clone();
+    settled(&python, program.pid, &[], |frames| {
+        let python_frames: Vec<(&str, u64)> = frames
+            .iter()
+            .filter(|f| f.1 == script)
+            .map(|f| (f.0.as_str(), f.2))
+            .collect();
+        let expected = [
+            ("inner", line("LINE:extension_spin")),
+            ("outer", line("LINE:extension_call_back")),
+            ("<module>", line("LINE:start")),
+        ];
+        if python_frames != expected {
+            return Err(format!("Python frames {python_frames:?}"));
+        }
+        // The unwinder cannot go through the probe: the native part stops
+        // at it, and says so.
+        let names: Vec<&str> = frames.iter().map(|f| f.0.as_str()).collect();
+        if names
+            != [
+                "probe_spin",
+                "<native stack cut short>",
+                "inner",
+                "outer",
+                "<module>",
+            ]
+            || frames[0].1 != probe
+        {
+            return Err("the stack is not cut short after the probe".into());
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn record_native_writes_merged_stacks_and_counts_them() {
+    let python = interpreter("pyenv-3.11");
+    let probe = python.native_probe(NativeProbe::Extension);
+    let program = python.spawn("native_probe.py", &["extension", &probe]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("native.txt");
+    let output = pydx()
+        .args([
+            "record",
+            "--native",
+            "-d",
+            "1.5",
+            "-r",
+            "200",
+            "--format",
+            "collapsed",
+            "-o",
+        ])
+        .arg(&out)
+        .args(["--pid", &program.pid.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("native stacks merged"), "{stderr}");
+    let collapsed = std::fs::read_to_string(&out).unwrap();
+    let script = &program.script_path;
+    let chain = format!(
+        "outer ({script}:{});probe_call_python ({probe});inner ({script}:{});probe_spin_method ({probe});probe_spin ({probe})",
+        line("LINE:extension_call_back"),
+        line("LINE:extension_spin"),
+    );
+    let samples: u64 = collapsed
+        .lines()
+        .filter(|l| l.contains(&chain))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    let all: u64 = collapsed
+        .lines()
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        all > 100 && samples * 10 >= all * 8,
+        "{samples} of {all} samples in probe_spin through the callback:\n{collapsed}"
+    );
+}

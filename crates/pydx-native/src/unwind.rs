@@ -1,0 +1,393 @@
+//! Unwinding a stopped thread's native stack and naming its frames.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
+use framehop::{FrameAddress, Unwinder};
+use pydx_remote::{MemoryMaps, MemoryReader, ProcessInfo, ProcessMemory, UnwindRegisters};
+
+use crate::modules::{LoadedModule, SectionBytes};
+
+/// Most native frames kept from one stack.
+const MAX_NATIVE_FRAMES: usize = 512;
+/// Stack bytes copied first; more is copied as the unwinder climbs.
+const FIRST_STACK_COPY: usize = 16 * 1024;
+/// Most stack bytes copied for one unwind.
+const MAX_STACK_COPY: usize = 2 * 1024 * 1024;
+/// Least time between two readings of the target's mappings, when a frame
+/// points outside every binary known (a library loaded since).
+const MAPS_REFRESH: Duration = Duration::from_secs(1);
+
+/// Functions of the interpreter's evaluation loop: each call runs Python
+/// frames, which take its place in a merged stack (gcc's `.cold` parts
+/// included).
+const EVALUATION_LOOP: &[&str] = &["_PyEval_EvalFrameDefault"];
+
+/// Prefixes of interpreter functions that are shown although the rest of
+/// the interpreter's machinery is not: they implement built-in functions
+/// (`time.sleep`, `os.read`, `re` matching, `sorted`, the garbage collector)
+/// or lock and GIL waits, where the time of a Python call really goes.
+const SHOWN_INTERPRETER_FUNCTIONS: &[&str] = &[
+    "time_",
+    "pysleep",
+    "os_",
+    "builtin_",
+    "sre_",
+    "_sre_",
+    "list_sort",
+    "PyThread_acquire_lock",
+    "lock_PyThread_acquire_lock",
+    "acquire_timed",
+    "take_gil",
+    "gc_collect",
+    "_PyGC_Collect",
+    "gc_collect_main",
+    "math_",
+];
+
+/// What a native frame is to the merged stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A call of the interpreter's evaluation loop: replaced by the Python
+    /// frames it ran.
+    Evaluation,
+    /// The interpreter's other machinery (calls, attribute lookups,
+    /// reference counting): left out unless asked for.
+    Interpreter,
+    /// Code of an extension, a library, or a built-in function: shown.
+    Native,
+}
+
+/// One native frame, named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeFrame {
+    /// The demangled function name, or `binary+0xoffset` when the binary
+    /// has no symbol for it.
+    pub function: Arc<str>,
+    /// The binary's path as the target names it; `?` for code outside
+    /// every mapped binary.
+    pub module: Arc<str>,
+    /// What the frame is to a merged stack.
+    pub role: Role,
+}
+
+/// A thread's native stack, innermost frame first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NativeStack {
+    /// The frames, innermost first.
+    pub frames: Vec<NativeFrame>,
+    /// The stack pointer in each frame: frame `i`'s locals lie between
+    /// `stack_pointers[i]` and `stack_pointers[i + 1]`.
+    pub stack_pointers: Vec<u64>,
+    /// The unwinder reached the stack's outermost frame. When false the
+    /// stack stops early: a binary without unwind information, a stack too
+    /// deep, memory that could not be read.
+    pub complete: bool,
+}
+
+/// A copy of a stopped thread's stack from its stack pointer up, extended
+/// as the unwinder reads further.
+struct StackCopy<'a> {
+    memory: &'a ProcessMemory,
+    start: u64,
+    bytes: Vec<u8>,
+    /// One past the last address of the stack's mapping.
+    limit: u64,
+}
+
+impl StackCopy<'_> {
+    fn read_u64(&mut self, addr: u64) -> Result<u64, ()> {
+        if addr < self.start || addr.checked_add(8).is_none_or(|end| end > self.limit) {
+            return Err(());
+        }
+        let offset = (addr - self.start) as usize;
+        if offset + 8 > self.bytes.len() {
+            self.extend(offset + 8)?;
+        }
+        let word = self.bytes.get(offset..offset + 8).ok_or(())?;
+        Ok(u64::from_le_bytes(word.try_into().map_err(|_| ())?))
+    }
+
+    /// Copies more of the stack, so that at least `needed` bytes are held.
+    fn extend(&mut self, needed: usize) -> Result<(), ()> {
+        let available = usize::try_from(self.limit - self.start).map_err(|_| ())?;
+        let wanted = needed
+            .max(self.bytes.len() * 2)
+            .max(FIRST_STACK_COPY)
+            .min(available)
+            .min(MAX_STACK_COPY);
+        if wanted < needed {
+            return Err(());
+        }
+        let old = self.bytes.len();
+        self.bytes.resize(wanted, 0);
+        let read = self
+            .memory
+            .read_into(self.start + old as u64, &mut self.bytes[old..]);
+        if read.is_err() {
+            self.bytes.truncate(old);
+            return Err(());
+        }
+        Ok(())
+    }
+}
+
+/// Unwinds the native stacks of one process's stopped threads.
+pub struct NativeUnwinder {
+    pid: u32,
+    info: ProcessInfo,
+    memory: ProcessMemory,
+    /// Paths (as the target names them) of the interpreter's binaries.
+    interpreter: Vec<String>,
+    unwinder: UnwinderX86_64<SectionBytes>,
+    cache: CacheX86_64,
+    /// Modules by the start of their code.
+    modules: Vec<LoadedModule>,
+    maps: MemoryMaps,
+    maps_read: Instant,
+    /// Frames already named, by address (return addresses less one).
+    names: HashMap<u64, NativeFrame>,
+}
+
+impl std::fmt::Debug for NativeUnwinder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeUnwinder")
+            .field("pid", &self.pid)
+            .field("modules", &self.modules.len())
+            .finish()
+    }
+}
+
+impl NativeUnwinder {
+    /// An unwinder for process `pid`, whose interpreter is the binary
+    /// `interpreter` (libpython, or the executable of a static build), as
+    /// the target names it.
+    pub fn new(pid: u32, interpreter: &str) -> Result<Self, pydx_remote::Error> {
+        let info = ProcessInfo::read(pid)?;
+        let mut interpreter = vec![interpreter.to_string()];
+        interpreter.extend(info.exe.clone());
+        let mut unwinder = Self {
+            pid,
+            memory: ProcessMemory::new(pid),
+            info,
+            interpreter,
+            unwinder: UnwinderX86_64::new(),
+            cache: CacheX86_64::new(),
+            modules: Vec::new(),
+            maps: MemoryMaps::read(pid)?,
+            maps_read: Instant::now(),
+            names: HashMap::new(),
+        };
+        unwinder.load_modules();
+        Ok(unwinder)
+    }
+
+    /// Adds the binaries mapped now that are not known yet, and forgets
+    /// those no longer mapped.
+    fn load_modules(&mut self) {
+        let mut by_path: HashMap<&str, Vec<&pydx_remote::MemoryMap>> = HashMap::new();
+        for map in self.maps.iter() {
+            if let (Some(path), false) = (map.path.as_deref(), map.deleted) {
+                by_path.entry(path).or_default().push(map);
+            }
+        }
+        let mut current: Vec<LoadedModule> = Vec::new();
+        let mut known = std::mem::take(&mut self.modules);
+        for (path, mappings) in by_path {
+            let Some(first_exec) = mappings.iter().find(|m| m.execute) else {
+                continue;
+            };
+            if let Some(index) = known
+                .iter()
+                .position(|m| m.code.start == first_exec.start && m.maps_path == path)
+            {
+                current.push(known.swap_remove(index));
+                continue;
+            }
+            let Some(host_path) = self.info.mapped_file(first_exec) else {
+                continue;
+            };
+            // Named as the target sees it (a chroot's files show with the
+            // chroot's path in the maps).
+            let target_path = self.info.path_in_target(path);
+            let interpreter = self
+                .interpreter
+                .iter()
+                .any(|p| p == path || p == target_path);
+            if let Some(module) =
+                LoadedModule::open(target_path, &host_path, &mappings, interpreter)
+            {
+                self.unwinder.add_module(module.unwind_module());
+                current.push(module);
+            }
+        }
+        for gone in known {
+            self.unwinder.remove_module(gone.code.start);
+            self.names
+                .retain(|&address, _| !gone.code.contains(&address));
+        }
+        current.sort_by_key(|m| m.code.start);
+        self.modules = current;
+    }
+
+    /// Reads the mappings again (a library may have been loaded since), at
+    /// most once per [`MAPS_REFRESH`].
+    fn refresh(&mut self) -> bool {
+        if self.maps_read.elapsed() < MAPS_REFRESH {
+            return false;
+        }
+        self.maps_read = Instant::now();
+        match MemoryMaps::read(self.pid) {
+            Ok(maps) => {
+                self.maps = maps;
+                self.load_modules();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn module_index(&self, address: u64) -> Option<usize> {
+        let after = self.modules.partition_point(|m| m.code.start <= address);
+        after
+            .checked_sub(1)
+            .filter(|&i| self.modules[i].code.contains(&address))
+    }
+
+    /// Unwinds a stopped thread from `registers`.
+    pub fn unwind(&mut self, registers: UnwindRegisters) -> NativeStack {
+        if self.module_index(registers.instruction).is_none() {
+            self.refresh();
+        }
+        let limit = match self.maps.find(registers.stack) {
+            Some(map) => map.end,
+            None => {
+                self.refresh();
+                self.maps.find(registers.stack).map_or(0, |map| map.end)
+            }
+        };
+        let mut copy = StackCopy {
+            memory: &self.memory,
+            start: registers.stack,
+            bytes: Vec::new(),
+            limit,
+        };
+        let mut read_stack = |addr| copy.read_u64(addr);
+        let mut regs =
+            UnwindRegsX86_64::new(registers.instruction, registers.stack, registers.frame);
+        let mut address = FrameAddress::from_instruction_pointer(registers.instruction);
+        let mut addresses = Vec::new();
+        let mut stack_pointers = Vec::new();
+        let mut complete = false;
+        while addresses.len() < MAX_NATIVE_FRAMES {
+            let lookup = address.address_for_lookup();
+            addresses.push(lookup);
+            stack_pointers.push(regs.sp());
+            // Without unwind information the caller would be guessed from
+            // the frame pointer, which most optimised code does not keep:
+            // the stack stops here, marked as cut short.
+            let unwindable = self
+                .module_index(lookup)
+                .is_some_and(|index| self.modules[index].has_unwind_info);
+            if !unwindable {
+                break;
+            }
+            let caller =
+                self.unwinder
+                    .unwind_frame(address, &mut regs, &mut self.cache, &mut read_stack);
+            match caller {
+                Ok(Some(return_address)) => match FrameAddress::from_return_address(return_address)
+                {
+                    Some(next) => address = next,
+                    None => break,
+                },
+                Ok(None) => {
+                    complete = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        NativeStack {
+            frames: addresses.into_iter().map(|a| self.name(a)).collect(),
+            stack_pointers,
+            complete,
+        }
+    }
+
+    /// The frame at code address `address`, named (and remembered).
+    fn name(&mut self, address: u64) -> NativeFrame {
+        if let Some(frame) = self.names.get(&address) {
+            return frame.clone();
+        }
+        let frame = match self.module_index(address) {
+            Some(index) => {
+                let module = &mut self.modules[index];
+                let function = module.function_at(address);
+                let role = match (&function, module.interpreter) {
+                    (Some(name), _) if is_evaluation_loop(name) => Role::Evaluation,
+                    (Some(name), true) if is_shown_interpreter_function(name) => Role::Native,
+                    (_, true) => Role::Interpreter,
+                    (_, false) => Role::Native,
+                };
+                let function = function.unwrap_or_else(|| {
+                    format!(
+                        "{}+0x{:x}",
+                        module.file_name(),
+                        address.wrapping_sub(module.bias)
+                    )
+                });
+                NativeFrame {
+                    function: function.into(),
+                    module: module.path.clone(),
+                    role,
+                }
+            }
+            None => NativeFrame {
+                function: format!("0x{address:x}").into(),
+                module: "?".into(),
+                role: Role::Native,
+            },
+        };
+        self.names.insert(address, frame.clone());
+        frame
+    }
+}
+
+/// Whether `name` is a function of the evaluation loop (or a `.cold` part).
+fn is_evaluation_loop(name: &str) -> bool {
+    EVALUATION_LOOP.iter().any(|eval| {
+        name.strip_prefix(eval)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    })
+}
+
+/// Whether the interpreter function `name` is shown (see
+/// [`SHOWN_INTERPRETER_FUNCTIONS`]).
+fn is_shown_interpreter_function(name: &str) -> bool {
+    SHOWN_INTERPRETER_FUNCTIONS
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_evaluation_loop_is_recognised_with_its_cold_parts() {
+        assert!(is_evaluation_loop("_PyEval_EvalFrameDefault"));
+        assert!(is_evaluation_loop("_PyEval_EvalFrameDefault.cold"));
+        assert!(!is_evaluation_loop("_PyEval_EvalFrameDefaultX"));
+        assert!(!is_evaluation_loop("PyEval_EvalCode"));
+    }
+
+    #[test]
+    fn built_in_functions_of_the_interpreter_are_shown() {
+        assert!(is_shown_interpreter_function("time_sleep"));
+        assert!(is_shown_interpreter_function("take_gil"));
+        assert!(!is_shown_interpreter_function("_PyObject_MakeTpCall"));
+    }
+}

@@ -1,0 +1,45 @@
+"""Native code calling back into Python, for the tests of `--native`.
+
+Usage: native_probe.py extension|ctypes PATH
+
+`outer` calls native code (`call_back` of the extension module, or
+`probe_call_back` through ctypes), which calls `inner` back, which spins
+in native code (`probe_spin`) for good.
+"""
+import ctypes
+import importlib.util
+import sys
+
+MODE, PATH = sys.argv[1], sys.argv[2]
+
+if MODE == "extension":
+    spec = importlib.util.spec_from_file_location("native_probe", PATH)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+
+    def inner():
+        while True:
+            probe.spin(100_000_000)  # LINE:extension_spin
+
+    def outer():
+        probe.call_back(inner)  # LINE:extension_call_back
+
+else:
+    library = ctypes.CDLL(PATH)
+    library.probe_spin.argtypes = [ctypes.c_long]
+    library.probe_spin.restype = ctypes.c_double
+    CALLBACK = ctypes.CFUNCTYPE(None)
+
+    def inner():
+        while True:
+            library.probe_spin(100_000_000)  # LINE:ctypes_spin
+
+    callback = CALLBACK(inner)
+    library.probe_call_back.argtypes = [CALLBACK, ctypes.c_long]
+
+    def outer():
+        library.probe_call_back(callback, 1)  # LINE:ctypes_call_back
+
+
+print("ready", flush=True)
+outer()  # LINE:start
