@@ -20,6 +20,6 @@ mod merge;
 mod modules;
 mod unwind;
 
-pub use merge::{merge, MergedFrame, Mismatch, PythonCall, CUT_SHORT};
+pub use merge::{merge, unwind_until, MergedFrame, Mismatch, PythonCall, CUT_SHORT};
 pub use modules::{demangle, Symbols};
-pub use unwind::{NativeFrame, NativeStack, NativeUnwinder, Role};
+pub use unwind::{NativeFrame, NativeStack, NativeUnwinder, Role, UnwindUntil};

@@ -1,6 +1,6 @@
 //! Putting Python frames in place of the evaluation loop calls that ran them.
 
-use crate::unwind::{NativeFrame, NativeStack, Role};
+use crate::unwind::{NativeFrame, NativeStack, Role, UnwindUntil};
 
 /// The name of the frame that stands where a native stack stopped early.
 pub const CUT_SHORT: &str = "<native stack cut short>";
@@ -120,6 +120,25 @@ pub fn merge(
         merged.extend((next_python..python.len()).map(MergedFrame::Python));
     }
     Ok(merged)
+}
+
+/// How far the native stack must be unwound for [`merge`] with these
+/// Python frames: to the loop call that runs the outermost one, or (with
+/// `keep_all`, or no Python frames) to the end.
+pub fn unwind_until(python: &[PythonCall], keep_all: bool) -> UnwindUntil {
+    if keep_all || python.is_empty() {
+        return UnwindUntil::default();
+    }
+    match python.last().map(|frame| frame.call_frame) {
+        Some(address) if address != 0 => UnwindUntil {
+            stack_address: Some(address),
+            evaluation_calls: None,
+        },
+        _ => UnwindUntil {
+            stack_address: None,
+            evaluation_calls: Some(count_calls(python)),
+        },
+    }
 }
 
 /// The native-stack address of the loop call that runs the first of
@@ -329,5 +348,35 @@ mod tests {
         let mut astray = python;
         astray[2].call_frame = 0x5000;
         assert!(merge(&native, &astray, false).is_err());
+    }
+
+    #[test]
+    fn unwinding_stops_at_the_outermost_python_frames_call() {
+        let with_address = [
+            PythonCall {
+                starts_call: false,
+                call_frame: 0,
+            },
+            PythonCall {
+                starts_call: true,
+                call_frame: 0x7ff0,
+            },
+        ];
+        assert_eq!(
+            unwind_until(&with_address, false),
+            UnwindUntil {
+                stack_address: Some(0x7ff0),
+                evaluation_calls: None
+            }
+        );
+        assert_eq!(
+            unwind_until(&calls(&[true, false, true, false]), false),
+            UnwindUntil {
+                stack_address: None,
+                evaluation_calls: Some(3)
+            }
+        );
+        assert_eq!(unwind_until(&with_address, true), UnwindUntil::default());
+        assert_eq!(unwind_until(&[], false), UnwindUntil::default());
     }
 }

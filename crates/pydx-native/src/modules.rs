@@ -180,6 +180,28 @@ impl LoadedModule {
             .map(|symbol| demangle(&symbol.name))
     }
 
+    /// The runtime address ranges of the functions named `name` (or a
+    /// `.cold` part of one).
+    pub fn functions_named(&mut self, name: &str) -> Vec<Range<u64>> {
+        let image = &self.image;
+        let symbols = self
+            .symbols
+            .get_or_insert_with(|| Symbols::new(image.function_symbols().unwrap_or_default()));
+        symbols
+            .symbols
+            .iter()
+            .filter(|s| {
+                s.name
+                    .strip_prefix(name)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            })
+            .map(|s| {
+                let start = s.address.wrapping_add(self.bias);
+                start..start.wrapping_add(s.size)
+            })
+            .collect()
+    }
+
     /// The last component of the binary's path.
     pub fn file_name(&self) -> &str {
         self.path.rsplit('/').next().unwrap_or(&self.path)

@@ -12,8 +12,10 @@ use crate::modules::{LoadedModule, SectionBytes};
 
 /// Most native frames kept from one stack.
 const MAX_NATIVE_FRAMES: usize = 512;
-/// Stack bytes copied first; more is copied as the unwinder climbs.
-const FIRST_STACK_COPY: usize = 16 * 1024;
+/// Stack bytes copied first; more is copied (doubling) as the unwinder
+/// climbs. From 3.11 a Python call does not nest a C call, so the part of a
+/// stack below the outermost Python frame is often this small.
+const FIRST_STACK_COPY: usize = 4 * 1024;
 /// Most stack bytes copied for one unwind.
 const MAX_STACK_COPY: usize = 2 * 1024 * 1024;
 /// Least time between two readings of the target's mappings, when a frame
@@ -149,6 +151,20 @@ pub struct NativeUnwinder {
     maps_read: Instant,
     /// Frames already named, by address (return addresses less one).
     names: HashMap<u64, NativeFrame>,
+    /// Where the evaluation loop's code is, when the interpreter names it.
+    evaluation_loop: Vec<std::ops::Range<u64>>,
+}
+
+/// How far a stack must be unwound for a merge: past the frames that ran
+/// the outermost Python frame, not to its end (thread start-up, `main`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnwindUntil {
+    /// Stop after the frame whose stack frame holds this address (3.12+:
+    /// the outermost Python frame's entry frame).
+    pub stack_address: Option<u64>,
+    /// Stop after this many calls of the evaluation loop (before 3.12,
+    /// when the interpreter names its loop).
+    pub evaluation_calls: Option<usize>,
 }
 
 impl std::fmt::Debug for NativeUnwinder {
@@ -179,6 +195,7 @@ impl NativeUnwinder {
             maps: MemoryMaps::read(pid)?,
             maps_read: Instant::now(),
             names: HashMap::new(),
+            evaluation_loop: Vec::new(),
         };
         unwinder.load_modules();
         Ok(unwinder)
@@ -219,6 +236,14 @@ impl NativeUnwinder {
             if let Some(module) =
                 LoadedModule::open(target_path, &host_path, &mappings, interpreter)
             {
+                let mut module = module;
+                if module.interpreter {
+                    self.evaluation_loop.extend(
+                        EVALUATION_LOOP
+                            .iter()
+                            .flat_map(|f| module.functions_named(f)),
+                    );
+                }
                 self.unwinder.add_module(module.unwind_module());
                 current.push(module);
             }
@@ -256,8 +281,10 @@ impl NativeUnwinder {
             .filter(|&i| self.modules[i].code.contains(&address))
     }
 
-    /// Unwinds a stopped thread from `registers`.
-    pub fn unwind(&mut self, registers: UnwindRegisters) -> NativeStack {
+    /// Unwinds a stopped thread from `registers`, to the end of its stack
+    /// or until `until` says the frames needed are found (the stack is then
+    /// complete as far as a merge is concerned).
+    pub fn unwind(&mut self, registers: UnwindRegisters, until: UnwindUntil) -> NativeStack {
         if self.module_index(registers.instruction).is_none() {
             self.refresh();
         }
@@ -281,10 +308,18 @@ impl NativeUnwinder {
         let mut addresses = Vec::new();
         let mut stack_pointers = Vec::new();
         let mut complete = false;
+        let mut evaluation_calls = 0;
         while addresses.len() < MAX_NATIVE_FRAMES {
             let lookup = address.address_for_lookup();
             addresses.push(lookup);
             stack_pointers.push(regs.sp());
+            if self.evaluation_loop.iter().any(|r| r.contains(&lookup)) {
+                evaluation_calls += 1;
+                if until.evaluation_calls == Some(evaluation_calls) {
+                    complete = true;
+                    break;
+                }
+            }
             // Without unwind information the caller would be guessed from
             // the frame pointer, which most optimised code does not keep:
             // the stack stops here, marked as cut short.
@@ -298,6 +333,12 @@ impl NativeUnwinder {
                 self.unwinder
                     .unwind_frame(address, &mut regs, &mut self.cache, &mut read_stack);
             match caller {
+                // This frame holds the address: the frames after it are
+                // not needed.
+                Ok(Some(_)) if until.stack_address.is_some_and(|a| a < regs.sp()) => {
+                    complete = true;
+                    break;
+                }
                 Ok(Some(return_address)) => match FrameAddress::from_return_address(return_address)
                 {
                     Some(next) => address = next,

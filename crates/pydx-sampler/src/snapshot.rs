@@ -10,7 +10,7 @@ use pydx_cpython::{
     CodeInfo, Frame, Local, PythonProcess, PythonThread, Value, WalkError, GIL_STATE_SIZE,
 };
 use pydx_libraries::statement_arguments;
-use pydx_native::{merge, MergedFrame, NativeUnwinder, PythonCall};
+use pydx_native::{merge, unwind_until, MergedFrame, NativeUnwinder, PythonCall};
 use pydx_profile::{Activity, CodeKind};
 use pydx_remote::{
     process_alive, thread_ids, ProcessPause, RunState, SyscallState, ThreadStateReader,
@@ -213,7 +213,6 @@ impl NativeStacks {
             let Some(registers) = thread.native_id.and_then(|tid| pause.registers(tid)) else {
                 continue;
             };
-            let stack = self.unwinder.unwind(registers);
             let calls: Vec<PythonCall> = thread
                 .frames
                 .iter()
@@ -222,6 +221,9 @@ impl NativeStacks {
                     call_frame: f.call_frame,
                 })
                 .collect();
+            let stack = self
+                .unwinder
+                .unwind(registers, unwind_until(&calls, self.keep_all));
             let merged = match merge(&stack, &calls, self.keep_all) {
                 Ok(merged) => merged,
                 Err(_) => {
