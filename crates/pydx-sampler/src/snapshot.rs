@@ -155,6 +155,24 @@ fn keep_whole(again: Vec<PythonThread>, whole: Vec<PythonThread>) -> Vec<PythonT
         .collect()
 }
 
+/// Threads read while the target ran, with each stack that holds a frame
+/// whose code object could not be read counted as torn: the frame returned
+/// while it was read and its code object (a function created per call) was
+/// freed, so what the frame pointed to is no longer its code.
+fn unreadable_code_as_torn(mut threads: Vec<PythonThread>) -> Vec<PythonThread> {
+    for thread in &mut threads {
+        let unreadable = thread
+            .frames
+            .iter()
+            .any(|frame| &*frame.code.name == CodeInfo::UNREADABLE);
+        if thread.error.is_none() && unreadable {
+            thread.frames.clear();
+            thread.error = Some(WalkError::Torn { attempts: 1 });
+        }
+    }
+    threads
+}
+
 /// Takes snapshots of one process.
 #[derive(Debug)]
 pub struct Snapshotter {
@@ -346,9 +364,9 @@ impl Snapshotter {
         let mut paused = None;
         self.paused_again = false;
         let (threads, states_before) = match self.consistency {
-            Consistency::NonBlocking => (self.process.threads(), None),
+            Consistency::NonBlocking => (self.process.threads().map(unreadable_code_as_torn), None),
             Consistency::PausedWhenTorn => {
-                let read = self.process.threads();
+                let read = self.process.threads().map(unreadable_code_as_torn);
                 let torn: Vec<Option<u32>> = match &read {
                     Ok(threads) => threads
                         .iter()
@@ -617,6 +635,37 @@ pub fn tracer_of(pid: u32) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stack_read_running_with_an_unreadable_code_object_counts_as_torn() {
+        let frame = |name: &str| Frame {
+            code: Arc::new(CodeInfo::named(0x10, name, "app.py", 1)),
+            line: 1,
+            addr: 0x20,
+            calling: None,
+            entry: true,
+            call_frame: 0,
+        };
+        let thread = |frames| PythonThread {
+            thread_id: 1,
+            native_id: Some(2),
+            name: None,
+            holds_gil: false,
+            gil_address: None,
+            frames,
+            truncated: false,
+            error: None,
+            request: None,
+        };
+        let threads = unreadable_code_as_torn(vec![
+            thread(vec![frame(CodeInfo::UNREADABLE), frame("main")]),
+            thread(vec![frame("work"), frame("main")]),
+        ]);
+        assert!(threads[0].frames.is_empty());
+        assert!(threads[0].error.is_some_and(|e| e.is_torn()));
+        assert_eq!(threads[1].frames.len(), 2);
+        assert!(threads[1].error.is_none());
+    }
 
     #[test]
     fn sleeping_on_the_gil_is_waiting_for_it_even_while_handing_it_over() {
