@@ -413,7 +413,8 @@ impl PythonProcess {
                 self.namespace = Some(namespace);
             }
         }
-        let inner: Vec<Option<u32>> = if self.reader.layout().tstate_native_thread_id.is_some() {
+        let from_tstate = self.reader.layout().tstate_native_thread_id.is_some();
+        let inner: Vec<Option<u32>> = if from_tstate {
             states.iter().map(|s| s.native_thread_id).collect()
         } else {
             self.pthread_tids(states, &host_tids)
@@ -424,6 +425,11 @@ impl PythonProcess {
                 let tid = tid?;
                 match &self.namespace {
                     Some(ns) => ns.to_host(tid),
+                    // The thread wrote its own id into its thread state; it
+                    // holds even for a thread that has exited since (gone
+                    // from the task list), which would otherwise be taken
+                    // for any later thread reusing its `pthread_t`.
+                    None if from_tstate => (tid != 0).then_some(tid),
                     None => host_tids.contains(&tid).then_some(tid),
                 }
             })
