@@ -199,12 +199,13 @@ fn read_stats(summary: &Summary) -> String {
     let reads = summary.reads;
     let micros = |time: Duration| time.as_secs_f64() * 1e6 / rounds;
     let stages = summary.stages;
-    let cpu = stages.cpu.map_or("unknown".to_string(), |cpu| {
-        format!("{:.1} µs", micros(cpu))
-    });
+    let cpu = stages.cpu.map_or(
+        "pydx's CPU not known (no /proc/thread-self/schedstat)".to_string(),
+        |cpu| format!("{:.1} µs of pydx's CPU", micros(cpu)),
+    );
     format!(
         "per sample: {:.2} process_vm_readv calls ({:.0} bytes), {:.2} /proc reads \
-         ({} rounds, {} + {} system calls in all); {cpu} of pydx's CPU: reading {:.1} µs, \
+         ({} rounds, {} + {} system calls in all); {cpu}: reading {:.1} µs, \
          locals {:.1} µs, adding to the profile {:.1} µs",
         reads.memory_reads as f64 / rounds,
         reads.bytes_read as f64 / rounds,
