@@ -79,9 +79,17 @@ fn codes(report: &Value) -> Vec<&str> {
 }
 
 /// Checks that `code` fires where expected in `bad`, and that nothing else
-/// does there or in `fixed`: no false findings on either program.
-fn fires_and_is_fixed(python: &Interpreter, code: &str, bad: &str, fixed: &str, expect: Expect) {
-    let (report, script) = doctor(python, bad, &[]);
+/// does there or in `fixed`: no false findings on either program. `extra`
+/// goes to both doctor runs (`--native`, say).
+fn fires_and_is_fixed(
+    python: &Interpreter,
+    extra: &[&str],
+    code: &str,
+    bad: &str,
+    fixed: &str,
+    expect: Expect,
+) {
+    let (report, script) = doctor(python, bad, extra);
     assert_eq!(
         codes(&report),
         [code],
@@ -121,7 +129,7 @@ fn fires_and_is_fixed(python: &Interpreter, code: &str, bad: &str, fixed: &str, 
     assert!(!found[0]["fix"].as_str().unwrap_or_default().is_empty());
     assert!(!found[0]["evidence"].as_array().unwrap().is_empty());
 
-    let (report, _) = doctor(python, fixed, &[]);
+    let (report, _) = doctor(python, fixed, extra);
     assert!(
         codes(&report).is_empty(),
         "{} {fixed}: the fixed program still gets findings: {report:#}",
@@ -133,11 +141,17 @@ macro_rules! rule_tests {
     ($($name:ident: $code:literal, $bad:literal, $fixed:literal, $expect:expr;)*) => {
         mod on_3_11 {
             use super::*;
-            $(#[test] fn $name() { fires_and_is_fixed(&examples_python(), $code, $bad, $fixed, $expect); })*
+            $(#[test] fn $name() { fires_and_is_fixed(&examples_python(), &[], $code, $bad, $fixed, $expect); })*
         }
         mod on_3_15 {
             use super::*;
-            $(#[test] fn $name() { fires_and_is_fixed(&interpreter("sid-3.15"), $code, $bad, $fixed, $expect); })*
+            $(#[test] fn $name() { fires_and_is_fixed(&interpreter("sid-3.15"), &[], $code, $bad, $fixed, $expect); })*
+        }
+        /// With native frames in the stacks (NumPy's, libc's, the
+        /// interpreter's built-ins), the same findings and no others.
+        mod with_native_frames {
+            use super::*;
+            $(#[test] fn $name() { fires_and_is_fixed(&examples_python(), &["--native"], $code, $bad, $fixed, $expect); })*
         }
     };
 }
