@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use pydx_profile::{Activity, FrameId, ThreadId};
+use pydx_profile::{Activity, CodeKind, FrameId, ThreadId};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
@@ -189,6 +189,9 @@ impl GilContention {
         // Where the threads' own code hands out that work: the outermost
         // frame of the program's code on their stacks.
         let mut calling_frames: HashMap<FrameId, u64> = HashMap::new();
+        // With native frames (`--native`): the native function innermost
+        // while the GIL was held.
+        let mut native_frames: HashMap<FrameId, u64> = HashMap::new();
         let mut holding_samples = 0;
         for (key, count) in profile.samples() {
             if !running.contains(&key.thread)
@@ -201,14 +204,17 @@ impl GilContention {
             if let Some(frame) = context.innermost_user_frame(key.stack) {
                 *holding_frames.entry(frame).or_insert(0) += count;
             }
-            if let Some(frame) = profile
-                .frames_root_first(key.stack)
-                .into_iter()
-                .find(|&f| context.is_user_frame(f))
-            {
+            let frames = profile.frames_root_first(key.stack);
+            if let Some(&frame) = frames.iter().find(|&&f| context.is_user_frame(f)) {
                 *calling_frames.entry(frame).or_insert(0) += count;
             }
+            if let Some(&innermost) = frames.last() {
+                if CodeKind::of(context.file(innermost)) == CodeKind::Native {
+                    *native_frames.entry(innermost).or_insert(0) += count;
+                }
+            }
         }
+        let native_samples: u64 = native_frames.values().sum();
         let (&hot_frame, &hot_count) = holding_frames
             .iter()
             .max_by_key(|&(f, n)| (*n, std::cmp::Reverse(*f)))?;
@@ -236,9 +242,28 @@ impl GilContention {
             (None, Some((&calling, _))) => context.location(calling),
             _ => hot.clone(),
         };
-        let native = context
-            .execution_split(|frame| frame == hot_frame)
-            .is_some_and(|(bytecode, native)| native >= bytecode);
+        // Native frames, when recorded, say exactly where the time went.
+        let native = if native_samples > 0 {
+            native_samples * 2 >= holding_samples
+        } else {
+            context
+                .execution_split(|frame| frame == hot_frame)
+                .is_some_and(|(bytecode, native)| native >= bytecode)
+        };
+        let native_function = native_frames
+            .iter()
+            .max_by_key(|&(f, n)| (*n, std::cmp::Reverse(*f)))
+            .map(|(&frame, &count)| {
+                let location = context.location(frame);
+                let binary = location.file.rsplit('/').next().unwrap_or(&location.file);
+                format!(
+                    "native code was innermost in {:.0}% of the samples holding the GIL; most often \
+                     {} ({binary}), in {:.0}%",
+                    native_samples as f64 / holding_samples.max(1) as f64 * 100.0,
+                    location.function,
+                    count as f64 / holding_samples.max(1) as f64 * 100.0
+                )
+            });
         let what_runs = if native {
             "a call into native code that keeps the GIL"
         } else {
@@ -326,6 +351,7 @@ impl GilContention {
                 (title, fix)
             }
         };
+        evidence.extend(native_function);
         Some(Finding {
             code: DOCS.code,
             title,
@@ -461,5 +487,41 @@ mod tests {
             finding.title
         );
         assert!((finding.cost.seconds - 4.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_holder_in_native_code_is_named_with_its_native_function() {
+        // Recorded with --native: the holder keeps the GIL inside a C
+        // extension's function called from refresh.
+        let mut profile = Profile::new(Meta::default());
+        let refresh = profile.frame("refresh", "/app/report.py", 20, 18);
+        let spin = profile.frame("probe_spin", "/app/ext/native_probe.so", 0, 0);
+        let in_native = profile.stack_from_root([refresh, spin]);
+        let sort = stack(&mut profile, "refresh", "/app/report.py", 20);
+        let work = stack(&mut profile, "handle", "/app/worker.py", 5);
+        let main = profile.thread(7, 1, 1, Some("MainThread"));
+        add(&mut profile, main, in_native, Activity::OnCpu, 450);
+        add(&mut profile, main, sort, Activity::OnCpu, 150);
+        for tid in 2..=3 {
+            let thread = profile.thread(7, tid, u64::from(tid), Some(&format!("worker-{tid}")));
+            add(&mut profile, thread, work, Activity::OnCpu, 60);
+            add(&mut profile, thread, work, Activity::GilWait, 200);
+        }
+        let findings = check(&profile);
+        assert_eq!(findings.len(), 1);
+        let finding = &findings[0];
+        assert_eq!(finding.location.line, 20);
+        assert!(
+            finding.evidence.iter().any(|e| e
+                == "native code was innermost in 75% of the samples holding the GIL; most often \
+                    probe_spin (native_probe.so), in 75%"),
+            "{:#?}",
+            finding.evidence
+        );
+        assert!(
+            finding.fix.contains("a native call holds the GIL"),
+            "{}",
+            finding.fix
+        );
     }
 }
