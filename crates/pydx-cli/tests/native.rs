@@ -252,6 +252,24 @@ fn an_extension_without_unwind_information_keeps_every_python_frame() {
 }
 
 #[test]
+fn an_extension_deleted_after_it_was_loaded_is_still_named_and_unwound() {
+    // As after a package upgrade under a running server: the file the
+    // process mapped is gone from its path.
+    let python = interpreter("pyenv-3.12");
+    let built = python.native_probe(NativeProbe::Extension);
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("native_probe.so");
+    std::fs::copy(&built, &probe).unwrap();
+    let probe = probe.to_string_lossy().into_owned();
+    let program = python.spawn("native_probe.py", &["extension", &probe]);
+    std::fs::remove_file(&probe).unwrap();
+    let script = program.script_path.clone();
+    settled(&python, program.pid, &[], |frames| {
+        check_extension_stack(frames, &probe, &script)
+    });
+}
+
+#[test]
 fn record_native_writes_merged_stacks_and_counts_them() {
     let python = interpreter("pyenv-3.11");
     let probe = python.native_probe(NativeProbe::Extension);

@@ -1,6 +1,8 @@
 //! Unwinding a stopped thread's native stack and naming its frames.
 
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -206,7 +208,7 @@ impl NativeUnwinder {
     fn load_modules(&mut self) {
         let mut by_path: HashMap<&str, Vec<&pydx_remote::MemoryMap>> = HashMap::new();
         for map in self.maps.iter() {
-            if let (Some(path), false) = (map.path.as_deref(), map.deleted) {
+            if let Some(path) = map.path.as_deref() {
                 by_path.entry(path).or_default().push(map);
             }
         }
@@ -223,7 +225,7 @@ impl NativeUnwinder {
                 current.push(known.swap_remove(index));
                 continue;
             }
-            let Some(host_path) = self.info.mapped_file(first_exec) else {
+            let Some(host_path) = self.exact_file(first_exec) else {
                 continue;
             };
             // Named as the target sees it (a chroot's files show with the
@@ -255,6 +257,27 @@ impl NativeUnwinder {
         }
         current.sort_by_key(|m| m.code.start);
         self.modules = current;
+    }
+
+    /// A path through which pydx opens exactly the file `map` maps: the
+    /// file by its name when the inode matches, else the kernel's link to
+    /// the mapping (`/proc/PID/map_files`), which still opens a library
+    /// deleted or replaced since it was loaded (an upgrade under a running
+    /// server). A file by the same name with other contents would give
+    /// wrong names and wrong unwinding: `None` then.
+    fn exact_file(&self, map: &pydx_remote::MemoryMap) -> Option<PathBuf> {
+        let same_file =
+            |path: &PathBuf| std::fs::metadata(path).is_ok_and(|m| m.ino() == map.inode);
+        if !map.deleted {
+            if let Some(path) = self.info.mapped_file(map).filter(same_file) {
+                return Some(path);
+            }
+        }
+        let link = PathBuf::from(format!(
+            "/proc/{}/map_files/{:x}-{:x}",
+            self.pid, map.start, map.end
+        ));
+        same_file(&link).then_some(link)
     }
 
     /// Reads the mappings again (a library may have been loaded since), at
