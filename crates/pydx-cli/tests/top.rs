@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use pydx_testkit::{eventually, interpreter, marker_line, script_source, PythonChild};
+use pydx_testkit::{eventually, interpreter, marker_line, script_source, NativeProbe, PythonChild};
 use tempfile::TempDir;
 
 /// How long the screen may take to show what a test expects.
@@ -195,6 +195,33 @@ fn top_shows_the_busy_function_and_quits_on_q() {
         contains(screen, "Threads 4")?;
         contains(screen, "by line, sorted by Own %")?;
         busy_row(screen, &spin_line)
+    });
+    pane.quit_and_expect_exit(0);
+}
+
+/// With `--native`, the C function a thread spins in is the busy row, and
+/// the Python frames that called it carry the total.
+#[test]
+fn top_native_shows_the_c_function_doing_the_work() {
+    let python = interpreter("pyenv-3.12");
+    let probe = python.native_probe(NativeProbe::Extension);
+    let program = python.spawn("native_probe.py", &["extension", &probe]);
+    let pid = program.pid.to_string();
+    let pane = TopPane::start(&["--native", "--pid", &pid]);
+    let inner = format!(
+        "inner ({}:{})",
+        program.script_path,
+        marker_line("native_probe.py", "LINE:extension_spin")
+    );
+    pane.wait_for(|screen| {
+        let row = busy_row(screen, &format!("probe_spin ({probe})"))?;
+        if row.own < 50.0 {
+            return Err(format!("probe_spin only {}% own", row.own));
+        }
+        table_rows(screen)
+            .into_iter()
+            .find(|r| r.function == inner && r.total > 50.0)
+            .ok_or_else(|| format!("no row {inner} with most of the total"))
     });
     pane.quit_and_expect_exit(0);
 }
