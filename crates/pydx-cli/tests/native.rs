@@ -270,6 +270,33 @@ fn an_extension_deleted_after_it_was_loaded_is_still_named_and_unwound() {
 }
 
 #[test]
+fn a_stripped_library_is_named_from_its_separate_debug_file() {
+    // As with a distribution's -dbgsym package: the library keeps only its
+    // exported functions, the debug file (found by build id under the
+    // process's root) has the rest.
+    let python = interpreter("sid-3.15");
+    let probe = python.native_probe(NativeProbe::StrippedLibraryWithDebugFile);
+    let program = python.spawn("native_probe.py", &["ctypes-internal", &probe]);
+    let script = program.script_path.clone();
+    settled(&python, program.pid, &[], |frames| {
+        let names: Vec<&str> = frames.iter().map(|f| f.0.as_str()).collect();
+        if names.get(..2) != Some(&["probe_spin_internal", "probe_spin_hidden"][..])
+            || frames[0].1 != probe
+        {
+            return Err("the internal function is not named".into());
+        }
+        let outer = frames
+            .iter()
+            .find(|f| f.0 == "outer")
+            .ok_or("no outer frame")?;
+        if (outer.1.as_str(), outer.2) != (script.as_str(), line("LINE:ctypes_internal")) {
+            return Err("outer is not at its line".into());
+        }
+        Ok(())
+    });
+}
+
+#[test]
 fn record_native_writes_merged_stacks_and_counts_them() {
     let python = interpreter("pyenv-3.11");
     let probe = python.native_probe(NativeProbe::Extension);

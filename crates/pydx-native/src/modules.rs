@@ -95,19 +95,40 @@ pub(crate) struct LoadedModule {
     /// The binary has unwind tables (`.eh_frame` or `.debug_frame`).
     pub has_unwind_info: bool,
     image: Arc<ElfImage>,
+    /// Where the symbols come from: the binary, or its separate debug file.
+    symbol_source: Arc<ElfImage>,
     symbols: Option<Symbols>,
+}
+
+/// The separate debug file of `image`, found by its build id where Debian,
+/// Ubuntu and Fedora install them (`-dbgsym`, `-dbg`, `debuginfo`
+/// packages), under the target's root directory `root`: it has the
+/// symbols a stripped binary lacks (its static functions).
+fn debug_file(image: &ElfImage, root: &Path) -> Option<ElfImage> {
+    let id = image.build_id()?;
+    let (first, rest) = id.split_first()?;
+    let rest: String = rest.iter().map(|byte| format!("{byte:02x}")).collect();
+    let path = root.join(format!("usr/lib/debug/.build-id/{first:02x}/{rest}.debug"));
+    let debug = ElfImage::open(path).ok()?;
+    (debug.build_id().as_ref() == Some(&id) && debug.has_symtab()).then_some(debug)
 }
 
 impl LoadedModule {
     /// Opens the binary at `host_path`, mapped by `mappings` (all of them
-    /// mappings of the one file).
+    /// mappings of the one file), in a process whose root directory pydx
+    /// sees as `root`.
     pub fn open(
         path: &str,
         host_path: &Path,
+        root: &Path,
         mappings: &[&MemoryMap],
         interpreter: bool,
     ) -> Option<Self> {
         let image = Arc::new(ElfImage::open(host_path).ok()?);
+        let symbol_source = match image.has_symtab() {
+            true => image.clone(),
+            false => debug_file(&image, root).map_or_else(|| image.clone(), Arc::new),
+        };
         let bias = image.load_info().ok()?.bias(mappings.iter().copied())?;
         let executable = mappings.iter().filter(|m| m.execute);
         let start = executable.clone().map(|m| m.start).min()?;
@@ -122,6 +143,7 @@ impl LoadedModule {
             bias,
             interpreter,
             image,
+            symbol_source,
             symbols: None,
         })
     }
@@ -171,10 +193,10 @@ impl LoadedModule {
     /// The function holding runtime address `address`, demangled, or
     /// `None` if the binary has no symbol covering it.
     pub fn function_at(&mut self, address: u64) -> Option<String> {
-        let image = &self.image;
+        let source = &self.symbol_source;
         let symbols = self
             .symbols
-            .get_or_insert_with(|| Symbols::new(image.function_symbols().unwrap_or_default()));
+            .get_or_insert_with(|| Symbols::new(source.function_symbols().unwrap_or_default()));
         symbols
             .lookup(address.wrapping_sub(self.bias))
             .map(|symbol| demangle(&symbol.name))
@@ -183,10 +205,10 @@ impl LoadedModule {
     /// The runtime address ranges of the functions named `name` (or a
     /// `.cold` part of one).
     pub fn functions_named(&mut self, name: &str) -> Vec<Range<u64>> {
-        let image = &self.image;
+        let source = &self.symbol_source;
         let symbols = self
             .symbols
-            .get_or_insert_with(|| Symbols::new(image.function_symbols().unwrap_or_default()));
+            .get_or_insert_with(|| Symbols::new(source.function_symbols().unwrap_or_default()));
         symbols
             .symbols
             .iter()

@@ -214,6 +214,7 @@ impl NativeUnwinder {
         }
         let mut current: Vec<LoadedModule> = Vec::new();
         let mut known = std::mem::take(&mut self.modules);
+        let root = PathBuf::from(format!("/proc/{}/root", self.pid));
         for (path, mappings) in by_path {
             let Some(first_exec) = mappings.iter().find(|m| m.execute) else {
                 continue;
@@ -236,7 +237,7 @@ impl NativeUnwinder {
                 .iter()
                 .any(|p| p == path || p == target_path);
             if let Some(module) =
-                LoadedModule::open(target_path, &host_path, &mappings, interpreter)
+                LoadedModule::open(target_path, &host_path, &root, &mappings, interpreter)
             {
                 let mut module = module;
                 if module.interpreter {

@@ -129,6 +129,19 @@ impl ElfImage {
         Ok(file.section_by_name(name).and_then(|s| s.data().ok()))
     }
 
+    /// The GNU build id (`.note.gnu.build-id`), if the file has one.
+    pub fn build_id(&self) -> Option<Vec<u8>> {
+        let file = self.parse().ok()?;
+        file.build_id().ok().flatten().map(<[u8]>::to_vec)
+    }
+
+    /// Whether the file has a full symbol table (`.symtab`), static
+    /// functions included.
+    pub fn has_symtab(&self) -> bool {
+        self.parse()
+            .is_ok_and(|file| file.symbols().next().is_some())
+    }
+
     /// The whole file's bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.data

@@ -23,6 +23,23 @@ __attribute__((noinline)) double probe_spin(long rounds)
     return sum;
 }
 
+/* Spins like probe_spin, in a function with internal linkage: only a full
+ * symbol table, or the separate debug file of a stripped build, names it. */
+__attribute__((noinline)) static double probe_spin_internal(long rounds)
+{
+    volatile double sum = 0;
+    for (long i = 0; i < rounds; i++) {
+        sum += (double)i * 0.25;
+    }
+    return sum;
+}
+
+/* Calls probe_spin_internal. */
+__attribute__((noinline)) double probe_spin_hidden(long rounds)
+{
+    return probe_spin_internal(rounds) + 1.0;
+}
+
 /* Calls `callback` `times` times: native code calling back into Python. */
 __attribute__((noinline)) void probe_call_back(void (*callback)(void), long times)
 {

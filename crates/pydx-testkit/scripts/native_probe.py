@@ -1,10 +1,12 @@
 """Native code calling back into Python, for the tests of `--native`.
 
-Usage: native_probe.py extension|ctypes PATH
+Usage: native_probe.py extension|ctypes|ctypes-internal PATH
 
 `outer` calls native code (`call_back` of the extension module, or
 `probe_call_back` through ctypes), which calls `inner` back, which spins
-in native code (`probe_spin`) for good.
+in native code (`probe_spin`) for good. With ctypes-internal, `spin`
+spins in `probe_spin_hidden`, which calls a function with internal
+linkage.
 """
 import ctypes
 import importlib.util
@@ -23,6 +25,15 @@ if MODE == "extension":
 
     def outer():
         probe.call_back(inner)  # LINE:extension_call_back
+
+elif MODE == "ctypes-internal":
+    library = ctypes.CDLL(PATH)
+    library.probe_spin_hidden.argtypes = [ctypes.c_long]
+    library.probe_spin_hidden.restype = ctypes.c_double
+
+    def outer():
+        while True:
+            library.probe_spin_hidden(100_000_000)  # LINE:ctypes_internal
 
 else:
     library = ctypes.CDLL(PATH)

@@ -380,6 +380,11 @@ pub enum NativeProbe {
     StrippedExtension,
     /// The extension module without unwind information (`.eh_frame`).
     ExtensionWithoutUnwindInfo,
+    /// The plain library stripped of its symbol table, with its symbols in
+    /// a separate debug file installed where the interpreter's root keeps
+    /// them (`/usr/lib/debug/.build-id/`). Only for chroot interpreters,
+    /// so that the test machine's own folders stay untouched.
+    StrippedLibraryWithDebugFile,
 }
 
 impl Interpreter {
@@ -393,10 +398,24 @@ impl Interpreter {
             NativeProbe::Extension => "native_probe.so",
             NativeProbe::StrippedExtension => "native_probe_stripped.so",
             NativeProbe::ExtensionWithoutUnwindInfo => "native_probe_no_unwind.so",
+            NativeProbe::StrippedLibraryWithDebugFile => "libnative_probe_stripped.so",
         };
-        let dir = cache_dir().join("native-probe").join(&self.label);
+        // Built again when the C source changes.
+        let source =
+            std::fs::read(scripts_dir().join("native_probe.c")).expect("read native_probe.c");
+        let digest = source
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, &byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        let dir = cache_dir()
+            .join("native-probe")
+            .join(&self.label)
+            .join(format!("{digest:016x}"));
         let built = dir.join(name);
-        if !built.exists() {
+        // The debug file lives in the chroot, which may have been rebuilt
+        // since: that variant is built afresh each time (it takes 50 ms).
+        if !built.exists() || kind == NativeProbe::StrippedLibraryWithDebugFile {
             std::fs::create_dir_all(&dir).expect("create the native probe's folder");
             let partial = dir.join(format!(".{name}.{}", std::process::id()));
             let mut gcc = Command::new("gcc");
@@ -409,7 +428,10 @@ impl Interpreter {
             ])
             .arg(&partial)
             .arg(scripts_dir().join("native_probe.c"));
-            if kind != NativeProbe::Library {
+            if !matches!(
+                kind,
+                NativeProbe::Library | NativeProbe::StrippedLibraryWithDebugFile
+            ) {
                 let output = self
                     .command(&[
                         "-c",
@@ -435,13 +457,22 @@ impl Interpreter {
             let status = gcc.status().expect("run gcc");
             assert!(status.success(), "gcc failed to build the native probe");
             let post = match kind {
-                NativeProbe::StrippedExtension => Some(vec!["--strip-all"]),
+                NativeProbe::StrippedExtension | NativeProbe::StrippedLibraryWithDebugFile => {
+                    Some(vec!["--strip-all"])
+                }
                 NativeProbe::ExtensionWithoutUnwindInfo => Some(vec![
                     "--remove-section=.eh_frame",
                     "--remove-section=.eh_frame_hdr",
                 ]),
                 _ => None,
             };
+            if kind == NativeProbe::StrippedLibraryWithDebugFile {
+                let root = self
+                    .root
+                    .as_ref()
+                    .expect("a debug file is installed only into a chroot interpreter's root");
+                install_debug_file(&partial, root);
+            }
             if let Some(args) = post {
                 let status = Command::new("objcopy")
                     .args(args)
@@ -460,6 +491,34 @@ impl Interpreter {
             }
         }
     }
+}
+
+/// Copies the symbols of `binary` into a separate debug file under
+/// `root`'s `/usr/lib/debug/.build-id/`, named by the binary's build id.
+fn install_debug_file(binary: &Path, root: &Path) {
+    let notes = Command::new("readelf")
+        .arg("-n")
+        .arg(binary)
+        .output()
+        .expect("run readelf");
+    let notes = String::from_utf8_lossy(&notes.stdout);
+    let id = notes
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Build ID: "))
+        .expect("gcc gives the native probe a build id")
+        .to_string();
+    let dir = root.join("usr/lib/debug/.build-id").join(&id[..2]);
+    std::fs::create_dir_all(&dir).expect("create the debug file's folder");
+    let partial = dir.join(format!(".{}.{}", &id[2..], std::process::id()));
+    let status = Command::new("objcopy")
+        .arg("--only-keep-debug")
+        .arg(binary)
+        .arg(&partial)
+        .status()
+        .expect("run objcopy");
+    assert!(status.success(), "objcopy --only-keep-debug failed");
+    std::fs::rename(&partial, dir.join(format!("{}.debug", &id[2..])))
+        .expect("move the debug file into place");
 }
 
 /// Copies `source` to `dir/name` without ever showing a half-written file:
