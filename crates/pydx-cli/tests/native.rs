@@ -297,6 +297,48 @@ fn a_stripped_library_is_named_from_its_separate_debug_file() {
 }
 
 #[test]
+fn a_launched_program_has_the_libraries_it_loads_later_named() {
+    // Launched, the program maps libcrypto only when it imports hashlib,
+    // after pydx attached.
+    let python = interpreter("pyenv-3.12");
+    let script = python.install_script("native_hashlib.py");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("launched.txt");
+    let output = pydx()
+        .args([
+            "record",
+            "--native",
+            "-d",
+            "2",
+            "--format",
+            "collapsed",
+            "-o",
+        ])
+        .arg(&out)
+        .arg("--")
+        .args(python.argv(&[&script]))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let collapsed = std::fs::read_to_string(&out).unwrap();
+    let count = |line: &str| line.rsplit(' ').next()?.parse::<u64>().ok();
+    let all: u64 = collapsed.lines().filter_map(count).sum();
+    let named: u64 = collapsed
+        .lines()
+        .filter(|l| l.contains("PKCS5_PBKDF2_HMAC (") && !l.contains(" (?)"))
+        .filter_map(count)
+        .sum();
+    assert!(
+        all > 100 && named * 10 >= all * 8,
+        "{named} of {all} samples in a named libcrypto:\n{collapsed}"
+    );
+}
+
+#[test]
 fn record_native_writes_merged_stacks_and_counts_them() {
     let python = interpreter("pyenv-3.11");
     let probe = python.native_probe(NativeProbe::Extension);

@@ -21,8 +21,13 @@ const FIRST_STACK_COPY: usize = 4 * 1024;
 /// Most stack bytes copied for one unwind.
 const MAX_STACK_COPY: usize = 2 * 1024 * 1024;
 /// Least time between two readings of the target's mappings, when a frame
-/// points outside every binary known (a library loaded since).
-const MAPS_REFRESH: Duration = Duration::from_secs(1);
+/// points outside every binary known (a library loaded since, as a program
+/// launched by pydx does while it imports; code generated at run time
+/// would otherwise have the maps read on every sample).
+const MAPS_REFRESH: Duration = Duration::from_millis(100);
+
+/// The module of code outside every mapped binary.
+const UNKNOWN_MODULE: &str = "?";
 
 /// Functions of the interpreter's evaluation loop: each call runs Python
 /// frames, which take its place in a merged stack (gcc's `.cold` parts
@@ -292,6 +297,9 @@ impl NativeUnwinder {
             Ok(maps) => {
                 self.maps = maps;
                 self.load_modules();
+                // Addresses named outside every binary may be in one now.
+                self.names
+                    .retain(|_, frame| &*frame.module != UNKNOWN_MODULE);
                 true
             }
             Err(_) => false,
@@ -412,7 +420,7 @@ impl NativeUnwinder {
             }
             None => NativeFrame {
                 function: format!("0x{address:x}").into(),
-                module: "?".into(),
+                module: UNKNOWN_MODULE.into(),
                 role: Role::Native,
             },
         };
