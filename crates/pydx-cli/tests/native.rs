@@ -5,7 +5,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use pydx_testkit::{eventually, interpreter, marker_line, Interpreter, NativeProbe};
+use pydx_testkit::{
+    eventually, examples_python, interpreter, marker_line, Interpreter, NativeProbe,
+};
 use serde_json::Value;
 
 /// How long a program may take to be caught where a test expects it.
@@ -183,6 +185,52 @@ fn a_hashlib_call_shows_the_libcrypto_function_doing_the_work() {
             Ok(())
         });
     }
+}
+
+#[test]
+fn numpys_sort_and_matrix_product_show_their_kernels_under_the_python_line() {
+    let python = examples_python();
+    let program = python.spawn("native_numpy.py", &[]);
+    let script = program.script_path.clone();
+    let line = |marker| u64::from(marker_line("native_numpy.py", marker));
+    // Native frames only, down to the Python frame at `at`, and among them
+    // a kernel of NumPy's (`kernel` in its name) in `binary`.
+    let kernels_above =
+        |frames: &[(String, String, u64)], at: usize, kernel: &str, binary: &str| {
+            let native = &frames[..at];
+            if native.iter().any(|f| f.2 != 0) {
+                return Err(format!(
+                    "a Python frame among the native ones above {}",
+                    frames[at].0
+                ));
+            }
+            native
+                .iter()
+                .find(|f| f.0.contains(kernel) && f.1.contains(binary))
+                .map(|_| ())
+                .ok_or_else(|| format!("no {kernel} of {binary} above {}", frames[at].0))
+        };
+    settled(&python, program.pid, &[], |frames| {
+        let at = frames
+            .iter()
+            .position(|f| f.0 == "<module>" && f.1 == script && f.2 == line("LINE:matmul"))
+            .ok_or("not at the matrix product")?;
+        kernels_above(frames, at, "dgemm", "openblas")?;
+        kernels_above(frames, at, "DOUBLE_matmul", "_multiarray_umath")
+    });
+    settled(&python, program.pid, &[], |frames| {
+        // np.sort is Python (numpy/_core/fromnumeric.py) calling the array's
+        // sort method.
+        let at = frames
+            .iter()
+            .position(|f| f.0 == "sort" && f.1.ends_with("numpy/_core/fromnumeric.py"))
+            .ok_or("not in np.sort")?;
+        let caller = frames.get(at + 1).ok_or("np.sort has no caller")?;
+        if (caller.0.as_str(), caller.2) != ("<module>", line("LINE:sort")) {
+            return Err("np.sort is not called from its line".into());
+        }
+        kernels_above(frames, at, "quicksort_double", "_multiarray_umath")
+    });
 }
 
 #[test]
