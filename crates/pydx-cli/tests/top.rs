@@ -199,6 +199,40 @@ fn top_shows_the_busy_function_and_quits_on_q() {
     pane.quit_and_expect_exit(0);
 }
 
+/// When its terminal goes away (a closed window, a dropped SSH connection),
+/// top exits instead of spinning on a terminal that reads as end-of-file.
+#[test]
+fn top_exits_when_its_terminal_goes_away() {
+    let program = interpreter("pyenv-3.12").spawn("threads.py", &[]);
+    let pid = program.pid.to_string();
+    let pane = TopPane::start(&["--pid", &pid]);
+    pane.wait_for(|screen| contains(screen, &format!("pydx top  PID {pid}")));
+    let output = pane.tmux(&["kill-server"]);
+    assert!(output.status.success(), "tmux kill-server failed");
+    let needle = format!("top\0--pid\0{pid}");
+    let running = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+            .any(|cmdline| {
+                let cmdline = String::from_utf8_lossy(&cmdline);
+                cmdline.contains(env!("CARGO_BIN_EXE_pydx")) && cmdline.contains(&needle)
+            })
+    };
+    let gone = eventually(Duration::from_secs(10), || {
+        if running() {
+            Err("pydx top still runs".to_string())
+        } else {
+            Ok(())
+        }
+    });
+    assert!(
+        gone.is_ok(),
+        "pydx top did not exit when its terminal went away"
+    );
+}
+
 /// With `--native`, the C function a thread spins in is the busy row, and
 /// the Python frames that called it carry the total.
 #[test]

@@ -127,7 +127,16 @@ fn show(
         let wait = next_refresh
             .saturating_duration_since(Instant::now())
             .min(INPUT_WAIT);
-        if event::poll(wait)? {
+        // crossterm is asked for input only when the terminal has some: a
+        // terminal that went away (its window closed, an SSH connection
+        // dropped) reads as endless end-of-file, on which crossterm would
+        // spin for good.
+        let input = match wait_for_input(wait)? {
+            Input::HungUp => return Ok(Ending::Quit),
+            Input::Ready => event::poll(Duration::ZERO)?,
+            Input::None => false,
+        };
+        if input {
             changed = true;
             if let Event::Key(key) = event::read()? {
                 match KeyCommand::from_key(key) {
@@ -159,6 +168,40 @@ fn show(
             view = View::capture(&lock(tallies));
             changed = true;
         }
+    }
+}
+
+/// What the terminal has for `top` to read.
+enum Input {
+    /// Something to read.
+    Ready,
+    /// Nothing yet.
+    None,
+    /// The terminal is gone.
+    HungUp,
+}
+
+/// Waits up to `wait` for input on the terminal (standard input).
+fn wait_for_input(wait: Duration) -> io::Result<Input> {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let stdin = io::stdin();
+    let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+    let timeout = Timespec {
+        tv_sec: wait.as_secs() as i64,
+        tv_nsec: i64::from(wait.subsec_nanos()),
+    };
+    match rustix::event::poll(&mut fds, Some(&timeout)) {
+        Ok(0) => Ok(Input::None),
+        Ok(_)
+            if fds[0]
+                .revents()
+                .intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL) =>
+        {
+            Ok(Input::HungUp)
+        }
+        Ok(_) => Ok(Input::Ready),
+        Err(rustix::io::Errno::INTR) => Ok(Input::None),
+        Err(error) => Err(error.into()),
     }
 }
 
