@@ -430,7 +430,9 @@ fn a_launched_program_pydx_cannot_read_is_not_left_behind() {
     let python37 = "/root/.pyenv/versions/3.7.16/bin/python3.7";
     let dir = tempfile::tempdir().unwrap();
     // Marks the program's command line, to look for it afterwards.
-    let marker = format!("pydx-left-behind-{}", std::process::id());
+    // A Python name: the program must run (and be refused), not stop at
+    // a syntax error before pydx attaches.
+    let marker = format!("pydx_left_behind_{}", std::process::id());
     let program = format!("import time\n{marker} = 1\ntime.sleep(60)");
     let output = pydx()
         .args(["record", "-o"])
