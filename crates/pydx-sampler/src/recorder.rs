@@ -359,6 +359,7 @@ impl SampleSink for ProfileRecorder {
             };
             let nanos = self.sample_nanos((pid, python.thread_id), time_ns, 1);
             self.profile.add_timed_samples(time_ns, key, 1, nanos);
+            self.forget_ended_calls(pid, python);
             if let (Activity::OnCpu, Some(innermost)) = (thread.activity, python.frames.first()) {
                 if let Some(calling) = innermost.calling {
                     let (_, frame_id) = self.frame_id(innermost);
@@ -557,6 +558,22 @@ impl ProfileRecorder {
         }
         self.profile
             .observe(frame_id, Observed::SqlStatement, &statement.text, 1);
+    }
+
+    /// Forgets the observed calls of `python` whose frame is not on its
+    /// stack in this sample: a frame that left the stack, even if another
+    /// call has taken its place at the same address since (a recursion
+    /// reuses its frames within microseconds), is a call that ended.
+    fn forget_ended_calls(&mut self, pid: u32, python: &pydx_cpython::PythonThread) {
+        let Some(calls) = self.last_observed.get_mut(&(pid, python.thread_id)) else {
+            return;
+        };
+        calls.retain(|&(addr, code, _)| {
+            python
+                .frames
+                .iter()
+                .any(|f| f.addr == addr && Arc::as_ptr(&f.code) as usize == code)
+        });
     }
 
     /// Stores observed arguments (once per call) and local types.
@@ -859,5 +876,52 @@ mod tests {
             &[snapshot(&frames, Some("a=1, b=2"))],
         );
         assert_eq!(calls_seen(&recorder), (4, 1));
+    }
+
+    #[test]
+    fn a_frame_reused_by_a_new_call_between_reads_is_a_new_call() {
+        // A recursion: the innermost call's frame slot is taken by the next
+        // call of the same function within microseconds, so two reads 25 ms
+        // apart can find the same address, code and arguments.
+        let code = Arc::new(CodeInfo::named(
+            0x1000,
+            "edit_distance",
+            "/app/match.py",
+            11,
+        ));
+        let frame = |addr| Frame {
+            code: code.clone(),
+            line: 17,
+            addr,
+            calling: None,
+            entry: false,
+            call_frame: 0,
+        };
+        let deep = [frame(0x7100), frame(0x7000)];
+        let shallow = [frame(0x7000)];
+        let mut recorder = recorder_of_process_5(Meta::default());
+        let reads = [
+            (&deep[..], Some("typed='ID', label='MID'")),
+            // A sample between the reads: the inner call has returned.
+            (&shallow[..], None),
+            (&deep[..], Some("typed='ID', label='MID'")),
+        ];
+        for (index, (frames, arguments)) in reads.into_iter().enumerate() {
+            let elapsed = Duration::from_millis(10 * index as u64);
+            recorder.add_snapshot(5, elapsed, &[snapshot(frames, arguments)]);
+        }
+        assert_eq!(
+            calls_seen(&recorder),
+            (2, 0),
+            "two calls with equal arguments"
+        );
+        // A frame on the stack at every sample between two reads stays one call.
+        recorder.add_snapshot(5, Duration::from_millis(30), &[snapshot(&deep, None)]);
+        recorder.add_snapshot(
+            5,
+            Duration::from_millis(40),
+            &[snapshot(&deep, Some("typed='ID', label='MID'"))],
+        );
+        assert_eq!(calls_seen(&recorder), (3, 1));
     }
 }

@@ -160,9 +160,10 @@ struct Reuse {
     /// Distinct argument sets the function is called with in all, estimated
     /// from how often the sets seen once and twice occur (Chao1).
     estimated_distinct: u64,
-    /// Fewest calls the function made while recorded, by how rarely two
-    /// observations in a row found the same call running.
-    calls_at_least: u64,
+    /// Calls the function made while recorded, estimated from how rarely
+    /// two observations in a row found the same call running (a model, not
+    /// a count: calls shorter than the time between reads all look alike).
+    estimated_calls: u64,
     /// Share of calls that recompute a result already computed: from the
     /// calls seen, or, when enough of those repeat, from the estimates.
     hit_rate: f64,
@@ -180,7 +181,7 @@ impl ObservedCalls {
     /// sets seen exactly once (f1) and twice (f2): d + f1²/(2(f2+1)) (the
     /// bias-corrected Chao1 estimator, a lower bound), and the calls made
     /// from how rarely the next observation found the same call still
-    /// running: short calls (seen again a times in n) number at least
+    /// running: short calls (seen again a times in n) number about
     /// n²/(a+1) (the n observations are spread over the function's time,
     /// and a call lasting that share of the spacing would be seen again that
     /// often).
@@ -192,15 +193,15 @@ impl ObservedCalls {
         let once = calls.iter().filter(|&&n| n == 1).count() as u64;
         let twice = calls.iter().filter(|&&n| n == 2).count() as u64;
         let estimated_distinct = distinct + once * once.saturating_sub(1) / (2 * (twice + 1));
-        let calls_at_least = (observations * observations / (self.again + 1)).max(seen);
+        let estimated_calls = (observations * observations / (self.again + 1)).max(seen);
         let direct = 1.0 - distinct as f64 / seen.max(1) as f64;
         let repeated = seen.saturating_sub(distinct) as f64 >= seen as f64 * MIN_REPEATED_SHARE;
-        let extrapolated = 1.0 - estimated_distinct as f64 / calls_at_least.max(1) as f64;
+        let extrapolated = 1.0 - estimated_distinct as f64 / estimated_calls.max(1) as f64;
         Reuse {
             seen,
             distinct,
             estimated_distinct,
-            calls_at_least,
+            estimated_calls,
             hit_rate: if repeated {
                 direct.max(extrapolated)
             } else {
@@ -323,7 +324,7 @@ fn finding(
         seen,
         distinct,
         estimated_distinct,
-        calls_at_least,
+        estimated_calls,
         hit_rate,
     } = reuse;
     let mut common: Vec<(&String, u64)> = arguments
@@ -344,8 +345,8 @@ fn finding(
         evidence.push(format!(
             "pydx read the arguments of {seen} calls: {distinct} distinct argument sets, {} of the calls \
              repeating one already seen; from how often sets came back, about {estimated_distinct} sets in \
-             all (Chao1 estimate) over at least {calls_at_least} calls (calls were rarely still running at \
-             the next sample), so about {:.0}% of the calls recompute a result already computed",
+             all (Chao1 estimate) over an estimated {estimated_calls} calls (calls were rarely still running \
+             at the next read), so about {:.0}% of the calls recompute a result already computed",
             seen - distinct,
             hit_rate * 100.0
         ));
