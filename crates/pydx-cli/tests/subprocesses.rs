@@ -279,3 +279,54 @@ fn short_lived_threads_are_not_merged_into_old_ones() {
         );
     }
 }
+
+/// A worker that exits while pydx holds it paused is handed back to its
+/// parent: before, its zombie stayed traced by pydx, so a parent waiting
+/// for it (a process pool joining its workers) waited for good.
+#[test]
+fn workers_exiting_under_a_pause_are_reaped_by_their_parent() {
+    let python = interpreter("pyenv-3.12");
+    let script = python.install_script("fork_wait.py");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("workers.txt");
+    let mut child = pydx()
+        .args([
+            "record",
+            "--subprocesses",
+            "--blocking",
+            "--rate",
+            "1000",
+            "-o",
+        ])
+        .arg(&out)
+        .arg("--")
+        .args(python.argv(&[&script, "100"]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "the program did not finish: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("reaped 100"), "{stdout}");
+    assert!(std::fs::read_to_string(&out).unwrap().contains("busy"));
+}

@@ -15,6 +15,10 @@ pub struct UnwindRegisters {
     pub frame: u64,
 }
 
+/// Longest pydx waits for the exit of a traced main thread to be
+/// reported (see [`ProcessPause::release_exited`]).
+const MAIN_THREAD_EXIT_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Threads of a process held stopped with `PTRACE_SEIZE` + `PTRACE_INTERRUPT`.
 ///
 /// Seizing does not send the target a signal. Dropping the guard detaches
@@ -207,21 +211,35 @@ impl ProcessPause {
 
     /// Collects the exit of traced thread `tid`, which no one else can: a
     /// traced thread that exits stays a zombie until its tracer waits for
-    /// it, and until then its process cannot finish exiting (its parent,
-    /// pydx itself for a launched program, would wait for it forever). The
-    /// main thread's exit is left to the parent to collect. Only called for
-    /// a thread that has exited or is exiting (a traced thread that cannot
-    /// be interrupted or detached is dead), so the wait is short.
+    /// it, and until then its process cannot finish exiting, nor its
+    /// parent learn that it did (a process pool waiting for a worker would
+    /// wait forever). The tracer's wait hands a process's exit on to its
+    /// parent, so a main thread's exit is collected too, unless pydx itself
+    /// is the parent (a launched program), whose exit status it takes
+    /// later. Only called for a thread that has exited or is exiting (a
+    /// traced thread that cannot be interrupted or detached is dead), so
+    /// the wait is short; a main thread is not waited for longer than
+    /// [`MAIN_THREAD_EXIT_WAIT`], as its exit is reported only once every
+    /// other thread of its process has exited too.
     fn release_exited(pid: u32, tid: u32) {
-        if tid == pid {
+        let main_thread = tid == pid;
+        if main_thread && crate::proc::parent_pid(pid) == Some(std::process::id()) {
             return;
         }
+        let flags = libc::__WALL | if main_thread { libc::WNOHANG } else { 0 };
+        let started = std::time::Instant::now();
         loop {
             let mut status = 0;
             // SAFETY: `status` is a valid out-pointer for the call.
-            let rc = unsafe { libc::waitpid(tid as libc::pid_t, &mut status, libc::__WALL) };
-            if rc >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            let rc = unsafe { libc::waitpid(tid as libc::pid_t, &mut status, flags) };
+            let interrupted =
+                rc < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR);
+            let not_yet = rc == 0 && started.elapsed() < MAIN_THREAD_EXIT_WAIT;
+            if !(interrupted || not_yet) {
                 return;
+            }
+            if not_yet {
+                std::thread::sleep(std::time::Duration::from_micros(200));
             }
         }
     }
@@ -238,6 +256,16 @@ impl ProcessPause {
             )
         };
         rc == 0
+    }
+}
+
+impl ProcessPause {
+    /// Hands the exit of process `pid` on to its parent if a pause caught
+    /// it exiting and its main thread's exit was not reported then (see
+    /// [`ProcessPause::release_exited`]): for a process found gone. Does
+    /// nothing for a process pydx does not trace or launched itself.
+    pub fn release_exited_process(pid: u32) {
+        Self::release_exited(pid, pid);
     }
 }
 

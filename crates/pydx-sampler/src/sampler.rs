@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use pydx_cpython::{AsyncioError, AsyncioTask, AttachError, PythonProcess};
-use pydx_remote::{child_pids, memory_usage, parent_pid, process_alive, MemoryUsage};
+use pydx_remote::{child_pids, memory_usage, parent_pid, process_alive, MemoryUsage, ProcessPause};
 
 use crate::snapshot::{
     Consistency, NativeCounts, NativeFrames, SnapshotError, Snapshotter, ThreadSnapshot,
@@ -452,6 +452,7 @@ impl Sampler {
             }
             for index in exited.into_iter().rev() {
                 let mut gone = self.targets.remove(index);
+                ProcessPause::release_exited_process(gone.process().pid());
                 self.native = add_counts(self.native, gone.native_counts());
                 self.task_readings.remove(&gone.process().pid());
             }
