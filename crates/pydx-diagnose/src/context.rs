@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use pydx_libraries::{is_array_type, plays, roles, Role};
-use pydx_profile::{Activity, CodeKind, Execution, FrameId, Observed, Profile, SampleKey, StackId};
+use pydx_profile::{
+    is_native_binary, Activity, CodeKind, Execution, FrameId, Observed, Profile, SampleKey, StackId,
+};
 
 use crate::config::Config;
 use crate::finding::Location;
@@ -90,6 +92,21 @@ impl<'a> Context<'a> {
     pub fn is_user_frame(&self, frame: FrameId) -> bool {
         let file = self.profile.str(self.profile.frame_info(frame).file);
         CodeKind::of(file) == CodeKind::User
+    }
+
+    /// Whether `frame` is a native frame (recorded with `--native`).
+    pub fn is_native_frame(&self, frame: FrameId) -> bool {
+        is_native_binary(self.profile.str(self.profile.frame_info(frame).file))
+    }
+
+    /// The innermost Python frame of `stack`: its innermost frame, past the
+    /// native frames `--native` puts below it (a selector's `epoll_wait`,
+    /// a built-in's C function), which are what that Python frame is doing.
+    pub fn innermost_python_frame(&self, stack: Option<StackId>) -> Option<FrameId> {
+        self.profile
+            .frames_innermost_first(stack)
+            .into_iter()
+            .find(|&f| !self.is_native_frame(f))
     }
 
     /// The function name of a frame.

@@ -496,10 +496,14 @@ impl ProfileRecorder {
     }
 
     /// Whether `frames` (innermost first) are an asyncio event loop stuck in
-    /// a call: the loop runs further out, and the innermost frame is not
-    /// the loop's own (its selector wait, say).
+    /// a call: the loop runs further out, and the innermost Python frame is
+    /// not the loop's own (its selector wait, say; native frames below it,
+    /// such as `epoll_wait`, are what that frame does).
     fn event_loop_stuck(&mut self, frames: &[Frame]) -> bool {
-        let Some(innermost) = frames.first() else {
+        let Some(innermost) = frames
+            .iter()
+            .find(|f| !pydx_profile::is_native_binary(&f.code.filename))
+        else {
             return false;
         };
         let mut role = |frame: &Frame| -> CodeRole {

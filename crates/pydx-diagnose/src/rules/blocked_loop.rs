@@ -201,15 +201,16 @@ fn is_loop_machinery(context: &Context<'_>, frame: FrameId) -> bool {
 
 /// Whether the loop is running a callback (rather than waiting for I/O)
 /// in a sample with this stack: the loop is on the stack, and the innermost
-/// frame is not the loop's own. (Before and after the loop runs, the thread
-/// is not serving it at all.)
+/// Python frame is not the loop's own (native frames below it, such as the
+/// selector's `epoll_wait`, are what that frame does). (Before and after
+/// the loop runs, the thread is not serving it at all.)
 fn is_busy(context: &Context<'_>, stack: Option<StackId>) -> bool {
     let frames = context.profile.frames_innermost_first(stack);
     let loop_running = frames.iter().any(|&f| context.plays(f, Role::EventLoopRun));
     loop_running
-        && frames
-            .first()
-            .is_some_and(|&frame| !is_loop_machinery(context, frame))
+        && context
+            .innermost_python_frame(stack)
+            .is_some_and(|frame| !is_loop_machinery(context, frame))
 }
 
 /// When asyncio tasks waited, per process, as far as pydx read them.
@@ -567,6 +568,38 @@ mod tests {
             episodes: episodes_ms.iter().map(|ms| ms * MS).collect(),
             ..SiteEpisodes::default()
         }
+    }
+
+    #[test]
+    fn a_loop_waiting_in_native_code_under_its_selector_is_not_busy() {
+        use pydx_profile::{Meta, Profile};
+
+        use crate::config::Config;
+        use crate::context::SourceMap;
+
+        let mut profile = Profile::new(Meta::default());
+        let base = "/usr/lib/python3.12/asyncio/base_events.py";
+        let run = profile.frame("BaseEventLoop.run_forever", base, 640, 600);
+        let select = profile.frame(
+            "EpollSelector.select",
+            "/usr/lib/python3.12/selectors.py",
+            468,
+            450,
+        );
+        let handler = profile.frame("leaderboard", "/srv/app/main.py", 50, 48);
+        let epoll = profile.frame("epoll_wait", "/usr/lib/x86_64-linux-gnu/libc.so.6", 0, 0);
+        let sleep = profile.frame(
+            "clock_nanosleep",
+            "/usr/lib/x86_64-linux-gnu/libc.so.6",
+            0,
+            0,
+        );
+        let waiting = profile.stack_from_root([run, select, epoll]);
+        let blocked = profile.stack_from_root([run, handler, sleep]);
+        let (config, sources) = (Config::default(), SourceMap::default());
+        let context = Context::new(&profile, &config, &sources);
+        assert!(!is_busy(&context, waiting));
+        assert!(is_busy(&context, blocked));
     }
 
     #[test]

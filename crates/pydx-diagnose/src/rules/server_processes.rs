@@ -165,7 +165,7 @@ pub(crate) fn gunicorn_workers(context: &Context<'_>) -> Vec<WorkerGroup> {
         };
         group.class = Some(class);
         group.samples += count;
-        let innermost = profile.frames_innermost_first(key.stack).first().copied();
+        let innermost = context.innermost_python_frame(key.stack);
         if innermost.is_some_and(|f| context.plays(f, Role::IdleSyncWorker)) {
             group.free_samples += count;
         }
