@@ -4,7 +4,8 @@ the findings against the program's `# expect:` markers (true positives, false
 positives, misses, per rule).
 
     python3 bench/doctor_accuracy.py [--only NAME]... [--python LABEL]... [--runs N]
-        [--pydx BINARY] [--corpus DIR] [--out FILE] [--json FILE] [--save-profiles DIR]
+        [--pydx BINARY] [--pydx-arg ARG]... [--corpus DIR] [--out FILE] [--json FILE]
+        [--save-profiles DIR]
 
 Interpreter labels: 3.8 and 3.11 (pyenv), 3.15 (the Debian sid chroot of the
 test cache), numpy-3.11 (the examples venv), web-3.12 (the web venv); see
@@ -424,7 +425,7 @@ def run_one(opts, pydx, program, interp, servers, index, scratch):
         env.update(servers.start(program.needs, procs))
         file = interp.program_path(program)
         cwd = program.path.parent
-        base = [pydx, "doctor", "-f", "json", "-o", report, "--save", profile]
+        base = [pydx, "doctor", "-f", "json", "-o", report, "--save", profile, *opts.pydx_arg]
         if program.mode == "launch":
             argv = base + (["--subprocesses"] if program.subprocesses else []) + ["--", *interp.argv([file])]
         else:
@@ -728,6 +729,9 @@ def main():
     parser.add_argument("--json", help="also write the raw results here")
     parser.add_argument("--save-profiles", metavar="DIR",
                         help="where each run's profile goes, as <stem>.<label>.pprof (default CORPUS/profiles)")
+    parser.add_argument("--pydx-arg", action="append", default=[], metavar="ARG",
+                        help="an extra argument for every `pydx doctor` run, e.g. --pydx-arg=--native "
+                             "(repeatable)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the scratch folder with each run's logs (named in the JSON results)")
     opts = parser.parse_args()

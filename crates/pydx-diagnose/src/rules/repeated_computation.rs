@@ -27,6 +27,7 @@ static DOCS: RuleDocs = RuleDocs {
     thresholds: "Only calls whose argument values were read in full count: an argument pydx shows by type \
                  and length or address (a list, a dict, a NumPy array, any object) or a truncated string \
                  may differ, or change in place, between calls that look alike. \
+                 Most (at least half) of the calls seen must show their arguments so. \
                  Only functions with arguments that do not wait for I/O (at most 5% of their samples idle). \
                  min_cpu_share = 0.05 (the function and its callees take 5% of the on-CPU samples, \
                  and at least 20 samples), \
@@ -54,20 +55,20 @@ impl Rule for RepeatedComputation {
                 continue;
             }
             let shown = shows_values(value);
-            if kind == Observed::CallArgs && !shown {
-                continue;
-            }
             let id = (
                 context.function(frame).to_string(),
                 context.file(frame).to_string(),
             );
             let entry = calls.entry(id).or_insert_with(|| ObservedCalls {
                 arguments: BTreeMap::new(),
+                hidden: 0,
                 again: 0,
                 again_by_arguments: BTreeMap::new(),
                 frame,
             });
-            if kind == Observed::CallArgs {
+            if kind == Observed::CallArgs && !shown {
+                entry.hidden += count;
+            } else if kind == Observed::CallArgs {
                 *entry.arguments.entry(value.to_string()).or_insert(0) += count;
             } else {
                 entry.again += count;
@@ -93,6 +94,11 @@ impl Rule for RepeatedComputation {
                 let has_arguments = observed.arguments.keys().any(|a| !a.is_empty());
                 let share = samples as f64 / total as f64;
                 let seen: u64 = observed.arguments.values().sum();
+                // The calls read in full must be most of those seen: when
+                // most hold containers or objects (a recursive walk over a
+                // document, repeating only its leaves), the repeats say
+                // nothing about where the function's time goes.
+                let values_shown = seen as f64 >= MIN_SHOWN_SHARE * (seen + observed.hidden) as f64;
                 let reuse = observed.reuse();
                 let repeats = reuse.seen >= config.min_calls
                     && reuse.hit_rate >= 1.0 - config.max_distinct_ratio;
@@ -112,6 +118,7 @@ impl Rule for RepeatedComputation {
                     && !is_request_handler(context, &function, &file)
                     && !looks_impure(context, observed.frame)
                     && has_arguments
+                    && values_shown
                     && computes
                     && share >= config.min_cpu_share
                     && samples >= Context::MIN_CPU_SAMPLES
@@ -131,14 +138,21 @@ fn shows_values(arguments: &str) -> bool {
     !(arguments.contains('<') || arguments.contains("... ("))
 }
 
+/// Smallest share of a function's observed calls whose arguments must be
+/// shown in full (see [`shows_values`]) for their repeats to count.
+const MIN_SHOWN_SHARE: f64 = 0.5;
+
 /// Fewest times the timeline must show the function being entered afresh
 /// for its observations to count as separate calls.
 const MIN_ENTRIES: u64 = 3;
 
 /// What pydx saw of one function's calls.
 struct ObservedCalls {
-    /// Argument text to the number of observations with it.
+    /// Argument text to the number of observations with it (arguments
+    /// shown in full only).
     arguments: BTreeMap<String, u64>,
+    /// Observations whose arguments were not all shown in full.
+    hidden: u64,
     /// Observations that found the thread's previous observation on the
     /// same frame with the same arguments.
     again: u64,
@@ -488,6 +502,7 @@ mod tests {
                 .iter()
                 .map(|(text, n)| (text.to_string(), *n))
                 .collect(),
+            hidden: 0,
             again,
             again_by_arguments: BTreeMap::new(),
             frame: FrameId(0),
@@ -514,6 +529,7 @@ mod tests {
         }
         ObservedCalls {
             arguments,
+            hidden: 0,
             again,
             again_by_arguments: BTreeMap::new(),
             frame: FrameId(0),
@@ -575,6 +591,41 @@ mod tests {
     fn long_calls_seen_again_and_again_are_not() {
         let calls = observed(&[("1, 2", 50), ("3, 4", 50)], 98);
         assert_eq!(calls.distinct_calls(100), Some(false));
+    }
+
+    /// Findings on a function taking all of 100 on-CPU samples whose calls
+    /// were read `shown` times with one of a few scalar arguments, and
+    /// `hidden` times with a container argument.
+    fn findings_with(shown: u64, hidden: u64) -> Vec<Finding> {
+        use pydx_profile::{Activity, Meta, Profile};
+
+        use crate::config::Config;
+        use crate::context::SourceMap;
+        use crate::test_support::add;
+
+        let mut profile = Profile::new(Meta {
+            duration_ns: 1_000_000_000,
+            ..Meta::default()
+        });
+        let frame = profile.frame("canonicalize", "/app/sign.py", 19, 22);
+        let stack = profile.stack_from_root([frame]);
+        let thread = profile.thread(1, 1, 1, Some("MainThread"));
+        add(&mut profile, thread, stack, Activity::OnCpu, 100);
+        for i in 0..shown {
+            let value = format!("value={}", i % 4);
+            profile.observe(frame, Observed::CallArgs, &value, 1);
+        }
+        profile.observe(frame, Observed::CallArgs, "value=<dict of 3>", hidden);
+        let config = Config::default();
+        RepeatedComputation.check(&Context::new(&profile, &config, &SourceMap::default()))
+    }
+
+    #[test]
+    fn repeats_among_a_minority_of_calls_read_in_full_do_not_count() {
+        // A recursive walk over a document: its leaves repeat, the calls
+        // with a dict or a list, most of them, cannot be compared.
+        assert_eq!(findings_with(60, 40).len(), 1);
+        assert!(findings_with(40, 60).is_empty());
     }
 
     #[test]
