@@ -54,6 +54,11 @@ impl Rule for RepeatedComputation {
             if kind != Observed::CallArgs && kind != Observed::CallArgsAgain {
                 continue;
             }
+            // An argument without a value: the frame was read as its call
+            // ended (or before it began), not a call with other arguments.
+            if value.contains(UNBOUND) {
+                continue;
+            }
             let shown = shows_values(value);
             let id = (
                 context.function(frame).to_string(),
@@ -137,6 +142,9 @@ impl Rule for RepeatedComputation {
 fn shows_values(arguments: &str) -> bool {
     !(arguments.contains('<') || arguments.contains("... ("))
 }
+
+/// How the reader shows a variable without a value.
+const UNBOUND: &str = "<unbound>";
 
 /// Smallest share of a function's observed calls whose arguments must be
 /// shown in full (see [`shows_values`]) for their repeats to count.
@@ -616,6 +624,8 @@ mod tests {
             profile.observe(frame, Observed::CallArgs, &value, 1);
         }
         profile.observe(frame, Observed::CallArgs, "value=<dict of 3>", hidden);
+        // Frames read as their calls ended are neither.
+        profile.observe(frame, Observed::CallArgs, "value=<unbound>", 50);
         let config = Config::default();
         RepeatedComputation.check(&Context::new(&profile, &config, &SourceMap::default()))
     }
