@@ -1,9 +1,10 @@
-//! Per-function and per-line totals of a profile: the query that the
-//! doctor's hot-spot table, `pydx diff` and `pydx annotate` share.
+//! Per-function and per-line totals of a profile: the query that `pydx
+//! top`, the doctor's hot-spot table and its PYDX-CPU002 rule, the HTML
+//! report, `pydx diff` and `pydx annotate` share.
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::model::{Profile, SampleKey, StrId};
+use crate::model::{FrameId, Profile, SampleKey, StackId, StrId};
 
 /// One function's samples and time in a profile (a function is its name
 /// and file).
@@ -40,6 +41,11 @@ pub struct LineTime {
     pub total_samples: u64,
     /// The measured time of those samples, in nanoseconds.
     pub total_ns: u64,
+    /// The line's frame (the first seen, should code objects of the same
+    /// name, file and line start at different lines).
+    pub frame: Option<FrameId>,
+    /// A stack on which the line was running: the first sample's.
+    pub running_stack: Option<StackId>,
 }
 
 impl FunctionTime {
@@ -90,9 +96,13 @@ impl Profile {
                     lines_seen.push(line_key);
                 }
                 let line = entry.lines.entry(frame.line).or_default();
+                line.frame.get_or_insert(frame_id);
                 if depth == 0 {
                     line.self_samples += tally.count;
                     line.self_ns += tally.nanos;
+                    if line.running_stack.is_none() {
+                        line.running_stack = key.stack;
+                    }
                 }
                 if line_first_seen {
                     line.total_samples += tally.count;
@@ -116,13 +126,36 @@ impl Profile {
         });
         functions
     }
+
+    /// Samples `include` keeps that have no frames (a thread running no
+    /// Python code), and the measured time they stand for in nanoseconds.
+    pub fn frameless_samples(&self, include: impl Fn(&SampleKey) -> bool) -> (u64, u64) {
+        self.timed_samples()
+            .filter(|(key, _)| key.stack.is_none() && include(key))
+            .fold((0, 0), |(count, nanos), (_, tally)| {
+                (count + tally.count, nanos + tally.nanos)
+            })
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::model::{Activity, LabelSetId, Meta, SampleState};
+    use crate::model::{Activity, LabelSetId, Meta, SampleState, ThreadId};
 
     use super::*;
+
+    /// A sample of `thread` at `stack` in `activity`, holding the GIL.
+    fn key(thread: ThreadId, stack: Option<StackId>, activity: Activity) -> SampleKey {
+        SampleKey {
+            thread,
+            stack,
+            state: SampleState {
+                activity,
+                holds_gil: true,
+            },
+            labels: LabelSetId(0),
+        }
+    }
 
     #[test]
     fn self_and_total_time_count_a_recursive_function_once_per_sample() {
@@ -133,18 +166,9 @@ mod tests {
         let deep = profile.stack_from_root([main, walk, walk_deeper]);
         let shallow = profile.stack_from_root([main, walk]);
         let thread = profile.thread(1, 1, 1, Some("MainThread"));
-        let key = |stack, activity| SampleKey {
-            thread,
-            stack,
-            state: SampleState {
-                activity,
-                holds_gil: true,
-            },
-            labels: LabelSetId(0),
-        };
-        profile.add_timed_samples(0, key(deep, Activity::OnCpu), 3, 30_000_000);
-        profile.add_timed_samples(0, key(shallow, Activity::OnCpu), 1, 25_000_000);
-        profile.add_timed_samples(0, key(shallow, Activity::Idle), 5, 50_000_000);
+        profile.add_timed_samples(0, key(thread, deep, Activity::OnCpu), 3, 30_000_000);
+        profile.add_timed_samples(0, key(thread, shallow, Activity::OnCpu), 1, 25_000_000);
+        profile.add_timed_samples(0, key(thread, shallow, Activity::Idle), 5, 50_000_000);
         let on_cpu = profile.function_times(|key| key.state.activity == Activity::OnCpu);
         let summary: Vec<(&str, u64, u64, u64, u64, u32)> = on_cpu
             .iter()
@@ -175,5 +199,24 @@ mod tests {
             .collect();
         assert_eq!(walk_lines, [(3, 1, 4), (4, 3, 3)]);
         assert_eq!(on_cpu[0].first_line, 2);
+        // Each line names its frame, and a stack it ran on.
+        let line_3 = on_cpu[0].lines[&3];
+        assert_eq!((line_3.frame, line_3.running_stack), (Some(walk), shallow));
+        let line_9 = on_cpu[1].lines[&9];
+        assert_eq!((line_9.frame, line_9.running_stack), (Some(main), None));
+    }
+
+    #[test]
+    fn samples_without_frames_are_counted_apart() {
+        let mut profile = Profile::new(Meta::default());
+        let main = profile.frame("main", "app.py", 9, 8);
+        let stack = profile.stack_from_root([main]);
+        let thread = profile.thread(1, 1, 1, Some("MainThread"));
+        profile.add_timed_samples(0, key(thread, None, Activity::OnCpu), 2, 20_000_000);
+        profile.add_timed_samples(0, key(thread, None, Activity::Idle), 7, 70_000_000);
+        profile.add_timed_samples(0, key(thread, stack, Activity::OnCpu), 5, 50_000_000);
+        let on_cpu = |key: &SampleKey| key.state.activity == Activity::OnCpu;
+        assert_eq!(profile.frameless_samples(on_cpu), (2, 20_000_000));
+        assert_eq!(profile.frameless_samples(|_| true), (9, 90_000_000));
     }
 }

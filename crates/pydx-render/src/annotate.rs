@@ -114,6 +114,7 @@ mod tests {
             self_ns: self_samples * 10_000_000,
             total_samples,
             total_ns: total_samples * 10_000_000,
+            ..LineTime::default()
         }
     }
 

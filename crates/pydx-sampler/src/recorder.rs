@@ -207,6 +207,12 @@ impl ProfileRecorder {
         &self.profile
     }
 
+    /// Forgets every sample taken so far (not the timeline, nor what it
+    /// knows of processes, threads and code), to count afresh.
+    pub fn forget_samples(&mut self) {
+        self.profile.retain_samples(|_, _| false);
+    }
+
     /// The latest process sampled with id `pid`.
     fn process_meta(&mut self, pid: u32) -> Option<&mut ProcessMeta> {
         self.profile

@@ -5,11 +5,10 @@
 //! about once a second (and on a key press) and draws it with ratatui; a
 //! [`Screen`] puts the terminal back however `top` ends.
 
-use std::collections::HashMap;
 use std::io::{self, IsTerminal, Stdout};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant};
 
@@ -19,9 +18,10 @@ use crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
 };
 use crossterm::{cursor, execute};
-use pydx_cpython::{CodeInfo, Frame};
-use pydx_profile::Activity;
-use pydx_sampler::{NewProcess, SampleSink, Sampler, StopReason, Summary, ThreadSnapshot};
+use pydx_profile::{Activity, FunctionTime, Meta, SampleKey};
+use pydx_sampler::{
+    NewProcess, ProfileRecorder, SampleSink, Sampler, StopReason, Summary, ThreadSnapshot,
+};
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Modifier, Style};
@@ -70,7 +70,10 @@ pub fn run(args: &TopArgs) -> anyhow::Result<ExitCode> {
         by_line: true,
         paused: false,
     };
-    let tallies = Mutex::new(Tallies::new(view_options.filter));
+    let tallies = Mutex::new(Tallies::new(Meta {
+        rate_hz: options.rate_hz,
+        ..Meta::default()
+    }));
     let stop_sampling = AtomicBool::new(false);
     let mut sampler = Sampler::new(target.pid, target.root.take(), options)
         .context("cannot read the binaries the process maps, for --native")?;
@@ -113,7 +116,7 @@ fn show(
     sampling: &ScopedJoinHandle<'_, ()>,
 ) -> anyhow::Result<Ending> {
     let mut screen = Screen::enter()?;
-    let mut view = View::capture(&lock(tallies));
+    let mut view = View::capture(&lock(tallies), view_options.filter);
     let mut next_refresh = Instant::now() + REFRESH_EVERY;
     let mut changed = true;
     loop {
@@ -165,7 +168,7 @@ fn show(
             recapture |= !view_options.paused || (sampling_ended && view.stop.is_none());
         }
         if recapture {
-            view = View::capture(&lock(tallies));
+            view = View::capture(&lock(tallies), view_options.filter);
             changed = true;
         }
     }
@@ -349,11 +352,11 @@ struct SampleFilter {
 }
 
 impl SampleFilter {
-    /// Whether this thread sample counts.
-    fn counts(self, thread: &ThreadSnapshot) -> bool {
+    /// Whether a sample of this kind counts.
+    fn includes(self, key: &SampleKey) -> bool {
         let activity_counts =
-            self.include_idle || matches!(thread.activity, Activity::OnCpu | Activity::Unknown);
-        activity_counts && (!self.gil_only || thread.python.holds_gil)
+            self.include_idle || matches!(key.state.activity, Activity::OnCpu | Activity::Unknown);
+        activity_counts && (!self.gil_only || key.state.holds_gil)
     }
 
     /// What is counted, for the header.
@@ -370,7 +373,7 @@ impl SampleFilter {
 /// How the view is drawn: the fixed options and the user's choices.
 #[derive(Debug, Clone, Copy)]
 struct ViewOptions {
-    /// The sampling rate asked for; each sample stands for `1 / requested_hz` seconds.
+    /// The sampling rate asked for.
     requested_hz: f64,
     /// Which samples count.
     filter: SampleFilter,
@@ -380,115 +383,6 @@ struct ViewOptions {
     by_line: bool,
     /// The numbers on screen are frozen.
     paused: bool,
-}
-
-/// Index of a function in [`FunctionNames`].
-type FunctionId = usize;
-
-/// The id [`FunctionNames::new`] gives to [`NO_PYTHON_FRAMES`].
-const NO_PYTHON_FRAMES_ID: FunctionId = 0;
-
-/// What tells functions apart: the same name, file and first line make one
-/// row, however many code objects the target has for it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Function {
-    /// `co_qualname`, or `co_name` before 3.11.
-    qualname: String,
-    /// `co_filename`; empty for [`NO_PYTHON_FRAMES`].
-    filename: String,
-    /// `co_firstlineno`.
-    first_line: u32,
-}
-
-/// Every function seen, each stored once.
-#[derive(Debug)]
-struct FunctionNames {
-    /// Code objects by address in the target. The `Arc` kept tells the code
-    /// object read before from a new one read at the same address.
-    by_code: HashMap<u64, (Arc<CodeInfo>, FunctionId)>,
-    /// Ids of the functions.
-    ids: HashMap<Function, FunctionId>,
-    /// The functions, by id.
-    functions: Vec<Function>,
-}
-
-impl FunctionNames {
-    /// Names holding only [`NO_PYTHON_FRAMES`], as [`NO_PYTHON_FRAMES_ID`].
-    fn new() -> Self {
-        let mut names = Self {
-            by_code: HashMap::new(),
-            ids: HashMap::new(),
-            functions: Vec::new(),
-        };
-        names.intern(Function {
-            qualname: NO_PYTHON_FRAMES.to_string(),
-            filename: String::new(),
-            first_line: 0,
-        });
-        names
-    }
-
-    /// The id of the function of a code object.
-    fn id(&mut self, code: &Arc<CodeInfo>) -> FunctionId {
-        if let Some((known, id)) = self.by_code.get(&code.addr) {
-            if Arc::ptr_eq(known, code) {
-                return *id;
-            }
-        }
-        let id = self.intern(Function {
-            qualname: code.qualname.clone(),
-            filename: code.filename.clone(),
-            first_line: code.first_line,
-        });
-        self.by_code.insert(code.addr, (code.clone(), id));
-        id
-    }
-
-    /// The id of a function, new if it was not seen before.
-    fn intern(&mut self, function: Function) -> FunctionId {
-        if let Some(&id) = self.ids.get(&function) {
-            return id;
-        }
-        let id = self.functions.len();
-        self.functions.push(function.clone());
-        self.ids.insert(function, id);
-        id
-    }
-
-    /// `qualname (file:line)`, or the function's first line with `line: None`.
-    fn label(&self, id: FunctionId, line: Option<u32>) -> String {
-        let function = &self.functions[id];
-        let (qualname, filename) = (&function.qualname, &function.filename);
-        match line.unwrap_or(function.first_line) {
-            _ if filename.is_empty() => qualname.clone(),
-            0 => format!("{qualname} ({filename})"),
-            line => format!("{qualname} ({filename}:{line})"),
-        }
-    }
-}
-
-/// Samples of one function (or line).
-#[derive(Debug, Clone, Copy, Default)]
-struct Tally {
-    /// Samples where it was the innermost frame.
-    own: u64,
-    /// Samples where it was anywhere on the stack, each counted once.
-    total: u64,
-    /// The last sample counted in `total`.
-    last_sample: u64,
-}
-
-impl Tally {
-    /// Counts a frame of sample number `sample`.
-    fn add(&mut self, sample: u64, innermost: bool) {
-        if innermost {
-            self.own += 1;
-        }
-        if self.last_sample != sample {
-            self.last_sample = sample;
-            self.total += 1;
-        }
-    }
 }
 
 /// Totals since sampling started or the counts were last reset.
@@ -508,8 +402,6 @@ struct WindowCounts {
     gil_wait: u64,
     /// Thread samples in an unknown state.
     unknown: u64,
-    /// Thread samples that passed the filter and are in the table.
-    counted: u64,
 }
 
 impl WindowCounts {
@@ -534,10 +426,9 @@ struct ProcessInfo {
 /// display.
 #[derive(Debug)]
 struct Tallies {
-    /// Which thread samples go into the table.
-    filter: SampleFilter,
-    /// The functions seen.
-    names: FunctionNames,
+    /// The samples since counting last started afresh, as a profile: the
+    /// table is its per-function and per-line query.
+    recorder: ProfileRecorder,
     /// The processes sampled, in the order they appeared.
     processes: Vec<ProcessInfo>,
     /// When, since sampling started, the latest snapshot was taken.
@@ -546,13 +437,6 @@ struct Tallies {
     window_start: Duration,
     /// Totals over the window.
     counts: WindowCounts,
-    /// Samples by function.
-    by_function: HashMap<FunctionId, Tally>,
-    /// Samples by function and line.
-    by_line: HashMap<(FunctionId, u32), Tally>,
-    /// Numbers each counted thread sample, so a frame repeated on a stack
-    /// adds to its total once.
-    sample_number: u64,
     /// When the round being read was taken (the sampler gives every process
     /// of one round the same time).
     round: Option<Duration>,
@@ -567,18 +451,14 @@ struct Tallies {
 }
 
 impl Tallies {
-    /// Nothing counted yet.
-    fn new(filter: SampleFilter) -> Self {
+    /// Nothing counted yet; `meta` describes the sampling.
+    fn new(meta: Meta) -> Self {
         Self {
-            filter,
-            names: FunctionNames::new(),
+            recorder: ProfileRecorder::new(meta),
             processes: Vec::new(),
             latest: Duration::ZERO,
             window_start: Duration::ZERO,
             counts: WindowCounts::default(),
-            by_function: HashMap::new(),
-            by_line: HashMap::new(),
-            sample_number: 0,
             round: None,
             threads_in_round: 0,
             threads_in_last_round: 0,
@@ -587,8 +467,8 @@ impl Tallies {
         }
     }
 
-    /// Counts one snapshot of a process.
-    fn add_snapshot(&mut self, elapsed: Duration, threads: &[ThreadSnapshot]) {
+    /// Counts one snapshot of process `pid`.
+    fn add_snapshot(&mut self, pid: u32, elapsed: Duration, threads: &[ThreadSnapshot]) {
         if self.round != Some(elapsed) {
             self.round = Some(elapsed);
             self.threads_in_last_round = self.threads_in_round;
@@ -608,44 +488,15 @@ impl Tallies {
                 Activity::GilWait => self.counts.gil_wait += 1,
                 Activity::Unknown => self.counts.unknown += 1,
             }
-            if self.filter.counts(thread) {
-                self.add_stack(&thread.python.frames);
-            }
         }
-    }
-
-    /// Counts one thread sample's stack, innermost frame first.
-    fn add_stack(&mut self, frames: &[Frame]) {
-        self.counts.counted += 1;
-        self.sample_number += 1;
-        if frames.is_empty() {
-            self.add_frame(NO_PYTHON_FRAMES_ID, 0, true);
-        }
-        for (depth, frame) in frames.iter().enumerate() {
-            let function = self.names.id(&frame.code);
-            self.add_frame(function, frame.line, depth == 0);
-        }
-    }
-
-    /// Counts one frame of the current sample.
-    fn add_frame(&mut self, function: FunctionId, line: u32, innermost: bool) {
-        let sample = self.sample_number;
-        self.by_function
-            .entry(function)
-            .or_default()
-            .add(sample, innermost);
-        self.by_line
-            .entry((function, line))
-            .or_default()
-            .add(sample, innermost);
+        self.recorder.add_snapshot(pid, elapsed, threads);
     }
 
     /// Starts counting afresh from the latest snapshot on.
     fn reset(&mut self) {
         self.window_start = self.latest;
         self.counts = WindowCounts::default();
-        self.by_function.clear();
-        self.by_line.clear();
+        self.recorder.forget_samples();
     }
 
     /// Records how sampling ended.
@@ -660,15 +511,17 @@ struct SharedSink<'a>(&'a Mutex<Tallies>);
 
 impl SampleSink for SharedSink<'_> {
     fn add_process(&mut self, process: &NewProcess<'_>) {
-        lock(self.0).processes.push(ProcessInfo {
+        let mut tallies = lock(self.0);
+        tallies.processes.push(ProcessInfo {
             pid: process.pid,
             command: process.command.clone(),
             python_version: process.python_version.to_string(),
         });
+        tallies.recorder.add_process(process);
     }
 
-    fn add_snapshot(&mut self, _pid: u32, elapsed: Duration, threads: &[ThreadSnapshot]) {
-        lock(self.0).add_snapshot(elapsed, threads);
+    fn add_snapshot(&mut self, pid: u32, elapsed: Duration, threads: &[ThreadSnapshot]) {
+        lock(self.0).add_snapshot(pid, elapsed, threads);
     }
 }
 
@@ -681,6 +534,10 @@ struct FunctionRow {
     own: u64,
     /// Samples where it was on the stack.
     total: u64,
+    /// The measured time of its own samples, in nanoseconds.
+    own_ns: u64,
+    /// The measured time of its total samples, in nanoseconds.
+    total_ns: u64,
 }
 
 /// A copy of the tallies at one refresh, ready to draw.
@@ -694,6 +551,8 @@ struct View {
     window_start: Duration,
     /// Totals over the window.
     counts: WindowCounts,
+    /// Thread samples that passed the filter and are in the table.
+    counted: u64,
     /// Threads in the latest round.
     threads: usize,
     /// Process snapshots that failed.
@@ -707,14 +566,50 @@ struct View {
 }
 
 impl View {
-    /// Copies the tallies.
-    fn capture(tallies: &Tallies) -> Self {
-        let names = &tallies.names;
-        let row = |label: String, tally: &Tally| FunctionRow {
-            label,
-            own: tally.own,
-            total: tally.total,
+    /// Reads the tallies: the table rows are the per-function and per-line
+    /// totals of the samples `filter` counts.
+    fn capture(tallies: &Tallies, filter: SampleFilter) -> Self {
+        let profile = tallies.recorder.profile();
+        let include = |key: &SampleKey| filter.includes(key);
+        let functions = profile.function_times(include);
+        let (frameless, frameless_ns) = profile.frameless_samples(include);
+        let label = |function: &FunctionTime, line: u32| match line {
+            0 => format!("{} ({})", function.function, function.file),
+            line => format!("{} ({}:{line})", function.function, function.file),
         };
+        let mut by_function: Vec<FunctionRow> = functions
+            .iter()
+            .map(|function| FunctionRow {
+                label: label(function, function.first_line),
+                own: function.self_samples,
+                total: function.total_samples,
+                own_ns: function.self_ns,
+                total_ns: function.total_ns,
+            })
+            .collect();
+        let mut by_line: Vec<FunctionRow> = functions
+            .iter()
+            .flat_map(|function| {
+                function.lines.iter().map(move |(&line, time)| FunctionRow {
+                    label: label(function, line),
+                    own: time.self_samples,
+                    total: time.total_samples,
+                    own_ns: time.self_ns,
+                    total_ns: time.total_ns,
+                })
+            })
+            .collect();
+        if frameless > 0 {
+            let row = FunctionRow {
+                label: NO_PYTHON_FRAMES.to_string(),
+                own: frameless,
+                total: frameless,
+                own_ns: frameless_ns,
+                total_ns: frameless_ns,
+            };
+            by_function.push(row.clone());
+            by_line.push(row);
+        }
         Self {
             processes: tallies.processes.clone(),
             elapsed: tallies
@@ -723,20 +618,17 @@ impl View {
                 .map_or(tallies.latest, |s| s.elapsed),
             window_start: tallies.window_start,
             counts: tallies.counts,
+            counted: profile
+                .samples()
+                .filter(|(key, _)| include(key))
+                .map(|(_, count)| count)
+                .sum(),
             // A round half read must not show too few threads.
             threads: tallies.threads_in_round.max(tallies.threads_in_last_round),
             errors: tallies.errors,
             stop: tallies.summary.as_ref().map(|s| s.stop),
-            by_line: tallies
-                .by_line
-                .iter()
-                .map(|(&(function, line), tally)| row(names.label(function, Some(line)), tally))
-                .collect(),
-            by_function: tallies
-                .by_function
-                .iter()
-                .map(|(&function, tally)| row(names.label(function, None), tally))
-                .collect(),
+            by_line,
+            by_function,
         }
     }
 }
@@ -815,7 +707,7 @@ fn header_lines(view: &View, options: &ViewOptions) -> Vec<Line<'static>> {
     let thread_samples = counts.thread_samples();
     let counting = format!(
         "{} {}, by {}, sorted by {}",
-        counts.counted,
+        view.counted,
         options.filter.describe(),
         if options.by_line { "line" } else { "function" },
         options.sort.title()
@@ -857,15 +749,14 @@ fn function_table(view: &View, options: &ViewOptions, visible_rows: usize) -> Ta
     } else {
         rows.sort_by(|a, b| (b.total, b.own, &a.label).cmp(&(a.total, a.own, &b.label)));
     }
-    let counted = view.counts.counted;
-    let seconds_per_sample = 1.0 / options.requested_hz;
+    let counted = view.counted;
     let right = |text: String| Cell::from(Line::from(text).right_aligned());
     let body = rows.into_iter().take(visible_rows).map(|row| {
         Row::new([
             right(format!("{:.1}", percent(row.own, counted))),
             right(format!("{:.1}", percent(row.total, counted))),
-            right(format!("{:.2}s", row.own as f64 * seconds_per_sample)),
-            right(format!("{:.2}s", row.total as f64 * seconds_per_sample)),
+            right(format!("{:.2}s", row.own_ns as f64 / 1e9)),
+            right(format!("{:.2}s", row.total_ns as f64 / 1e9)),
             Cell::from(row.label.clone()),
         ])
     });

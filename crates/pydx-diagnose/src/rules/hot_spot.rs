@@ -1,8 +1,8 @@
 //! PYDX-CPU002: a pure-Python function that takes much of the CPU.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use pydx_profile::{FrameId, StackId};
+use pydx_profile::{CodeKind, FrameId, FunctionTime, StackId};
 
 use super::{Rule, RuleDocs};
 use crate::context::Context;
@@ -42,6 +42,25 @@ struct FunctionSamples {
     lines: BTreeMap<u32, (u64, FrameId, Option<StackId>)>,
 }
 
+impl FunctionSamples {
+    /// The self samples of `function`, per line that ran, with the line's
+    /// frame and a stack it ran on.
+    fn of(function: &FunctionTime) -> Self {
+        let lines = function
+            .lines
+            .iter()
+            .filter(|(_, time)| time.self_samples > 0)
+            .filter_map(|(&line, time)| {
+                Some((line, (time.self_samples, time.frame?, time.running_stack)))
+            })
+            .collect();
+        Self {
+            own: function.self_samples,
+            lines,
+        }
+    }
+}
+
 impl Rule for HotSpot {
     fn docs(&self) -> &'static RuleDocs {
         &DOCS
@@ -52,23 +71,13 @@ impl Rule for HotSpot {
         if total == 0 {
             return Vec::new();
         }
-        let mut functions: HashMap<(String, String), FunctionSamples> = HashMap::new();
-        for (frame, stack, count) in context.on_cpu_innermost() {
-            if !context.is_user_frame(frame) {
-                continue;
-            }
-            let id = (
-                context.function(frame).to_string(),
-                context.file(frame).to_string(),
-            );
-            let samples = functions.entry(id).or_default();
-            samples.own += count;
-            let line = context.profile.frame_info(frame).line;
-            samples.lines.entry(line).or_insert((0, frame, stack)).0 += count;
-        }
-        let mut findings: Vec<Finding> = functions
-            .into_values()
-            .filter_map(|samples| self.finding(context, samples, total))
+        let mut findings: Vec<Finding> = context
+            .profile
+            .function_times(Context::on_cpu)
+            .iter()
+            .filter(|function| function.self_samples > 0)
+            .filter(|function| CodeKind::of(&function.file) == CodeKind::User)
+            .filter_map(|function| self.finding(context, FunctionSamples::of(function), total))
             .collect();
         findings.sort_by(|a, b| b.cost.seconds.total_cmp(&a.cost.seconds));
         findings
