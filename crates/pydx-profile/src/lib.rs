@@ -38,5 +38,5 @@ pub use model::{
     STACK_BUDGET, UNREADABLE_CODE,
 };
 pub use pprof::{read_pprof, write_pprof, ProfileError};
-pub use query::{FunctionTime, LineTime};
+pub use query::{CallNode, FunctionTime, LineTime};
 pub use timeline::{Run, RunStack};

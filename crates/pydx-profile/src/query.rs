@@ -1,6 +1,8 @@
-//! Per-function and per-line totals of a profile: the query that `pydx
-//! top`, the doctor's hot-spot table and its PYDX-CPU002 rule, the HTML
-//! report, `pydx diff` and `pydx annotate` share.
+//! The queries every view of a profile shares, each over the samples a
+//! filter keeps (by thread, process, endpoint, task or state, through the
+//! sample key): per-function and per-line totals (`pydx top`, the doctor's
+//! hot-spot table and its PYDX-CPU002 rule, the HTML report, `pydx diff`
+//! and `pydx annotate`) and the call tree (`pydx diff`'s flamegraph).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -46,6 +48,79 @@ pub struct LineTime {
     pub frame: Option<FrameId>,
     /// A stack on which the line was running: the first sample's.
     pub running_stack: Option<StackId>,
+}
+
+/// One node of a call tree: a function (by name and file) called along
+/// one path from the outermost frame, the lines of each frame merged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallNode {
+    /// The function's name (`all` for the root).
+    pub function: String,
+    /// Its file (empty for the root).
+    pub file: String,
+    /// Samples whose stack ends here.
+    pub self_samples: u64,
+    /// The measured time of those samples, in nanoseconds.
+    pub self_ns: u64,
+    /// Samples whose stack passes through here.
+    pub total_samples: u64,
+    /// The measured time of those samples, in nanoseconds.
+    pub total_ns: u64,
+    /// The functions called from here, most total time first (then by
+    /// name and file).
+    pub children: Vec<CallNode>,
+}
+
+/// A function's name and file, as interned in the profile.
+type FunctionKey = (StrId, StrId);
+
+/// A call tree being built: nodes in an arena, with each one's children
+/// by function.
+struct CallTreeBuilder {
+    nodes: Vec<(CallNode, HashMap<FunctionKey, usize>)>,
+}
+
+impl CallTreeBuilder {
+    fn new() -> Self {
+        let root = CallNode {
+            function: "all".to_string(),
+            ..CallNode::default()
+        };
+        Self {
+            nodes: vec![(root, HashMap::new())],
+        }
+    }
+
+    /// The child of node `parent` for `function` of `file`, made if new.
+    fn child(&mut self, profile: &Profile, parent: usize, key: FunctionKey) -> usize {
+        if let Some(&index) = self.nodes[parent].1.get(&key) {
+            return index;
+        }
+        let index = self.nodes.len();
+        let node = CallNode {
+            function: profile.str(key.0).to_string(),
+            file: profile.str(key.1).to_string(),
+            ..CallNode::default()
+        };
+        self.nodes.push((node, HashMap::new()));
+        self.nodes[parent].1.insert(key, index);
+        index
+    }
+
+    /// The tree rooted at node `index`, children sorted; takes the nodes
+    /// out of the arena.
+    fn take_tree(&mut self, index: usize) -> CallNode {
+        let children = std::mem::take(&mut self.nodes[index].1);
+        let mut node = std::mem::take(&mut self.nodes[index].0);
+        node.children = children
+            .into_values()
+            .map(|child| self.take_tree(child))
+            .collect();
+        node.children.sort_by(|a, b| {
+            (b.total_ns, &a.function, &a.file).cmp(&(a.total_ns, &b.function, &b.file))
+        });
+        node
+    }
 }
 
 impl FunctionTime {
@@ -127,6 +202,29 @@ impl Profile {
         functions
     }
 
+    /// The call tree of the samples `include` keeps: from a root named
+    /// `all`, one node per function along each call path (a function
+    /// calling itself is a child of itself, as in a flamegraph).
+    pub fn call_tree(&self, include: impl Fn(&SampleKey) -> bool) -> CallNode {
+        let mut tree = CallTreeBuilder::new();
+        for (key, tally) in self.timed_samples().filter(|(key, _)| include(key)) {
+            let mut node = 0;
+            let credit = |node: &mut CallNode| {
+                node.total_samples += tally.count;
+                node.total_ns += tally.nanos;
+            };
+            credit(&mut tree.nodes[node].0);
+            for frame_id in self.frames_root_first(key.stack) {
+                let frame = self.frame_info(frame_id);
+                node = tree.child(self, node, (frame.function, frame.file));
+                credit(&mut tree.nodes[node].0);
+            }
+            tree.nodes[node].0.self_samples += tally.count;
+            tree.nodes[node].0.self_ns += tally.nanos;
+        }
+        tree.take_tree(0)
+    }
+
     /// Samples `include` keeps that have no frames (a thread running no
     /// Python code), and the measured time they stand for in nanoseconds.
     pub fn frameless_samples(&self, include: impl Fn(&SampleKey) -> bool) -> (u64, u64) {
@@ -204,6 +302,49 @@ mod tests {
         assert_eq!((line_3.frame, line_3.running_stack), (Some(walk), shallow));
         let line_9 = on_cpu[1].lines[&9];
         assert_eq!((line_9.frame, line_9.running_stack), (Some(main), None));
+    }
+
+    #[test]
+    fn the_call_tree_follows_each_path_with_lines_merged() {
+        let mut profile = Profile::new(Meta::default());
+        let main = profile.frame("main", "app.py", 9, 8);
+        let main_later = profile.frame("main", "app.py", 10, 8);
+        let walk = profile.frame("walk", "app.py", 3, 2);
+        let load = profile.frame("load", "db.py", 5, 4);
+        let thread = profile.thread(1, 1, 1, Some("MainThread"));
+        let walking = profile.stack_from_root([main, walk]);
+        let walking_later = profile.stack_from_root([main_later, walk]);
+        let loading = profile.stack_from_root([main, walk, load]);
+        profile.add_timed_samples(0, key(thread, walking, Activity::OnCpu), 2, 20_000_000);
+        profile.add_timed_samples(
+            0,
+            key(thread, walking_later, Activity::OnCpu),
+            1,
+            10_000_000,
+        );
+        profile.add_timed_samples(0, key(thread, loading, Activity::OnCpu), 4, 40_000_000);
+        profile.add_timed_samples(0, key(thread, None, Activity::OnCpu), 1, 10_000_000);
+        profile.add_timed_samples(0, key(thread, loading, Activity::Idle), 9, 90_000_000);
+        let tree = profile.call_tree(|key| key.state.activity == Activity::OnCpu);
+        let line = |node: &CallNode| {
+            (
+                node.function.clone(),
+                node.self_samples,
+                node.total_samples,
+                node.total_ns,
+            )
+        };
+        assert_eq!(line(&tree), ("all".into(), 1, 8, 80_000_000));
+        let main_node = &tree.children[0];
+        assert_eq!(tree.children.len(), 1);
+        assert_eq!(line(main_node), ("main".into(), 0, 7, 70_000_000));
+        let walk_node = &main_node.children[0];
+        assert_eq!(line(walk_node), ("walk".into(), 3, 7, 70_000_000));
+        assert_eq!(
+            line(&walk_node.children[0]),
+            ("load".into(), 4, 4, 40_000_000)
+        );
+        assert_eq!(walk_node.children[0].file, "db.py");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use pydx_diagnose::Diff;
-use pydx_profile::{Activity, Profile};
+use pydx_profile::{Activity, CallNode, Profile};
 use serde::Serialize;
 
 use super::html::{cut_strings, script_safe, COMMON_SCRIPT, STYLE};
@@ -33,25 +33,23 @@ struct Tree {
 }
 
 impl Tree {
+    /// Adds `profile`'s on-CPU call tree (tasks waiting left out), each
+    /// node's total time in ms divided by `scale`.
     fn add(&mut self, profile: &Profile, after: bool, scale: f64) {
-        for (key, tally) in profile.timed_samples() {
-            if !matches!(key.state.activity, Activity::OnCpu | Activity::Unknown)
-                || profile.is_waiting_task(key.labels)
-            {
-                continue;
-            }
-            let ms = tally.nanos as f64 / 1e6 / scale;
-            let mut node = &mut *self;
-            node.credit(after, ms);
-            for frame in profile.frames_root_first(key.stack) {
-                let info = profile.frame_info(frame);
-                let name = (
-                    profile.str(info.function).to_string(),
-                    profile.str(info.file).to_string(),
-                );
-                node = node.children.entry(name).or_default();
-                node.credit(after, ms);
-            }
+        let calls = profile.call_tree(|key| {
+            matches!(key.state.activity, Activity::OnCpu | Activity::Unknown)
+                && !profile.is_waiting_task(key.labels)
+        });
+        self.add_node(&calls, after, scale);
+    }
+
+    fn add_node(&mut self, calls: &CallNode, after: bool, scale: f64) {
+        self.credit(after, calls.total_ns as f64 / 1e6 / scale);
+        for child in &calls.children {
+            self.children
+                .entry((child.function.clone(), child.file.clone()))
+                .or_default()
+                .add_node(child, after, scale);
         }
     }
 
