@@ -21,24 +21,26 @@ fn chromium() -> PathBuf {
         .expect("chromium is installed (scripts/setup-test-env.sh installs it)")
 }
 
-/// The page's DOM after its script ran, opened at `page#fragment`.
-fn rendered_dom(page: &Path, fragment: &str) -> String {
+/// Headless Chromium, without anything of its own reaching the network.
+const CHROMIUM_FLAGS: [&str; 7] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+];
+
+/// Runs headless Chromium with a fresh profile and `args`; its output.
+fn run_chromium(args: &[String]) -> Vec<u8> {
     let user_data = tempfile::tempdir().unwrap();
     let output = Command::new("timeout")
         .arg("120")
         .arg(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ])
+        .args(CHROMIUM_FLAGS)
         .arg(format!("--user-data-dir={}", user_data.path().display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}#{fragment}", page.display()))
+        .args(args)
         .output()
         .expect("run chromium");
     assert!(
@@ -46,7 +48,13 @@ fn rendered_dom(page: &Path, fragment: &str) -> String {
         "chromium failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout).unwrap()
+    output.stdout
+}
+
+/// The page's DOM after its script ran, opened at `page#fragment`.
+fn rendered_dom(page: &Path, fragment: &str) -> String {
+    let url = format!("file://{}#{fragment}", page.display());
+    String::from_utf8(run_chromium(&["--dump-dom".into(), url])).unwrap()
 }
 
 /// What the page's self-test saw (see `report.js`).
@@ -82,7 +90,23 @@ fn pydx<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> std::pr
 fn opened(page: &Path, needle: &str) -> (String, Value) {
     let dom = rendered_dom(page, &format!("selftest={needle}"));
     let seen = self_test(&dom);
+    // No script error while the page drew itself and the self-test drove
+    // it (requests are the content security policy's to block).
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
     (dom, seen)
+}
+
+/// Saves a screenshot of `page` as a test artifact, `NAME.png` in the
+/// target's temporary folder, and checks that something was drawn.
+fn screenshot(page: &Path, name: &str) {
+    let artifact = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.png"));
+    run_chromium(&[
+        "--window-size=1280,1600".into(),
+        format!("--screenshot={}", artifact.display()),
+        format!("file://{}", page.display()),
+    ]);
+    let size = std::fs::metadata(&artifact).map_or(0, |m| m.len());
+    assert!(size > 20_000, "{} is {size} bytes", artifact.display());
 }
 
 #[test]
@@ -127,9 +151,28 @@ fn a_real_report_draws_itself_in_a_browser() {
     assert_eq!(seen["firstBySelf"], "tokenize", "{seen}");
     assert!(seen["timelineRows"].as_u64().unwrap() >= 1, "{seen}");
     assert!(seen["timelineOnCpu"].as_u64().unwrap() >= 1, "{seen}");
-    // The hottest function's source, line by line.
+    // The hottest function's source, line by line, with the line the
+    // hot-spot finding names among its rows.
     assert!(dom.contains("def tokenize(text):"), "no annotated source");
+    let hot_line = report["report"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "PYDX-CPU002")
+        .and_then(|f| f["location"]["source"].as_str())
+        .unwrap_or_else(|| panic!("no hot-spot finding with its source: {report:#}"));
+    let shown = hot_line
+        .trim()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    assert!(
+        dom.contains(&shown),
+        "the hot line `{hot_line}` is not shown"
+    );
     assert!(dom.contains("Hottest functions, line by line"));
+    assert!(html.contains("Content-Security-Policy"));
+    screenshot(&page, "html-report");
 }
 
 #[test]
@@ -277,6 +320,14 @@ fn names_from_the_target_render_as_text() {
     let (dom, seen) = opened(&page, "alert");
     assert!(seen["drawn"].as_u64().unwrap() >= 5, "{seen}");
     assert!(seen["matched"].as_u64().unwrap() >= 2, "{seen}");
+    // Choosing the endpoint, or clicking its row in the endpoint table,
+    // draws its samples only.
+    let endpoint = "GET /<img src=x onerror=alert(3)>";
+    let all = seen["endpoints"]["all"].as_u64().unwrap();
+    let one = seen["endpoints"][endpoint].as_u64().unwrap();
+    assert!(one >= 2 && one != all, "{seen}");
+    assert_eq!(seen["endpointLink"]["selected"], endpoint, "{seen}");
+    assert_eq!(seen["endpointLink"]["drawn"].as_u64(), Some(one), "{seen}");
     for markup in ["<script>alert", "<img src=x", "<i>thread", "<b>app"] {
         assert!(!dom.contains(markup), "{markup} was parsed as markup");
     }

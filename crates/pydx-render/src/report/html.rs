@@ -22,6 +22,12 @@ use super::ReportOptions;
 pub(super) const STYLE: &str = include_str!("html/report.css");
 /// What both HTML pages' scripts share.
 pub(super) const COMMON_SCRIPT: &str = include_str!("html/common.js");
+/// The pages' content security policy: their own inline script and style,
+/// nothing fetched, framed or submitted, whatever a name from the target
+/// holds.
+pub(super) const SECURITY_POLICY: &str = "<meta http-equiv=\"Content-Security-Policy\" \
+     content=\"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+     form-action 'none'; base-uri 'none'\">";
 const SCRIPT: &str = include_str!("html/report.js");
 
 /// Functions whose source is shown line by line.
@@ -179,7 +185,7 @@ pub(crate) fn write_report(
     let json = serde_json::to_string(&data)?;
     write!(
         out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n{SECURITY_POLICY}\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>pydx doctor report</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n\
          <noscript>This report is drawn by its script: allow JavaScript to see it.</noscript>\n\

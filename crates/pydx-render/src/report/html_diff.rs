@@ -10,7 +10,7 @@ use pydx_diagnose::Diff;
 use pydx_profile::{Activity, CallNode, Profile};
 use serde::Serialize;
 
-use super::html::{cut_strings, script_safe, COMMON_SCRIPT, STYLE};
+use super::html::{cut_strings, script_safe, COMMON_SCRIPT, SECURITY_POLICY, STYLE};
 use super::ReportOptions;
 
 const SCRIPT: &str = include_str!("html/diff.js");
@@ -114,7 +114,7 @@ pub(crate) fn write_diff(
     let json = serde_json::to_string(&page)?;
     write!(
         out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n{SECURITY_POLICY}\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>pydx diff</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n\
          <noscript>This comparison is drawn by its script: allow JavaScript to see it.</noscript>\n\

@@ -1,4 +1,8 @@
 "use strict";
+// Errors the page's script raised, for the browser tests' self-tests.
+const pydxPageErrors = [];
+window.addEventListener("error", (event) => pydxPageErrors.push(String(event.message)));
+
 // What both pydx pages share. `pydxElement(tag, props, ...children)`
 // builds an element: props are attributes, `class`, or `on<event>`
 // listeners; children are elements or text, never markup.

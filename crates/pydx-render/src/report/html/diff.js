@@ -138,6 +138,7 @@
     }
     result.gone = document.querySelectorAll(".finding-gone").length;
     result.cpuChange = document.getElementById("cpu-change").textContent;
+    result.errors = pydxPageErrors;
     document.body.append(h("pre", { id: "pydx-selftest" }, JSON.stringify(result)));
   }
 })();

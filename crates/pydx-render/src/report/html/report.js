@@ -245,9 +245,11 @@
         h("th", { class: "num" }, "on CPU"), h("th", null, "mostly in")),
       report.endpoints.map((e) => h("tr", null,
         h("td", { class: "name" }, endpointIds.has(e.endpoint)
-          ? h("a", { href: "#flamegraph", onclick: () => {
+          ? h("a", { href: "#flamegraph", class: "endpoint-link", onclick: () => {
               flame.endpoint = endpointIds.get(e.endpoint); flame.view = "wall"; flame.zoom = [];
-              viewSelect.value = "wall"; drawFlame(); } }, e.endpoint)
+              viewSelect.value = "wall";
+              document.getElementById("flame-endpoint").value = String(flame.endpoint);
+              drawFlame(); } }, e.endpoint)
           : e.endpoint),
         h("td", { class: "num" }, pct(e.share)),
         h("td", { class: "num" }, seconds(e.seconds)),
@@ -353,6 +355,31 @@
       processSelect.value = "-1";
       processSelect.dispatchEvent(new Event("change"));
     }
+    const endpointSelect = document.getElementById("flame-endpoint");
+    if (endpointSelect) {
+      viewSelect.value = "wall";
+      viewSelect.dispatchEvent(new Event("change"));
+      result.endpoints = {};
+      for (const option of endpointSelect.options) {
+        endpointSelect.value = option.value;
+        endpointSelect.dispatchEvent(new Event("change"));
+        result.endpoints[option.textContent] = Number(flameBox.dataset.drawn);
+      }
+      endpointSelect.value = "-1";
+      endpointSelect.dispatchEvent(new Event("change"));
+      const endpointLink = document.querySelector(".endpoint-link");
+      if (endpointLink) {
+        endpointLink.click();
+        result.endpointLink = {
+          selected: endpointSelect.options[endpointSelect.selectedIndex].textContent,
+          drawn: Number(flameBox.dataset.drawn),
+        };
+      }
+      endpointSelect.value = "-1";
+      endpointSelect.dispatchEvent(new Event("change"));
+      viewSelect.value = "cpu";
+      viewSelect.dispatchEvent(new Event("change"));
+    }
     const headers = document.querySelectorAll("#function-table th");
     headers[3].click();
     headers[2].click();
@@ -365,6 +392,7 @@
     }
     result.timelineRows = document.querySelectorAll(".timeline-row").length;
     result.timelineOnCpu = document.querySelectorAll(".segment.cpu").length;
+    result.errors = pydxPageErrors;
     document.body.append(h("pre", { id: "pydx-selftest" }, JSON.stringify(result)));
   }
 })();
