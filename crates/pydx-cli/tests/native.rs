@@ -220,12 +220,17 @@ fn numpys_sort_and_matrix_product_show_their_kernels_under_the_python_line() {
     });
     settled(&python, program.pid, &[], |frames| {
         // np.sort is Python (numpy/_core/fromnumeric.py) calling the array's
-        // sort method.
+        // sort method; NumPy 2 calls it through its C dispatcher
+        // (`dispatcher_vectorcall`), a native frame between it and the line
+        // that called np.sort.
         let at = frames
             .iter()
             .position(|f| f.0 == "sort" && f.1.ends_with("numpy/_core/fromnumeric.py"))
             .ok_or("not in np.sort")?;
-        let caller = frames.get(at + 1).ok_or("np.sort has no caller")?;
+        let caller = frames[at + 1..]
+            .iter()
+            .find(|f| f.2 != 0)
+            .ok_or("np.sort has no Python caller")?;
         if (caller.0.as_str(), caller.2) != ("<module>", line("LINE:sort")) {
             return Err("np.sort is not called from its line".into());
         }
