@@ -73,13 +73,37 @@ impl HttpRequest {
     }
 }
 
-/// Whether `text` can be an HTTP method (a token of capitals: `GET`,
-/// `PROPFIND`, `WEBSOCKET` for a websocket scope).
+/// The request methods pydx labels samples with: HTTP's (RFC 9110, and
+/// PATCH), WebDAV's, and `WEBSOCKET` for a websocket scope. A dict read
+/// while the server fills it can pair the method's key with another
+/// entry's value that looks like one (`HOST`, a header's name): a method
+/// outside this list is taken for such a read, and the request is left
+/// unlabelled rather than labelled wrong.
+const METHODS: [&str; 19] = [
+    "GET",
+    "HEAD",
+    "POST",
+    "PUT",
+    "DELETE",
+    "CONNECT",
+    "OPTIONS",
+    "TRACE",
+    "PATCH",
+    "PROPFIND",
+    "PROPPATCH",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+    "REPORT",
+    "SEARCH",
+    "WEBSOCKET",
+];
+
+/// Whether `text` is a request method pydx knows (see [`METHODS`]).
 fn is_method(text: &str) -> bool {
-    !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
+    METHODS.contains(&text)
 }
 
 /// Whether a path segment is an identifier rather than a route word.
@@ -300,8 +324,8 @@ impl<M: MemoryReader> PythonReader<M> {
             path
         };
         // A dict read while the server fills or reuses it can pair a key
-        // with another key's value (a path of "GET"): what is not a method
-        // and a path is no request.
+        // with another key's value (a path of "GET", a method of "HOST"):
+        // what is not a known method and a path is no request.
         if !is_method(&method) || !(path.starts_with('/') || path == "*") {
             return Ok(None);
         }
@@ -344,9 +368,11 @@ mod tests {
     }
 
     #[test]
-    fn methods_are_tokens_of_capitals() {
+    fn only_known_methods_are_methods() {
         assert!(is_method("GET") && is_method("PROPFIND") && is_method("WEBSOCKET"));
         assert!(!is_method("") && !is_method("/orders") && !is_method("get"));
+        // A header's name read in the method's place.
+        assert!(!is_method("HOST") && !is_method("USER_AGENT"));
     }
 
     #[test]
