@@ -209,7 +209,12 @@ impl PythonProcess {
         }
         // A layout that does not fit shows as unreadable stacks every time;
         // a process busy starting up may tear one read, so a few are tried.
+        // A stack that only ever reads torn (it changed under every read, as
+        // a deep recursion's does) was read with a layout that fits: the
+        // frames were found, twice, and differed. The sampler reads such
+        // stacks again paused.
         let mut first_error = None;
+        let mut only_torn = true;
         for _ in 0..STACK_CHECK_ATTEMPTS {
             let states = self
                 .reader
@@ -222,8 +227,14 @@ impl PythonProcess {
             if stacks.iter().any(|s| s.is_ok()) {
                 return Ok(());
             }
+            only_torn &= stacks
+                .iter()
+                .all(|s| s.as_ref().is_err_and(WalkError::is_torn));
             first_error = first_error.or(stacks.into_iter().find_map(Result::err));
             std::thread::sleep(Duration::from_millis(1));
+        }
+        if only_torn {
+            return Ok(());
         }
         Err(AttachError::LayoutMismatch {
             pid: self.pid,
