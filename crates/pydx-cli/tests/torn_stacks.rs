@@ -137,7 +137,7 @@ fn default_mode_is_exact(label: &str) {
         let share = *count as f64 / depths.total as f64;
         assert!(
             share < 0.2,
-            "{label}: {:.0}% of samples at depth {depth}: {:?}",
+            "{label}: {:.0}% of samples at depth {depth}: {:?}\n{stderr}",
             share * 100.0,
             depths.by_depth
         );
