@@ -443,6 +443,13 @@ def profiler_report(cfg, proc):
         m = re.search(r"over ([\d.]+) s \((\d+) Hz achieved of \d+ requested\), (\d+) error", err)
         if m:
             info.update(seconds=float(m.group(1)), rate=float(m.group(2)), errors=int(m.group(3)))
+        m = re.search(r"(\d+) native stacks? merged", err)
+        if m:
+            unfit = re.search(r"(\d+) that did not fit", err)
+            changed = re.search(r"(\d+) whose Python stack changed", err)
+            unsampled = re.search(r"(\d+) thread stacks? without a recent copy", err)
+            info["native"] = tuple(int(x.group(1)) if x else 0
+                                   for x in (m, unfit, changed, unsampled))
     elif cfg.tool == "py-spy":
         err = err + "\n" + out  # py-spy writes to stdout when it is not a terminal
         m = re.search(r"Samples: (\d+) Errors: (\d+)", err)
@@ -556,6 +563,8 @@ class Split(Workload):
             )
             if cfg.tool == "pydx" and "rate" in report:
                 row["own_rate"] = report["rate"]
+            if "native" in report:
+                row["native"] = report["native"]
             return row
         finally:
             stop(profiler)
@@ -611,6 +620,8 @@ class Windowed(Workload):
             stacks, meta = read
             by, total = attribute(stacks, self.functions)
             row.update(samples=total, tool_errors=report.get("errors", 0))
+            if "native" in report:
+                row["native"] = report["native"]
             if cfg.tool == "pydx":
                 seconds, rate = report.get("seconds"), report.get("rate")
             elif cfg.tool == "austin":
@@ -760,6 +771,7 @@ def configs_for(workload, quick, native=False):
         # Native stacks (--native): pydx against py-spy, both pausing the
         # target for each sample, on one thread (split) and four (gil).
         P(("native", ("--native",)), (100, 1000))
+        P(("native perf", ("--native", "--native-capture", "perf")), (100, 1000))
         S(("native", ("--native",)), (100, 1000))
     elif isinstance(workload, Split) and workload.python == "3.15":
         return [Config("none", "", 0),
@@ -867,6 +879,15 @@ def summarize(workload, cfg, runs, baseline_rows):
         notes.append(f"error rate {med(r['error_rate'] for r in ok if 'error_rate' in r):g}")
     if cfg.tool == "pydx" and any("own_rate" in r for r in ok):
         notes.append(f"pydx says {med(r['own_rate'] for r in ok if 'own_rate' in r):,.0f} Hz")
+    natives = [r["native"] for r in ok if "native" in r]
+    if natives:
+        merged, unfit, changed, unsampled = (sum(n[i] for n in natives) for i in range(4))
+        stacks = max(merged + unfit + changed + unsampled, 1)
+        notes.append(f"thread stacks merged with a native stack {100 * merged / stacks:.1f}%"
+                     + "".join(f", {label} {100 * n / stacks:.1f}%"
+                               for label, n in (("did not fit", unfit),
+                                                ("Python stack changed", changed),
+                                                ("no kernel copy", unsampled)) if n))
     if any("pre_go" in r and r["pre_go"] == 0 for r in ok):
         notes.append("attached late in some runs")
     if failures:

@@ -113,6 +113,18 @@ pub struct SamplingArgs {
     /// With --native, keep every native frame, the interpreter's own included (its evaluation loop, calls, thread start-up).
     #[arg(long, requires = "native")]
     pub native_all: bool,
+    /// With --native, how native stacks are captured: `pause` (the default) stops each thread while its native and Python stacks are read, so they always belong together; `perf`, for measuring the trade-off only (hidden), has the kernel copy running threads' stacks without stopping them, and the copy can belong to another Python call than the one read a moment later (bench/results/native-capture.md).
+    #[arg(long, value_enum, requires = "native", default_value_t = NativeCaptureArg::Pause, value_name = "HOW", hide = true)]
+    pub native_capture: NativeCaptureArg,
+}
+
+/// How `--native` captures native stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NativeCaptureArg {
+    /// Stop each thread while it is read (ptrace).
+    Pause,
+    /// The kernel copies running threads' stacks (perf_event_open), no stop.
+    Perf,
 }
 
 /// Output formats of `pydx record`.

@@ -391,50 +391,110 @@ fn a_launched_program_has_the_libraries_it_loads_later_named() {
     );
 }
 
+/// `pydx record --native` of process `pid` for `seconds` at `rate` Hz,
+/// with `extra` arguments: the collapsed profile and pydx's summary.
+fn record_native(pid: u32, seconds: &str, rate: &str, extra: &[&str]) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("native.txt");
+    let output = pydx()
+        .args(["record", "--native", "-d", seconds, "-r", rate])
+        .args(extra)
+        .args(["--format", "collapsed", "-o"])
+        .arg(&out)
+        .args(["--pid", &pid.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "{stderr}");
+    (std::fs::read_to_string(&out).unwrap(), stderr)
+}
+
+/// Samples of a collapsed profile, in all and in the stacks that hold `part`.
+fn samples_with(collapsed: &str, part: &str) -> (u64, u64) {
+    let count = |line: &str| line.rsplit(' ').next()?.parse::<u64>().ok();
+    let all = collapsed.lines().filter_map(count).sum();
+    let with = collapsed
+        .lines()
+        .filter(|l| l.contains(part))
+        .filter_map(count)
+        .sum();
+    (all, with)
+}
+
+/// The collapsed stack of the extension probe spinning, from `outer` on.
+fn extension_chain(script: &str, probe: &str) -> String {
+    format!(
+        "outer ({script}:{});probe_call_python ({probe});inner ({script}:{});probe_spin_method ({probe});probe_spin ({probe})",
+        line("LINE:extension_call_back"),
+        line("LINE:extension_spin"),
+    )
+}
+
 #[test]
 fn record_native_writes_merged_stacks_and_counts_them() {
     let python = interpreter("pyenv-3.11");
     let probe = python.native_probe(NativeProbe::Extension);
     let program = python.spawn("native_probe.py", &["extension", &probe]);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("native.txt");
-    let output = pydx()
-        .args([
-            "record",
-            "--native",
-            "-d",
-            "1.5",
-            "-r",
-            "200",
-            "--format",
-            "collapsed",
-            "-o",
-        ])
-        .arg(&out)
-        .args(["--pid", &program.pid.to_string()])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let (collapsed, stderr) = record_native(program.pid, "1.5", "200", &[]);
     assert!(stderr.contains("native stacks merged"), "{stderr}");
-    let collapsed = std::fs::read_to_string(&out).unwrap();
-    let script = &program.script_path;
-    let chain = format!(
-        "outer ({script}:{});probe_call_python ({probe});inner ({script}:{});probe_spin_method ({probe});probe_spin ({probe})",
-        line("LINE:extension_call_back"),
-        line("LINE:extension_spin"),
-    );
-    let samples: u64 = collapsed
-        .lines()
-        .filter(|l| l.contains(&chain))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
-    let all: u64 = collapsed
-        .lines()
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
+    let chain = extension_chain(&program.script_path, &probe);
+    let (all, samples) = samples_with(&collapsed, &chain);
     assert!(
         all > 100 && samples * 10 >= all * 8,
         "{samples} of {all} samples in probe_spin through the callback:\n{collapsed}"
     );
+}
+
+/// Two Python functions take turns every tenth of a millisecond, each in
+/// its own C function: a native stack read a moment apart from the Python
+/// one would often be merged under the other function. Paused, the two are
+/// read together: never.
+#[test]
+fn a_native_frame_is_never_merged_under_a_python_function_that_did_not_call_it() {
+    let python = interpreter("pyenv-3.12");
+    let probe = python.native_probe(NativeProbe::Library);
+    let program = python.spawn("native_probe.py", &["ctypes-alternate", &probe]);
+    let (collapsed, stderr) = record_native(program.pid, "2", "1000", &[]);
+    let script = &program.script_path;
+    let first = format!("first ({script}:{});", line("LINE:alternate_first"));
+    let second = format!("second ({script}:{});", line("LINE:alternate_second"));
+    let mut right = 0;
+    for stack in collapsed.lines() {
+        let (frames, count) = stack.rsplit_once(' ').unwrap();
+        let count: u64 = count.parse().unwrap();
+        let after = |caller: &str| frames.split_once(caller).map(|(_, rest)| rest);
+        let calls =
+            |called: &str, function: &str| format!(";{called}").contains(&format!(";{function} ("));
+        if let Some(called) = after(&first) {
+            assert!(!calls(called, "probe_spin_hidden"), "{stack}");
+            right += count * u64::from(calls(called, "probe_spin"));
+        }
+        if let Some(called) = after(&second) {
+            assert!(!calls(called, "probe_spin"), "{stack}");
+            right += count * u64::from(calls(called, "probe_spin_hidden"));
+        }
+    }
+    let (all, _) = samples_with(&collapsed, "");
+    assert!(
+        all > 1500 && right * 10 >= all * 9,
+        "{right} of {all}: {stderr}\n{collapsed}"
+    );
+}
+
+/// `--native-capture perf` (kept to measure the trade-off against pausing,
+/// see bench/results/native-capture.md): the kernel's copies of a thread
+/// spinning in one C function merge into the same stacks as paused reads.
+#[test]
+fn kernel_copied_native_stacks_merge_while_the_python_stack_stays_put() {
+    let python = interpreter("pyenv-3.12");
+    let probe = python.native_probe(NativeProbe::Extension);
+    let program = python.spawn("native_probe.py", &["extension", &probe]);
+    let (collapsed, stderr) = record_native(program.pid, "2", "500", &["--native-capture", "perf"]);
+    let chain = extension_chain(&program.script_path, &probe);
+    let (all, samples) = samples_with(&collapsed, &chain);
+    assert!(
+        all > 500 && samples * 10 >= all * 8,
+        "{samples} of {all} samples merged: {stderr}\n{collapsed}"
+    );
+    assert!(stderr.contains("native stacks merged"), "{stderr}");
 }

@@ -1,4 +1,4 @@
-//! Native stacks of stopped threads.
+//! Native stacks of stopped threads (or copied by the kernel while they run).
 //!
 //! A Python stack read from the interpreter's frames shows where Python code
 //! is; time spent inside compiled code (an extension module, a library it

@@ -96,10 +96,12 @@ pub struct NativeStack {
     pub complete: bool,
 }
 
-/// A copy of a stopped thread's stack from its stack pointer up, extended
-/// as the unwinder reads further.
+/// A copy of a thread's stack from its stack pointer up: of a stopped
+/// thread, extended as the unwinder reads further; or the fixed copy the
+/// kernel took with a sample, which ends where it ends.
 struct StackCopy<'a> {
-    memory: &'a ProcessMemory,
+    /// Where more of the stack is read from; `None` for a fixed copy.
+    memory: Option<&'a ProcessMemory>,
     start: u64,
     bytes: Vec<u8>,
     /// One past the last address of the stack's mapping.
@@ -121,6 +123,7 @@ impl StackCopy<'_> {
 
     /// Copies more of the stack, so that at least `needed` bytes are held.
     fn extend(&mut self, needed: usize) -> Result<(), ()> {
+        let memory = self.memory.ok_or(())?;
         let available = usize::try_from(self.limit - self.start).map_err(|_| ())?;
         let wanted = needed
             .max(self.bytes.len() * 2)
@@ -132,9 +135,7 @@ impl StackCopy<'_> {
         }
         let old = self.bytes.len();
         self.bytes.resize(wanted, 0);
-        let read = self
-            .memory
-            .read_into(self.start + old as u64, &mut self.bytes[old..]);
+        let read = memory.read_into(self.start + old as u64, &mut self.bytes[old..]);
         if read.is_err() {
             self.bytes.truncate(old);
             return Err(());
@@ -147,7 +148,6 @@ impl StackCopy<'_> {
 pub struct NativeUnwinder {
     pid: u32,
     info: ProcessInfo,
-    memory: ProcessMemory,
     /// Paths (as the target names them) of the interpreter's binaries.
     interpreter: Vec<String>,
     unwinder: UnwinderX86_64<SectionBytes>,
@@ -193,7 +193,6 @@ impl NativeUnwinder {
         interpreter.extend(info.exe.clone());
         let mut unwinder = Self {
             pid,
-            memory: ProcessMemory::new(pid),
             info,
             interpreter,
             unwinder: UnwinderX86_64::new(),
@@ -317,22 +316,59 @@ impl NativeUnwinder {
     /// or until `until` says the frames needed are found (the stack is then
     /// complete as far as a merge is concerned).
     pub fn unwind(&mut self, registers: UnwindRegisters, until: UnwindUntil) -> NativeStack {
+        let limit = self.stack_limit(registers);
+        let memory = ProcessMemory::new(self.pid);
+        let copy = StackCopy {
+            memory: Some(&memory),
+            start: registers.stack,
+            bytes: Vec::new(),
+            limit,
+        };
+        self.unwind_over(registers, copy, until)
+    }
+
+    /// Unwinds a thread from `registers` over `stack`, the copy of its
+    /// stack from `registers.stack` up that the kernel took with them
+    /// (see [`pydx_remote::PerfStackSampler`]): the thread need not be
+    /// stopped, and a stack deeper than the copy is cut short.
+    pub fn unwind_copied(
+        &mut self,
+        registers: UnwindRegisters,
+        stack: Vec<u8>,
+        until: UnwindUntil,
+    ) -> NativeStack {
+        let limit = self.stack_limit(registers);
+        let copy = StackCopy {
+            memory: None,
+            start: registers.stack,
+            limit: limit.min(registers.stack.saturating_add(stack.len() as u64)),
+            bytes: stack,
+        };
+        self.unwind_over(registers, copy, until)
+    }
+
+    /// One past the end of the stack mapping `registers` point into (the
+    /// mappings read again if they are not known, or the code is not in a
+    /// known binary).
+    fn stack_limit(&mut self, registers: UnwindRegisters) -> u64 {
         if self.module_index(registers.instruction).is_none() {
             self.refresh();
         }
-        let limit = match self.maps.find(registers.stack) {
+        match self.maps.find(registers.stack) {
             Some(map) => map.end,
             None => {
                 self.refresh();
                 self.maps.find(registers.stack).map_or(0, |map| map.end)
             }
-        };
-        let mut copy = StackCopy {
-            memory: &self.memory,
-            start: registers.stack,
-            bytes: Vec::new(),
-            limit,
-        };
+        }
+    }
+
+    fn unwind_over(
+        &mut self,
+        registers: UnwindRegisters,
+        mut copy: StackCopy<'_>,
+        until: UnwindUntil,
+    ) -> NativeStack {
         let mut read_stack = |addr| copy.read_u64(addr);
         let mut regs =
             UnwindRegsX86_64::new(registers.instruction, registers.stack, registers.frame);

@@ -95,6 +95,37 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// There is no thread with this TID (it exited, or never existed).
+    #[error("no thread with TID {0}")]
+    NoSuchThread(u32),
+    /// The kernel refused `perf_event_open` on a thread; `reason` says
+    /// what is missing.
+    #[error("perf_event_open refused for thread {tid} ({reason})")]
+    PerfDenied {
+        /// The thread that was to be sampled.
+        tid: u32,
+        /// What is missing (paranoid level, ptrace permission, capability).
+        reason: String,
+    },
+    /// Kernel sampling of user stacks is not available here.
+    #[error("cannot sample thread {tid} with perf_event_open: {reason}")]
+    PerfUnsupported {
+        /// The thread that was to be sampled.
+        tid: u32,
+        /// Why not.
+        reason: &'static str,
+    },
+    /// Another failure setting up kernel sampling of a thread.
+    #[error("{call} failed for perf sampling of thread {tid}: {source}")]
+    Perf {
+        /// The thread that was to be sampled.
+        tid: u32,
+        /// The call that failed.
+        call: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Result type of this crate.

@@ -28,6 +28,7 @@ mod error;
 mod maps;
 mod memory;
 mod pause;
+mod perf;
 mod permission;
 mod prefetch;
 mod proc;
@@ -41,6 +42,7 @@ pub use error::{Error, ReadError, ReadErrorKind, Result};
 pub use maps::{MemoryMap, MemoryMaps};
 pub use memory::{FakeMemory, MemoryReader, ReadExt, ReadRequest, RoundCopy};
 pub use pause::{ProcessPause, UnwindRegisters};
+pub use perf::{monotonic_ns, PerfStackSample, PerfStackSampler};
 pub use permission::permission_hint;
 pub use prefetch::PrefetchingMemory;
 pub use proc::{

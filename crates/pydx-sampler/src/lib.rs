@@ -29,6 +29,6 @@ pub use sampler::{
     StopReason, Summary,
 };
 pub use snapshot::{
-    tracer_of, Consistency, FrameObservation, NativeCounts, NativeFrames, SnapshotError,
-    Snapshotter, SqlStatement, ThreadSnapshot, MAX_STATEMENT_CHARS,
+    tracer_of, Consistency, FrameObservation, NativeCapture, NativeCounts, NativeFrames,
+    SnapshotError, Snapshotter, SqlStatement, ThreadSnapshot, MAX_STATEMENT_CHARS,
 };

@@ -8,7 +8,8 @@ use pydx_cpython::{AsyncioError, AsyncioTask, AttachError, PythonProcess};
 use pydx_remote::{child_pids, memory_usage, parent_pid, process_alive, MemoryUsage, ProcessPause};
 
 use crate::snapshot::{
-    Consistency, NativeCounts, NativeFrames, SnapshotError, Snapshotter, ThreadSnapshot,
+    Consistency, NativeCapture, NativeCounts, NativeFrames, SnapshotError, Snapshotter,
+    ThreadSnapshot,
 };
 
 /// How often child processes are looked for with `subprocesses`.
@@ -53,6 +54,8 @@ pub struct SamplingOptions {
     pub requests: bool,
     /// Read native stacks too, and merge them with the Python ones.
     pub native: NativeFrames,
+    /// How native stacks are captured.
+    pub native_capture: NativeCapture,
 }
 
 impl Default for SamplingOptions {
@@ -66,6 +69,7 @@ impl Default for SamplingOptions {
             async_tasks: false,
             requests: false,
             native: NativeFrames::None,
+            native_capture: NativeCapture::Pause,
         }
     }
 }
@@ -169,11 +173,7 @@ pub enum StopReason {
 /// Two tallies of native stacks added up.
 fn add_counts(a: Option<NativeCounts>, b: Option<NativeCounts>) -> Option<NativeCounts> {
     match (a, b) {
-        (Some(a), Some(b)) => Some(NativeCounts {
-            merged: a.merged + b.merged,
-            mismatched: a.mismatched + b.mismatched,
-            cut_short: a.cut_short + b.cut_short,
-        }),
+        (Some(a), Some(b)) => Some(a + b),
         (a, b) => a.or(b),
     }
 }
@@ -330,7 +330,8 @@ impl Sampler {
             .into_iter()
             .map(|mut process| {
                 process.set_read_requests(options.requests);
-                Snapshotter::new(process, consistency).with_native(options.native)
+                Snapshotter::new(process, consistency)
+                    .with_native(options.native, options.native_capture)
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
@@ -540,7 +541,7 @@ impl Sampler {
                     process.set_read_requests(self.options.requests);
                     self.pending_children.remove(&pid);
                     match Snapshotter::new(process, self.options.consistency)
-                        .with_native(self.options.native)
+                        .with_native(self.options.native, self.options.native_capture)
                     {
                         Ok(mut target) => {
                             sink.add_process(&NewProcess::read(pid, &target.version()));

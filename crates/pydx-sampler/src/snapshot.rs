@@ -10,10 +10,11 @@ use pydx_cpython::{
     CodeInfo, Frame, Local, PythonProcess, PythonThread, Value, WalkError, GIL_STATE_SIZE,
 };
 use pydx_libraries::statement_arguments;
-use pydx_native::{merge, unwind_until, MergedFrame, NativeUnwinder, PythonCall};
+use pydx_native::{merge, unwind_until, MergedFrame, NativeStack, NativeUnwinder, PythonCall};
 use pydx_profile::{Activity, CodeKind};
 use pydx_remote::{
-    process_alive, thread_ids, ProcessPause, RunState, SyscallState, ThreadStateReader,
+    process_alive, thread_ids, PerfStackSampler, ProcessPause, RunState, SyscallState,
+    ThreadStateReader,
 };
 
 /// The x86_64 `futex` system call number.
@@ -200,6 +201,31 @@ pub enum NativeFrames {
     All,
 }
 
+/// How native stacks are captured (see [`Snapshotter::with_native`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NativeCapture {
+    /// Every thread is held stopped (ptrace) while its registers, native
+    /// stack and Python stack are read: the two always belong together, at
+    /// the price of a pause per sample.
+    #[default]
+    Pause,
+    /// The kernel copies each thread's registers and the top of its stack
+    /// every `period` of the thread's CPU time (`perf_event_open`), without
+    /// stopping it; the newest copy is merged with the Python stack read
+    /// afterwards. The two can be a period apart, so a stack that changed
+    /// in between does not fit and keeps its Python frames only; a thread
+    /// that did not run in the last two periods gets no native frames.
+    Perf {
+        /// CPU time of a thread between two of the kernel's copies.
+        period: std::time::Duration,
+    },
+}
+
+/// Bytes of stack the kernel copies with each sample in
+/// [`NativeCapture::Perf`] (its limit is just under 64 KiB): a stack whose
+/// frames up to the outermost Python call need more is cut short.
+const PERF_STACK_BYTES: u32 = 32 * 1024;
+
 /// How many native stacks were merged into Python ones, and how many could
 /// not be.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -211,6 +237,27 @@ pub struct NativeCounts {
     pub mismatched: u64,
     /// Thread stacks whose native part stopped early.
     pub cut_short: u64,
+    /// Thread stacks with no native part: with [`NativeCapture::Perf`], the
+    /// thread did not run lately (or could not be sampled).
+    pub unsampled: u64,
+    /// Thread stacks with no native part: with [`NativeCapture::Perf`], the
+    /// Python stack changed between the reads before and after the kernel's
+    /// copy, so which Python frame the copy belongs to is not known.
+    pub changed: u64,
+}
+
+impl std::ops::Add for NativeCounts {
+    type Output = NativeCounts;
+
+    fn add(self, other: NativeCounts) -> NativeCounts {
+        NativeCounts {
+            merged: self.merged + other.merged,
+            mismatched: self.mismatched + other.mismatched,
+            cut_short: self.cut_short + other.cut_short,
+            unsampled: self.unsampled + other.unsampled,
+            changed: self.changed + other.changed,
+        }
+    }
 }
 
 /// The native side of a snapshotter.
@@ -222,60 +269,154 @@ struct NativeStacks {
     /// frames of one function are one frame to the recorder.
     functions: HashMap<(Arc<str>, Arc<str>), Arc<CodeInfo>>,
     counts: NativeCounts,
+    /// With [`NativeCapture::Perf`], the kernel's samplers by thread.
+    perf: Option<PerfSamplers>,
+}
+
+/// The kernel's per-thread samplers of [`NativeCapture::Perf`].
+#[derive(Debug)]
+struct PerfSamplers {
+    period: std::time::Duration,
+    by_thread: HashMap<u32, PerfStackSampler>,
+    /// Each thread's last Python stack ([`stack_signature`]) and when its
+    /// read began (`CLOCK_MONOTONIC` ns).
+    last_reads: HashMap<u32, (u64, u64)>,
+}
+
+/// What identifies a thread's Python stack at one instant: each frame's
+/// address, code and line.
+fn stack_signature(thread: &PythonThread) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for frame in &thread.frames {
+        (frame.addr, Arc::as_ptr(&frame.code), frame.line).hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// The Python calls of `thread`'s frames, as a merge matches them.
+fn python_calls(thread: &PythonThread) -> Vec<PythonCall> {
+    thread
+        .frames
+        .iter()
+        .map(|f| PythonCall {
+            starts_call: f.entry,
+            call_frame: f.call_frame,
+        })
+        .collect()
 }
 
 impl NativeStacks {
     /// Replaces each paused thread's frames with its merged stack.
-    fn merge_into(&mut self, threads: &mut [PythonThread], pause: &ProcessPause) {
+    fn merge_paused(&mut self, threads: &mut [PythonThread], pause: &ProcessPause) {
         for thread in threads.iter_mut().filter(|t| t.error.is_none()) {
             let Some(registers) = thread.native_id.and_then(|tid| pause.registers(tid)) else {
                 continue;
             };
-            let calls: Vec<PythonCall> = thread
-                .frames
-                .iter()
-                .map(|f| PythonCall {
-                    starts_call: f.entry,
-                    call_frame: f.call_frame,
-                })
-                .collect();
+            let calls = python_calls(thread);
             let stack = self
                 .unwinder
                 .unwind(registers, unwind_until(&calls, self.keep_all));
-            let merged = match merge(&stack, &calls, self.keep_all) {
-                Ok(merged) => merged,
-                Err(_) => {
-                    self.counts.mismatched += 1;
-                    continue;
+            self.merge_thread(thread, &stack, &calls);
+        }
+    }
+
+    /// Replaces each thread's frames with its stack merged with the
+    /// newest native stack the kernel copied, read at `read_started`
+    /// (`CLOCK_MONOTONIC` ns). The copy is merged only if it is recent and
+    /// was taken while the thread's Python stack stayed as it is: the read
+    /// before this one, begun before the copy was taken, found the same
+    /// frames at the same lines. Otherwise the copy might belong to another
+    /// Python call than the one read (a native function shown under a
+    /// Python function that never calls it).
+    fn merge_sampled(&mut self, threads: &mut [PythonThread], read_started: u64) {
+        let Some(mut perf) = self.perf.take() else {
+            return;
+        };
+        let live: Vec<u32> = threads.iter().filter_map(|t| t.native_id).collect();
+        perf.by_thread.retain(|tid, _| live.contains(tid));
+        let previous = std::mem::take(&mut perf.last_reads);
+        let now = pydx_remote::monotonic_ns();
+        let recent = 2 * perf.period.as_nanos() as u64;
+        for thread in threads.iter_mut().filter(|t| t.error.is_none()) {
+            let Some(tid) = thread.native_id else {
+                continue;
+            };
+            let signature = stack_signature(thread);
+            perf.last_reads.insert(tid, (signature, read_started));
+            let sampler = match perf.by_thread.entry(tid) {
+                std::collections::hash_map::Entry::Occupied(entry) => Some(entry.into_mut()),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    PerfStackSampler::open(tid, perf.period, PERF_STACK_BYTES)
+                        .ok()
+                        .map(|sampler| entry.insert(sampler))
                 }
             };
-            self.counts.merged += 1;
-            self.counts.cut_short += u64::from(!stack.complete && !calls.is_empty());
-            let python = std::mem::take(&mut thread.frames);
-            thread.frames = merged
-                .into_iter()
-                .map(|frame| match frame {
-                    MergedFrame::Python(index) => python[index].clone(),
-                    MergedFrame::Native(native) => {
-                        let code = self
-                            .functions
-                            .entry((native.function.clone(), native.module.clone()))
-                            .or_insert_with(|| {
-                                Arc::new(CodeInfo::named(0, &native.function, &native.module, 0))
-                            })
-                            .clone();
-                        Frame {
-                            code,
-                            line: 0,
-                            addr: 0,
-                            calling: Some(true),
-                            entry: false,
-                            call_frame: 0,
-                        }
-                    }
-                })
-                .collect();
+            let sample = sampler
+                .and_then(|s| s.latest())
+                .filter(|s| now.saturating_sub(s.time_ns) <= recent);
+            let Some(sample) = sample else {
+                self.counts.unsampled += 1;
+                continue;
+            };
+            let steady = previous
+                .get(&tid)
+                .is_some_and(|&(before, started)| before == signature && sample.time_ns >= started);
+            if !steady {
+                self.counts.changed += 1;
+                continue;
+            }
+            let calls = python_calls(thread);
+            let stack = self.unwinder.unwind_copied(
+                sample.registers,
+                sample.stack,
+                unwind_until(&calls, self.keep_all),
+            );
+            self.merge_thread(thread, &stack, &calls);
         }
+        self.perf = Some(perf);
+    }
+
+    /// Replaces `thread`'s frames with `stack` merged with them (`calls`),
+    /// or counts a stack that does not fit.
+    fn merge_thread(
+        &mut self,
+        thread: &mut PythonThread,
+        stack: &NativeStack,
+        calls: &[PythonCall],
+    ) {
+        let merged = match merge(stack, calls, self.keep_all) {
+            Ok(merged) => merged,
+            Err(_) => {
+                self.counts.mismatched += 1;
+                return;
+            }
+        };
+        self.counts.merged += 1;
+        self.counts.cut_short += u64::from(!stack.complete && !calls.is_empty());
+        let python = std::mem::take(&mut thread.frames);
+        thread.frames = merged
+            .into_iter()
+            .map(|frame| match frame {
+                MergedFrame::Python(index) => python[index].clone(),
+                MergedFrame::Native(native) => {
+                    let code = self
+                        .functions
+                        .entry((native.function.clone(), native.module.clone()))
+                        .or_insert_with(|| {
+                            Arc::new(CodeInfo::named(0, &native.function, &native.module, 0))
+                        })
+                        .clone();
+                    Frame {
+                        code,
+                        line: 0,
+                        addr: 0,
+                        calling: Some(true),
+                        entry: false,
+                        call_frame: 0,
+                    }
+                }
+            })
+            .collect();
     }
 }
 
@@ -310,22 +451,50 @@ impl Snapshotter {
     }
 
     /// Reads each thread's native stack too, and merges it with its Python
-    /// stack. Native stacks are read with the threads stopped, so the
-    /// process is paused for every snapshot.
-    pub fn with_native(mut self, frames: NativeFrames) -> Result<Self, pydx_remote::Error> {
+    /// stack. With [`NativeCapture::Pause`] native stacks are read with the
+    /// threads stopped, so the process is paused for every snapshot; with
+    /// [`NativeCapture::Perf`] the kernel copies them (which must be
+    /// allowed: the error says what is missing), and the Python stacks are
+    /// read as the snapshotter's consistency says.
+    pub fn with_native(
+        mut self,
+        frames: NativeFrames,
+        capture: NativeCapture,
+    ) -> Result<Self, pydx_remote::Error> {
         if frames == NativeFrames::None {
             self.native = None;
             return Ok(self);
         }
         let unwinder = NativeUnwinder::new(self.process.pid(), self.process.binary())?;
-        self.consistency = Consistency::Paused;
+        let perf = match capture {
+            NativeCapture::Pause => {
+                self.consistency = Consistency::Paused;
+                None
+            }
+            NativeCapture::Perf { period } => {
+                let pid = self.process.pid();
+                let main = PerfStackSampler::open(pid, period, PERF_STACK_BYTES)?;
+                Some(PerfSamplers {
+                    period,
+                    by_thread: HashMap::from([(pid, main)]),
+                    last_reads: HashMap::new(),
+                })
+            }
+        };
         self.native = Some(NativeStacks {
             unwinder,
             keep_all: frames == NativeFrames::All,
             functions: HashMap::new(),
             counts: NativeCounts::default(),
+            perf,
         });
         Ok(self)
+    }
+
+    /// The consistency snapshots are taken with (resolved for the
+    /// process's version, and paused when native stacks need a pause).
+    pub fn consistency(&self) -> Consistency {
+        self.consistency
     }
 
     /// The process's Python version, as `3.12.1`.
@@ -363,6 +532,7 @@ impl Snapshotter {
     ) -> Result<(Vec<ThreadSnapshot>, T), SnapshotError> {
         let mut paused = None;
         self.paused_again = false;
+        let read_started = pydx_remote::monotonic_ns();
         let (threads, states_before) = match self.consistency {
             Consistency::NonBlocking => (self.process.threads().map(unreadable_code_as_torn), None),
             Consistency::PausedWhenTorn => {
@@ -396,13 +566,18 @@ impl Snapshotter {
             Consistency::Paused | Consistency::ByVersion => {
                 let (mut threads, states, pause) = self.read_paused(None)?;
                 if let (Some(native), Ok(threads)) = (&mut self.native, &mut threads) {
-                    native.merge_into(threads, &pause);
+                    if native.perf.is_none() {
+                        native.merge_paused(threads, &pause);
+                    }
                 }
                 paused = Some(pause);
                 (threads, Some(states))
             }
         };
-        let threads = threads.map_err(|e| self.walk_error(e))?;
+        let mut threads = threads.map_err(|e| self.walk_error(e))?;
+        if let Some(native) = &mut self.native {
+            native.merge_sampled(&mut threads, read_started);
+        }
         // Only threads of an interpreter whose GIL is held can be waiting for
         // it. A GIL held at the previous snapshot counts too: while it is
         // handed from one thread to another nobody holds it, and the threads

@@ -1,12 +1,15 @@
 """Native code calling back into Python, for the tests of `--native`.
 
-Usage: native_probe.py extension|ctypes|ctypes-internal PATH
+Usage: native_probe.py extension|ctypes|ctypes-internal|ctypes-alternate PATH
 
 `outer` calls native code (`call_back` of the extension module, or
 `probe_call_back` through ctypes), which calls `inner` back, which spins
 in native code (`probe_spin`) for good. With ctypes-internal, `spin`
 spins in `probe_spin_hidden`, which calls a function with internal
-linkage.
+linkage. With ctypes-alternate, `first` (in `probe_spin`) and `second`
+(in `probe_spin_hidden`) take turns, each for about a tenth of a
+millisecond: a native frame merged under the other function is a stack
+the program never had.
 """
 import ctypes
 import importlib.util
@@ -34,6 +37,23 @@ elif MODE == "ctypes-internal":
     def outer():
         while True:
             library.probe_spin_hidden(100_000_000)  # LINE:ctypes_internal
+
+elif MODE == "ctypes-alternate":
+    library = ctypes.CDLL(PATH)
+    for function in (library.probe_spin, library.probe_spin_hidden):
+        function.argtypes = [ctypes.c_long]
+        function.restype = ctypes.c_double
+
+    def first():
+        library.probe_spin(50_000)  # LINE:alternate_first
+
+    def second():
+        library.probe_spin_hidden(50_000)  # LINE:alternate_second
+
+    def outer():
+        while True:
+            first()
+            second()
 
 else:
     library = ctypes.CDLL(PATH)

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use pydx_cpython::{AsyncioError, AttachError, Frame, PythonProcess};
 use pydx_profile::Activity;
-use pydx_sampler::{tracer_of, Consistency, Snapshotter, ThreadSnapshot};
+use pydx_sampler::{tracer_of, Consistency, NativeCapture, Snapshotter, ThreadSnapshot};
 use serde::Serialize;
 
 use crate::cli::DumpArgs;
@@ -196,8 +196,10 @@ fn dump_process(pid: u32, args: &DumpArgs) -> anyhow::Result<DumpReport> {
     } else {
         Consistency::Paused
     };
-    let mut snapshotter = Snapshotter::new(process, consistency)
-        .with_native(native_frames(args.native, args.native_all))?;
+    let mut snapshotter = Snapshotter::new(process, consistency).with_native(
+        native_frames(args.native, args.native_all),
+        NativeCapture::Pause,
+    )?;
     // Locals and tasks are read before a paused target resumes, so that
     // they belong to the same instant as the stacks.
     let (_, (threads, tasks)) = snapshotter

@@ -12,8 +12,8 @@ use pydx_render::{
     render, render_report, Format, RenderError, RenderOptions, ReportFormat, ReportOptions,
 };
 use pydx_sampler::{
-    tracer_of, Consistency, NativeCounts, NativeFrames, ProfileRecorder, Sampler, StopReason,
-    Summary,
+    tracer_of, Consistency, NativeCapture, NativeCounts, NativeFrames, ProfileRecorder, Sampler,
+    StopReason, Summary,
 };
 
 use super::doctor::SourceFiles;
@@ -150,9 +150,9 @@ pub fn record(
     let stop = interrupt_flag()?;
     let mut target = Target::start(target_args, sampling.subprocesses, sampling.duration)?;
     if let Some(root) = &target.root {
-        if let (NativeFrames::Merged | NativeFrames::All, Some(tracer)) =
-            (options.native, tracer_of(root.pid()))
-        {
+        let pauses_for_native =
+            options.native != NativeFrames::None && options.native_capture == NativeCapture::Pause;
+        if let (true, Some(tracer)) = (pauses_for_native, tracer_of(root.pid())) {
             anyhow::bail!(
                 "--native reads stacks with the process paused, and process {} is traced by \
                  process {tracer}, so it cannot be paused",
@@ -174,10 +174,12 @@ pub fn record(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64),
         rate_hz: sampling.rate,
-        mode: match (&target.root, options.native) {
-            (_, NativeFrames::Merged | NativeFrames::All) => Consistency::Paused,
-            (Some(root), _) => options.consistency.for_process(root),
-            (None, _) => options.consistency,
+        mode: match (&target.root, options.native, options.native_capture) {
+            (_, NativeFrames::Merged | NativeFrames::All, NativeCapture::Pause) => {
+                Consistency::Paused
+            }
+            (Some(root), _, _) => options.consistency.for_process(root),
+            (None, _, _) => options.consistency,
         }
         .as_str()
         .to_string(),
@@ -345,10 +347,11 @@ fn describe(profile: &Profile, summary: &Summary) -> String {
 /// The summary's clause on native stacks (`--native`): how many were
 /// merged, and how many could not be, or stopped early.
 fn describe_native(counts: NativeCounts) -> String {
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
     let mut clause = format!(
         ", {} native stack{} merged",
         counts.merged,
-        if counts.merged == 1 { "" } else { "s" }
+        plural(counts.merged)
     );
     if counts.cut_short > 0 {
         clause.push_str(&format!(
@@ -356,11 +359,25 @@ fn describe_native(counts: NativeCounts) -> String {
             counts.cut_short
         ));
     }
-    if counts.mismatched > 0 {
-        clause.push_str(&format!(
-            ", {} that did not fit the Python stack (kept with Python frames only)",
-            counts.mismatched
-        ));
+    let kept = [
+        (
+            counts.mismatched,
+            "that did not fit the Python stack".to_string(),
+        ),
+        (
+            counts.changed,
+            "whose Python stack changed around the kernel's copy".to_string(),
+        ),
+        (
+            counts.unsampled,
+            format!(
+                "thread stack{} without a recent copy from the kernel (not running lately)",
+                plural(counts.unsampled)
+            ),
+        ),
+    ];
+    for (count, what) in kept.into_iter().filter(|(count, _)| *count > 0) {
+        clause.push_str(&format!(", {count} {what} (kept with Python frames only)"));
     }
     clause
 }

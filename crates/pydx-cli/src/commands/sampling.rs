@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use anyhow::bail;
-use pydx_sampler::{Consistency, NativeFrames, SamplingOptions};
+use pydx_sampler::{Consistency, NativeCapture, NativeFrames, SamplingOptions};
 
-use crate::cli::SamplingArgs;
+use crate::cli::{NativeCaptureArg, SamplingArgs};
 
 /// How often `record` and `doctor` read the local variables of hot frames,
 /// for the rules that reason about values (a few reads per frame).
@@ -39,7 +39,25 @@ pub fn sampling_options(sampling: &SamplingArgs, observe: bool) -> anyhow::Resul
         async_tasks: false,
         requests: observe,
         native: native_frames(sampling.native, sampling.native_all),
+        native_capture: match sampling.native_capture {
+            NativeCaptureArg::Pause => NativeCapture::Pause,
+            NativeCaptureArg::Perf => NativeCapture::Perf {
+                period: perf_period(sampling.rate),
+            },
+        },
     })
+}
+
+/// Copies of a running thread's stack the kernel takes per sampling interval
+/// with `--native-capture perf`: the newest is merged with the Python stack
+/// read at the end of the interval, so more copies make it fresher (it fits
+/// more often) at the price of more work in the target.
+const PERF_COPIES_PER_INTERVAL: f64 = 4.0;
+
+/// CPU time of a thread between two of the kernel's copies of its stack
+/// for sampling at `rate` Hz (at least 50 µs).
+fn perf_period(rate: f64) -> Duration {
+    Duration::from_secs_f64((1.0 / rate / PERF_COPIES_PER_INTERVAL).max(50e-6))
 }
 
 /// The native frames asked for by `--native` and `--native-all`.
