@@ -213,6 +213,10 @@ pub struct MemoryConfig {
     pub min_growth_share: f64,
     /// Least R² of the line through the readings.
     pub min_fit: f64,
+    /// Least rate of rise over the later half of the readings, as a share
+    /// of the rate over the earlier half: growth that slows down is a
+    /// process warming up, not a leak.
+    pub min_steadiness: f64,
 }
 
 impl Default for MemoryConfig {
@@ -221,6 +225,7 @@ impl Default for MemoryConfig {
             min_growth_mib: 5.0,
             min_growth_share: 0.05,
             min_fit: 0.9,
+            min_steadiness: 0.5,
         }
     }
 }

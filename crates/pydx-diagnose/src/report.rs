@@ -513,6 +513,7 @@ mod tests {
             rss_bytes: 1 << 20,
             private_bytes: 1 << 20,
             served_requests: None,
+            cpu_ns: None,
         };
         let mut profile = Profile::new(Meta {
             processes: vec![

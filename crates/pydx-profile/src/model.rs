@@ -358,6 +358,20 @@ impl ProcessMeta {
     pub fn served_requests(&self) -> Option<ServedRequests> {
         ServedRequests::from_readings(&self.memory)
     }
+
+    /// The CPUs the process kept busy on average between its first and last
+    /// reading of its CPU time (1.0 = one CPU all the time), by its own
+    /// count; `None` without two readings a moment apart.
+    pub fn measured_cpus(&self) -> Option<f64> {
+        let mut timed = self
+            .memory
+            .iter()
+            .filter_map(|r| Some((r.at_ns, r.cpu_ns?)));
+        let (start_ns, start_cpu) = timed.next()?;
+        let (end_ns, end_cpu) = timed.next_back()?;
+        (end_ns > start_ns && end_cpu >= start_cpu)
+            .then(|| (end_cpu - start_cpu) as f64 / (end_ns - start_ns) as f64)
+    }
 }
 
 impl ServedRequests {
@@ -402,6 +416,10 @@ pub struct MemoryReading {
     /// gunicorn worker or uvicorn server keeps, when it is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub served_requests: Option<u64>,
+    /// CPU time the process had used by then (all threads, user and
+    /// system), in nanoseconds, when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ns: Option<u64>,
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -1069,6 +1087,7 @@ mod tests {
                 rss_bytes: 0,
                 private_bytes: 0,
                 served_requests: Some(count),
+                cpu_ns: None,
             })
             .collect()
     }

@@ -656,6 +656,7 @@ mod tests {
                     rss_bytes: 30 << 20,
                     private_bytes: 20 << 20,
                     served_requests: Some(1_234),
+                    cpu_ns: None,
                 }],
                 failed_memory_readings: 2,
             }],

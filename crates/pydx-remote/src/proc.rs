@@ -110,7 +110,8 @@ pub fn parent_pid(pid: u32) -> Option<u32> {
     after_comm.split(' ').nth(1)?.parse().ok()
 }
 
-/// How much memory a process uses, from `/proc/PID/smaps_rollup`.
+/// How much memory a process uses, from `/proc/PID/smaps_rollup`, and the
+/// CPU time it has used, from `/proc/PID/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MemoryUsage {
     /// Resident set size, in bytes.
@@ -118,13 +119,39 @@ pub struct MemoryUsage {
     /// Resident pages no other process shares (private clean + dirty), in
     /// bytes: what the process would free if it exited.
     pub private_bytes: u64,
+    /// CPU time used so far by all its threads (user and system), in
+    /// nanoseconds, at the kernel's clock-tick resolution; `None` if it
+    /// could not be read.
+    pub cpu_ns: Option<u64>,
 }
 
-/// Reads a process's resident and private memory.
+/// Reads a process's resident and private memory, and its CPU time.
 pub fn memory_usage(pid: u32) -> Result<MemoryUsage> {
     let path = format!("/proc/{pid}/smaps_rollup");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::from_proc_io(pid, &path, e))?;
-    Ok(parse_smaps_rollup(&text))
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    Ok(MemoryUsage {
+        cpu_ns: cpu_ns_from_stat(&stat, clock_ticks_per_second()),
+        ..parse_smaps_rollup(&text)
+    })
+}
+
+/// The CPU time (`utime` + `stime`) of a `/proc/PID/stat` line, in
+/// nanoseconds, for a kernel counting `ticks_per_second`.
+fn cpu_ns_from_stat(stat: &str, ticks_per_second: u64) -> Option<u64> {
+    // After the command in parentheses: state is field 3, utime 14, stime 15.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    (ticks_per_second > 0).then(|| (user + system) * (1_000_000_000 / ticks_per_second))
+}
+
+/// The unit of CPU times in `/proc` (`USER_HZ`).
+#[allow(unsafe_code)]
+fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf takes no pointers and has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).unwrap_or(0)
 }
 
 fn parse_smaps_rollup(text: &str) -> MemoryUsage {
@@ -453,6 +480,16 @@ impl NamespaceTids {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_is_user_plus_system_time() {
+        let stat = "4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 1 0 0 0 250 37 0 0 20 0 3 0";
+        assert_eq!(cpu_ns_from_stat(stat, 100), Some(2_870_000_000));
+        assert_eq!(cpu_ns_from_stat("4242 (x) S 1", 100), None);
+        assert_eq!(cpu_ns_from_stat(stat, 0), None);
+        let own = memory_usage(std::process::id()).unwrap();
+        assert!(own.cpu_ns.is_some());
+    }
 
     #[test]
     fn smaps_rollup_gives_resident_and_private_bytes() {

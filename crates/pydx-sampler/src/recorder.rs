@@ -339,6 +339,7 @@ impl SampleSink for ProfileRecorder {
                 rss_bytes: usage.rss_bytes,
                 private_bytes: usage.private_bytes,
                 served_requests,
+                cpu_ns: usage.cpu_ns,
             });
         }
     }

@@ -21,7 +21,9 @@ static DOCS: RuleDocs = RuleDocs {
               and are not charged to a middleware (PYDX-WEB001) are the framework's own work: routing, \
               parsing, validation, encoding the response (async views run through `async_to_sync` \
               are PYDX-WORKER004's). Divided by the requests the workers served \
-              while sampled (their own counts, read by pydx), this is the framework's CPU per request, \
+              while sampled (their own counts, read by pydx), this is the framework's CPU per request \
+              (the samples' time scaled down to the workers' own CPU time, read from /proc, when a \
+              busy machine kept them waiting for a CPU), \
               compared with what an empty handler costs in the same framework. Far above it, the \
               endpoint with the most framework time is reported, with the framework functions that take \
               it.",
@@ -78,6 +80,10 @@ struct EndpointWork {
     samples: u64,
     /// Of those, the framework's own work.
     framework: u64,
+    /// The CPU time of those, in seconds: the samples' time, scaled down
+    /// where the worker's own CPU count shows it waiting for a CPU (see
+    /// [`cpu_shares`]).
+    framework_seconds: f64,
     /// Framework samples by their innermost frame outside the standard library.
     by_function: HashMap<FrameId, u64>,
     /// Samples by the innermost frame of the program's code: its handler.
@@ -105,9 +111,11 @@ impl Rule for FrameworkOverhead {
         if requests < 1.0 {
             return Vec::new();
         }
+        let cpu_share = cpu_shares(context);
         let mut endpoints: BTreeMap<String, EndpointWork> = BTreeMap::new();
         for (endpoint, key, count) in on_cpu_request_samples(context) {
-            if !counted.contains_key(&profile.thread_info(key.thread).pid) {
+            let pid = profile.thread_info(key.thread).pid;
+            if !counted.contains_key(&pid) {
                 continue;
             }
             let work = endpoints.entry(endpoint.to_string()).or_default();
@@ -134,6 +142,9 @@ impl Rule for FrameworkOverhead {
                 continue;
             }
             work.framework += count;
+            work.framework_seconds += count as f64
+                * context.interval_seconds()
+                * cpu_share.get(&pid).copied().unwrap_or(1.0);
             if work.stack.is_none() {
                 work.stack = key.stack;
             }
@@ -144,8 +155,8 @@ impl Rule for FrameworkOverhead {
                 *work.by_function.entry(inner).or_default() += count;
             }
         }
-        let framework_samples: u64 = endpoints.values().map(|w| w.framework).sum();
-        let per_request_ms = framework_samples as f64 * context.interval_seconds() * 1e3 / requests;
+        let framework_seconds: f64 = endpoints.values().map(|w| w.framework_seconds).sum();
+        let per_request_ms = framework_seconds * 1e3 / requests;
         let config = &context.config.framework;
         let Some((endpoint, work)) = endpoints
             .iter()
@@ -180,6 +191,34 @@ impl Rule for FrameworkOverhead {
             &endpoints,
         )]
     }
+}
+
+/// For each process whose CPU time pydx read, the share of the on-CPU
+/// time its samples show that was CPU time by its own count (at most 1):
+/// a thread waiting for a CPU on a busy machine reads as running, so its
+/// samples overstate its CPU, and in the places where it is preempted most
+/// (a write that wakes the client up). Processes without the count are
+/// left out (their samples are taken at face value).
+fn cpu_shares(context: &Context<'_>) -> HashMap<u32, f64> {
+    let profile = context.profile;
+    let mut sampled: HashMap<u32, u64> = HashMap::new();
+    for (key, count) in profile.samples().filter(|(key, _)| Context::on_cpu(key)) {
+        *sampled
+            .entry(profile.thread_info(key.thread).pid)
+            .or_default() += count;
+    }
+    let seconds = profile.meta.duration_ns as f64 / 1e9;
+    profile
+        .meta
+        .processes
+        .iter()
+        .filter_map(|process| {
+            let measured = process.measured_cpus()?;
+            let samples = *sampled.get(&process.pid)?;
+            let shown = samples as f64 * context.interval_seconds() / seconds;
+            (shown > 0.0).then(|| (process.pid, (measured / shown).min(1.0)))
+        })
+        .collect()
 }
 
 /// Requests process `process` served while it was sampled: its own count
@@ -218,14 +257,14 @@ fn finding(
     } = overhead;
     let (share, per_request_ms) = (overhead.share, overhead.per_request_ms);
     let (baseline_ms, requests) = (overhead.baseline_ms, overhead.requests);
-    let seconds = work.framework as f64 * context.interval_seconds();
+    let seconds = work.framework_seconds;
     let mut functions: Vec<(FrameId, u64)> =
         work.by_function.iter().map(|(&f, &n)| (f, n)).collect();
     functions.sort_by_key(|&(f, n)| (std::cmp::Reverse(n), context.function(f).to_string()));
     let mut evidence = vec![
         format!(
             "{framework}'s own work (no frame of the program's code, no middleware) took {:.0}% of the \
-             on-CPU samples serving {endpoint} ({seconds:.2} s)",
+             on-CPU samples serving {endpoint} ({seconds:.2} s of CPU)",
             share * 100.0
         ),
         format!(
@@ -234,6 +273,14 @@ fn finding(
             per_request_ms / baseline_ms
         ),
     ];
+    let sampled_seconds = work.framework as f64 * context.interval_seconds();
+    if seconds < 0.95 * sampled_seconds {
+        evidence.push(format!(
+            "the workers' own CPU counts show {:.0}% of the time their samples show on a CPU as CPU \
+             time (the rest waiting for a CPU on a busy machine): the times above are scaled to it",
+            seconds / sampled_seconds * 100.0
+        ));
+    }
     for &(frame, samples) in functions.iter().take(3) {
         let location = context.location(frame);
         evidence.push(format!(
@@ -491,6 +538,7 @@ mod tests {
                     rss_bytes: 0,
                     private_bytes: 0,
                     served_requests: Some(100 + s * 50),
+                    cpu_ns: None,
                 })
                 .collect(),
             ..ProcessMeta::default()
@@ -502,5 +550,62 @@ mod tests {
             requests_while_sampled(&ProcessMeta::default(), 6_000_000_000),
             None
         );
+    }
+
+    /// A worker whose samples show it on a CPU all the time, while its own
+    /// count says it used half a CPU (it waited for one the rest of the
+    /// time), has half its sampled time counted; one using more than its
+    /// samples show is not scaled up, one without a count is not scaled.
+    #[test]
+    fn sampled_time_is_scaled_to_the_workers_measured_cpu() {
+        use crate::test_support::add_at;
+        use pydx_profile::{Activity, Meta, Profile};
+        let mut profile = Profile::new(Meta {
+            rate_hz: 100.0,
+            duration_ns: 4_000_000_000,
+            ..Meta::default()
+        });
+        let frame = profile.frame("send", "/venv/uvicorn/h11_impl.py", 480, 490);
+        let stack = profile.stack_from_root([frame]);
+        for pid in [7, 8, 9] {
+            let thread = profile.thread(pid, pid, u64::from(pid), Some("MainThread"));
+            for n in 0..400 {
+                add_at(&mut profile, n * 10_000_000, thread, stack, Activity::OnCpu);
+            }
+        }
+        let readings = |cpus: f64| {
+            (0..5)
+                .map(|s| MemoryReading {
+                    at_ns: s * 1_000_000_000,
+                    rss_bytes: 0,
+                    private_bytes: 0,
+                    served_requests: None,
+                    cpu_ns: Some((s as f64 * cpus * 1e9) as u64),
+                })
+                .collect()
+        };
+        profile.meta.processes = vec![
+            ProcessMeta {
+                pid: 7,
+                memory: readings(0.5),
+                ..ProcessMeta::default()
+            },
+            ProcessMeta {
+                pid: 8,
+                memory: readings(1.2),
+                ..ProcessMeta::default()
+            },
+            ProcessMeta {
+                pid: 9,
+                ..ProcessMeta::default()
+            },
+        ];
+        let config = crate::config::Config::default();
+        let sources = crate::context::SourceMap::default();
+        let context = Context::new(&profile, &config, &sources);
+        let shares = cpu_shares(&context);
+        assert!((shares[&7] - 0.5).abs() < 1e-9, "{shares:?}");
+        assert_eq!(shares[&8], 1.0);
+        assert!(!shares.contains_key(&9));
     }
 }

@@ -39,7 +39,10 @@ static DOCS: RuleDocs = RuleDocs {
     thresholds: "min_growth_mib = 5 and min_growth_share = 0.05: the fitted line rises by at least \
                  5 MiB and 5% of the starting RSS over the recording; min_fit = 0.9: the readings \
                  follow the line (R² of a least-squares fit), so a single step such as a cache \
-                 filling once does not count; at least 8 readings. pydx's own defaults: no tool \
+                 filling once does not count; min_steadiness = 0.5: the rise over the later half \
+                 of the readings is at least half as fast as over the earlier half, so a worker \
+                 warming up (imports, caches and pools filling under its first requests: fast, \
+                 then slowing down) does not count; at least 8 readings. pydx's own defaults: no tool \
                  publishes a standard; tracemalloc and memray leave the judgement to the user.",
 };
 
@@ -69,33 +72,53 @@ struct Growth {
     /// Requests the process served between its first and last reading
     /// with a request count, when it keeps one.
     requests: Option<u64>,
+    /// The rate of rise over the later half of the readings as a share of
+    /// the rate over the earlier half (1 for a straight line, less for
+    /// growth that slows down); 0 when the earlier half does not rise.
+    steadiness: f64,
+}
+
+/// A least-squares line through `(seconds, bytes)` points: its slope and
+/// R² (0 when the points are level); `None` for fewer than two instants.
+fn least_squares(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = points.len() as f64;
+    let mean_t = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_m = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let var_t: f64 = points.iter().map(|p| (p.0 - mean_t).powi(2)).sum();
+    let var_m: f64 = points.iter().map(|p| (p.1 - mean_m).powi(2)).sum();
+    let cov: f64 = points.iter().map(|p| (p.0 - mean_t) * (p.1 - mean_m)).sum();
+    if var_t <= 0.0 {
+        return None;
+    }
+    let fit = if var_m > 0.0 {
+        cov * cov / (var_t * var_m)
+    } else {
+        0.0
+    };
+    Some((cov / var_t, fit))
 }
 
 impl Growth {
     /// Fits a least-squares line to the readings' RSS over time.
     fn fit(readings: &[MemoryReading]) -> Option<Growth> {
         let (first, last) = (readings.first()?, readings.last()?);
-        let n = readings.len() as f64;
         let points: Vec<(f64, f64)> = readings
             .iter()
             .map(|r| (r.at_ns as f64 / 1e9, r.rss_bytes as f64))
             .collect();
-        let mean_t = points.iter().map(|p| p.0).sum::<f64>() / n;
-        let mean_m = points.iter().map(|p| p.1).sum::<f64>() / n;
-        let var_t: f64 = points.iter().map(|p| (p.0 - mean_t).powi(2)).sum();
-        let var_m: f64 = points.iter().map(|p| (p.1 - mean_m).powi(2)).sum();
-        let cov: f64 = points.iter().map(|p| (p.0 - mean_t) * (p.1 - mean_m)).sum();
-        if var_t <= 0.0 {
-            return None;
-        }
-        let slope = cov / var_t;
-        let fit = if var_m > 0.0 {
-            cov * cov / (var_t * var_m)
-        } else {
-            0.0
+        let (slope, fit) = least_squares(&points)?;
+        // The halves share the middle reading.
+        let middle = points.len() / 2;
+        let steadiness = match (
+            least_squares(&points[..=middle]),
+            least_squares(&points[middle..]),
+        ) {
+            (Some((earlier, _)), Some((later, _))) if earlier > 0.0 => later / earlier,
+            _ => 0.0,
         };
         let seconds = (last.at_ns - first.at_ns) as f64 / 1e9;
         Some(Growth {
+            steadiness,
             bytes_per_second: slope,
             bytes: slope * seconds,
             start_bytes: first.rss_bytes as f64,
@@ -168,7 +191,8 @@ impl Rule for MemoryGrowth {
 
             let growing = growth.bytes >= config.min_growth_mib * MIB
                 && growth.bytes >= config.min_growth_share * growth.start_bytes
-                && growth.fit >= config.min_fit;
+                && growth.fit >= config.min_fit
+                && growth.steadiness >= config.min_steadiness;
             if growing {
                 groups
                     .entry((process.parent_pid, process.command.as_str()))
@@ -313,6 +337,7 @@ mod tests {
                 rss_bytes: (rss_mib(s) * MIB) as u64,
                 private_bytes: (rss_mib(s) * MIB / 2.0) as u64,
                 served_requests: None,
+                cpu_ns: None,
             })
             .collect()
     }
@@ -323,7 +348,29 @@ mod tests {
         assert!((growth.bytes_per_second - MIB).abs() < 1.0);
         assert!((growth.bytes - 11.0 * MIB).abs() < 16.0);
         assert!(growth.fit > 0.999);
+        assert!((growth.steadiness - 1.0).abs() < 1e-6);
         assert_eq!(growth.requests, None);
+    }
+
+    /// A worker warming up under its first requests: a fast rise that slows
+    /// down (here 47.8 → 54.5 MiB in 11 s, settling with a 6 s time
+    /// constant), which a line fits well (R² 0.94) but is not a leak.
+    #[test]
+    fn growth_that_slows_down_is_not_steady() {
+        let warming = Growth::fit(&readings(|s| {
+            47.8 + 8.0 * (1.0 - (-(s as f64) / 6.0).exp())
+        }))
+        .unwrap();
+        assert!(warming.fit > 0.9, "R² {}", warming.fit);
+        assert!(warming.bytes > 5.0 * MIB);
+        assert!(warming.steadiness < 0.5, "{}", warming.steadiness);
+        // A leak on top of a flat start still counts, as does a leak
+        // speeding up.
+        let leak =
+            Growth::fit(&readings(|s| 40.0 + 2.0 * s as f64 + (s % 2) as f64 * 0.3)).unwrap();
+        assert!(leak.steadiness > 0.8, "{}", leak.steadiness);
+        let faster = Growth::fit(&readings(|s| 40.0 + 0.1 * (s * s) as f64)).unwrap();
+        assert!(faster.steadiness > 1.0, "{}", faster.steadiness);
     }
 
     #[test]
@@ -350,22 +397,20 @@ mod tests {
 
     #[test]
     fn readings_of_the_program_finishing_are_left_out() {
-        use pydx_profile::{Activity, LabelSetId, Meta, SampleKey, SampleState};
+        use crate::test_support::add_at;
+        use pydx_profile::{Activity, Meta};
         let mut profile = Profile::new(Meta::default());
         let frame = profile.frame("main", "/app/cache.py", 30, 20);
         let stack = profile.stack_from_root([frame]);
         let thread = profile.thread(7, 7, 1, Some("MainThread"));
         for s in 0..120 {
-            let key = SampleKey {
+            add_at(
+                &mut profile,
+                s * 100_000_000,
                 thread,
                 stack,
-                state: SampleState {
-                    activity: Activity::OnCpu,
-                    holds_gil: true,
-                },
-                labels: LabelSetId(0),
-            };
-            profile.add_sample(s * 100_000_000, key);
+                Activity::OnCpu,
+            );
         }
         // Growing while the program runs (samples end at 12 s), freed as
         // it finishes, and read again as the interpreter shuts down.
@@ -376,6 +421,7 @@ mod tests {
                 rss_bytes: (rss_mib * MIB) as u64,
                 private_bytes: (rss_mib * MIB / 2.0) as u64,
                 served_requests: None,
+                cpu_ns: None,
             });
         }
         let process = ProcessMeta {

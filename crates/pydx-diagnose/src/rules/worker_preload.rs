@@ -192,6 +192,7 @@ mod tests {
             rss_bytes: rss_mib << 20,
             private_bytes: rss_mib << 19,
             served_requests: None,
+            cpu_ns: None,
         }
     }
 
