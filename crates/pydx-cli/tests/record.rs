@@ -834,3 +834,78 @@ fn a_rate_below_one_is_reported_as_asked() {
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("of 0.5 requested"), "{stderr}");
 }
+
+/// The voluntary context switches of each thread of `pid` that is asleep
+/// now, by thread id.
+fn switches_of_sleeping_threads(pid: u32) -> HashMap<u32, u64> {
+    let mut switches = HashMap::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = entry.unwrap().path();
+        let Ok(status) = std::fs::read_to_string(path.join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+        };
+        if field("State:").is_some_and(|s| s.starts_with('S')) {
+            let tid: u32 = path.file_name().unwrap().to_str().unwrap().parse().unwrap();
+            let count = field("voluntary_ctxt_switches:").unwrap().parse().unwrap();
+            switches.insert(tid, count);
+        }
+    }
+    switches
+}
+
+/// Pausing a thread asleep in a system call wakes it (the call is cut
+/// short and restarted, or fails with EINTR). A paused read before 3.11
+/// leaves such threads alone when the kernel's count of their switches
+/// onto a CPU shows that they did not run while read, and their stacks
+/// are still exact: threads.py's sleeping threads (one 40 calls deep)
+/// record their own stacks, and are woken for none of the 200 samples.
+#[test]
+fn paused_reads_leave_sleeping_threads_asleep() {
+    let python = interpreter("pyenv-3.10");
+    let target = python.spawn("threads.py", &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = switches_of_sleeping_threads(target.pid);
+    assert!(before.len() >= 3, "{before:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sleepers.txt");
+    let args = [
+        "--blocking",
+        "--idle",
+        "-r",
+        "200",
+        "-d",
+        "1",
+        "--format",
+        "collapsed",
+    ];
+    let stderr = record_attached(target.pid, &args, &out);
+    let after = switches_of_sleeping_threads(target.pid);
+    for (tid, count) in &before {
+        let woken = after.get(tid).map_or(0, |now| now - count);
+        assert!(woken < 10, "thread {tid} switched {woken} times: {stderr}");
+    }
+    let collapsed = std::fs::read_to_string(&out).unwrap();
+    let line = |marker| marker_line("threads.py", marker);
+    let script = &target.script_path;
+    let nap = format!("nap ({script}:{})", line("LINE:nap"));
+    let recursion = format!(
+        "deep ({script}:{});{}recurse_λ ({script}:{})",
+        line("LINE:deep"),
+        format!("recurse_λ ({script}:{});", line("LINE:recurse")).repeat(40),
+        line("LINE:bottom")
+    );
+    for stack in [nap, recursion] {
+        let samples: u64 = collapsed
+            .lines()
+            .filter(|l| l.contains(&stack))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        assert!(samples >= 150, "{samples} samples of {stack}:\n{collapsed}");
+    }
+}

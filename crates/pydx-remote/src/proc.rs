@@ -348,6 +348,7 @@ pub struct ThreadStateReader {
     pid: u32,
     stat_files: HashMap<u32, File>,
     syscall_files: HashMap<u32, File>,
+    schedstat_files: HashMap<u32, File>,
 }
 
 impl ThreadStateReader {
@@ -357,7 +358,30 @@ impl ThreadStateReader {
             pid,
             stat_files: HashMap::new(),
             syscall_files: HashMap::new(),
+            schedstat_files: HashMap::new(),
         }
+    }
+
+    /// How many times thread `tid` has been switched onto a CPU (the third
+    /// field of its `schedstat`), or `None` if it has exited or the kernel
+    /// keeps no such count. The same count read before and after a moment
+    /// in which the thread was seen asleep means it did not run at all in
+    /// between.
+    pub fn switch_ins(&mut self, tid: u32) -> Option<u64> {
+        let mut buf = [0u8; 128];
+        let n = read_cached(
+            &mut self.schedstat_files,
+            self.pid,
+            tid,
+            "schedstat",
+            &mut buf,
+        )?;
+        std::str::from_utf8(&buf[..n])
+            .ok()?
+            .split_whitespace()
+            .nth(2)?
+            .parse()
+            .ok()
     }
 
     /// The current state of thread `tid`, or `None` if it has exited.
@@ -379,6 +403,7 @@ impl ThreadStateReader {
     pub fn retain(&mut self, live: &[u32]) {
         self.stat_files.retain(|tid, _| live.contains(tid));
         self.syscall_files.retain(|tid, _| live.contains(tid));
+        self.schedstat_files.retain(|tid, _| live.contains(tid));
     }
 }
 

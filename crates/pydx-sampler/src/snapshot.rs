@@ -135,8 +135,27 @@ type OsState = (u32, Option<RunState>, Option<SyscallState>);
 type PausedRead = (
     Result<Vec<PythonThread>, WalkError>,
     Vec<OsState>,
-    ProcessPause,
+    Vec<ProcessPause>,
 );
+
+/// The threads of `first`, except those whose OS id is in `again_ids`,
+/// which are taken from `again` (read again, paused).
+fn replace_threads(
+    first: Vec<PythonThread>,
+    mut again: Vec<PythonThread>,
+    again_ids: &[u32],
+) -> Vec<PythonThread> {
+    first
+        .into_iter()
+        .map(|thread| {
+            let read_again = thread.native_id.is_some_and(|tid| again_ids.contains(&tid));
+            match again.iter().position(|t| t.thread_id == thread.thread_id) {
+                Some(index) if read_again => again.swap_remove(index),
+                _ => thread,
+            }
+        })
+        .collect()
+}
 
 /// The threads of a read taken with some threads paused, where a thread
 /// that was whole in the read before (`whole`) and is torn in this one
@@ -307,9 +326,12 @@ fn python_calls(thread: &PythonThread) -> Vec<PythonCall> {
 
 impl NativeStacks {
     /// Replaces each paused thread's frames with its merged stack.
-    fn merge_paused(&mut self, threads: &mut [PythonThread], pause: &ProcessPause) {
+    fn merge_paused(&mut self, threads: &mut [PythonThread], pauses: &[ProcessPause]) {
         for thread in threads.iter_mut().filter(|t| t.error.is_none()) {
-            let Some(registers) = thread.native_id.and_then(|tid| pause.registers(tid)) else {
+            let registers = thread
+                .native_id
+                .and_then(|tid| pauses.iter().find_map(|pause| pause.registers(tid)));
+            let Some(registers) = registers else {
                 continue;
             };
             let calls = python_calls(thread);
@@ -622,37 +644,81 @@ impl Snapshotter {
 
     /// Pauses the process (with `only`, just those of its threads) and
     /// reads its threads; returns them, the OS state of each thread from
-    /// just before the pause, and the pause (the threads run again when it
-    /// is dropped).
+    /// just before the pause, and the pauses (the threads run again when
+    /// they are dropped).
+    ///
+    /// A thread asleep (on a lock, the GIL, I/O, a timer) is not paused
+    /// when the kernel counts the times threads are switched onto a CPU:
+    /// its count, the same before and after the read, shows that it did not
+    /// run meanwhile, so its stack was read whole. Pausing it would wake it
+    /// (its wait returns early, or fails with EINTR) for nothing. One that
+    /// did run is read again, paused. Native stacks need every thread's
+    /// registers, so with them every thread is paused.
     fn read_paused(&mut self, only: Option<&[u32]>) -> Result<PausedRead, SnapshotError> {
         let pid = self.process.pid();
-        // A stopped thread never shows as running and its system call is
-        // interrupted, so the OS states are read before pausing.
         let tids = thread_ids(pid).map_err(|_| SnapshotError::ProcessExited(pid))?;
+        let wanted: Vec<u32> = match only {
+            Some(only) => tids.iter().copied().filter(|t| only.contains(t)).collect(),
+            None => tids.clone(),
+        };
+        let pause_sleepers = self.native.as_ref().is_some_and(|n| n.perf.is_none());
+        let mut asleep: Vec<(u32, u64)> = Vec::new();
+        // A stopped thread never shows as running and its system call is
+        // interrupted, so the OS states are read before pausing. The switch
+        // count comes first: a thread switched on between it and its state
+        // counts as having run.
         let states: Vec<OsState> = tids
             .iter()
             .map(|&tid| {
+                let switch_ins = (!pause_sleepers && wanted.contains(&tid))
+                    .then(|| self.os_states.switch_ins(tid))
+                    .flatten();
                 let run = self.os_states.state(tid);
                 let syscall = match run {
                     Some(RunState::Sleeping) => self.os_states.syscall(tid),
                     _ => None,
                 };
+                if let (Some(count), Some(RunState::Sleeping | RunState::DiskSleep)) =
+                    (switch_ins, run)
+                {
+                    asleep.push((tid, count));
+                }
                 (tid, run, syscall)
             })
             .collect();
-        let held: Vec<u32> = match only {
-            Some(only) => tids.into_iter().filter(|t| only.contains(t)).collect(),
-            None => tids,
-        };
+        let held: Vec<u32> = wanted
+            .into_iter()
+            .filter(|tid| !asleep.iter().any(|(sleeper, _)| sleeper == tid))
+            .collect();
+        let mut pauses = vec![self.pause(&held)?];
+        let mut threads = self.process.threads();
+        let woke: Vec<u32> = asleep
+            .into_iter()
+            .filter(|&(tid, count)| self.os_states.switch_ins(tid) != Some(count))
+            .map(|(tid, _)| tid)
+            .collect();
+        if !woke.is_empty() {
+            pauses.push(self.pause(&woke)?);
+            let again = self.process.threads();
+            threads = match (threads, again) {
+                (Ok(first), Ok(again)) => Ok(replace_threads(first, again, &woke)),
+                (_, again) => again,
+            };
+        }
+        Ok((threads, states, pauses))
+    }
+
+    /// Pauses threads `tids` of the process.
+    fn pause(&self, tids: &[u32]) -> Result<ProcessPause, SnapshotError> {
+        let pid = self.process.pid();
         // An exiting process (a zombie) cannot be paused: it is gone.
-        let pause = ProcessPause::new(pid, &held).map_err(|error| {
+        ProcessPause::new(pid, tids).map_err(|error| {
             if process_alive(pid) {
                 SnapshotError::Pause(error)
             } else {
                 SnapshotError::ProcessExited(pid)
             }
-        })?;
-        Ok((self.process.threads(), states, pause))
+        })
     }
 
     /// Reads the local variables of the innermost frames of the program's
