@@ -51,12 +51,12 @@ id_type!(
 /// Label carrying the asyncio task a sample belongs to (its name).
 const LABEL_TASK: &str = "pydx.task";
 /// Stack tree nodes kept before new stacks are cut short (see
-/// [`Profile::stack`]): about 7 MB with their index, and about as much
-/// again for the counts of the stacks they end. A 30-minute recording of a
-/// web service at 1 kHz stays far below; a program whose every sample is a
-/// new stack reaches it within a few minutes, and memory stays flat from
-/// there.
-pub const STACK_BUDGET: usize = 1 << 18;
+/// [`Profile::stack`]): about 3.5 MB with their index, and about as much
+/// again for the counts of the stacks they end. A web service's recordings
+/// hold far fewer (the corpus's: 300 to 2,100 nodes in 8 s); a program whose
+/// every sample is a new stack fills it in under a minute at 1 kHz, and
+/// memory stays flat from there.
+pub const STACK_BUDGET: usize = 1 << 17;
 
 /// The function name of the frame that ends a stack cut short because the
 /// profile already holds [`STACK_BUDGET`] stack nodes.
