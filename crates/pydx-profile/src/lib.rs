@@ -34,8 +34,8 @@ mod timeline;
 pub use model::{
     is_native_binary, Activity, CodeKind, Execution, Footprint, Frame, FrameId, LabelSetId,
     MemoryReading, Meta, Observed, ProcessMeta, Profile, SampleKey, SampleState, ServedRequests,
-    StackId, StackNode, StrId, Tally, ThreadId, ThreadInfo, UnattachedProcess, Work, OTHER_STACKS,
-    STACK_BUDGET, UNREADABLE_CODE,
+    StackId, StackNode, StrId, Tally, ThreadId, ThreadInfo, UnattachedProcess, Work,
+    OBSERVATION_BUDGET, OTHER_STACKS, SAMPLE_KEY_BUDGET, STACK_BUDGET, UNREADABLE_CODE,
 };
 pub use pprof::{read_pprof, write_pprof, ProfileError};
 pub use query::{CallNode, FunctionTime, LineTime};

@@ -58,9 +58,32 @@ const LABEL_TASK: &str = "pydx.task";
 /// memory stays flat from there.
 pub const STACK_BUDGET: usize = 1 << 17;
 
+/// Stack tree nodes, the cut-short ends included, past which a new stack
+/// is cut short at the nearest known node that already ends one (or at
+/// the root): the tree's index then never grows past the size it took on
+/// to hold [`STACK_BUDGET`] nodes.
+const STACK_NODE_LIMIT: usize = STACK_BUDGET + STACK_BUDGET / 2;
+
+/// Distinct sample keys counted before a new key's stack is cut short to
+/// one already counted (see [`Profile::add_timed_samples`]): three
+/// quarters of a 65,536-slot table (about 2.6 MB), leaving room for the
+/// cut-short keys themselves below the load at which the table doubles
+/// (57,344 keys). A program whose every sample is a new stack counts
+/// about 38,000 keys when the stack tree fills (about 0.3 per node) and
+/// reaches this budget some minutes later, without the table growing.
+pub const SAMPLE_KEY_BUDGET: usize = (1 << 16) / 4 * 3;
+
 /// The function name of the frame that ends a stack cut short because the
 /// profile already holds [`STACK_BUDGET`] stack nodes.
 pub const OTHER_STACKS: &str = "<more distinct stacks than pydx keeps>";
+
+/// Distinct observations of values (arguments, local variables' types,
+/// SQL statements; see [`Profile::observe`]) a profile keeps: three
+/// quarters of a 32,768-slot table, with their texts a few MB at most.
+/// Once a new one would pass it, values stop being observed for the rest of
+/// the recording, so that what was kept is the first part of it, not a
+/// selection of the values seen earliest (which would look repeated).
+pub const OBSERVATION_BUDGET: usize = (1 << 15) / 4 * 3;
 
 /// The function name of a frame whose code object could not be read when
 /// it was sampled (the reader's own marker, kept as is).
@@ -462,6 +485,10 @@ pub struct Meta {
     /// `--subprocesses`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unattached_processes: Vec<UnattachedProcess>,
+    /// Observations of values left out once the profile held
+    /// [`OBSERVATION_BUDGET`] of them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub observations_left_out: u64,
 }
 
 impl Default for Meta {
@@ -480,6 +507,7 @@ impl Default for Meta {
             timeline_resolution_ns: 0,
             cpus: None,
             unattached_processes: Vec::new(),
+            observations_left_out: 0,
         }
     }
 }
@@ -692,7 +720,8 @@ impl Profile {
     /// The stack tree is bounded: once it holds [`STACK_BUDGET`] nodes, a
     /// stack not seen before is kept as far as it is known and ends in the
     /// frame [`OTHER_STACKS`] (at most one such node under each known
-    /// one), so that a program whose every sample is a new stack cannot
+    /// one; past [`STACK_NODE_LIMIT`] nodes, only under those that have
+    /// one already, else at the root), so that a program whose every sample is a new stack cannot
     /// grow the profile, or pydx's memory, without end. Counts stay exact.
     pub fn stack(&mut self, parent: Option<StackId>, frame: FrameId) -> StackId {
         let node = StackNode { frame, parent };
@@ -705,11 +734,70 @@ impl Profile {
         let other = self.frame(OTHER_STACKS, "", 0, 0);
         match parent {
             Some(parent) if self.stack_node(parent).frame == other => parent,
-            _ => StackId(self.stacks.intern(StackNode {
-                frame: other,
-                parent,
-            })),
+            _ if self.stacks.items.len() < STACK_NODE_LIMIT => {
+                StackId(self.stacks.intern(StackNode {
+                    frame: other,
+                    parent,
+                }))
+            }
+            _ => {
+                let nearest = self.ancestors(parent).find_map(|ancestor| {
+                    self.stacks.get(&StackNode {
+                        frame: other,
+                        parent: Some(ancestor),
+                    })
+                });
+                StackId(nearest.unwrap_or_else(|| {
+                    self.stacks.intern(StackNode {
+                        frame: other,
+                        parent: None,
+                    })
+                }))
+            }
         }
+    }
+
+    /// `stack` and the stacks it was called from, innermost first.
+    fn ancestors(&self, stack: Option<StackId>) -> impl Iterator<Item = StackId> + '_ {
+        std::iter::successors(stack, |&id| self.stack_node(id).parent)
+    }
+
+    /// The key to count a sample under: `key` itself if it is counted
+    /// already, has no stack or the table has room, else `key` with its stack cut short
+    /// at the nearest caller whose cut-short stack is counted for the same
+    /// thread, state and labels (the thread's root cut-short stack if
+    /// none is).
+    fn key_within_budget(&mut self, key: SampleKey) -> SampleKey {
+        if key.stack.is_none()
+            || self.counts.len() < SAMPLE_KEY_BUDGET
+            || self.counts.contains_key(&key)
+        {
+            return key;
+        }
+        let other = self.frame(OTHER_STACKS, "", 0, 0);
+        let cut_short = |stack: StackId| SampleKey {
+            stack: Some(stack),
+            ..key
+        };
+        let counted = self.ancestors(key.stack).find_map(|ancestor| {
+            let end = if self.stack_node(ancestor).frame == other {
+                ancestor
+            } else {
+                StackId(self.stacks.get(&StackNode {
+                    frame: other,
+                    parent: Some(ancestor),
+                })?)
+            };
+            self.counts
+                .contains_key(&cut_short(end))
+                .then_some(cut_short(end))
+        });
+        counted.unwrap_or_else(|| {
+            cut_short(StackId(self.stacks.intern(StackNode {
+                frame: other,
+                parent: None,
+            })))
+        })
     }
 
     /// Interns a whole stack given outermost frame first.
@@ -939,7 +1027,13 @@ impl Profile {
     /// standing together for `nanos` of the thread's time (measured: the
     /// time since the thread's previous sample, so seconds stay right when
     /// the sampler falls behind its rate).
+    ///
+    /// Once [`SAMPLE_KEY_BUDGET`] keys are counted, a sample with a new key
+    /// is counted under its stack cut short (see [`OTHER_STACKS`]), so the
+    /// count of every thread, state and label set stays exact while the
+    /// table stops growing.
     pub fn add_timed_samples(&mut self, time_ns: u64, key: SampleKey, count: u64, nanos: u64) {
+        let key = self.key_within_budget(key);
         self.counts.entry(key).or_default().add(count, nanos);
         self.timeline
             .push(time_ns, key, count, self.meta.interval_ns());
@@ -1040,7 +1134,25 @@ impl Profile {
     /// with `value`): the arguments of one call, the type of a local
     /// variable. Rules read these to reason about values, which stacks
     /// alone do not show.
+    ///
+    /// How a frame ran ([`Observed::Exec`], one per sample) is always
+    /// counted. Values stop being counted at all once the profile holds
+    /// [`OBSERVATION_BUDGET`] distinct observations and a new one comes
+    /// (they are counted in [`Meta::observations_left_out`]).
     pub fn observe(&mut self, frame: FrameId, what: Observed, value: &str, count: u64) {
+        let carries_value = !matches!(what, Observed::Exec(_));
+        if carries_value && self.meta.observations_left_out > 0 {
+            self.meta.observations_left_out += count;
+            return;
+        }
+        let known = self
+            .strings
+            .get(value)
+            .is_some_and(|id| self.observations.contains_key(&(frame, what, StrId(id))));
+        if carries_value && !known && self.observations.len() >= OBSERVATION_BUDGET {
+            self.meta.observations_left_out += count;
+            return;
+        }
         let key = (frame, what, self.intern(value));
         *self.observations.entry(key).or_insert(0) += count;
     }
@@ -1066,6 +1178,19 @@ impl Profile {
         };
         all.sort_by(|a, b| (a.0, order(a.1), a.2, a.3).cmp(&(b.0, order(b.1), b.2, b.3)));
         all
+    }
+
+    /// Restores an observation read from a file, whatever the budget (the
+    /// file holds what was kept).
+    pub(crate) fn restore_observation(
+        &mut self,
+        frame: FrameId,
+        what: Observed,
+        value: &str,
+        count: u64,
+    ) {
+        let key = (frame, what, self.intern(value));
+        *self.observations.entry(key).or_insert(0) += count;
     }
 
     /// Adds to a sample count without touching the timeline (when loading).
@@ -1148,6 +1273,124 @@ mod tests {
             profile.add_samples(0, key, count);
         }
         assert_eq!(profile.samples_cut_short(), 7);
+    }
+
+    #[test]
+    fn past_the_node_limit_new_stacks_end_under_the_nearest_cut_short_caller() {
+        let mut profile = Profile::new(Meta::default());
+        let (f, g, h) = (
+            profile.frame("f", "app.py", 1, 1),
+            profile.frame("g", "app.py", 5, 5),
+            profile.frame("h", "app.py", 9, 9),
+        );
+        let mut chain = Vec::with_capacity(STACK_BUDGET);
+        for _ in 0..STACK_BUDGET {
+            let deepest = chain.last().copied();
+            chain.push(profile.stack(deepest, f));
+        }
+        // Cut-short ends under the first known nodes, up to the limit.
+        for &known in &chain[..STACK_NODE_LIMIT - STACK_BUDGET] {
+            profile.stack(Some(known), g);
+        }
+        assert_eq!(profile.stack_count(), STACK_NODE_LIMIT);
+        let other = profile.frame(OTHER_STACKS, "", 0, 0);
+        let nearest = chain[STACK_NODE_LIMIT - STACK_BUDGET - 1];
+        let cut = profile.stack(Some(chain[100_000]), g);
+        assert_eq!(profile.stack_node(cut).parent, Some(nearest));
+        assert_eq!(profile.stack_node(cut).frame, other);
+        assert_eq!(profile.stack(Some(cut), h), cut);
+        assert_eq!(profile.stack_count(), STACK_NODE_LIMIT);
+        let unknown_root = profile.stack(None, h);
+        assert_eq!(profile.frames_innermost_first(Some(unknown_root)), [other]);
+        assert_eq!(profile.stack(None, g), unknown_root);
+        assert_eq!(profile.stack_count(), STACK_NODE_LIMIT + 1);
+    }
+
+    #[test]
+    fn values_stop_being_observed_once_the_budget_is_full() {
+        let mut profile = Profile::new(Meta::default());
+        let frame = profile.frame("f", "app.py", 1, 1);
+        for n in 0..OBSERVATION_BUDGET {
+            profile.observe(frame, Observed::CallArgs, &format!("n={n}"), 1);
+        }
+        // Values seen before keep counting until a new one comes.
+        profile.observe(frame, Observed::CallArgs, "n=0", 1);
+        profile.observe(frame, Observed::Exec(Execution::Bytecode), "", 1);
+        assert_eq!(profile.meta.observations_left_out, 0);
+        profile.observe(frame, Observed::CallArgs, "n=new", 2);
+        // From then on no value counts, not even one seen before; how
+        // frames ran still does.
+        profile.observe(frame, Observed::CallArgs, "n=0", 3);
+        profile.observe(frame, Observed::Exec(Execution::Bytecode), "", 1);
+        assert_eq!(profile.meta.observations_left_out, 5);
+        let count = |what: Observed, value: &str| {
+            profile
+                .observations()
+                .into_iter()
+                .find(|o| o.1 == what && o.2 == value)
+                .map_or(0, |o| o.3)
+        };
+        assert_eq!(count(Observed::CallArgs, "n=0"), 2);
+        assert_eq!(count(Observed::CallArgs, "n=new"), 0);
+        assert_eq!(count(Observed::Exec(Execution::Bytecode), ""), 2);
+        assert_eq!(profile.footprint().observations, OBSERVATION_BUDGET + 1);
+    }
+
+    #[test]
+    fn past_the_key_budget_new_keys_count_under_a_counted_cut_short_stack() {
+        let mut profile = Profile::new(Meta::default());
+        let f = profile.frame("f", "app.py", 1, 1);
+        let g = profile.frame("g", "app.py", 5, 5);
+        let other = profile.frame(OTHER_STACKS, "", 0, 0);
+        let (first, second) = (profile.thread(1, 1, 1, None), profile.thread(1, 2, 2, None));
+        let state = SampleState {
+            activity: Activity::OnCpu,
+            holds_gil: true,
+        };
+        let key = |thread, stack| SampleKey {
+            thread,
+            stack,
+            state,
+            labels: LabelSetId(0),
+        };
+        let mut chain = Vec::new();
+        for _ in 0..SAMPLE_KEY_BUDGET {
+            let deepest = chain.last().copied();
+            chain.push(profile.stack(deepest, f));
+        }
+        let counted_end = profile.stack(Some(chain[50]), other);
+        profile.add_sample(0, key(first, Some(counted_end)));
+        for &stack in &chain[1..] {
+            profile.add_sample(0, key(first, Some(stack)));
+        }
+        assert_eq!(profile.footprint().sample_keys, SAMPLE_KEY_BUDGET);
+        // A new key past the budget: counted under the nearest caller whose
+        // cut-short stack is counted for the thread.
+        let new = profile.stack(Some(chain[100]), g);
+        profile.add_samples(0, key(first, Some(new)), 3);
+        // A known key keeps counting; a stackless one keeps no stack.
+        profile.add_sample(0, key(first, Some(chain[7])));
+        profile.add_sample(0, key(second, None));
+        // Another thread has no counted cut-short stack: its root one.
+        profile.add_samples(0, key(second, Some(new)), 2);
+        let root_end = profile.stack(None, other);
+        let count = |wanted: SampleKey| {
+            profile
+                .samples()
+                .find(|(k, _)| **k == wanted)
+                .map_or(0, |(_, c)| c)
+        };
+        assert_eq!(count(key(first, Some(counted_end))), 4);
+        assert_eq!(count(key(first, Some(new))), 0);
+        assert_eq!(count(key(first, Some(chain[7]))), 2);
+        assert_eq!(count(key(second, None)), 1);
+        assert_eq!(count(key(second, Some(root_end))), 2);
+        assert_eq!(
+            profile.total_samples(),
+            SAMPLE_KEY_BUDGET as u64 - 1 + 1 + 3 + 1 + 1 + 2
+        );
+        assert_eq!(profile.footprint().sample_keys, SAMPLE_KEY_BUDGET + 2);
+        assert_eq!(profile.samples_cut_short(), 4 + 2);
     }
 
     #[test]

@@ -541,9 +541,10 @@ fn from_pprof(pprof: PprofProfile) -> Result<Profile, ProfileError> {
             let value = str_label(LABEL_OBSERVATION_VALUE).unwrap_or_default();
             let count = num(LABEL_OBSERVATION_COUNT);
             if let Some(name) = kind.strip_prefix(OBSERVED_LOCAL_TYPE) {
-                profile.observe_local_type(frame, name, value, count);
+                let name = profile.intern(name);
+                profile.restore_observation(frame, Observed::LocalType(name), value, count);
             } else if let Some((what, value)) = observation_of(kind, value) {
-                profile.observe(frame, what, value, count);
+                profile.restore_observation(frame, what, value, count);
             }
             // Else a kind this version does not know (a newer pydx's): no
             // rule of this one would read it.
@@ -699,6 +700,9 @@ mod tests {
             3,
         );
         profile.observe(work, Observed::Exec(Execution::NativeCall), "", 4);
+        // Values observed after these were left out (the observations
+        // written are still read back).
+        profile.meta.observations_left_out = 5;
         for i in 150..200u64 {
             let key = SampleKey {
                 thread,

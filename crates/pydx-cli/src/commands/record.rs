@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use pydx_diagnose::{diagnose, Config};
-use pydx_profile::{Activity, Meta, Profile, STACK_BUDGET};
+use pydx_profile::{Activity, Meta, Profile, OBSERVATION_BUDGET, STACK_BUDGET};
 use pydx_render::{
     render, render_report, Format, RenderError, RenderOptions, ReportFormat, ReportOptions,
 };
@@ -328,9 +328,16 @@ fn describe(profile: &Profile, summary: &Summary) -> String {
             if n == 1 { "" } else { "s" }
         ),
     };
+    let left_out = match profile.meta.observations_left_out {
+        0 => String::new(),
+        n => format!(
+            ", {n} observation{} of argument values, local types and SQL left out (the first {OBSERVATION_BUDGET} distinct ones are kept)",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
     let native = summary.native.map(describe_native).unwrap_or_default();
     format!(
-        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({} Hz achieved of {} requested), {} error{}{last_error}{unreadable}{paused}{unattached}{memory}{cut_short}{native}; {}",
+        "{thread_samples} samples{tasks} of {} thread{} in {} process{} over {:.1} s ({} Hz achieved of {} requested), {} error{}{last_error}{unreadable}{paused}{unattached}{memory}{cut_short}{left_out}{native}; {}",
         threads,
         if threads == 1 { "" } else { "s" },
         processes,
