@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use pydx_remote::{MemoryReader, ReadExt};
+use pydx_remote::{MemoryReader, ReadError, ReadErrorKind, ReadExt, ReadStats};
 
 use crate::error::WalkError;
 use crate::frames::{CodeInfo, Frame};
-use crate::objects::Value;
+use crate::objects::{value_spans, Value};
 use crate::reader::{i32_at, u64_at, PythonReader};
 
 /// Most locals pydx reads from one frame.
@@ -80,6 +80,11 @@ pub(crate) struct LocalNames {
     kinds: Vec<u8>,
     parameters: usize,
 }
+
+/// A frame's local slots, the first bytes of the objects they held, and
+/// the slots again, read in that order (see
+/// [`PythonReader::slots_values_slots`]).
+type SlotsAroundValues = (Vec<u8>, Vec<Vec<u8>>, Vec<u8>);
 
 /// What a local's slot holds.
 enum Slot {
@@ -164,10 +169,13 @@ impl<M: MemoryReader> PythonReader<M> {
             ));
         }
         // Still the same function, and each variable still the same object
-        // with the same value, once the values are read.
-        let slots_between = self.frame_slots(frame, count)?;
+        // with the same value, once the values are read: the slots, the
+        // objects' first bytes and the slots again, in one batch (copied in
+        // that order).
         let objects: Vec<u64> = locals.iter().map(|(_, _, local)| local.addr).collect();
-        let chunks = self.value_chunks(&objects);
+        let (slots_between, chunks, slots_after) =
+            self.slots_values_slots(frame, count, &objects)?;
+        let reads_before = ReadStats::now().memory_reads;
         let checked: Vec<(usize, u64, Local)> = locals
             .into_iter()
             .zip(&chunks)
@@ -188,8 +196,14 @@ impl<M: MemoryReader> PythonReader<M> {
                 (index, raw, local)
             })
             .collect();
-        // And the variables still hold those objects after the second read.
-        let slots_after = self.frame_slots(frame, count)?;
+        // And the variables still hold those objects after the second read:
+        // if decoding a value read more than its first bytes, the slots are
+        // read again after it.
+        let slots_after = if ReadStats::now().memory_reads == reads_before {
+            slots_after
+        } else {
+            self.frame_slots(frame, count)?
+        };
         // A variable that kept its object while another one changed may
         // still be wrong: a loop that frees and allocates objects in the
         // same order puts a new object at the old address, the same each
@@ -214,16 +228,54 @@ impl<M: MemoryReader> PythonReader<M> {
             .collect())
     }
 
-    /// The first `count` local slots of the frame, once its code pointer shows it still runs `frame`'s code: a running
-    /// thread may have returned and reused the frame for another function
-    /// since its stack was read, and the slots then hold other values.
+    /// The first `count` local slots of the frame, once its code pointer
+    /// shows it still runs `frame`'s code: a running thread may have
+    /// returned and reused the frame for another function since its stack
+    /// was read, and the slots then hold other values.
     fn frame_slots(&mut self, frame: &Frame, count: usize) -> Result<Vec<u8>, WalkError> {
         let slots_start = self.layout.frame_localsplus as usize;
-        let mut bytes = self.memory.read_vec(
+        let bytes = self.memory.read_vec(
             frame.addr,
             slots_start + count * 8,
             slots_start.wrapping_add(MAX_LOCALS * 8),
         )?;
+        self.slots_in(frame, bytes)
+    }
+
+    /// [`PythonReader::frame_slots`], the first bytes of each object of
+    /// `objects` (see [`PythonReader::value_chunks`]), and the slots again,
+    /// in one batch of reads made in that order.
+    fn slots_values_slots(
+        &mut self,
+        frame: &Frame,
+        count: usize,
+        objects: &[u64],
+    ) -> Result<SlotsAroundValues, WalkError> {
+        let slots = (
+            frame.addr,
+            self.layout.frame_localsplus as usize + count * 8,
+        );
+        let mut spans = Vec::with_capacity(objects.len() + 2);
+        spans.push(slots);
+        spans.extend(value_spans(objects));
+        spans.push(slots);
+        let mut read = self.memory.read_spans(&spans);
+        let unread = || WalkError::Read(ReadError::new(slots.0, slots.1, ReadErrorKind::Unmapped));
+        let after = read.pop().flatten().ok_or_else(unread)?;
+        let mut read = read.into_iter();
+        let between = read.next().flatten().ok_or_else(unread)?;
+        let chunks = read.map(Option::unwrap_or_default).collect();
+        Ok((
+            self.slots_in(frame, between)?,
+            chunks,
+            self.slots_in(frame, after)?,
+        ))
+    }
+
+    /// The local slots in `bytes`, read from the start of `frame`, if its
+    /// code pointer there is still `frame`'s code.
+    fn slots_in(&self, frame: &Frame, mut bytes: Vec<u8>) -> Result<Vec<u8>, WalkError> {
+        let slots_start = self.layout.frame_localsplus as usize;
         let mut code = u64_at(&bytes, self.layout.frame_code).unwrap_or(0);
         if self.layout.stack_refs_tagged {
             code &= !3;

@@ -654,15 +654,8 @@ impl<M: MemoryReader> PythonReader<M> {
     /// the read failed (or for address 0), so that the object is then read
     /// on its own.
     pub(crate) fn value_chunks(&self, addrs: &[u64]) -> Vec<Vec<u8>> {
-        let spans: Vec<(u64, usize)> = addrs
-            .iter()
-            .map(|&addr| match addr {
-                0 => (0, 0),
-                _ => (addr, STR_CHUNK.min((PAGE - addr % PAGE) as usize)),
-            })
-            .collect();
         self.memory
-            .read_spans(&spans)
+            .read_spans(&value_spans(addrs))
             .into_iter()
             .map(Option::unwrap_or_default)
             .collect()
@@ -1108,6 +1101,18 @@ impl<M: MemoryReader> PythonReader<M> {
     pub fn module_dict(&self, module: u64) -> Result<u64, WalkError> {
         self.word(module.wrapping_add(MODULE_DICT))
     }
+}
+
+/// The spans [`PythonReader::value_chunks`] reads: the first bytes of each
+/// object, cut at the end of its page; empty for address 0.
+pub(crate) fn value_spans(addrs: &[u64]) -> Vec<(u64, usize)> {
+    addrs
+        .iter()
+        .map(|&addr| match addr {
+            0 => (0, 0),
+            _ => (addr, STR_CHUNK.min((PAGE - addr % PAGE) as usize)),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -404,8 +404,18 @@ impl Sampler {
                     read_tasks(target, &mut self.task_readings, now, elapsed, sink);
                 }
                 let reading = Instant::now();
-                let snapshot = target.snapshot();
-                stages.reading += reading.elapsed();
+                let mut observing = Duration::ZERO;
+                let snapshot = target
+                    .snapshot_then(|target, threads| {
+                        if observe {
+                            let started = Instant::now();
+                            target.observe(threads, OBSERVED_FRAMES);
+                            observing = started.elapsed();
+                        }
+                    })
+                    .map(|(threads, ())| threads);
+                stages.reading += reading.elapsed().saturating_sub(observing);
+                stages.observing += observing;
                 match snapshot {
                     Ok(mut threads) => {
                         // A stack that could not be read consistently is
@@ -417,11 +427,6 @@ impl Sampler {
                         threads.retain(|t| t.python.error.is_none());
                         unreadable_stacks += (read - threads.len()) as u64;
                         paused_rereads += u64::from(target.paused_again());
-                        if observe {
-                            let observing = Instant::now();
-                            target.observe(&mut threads, OBSERVED_FRAMES);
-                            stages.observing += observing.elapsed();
-                        }
                         let recording = Instant::now();
                         sink.add_snapshot(target.process().pid(), elapsed, &threads);
                         stages.recording += recording.elapsed();

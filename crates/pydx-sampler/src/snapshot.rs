@@ -1,7 +1,7 @@
 //! One consistent snapshot of every Python thread of a process.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use std::sync::Arc;
@@ -297,6 +297,8 @@ struct NativeStacks {
 struct PerfSamplers {
     period: std::time::Duration,
     by_thread: HashMap<u32, PerfStackSampler>,
+    /// Threads whose sampler could not be opened (not tried again).
+    unopenable: HashSet<u32>,
     /// Each thread's last Python stack ([`stack_signature`]) and when its
     /// read began (`CLOCK_MONOTONIC` ns).
     last_reads: HashMap<u32, (u64, u64)>,
@@ -344,18 +346,22 @@ impl NativeStacks {
 
     /// Replaces each thread's frames with its stack merged with the
     /// newest native stack the kernel copied, read at `read_started`
-    /// (`CLOCK_MONOTONIC` ns). The copy is merged only if it is recent and
+    /// (`CLOCK_MONOTONIC` ns; `None` without [`NativeCapture::Perf`]). The copy is merged only if it is recent and
     /// was taken while the thread's Python stack stayed as it is: the read
     /// before this one, begun before the copy was taken, found the same
     /// frames at the same lines. Otherwise the copy might belong to another
     /// Python call than the one read (a native function shown under a
     /// Python function that never calls it).
-    fn merge_sampled(&mut self, threads: &mut [PythonThread], read_started: u64) {
+    fn merge_sampled(&mut self, threads: &mut [PythonThread], read_started: Option<u64>) {
+        let Some(read_started) = read_started else {
+            return;
+        };
         let Some(mut perf) = self.perf.take() else {
             return;
         };
         let live: Vec<u32> = threads.iter().filter_map(|t| t.native_id).collect();
         perf.by_thread.retain(|tid, _| live.contains(tid));
+        perf.unopenable.retain(|tid| live.contains(tid));
         let previous = std::mem::take(&mut perf.last_reads);
         let now = pydx_remote::monotonic_ns();
         let recent = 2 * perf.period.as_nanos() as u64;
@@ -367,10 +373,17 @@ impl NativeStacks {
             perf.last_reads.insert(tid, (signature, read_started));
             let sampler = match perf.by_thread.entry(tid) {
                 std::collections::hash_map::Entry::Occupied(entry) => Some(entry.into_mut()),
+                std::collections::hash_map::Entry::Vacant(_) if perf.unopenable.contains(&tid) => {
+                    None
+                }
                 std::collections::hash_map::Entry::Vacant(entry) => {
-                    PerfStackSampler::open(tid, perf.period, PERF_STACK_BYTES)
-                        .ok()
-                        .map(|sampler| entry.insert(sampler))
+                    match PerfStackSampler::open(tid, perf.period, PERF_STACK_BYTES) {
+                        Ok(sampler) => Some(entry.insert(sampler)),
+                        Err(_) => {
+                            perf.unopenable.insert(tid);
+                            None
+                        }
+                    }
                 }
             };
             let sample = sampler
@@ -499,6 +512,7 @@ impl Snapshotter {
                 Some(PerfSamplers {
                     period,
                     by_thread: HashMap::from([(pid, main)]),
+                    unopenable: HashSet::new(),
                     last_reads: HashMap::new(),
                 })
             }
@@ -546,15 +560,20 @@ impl Snapshotter {
     }
 
     /// Takes a snapshot, then runs `read_more` on it (to read locals or
-    /// tasks, say) before a paused target is resumed, so that what it reads
-    /// belongs to the same instant as the stacks.
+    /// tasks, say, with [`Snapshotter::observe`] or through
+    /// [`Snapshotter::process`]) before a paused target is resumed, so that
+    /// what it reads belongs to the same instant as the stacks.
     pub fn snapshot_then<T>(
         &mut self,
-        read_more: impl FnOnce(&mut PythonProcess, &[ThreadSnapshot]) -> T,
+        read_more: impl FnOnce(&mut Self, &mut [ThreadSnapshot]) -> T,
     ) -> Result<(Vec<ThreadSnapshot>, T), SnapshotError> {
         let mut paused = None;
         self.paused_again = false;
-        let read_started = pydx_remote::monotonic_ns();
+        let read_started = self
+            .native
+            .as_ref()
+            .is_some_and(|native| native.perf.is_some())
+            .then(pydx_remote::monotonic_ns);
         let (threads, states_before) = match self.consistency {
             Consistency::NonBlocking => (self.process.threads().map(unreadable_code_as_torn), None),
             Consistency::PausedWhenTorn => {
@@ -637,7 +656,7 @@ impl Snapshotter {
                 statement: None,
             });
         }
-        let more = read_more(&mut self.process, &snapshots);
+        let more = read_more(self, &mut snapshots);
         drop(paused);
         Ok((snapshots, more))
     }
@@ -727,13 +746,18 @@ impl Snapshotter {
     /// run next), for rules that reason about values; and, for every thread
     /// inside a database driver's execute (usually waiting for the server),
     /// the SQL statement it runs. Costs a few reads per frame, so the
-    /// sampler does it only now and then.
+    /// sampler does it only now and then, inside [`Snapshotter::snapshot_then`]
+    /// so that a paused target is read before it runs on: a frame read
+    /// later may have returned (its arguments cleared) or been reused by
+    /// another call of the same function. Threads whose stack could not be
+    /// read are left alone.
     pub fn observe(&mut self, threads: &mut [ThreadSnapshot], frames_per_thread: usize) {
-        for thread in threads.iter_mut() {
+        for thread in threads.iter_mut().filter(|t| t.python.error.is_none()) {
             thread.statement = self.statement(&thread.python);
         }
-        let busy =
-            |t: &&mut ThreadSnapshot| matches!(t.activity, Activity::OnCpu | Activity::GilWait);
+        let busy = |t: &&mut ThreadSnapshot| {
+            t.python.error.is_none() && matches!(t.activity, Activity::OnCpu | Activity::GilWait)
+        };
         for thread in threads.iter_mut().filter(busy) {
             let user_frames: Vec<usize> = thread
                 .python

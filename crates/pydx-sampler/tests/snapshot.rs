@@ -1,5 +1,6 @@
-//! Snapshots of real processes: pausing, a target that exits mid-run, and
-//! the SQL read from a database driver's frame.
+//! Snapshots of real processes: pausing, a target that exits mid-run, the
+//! arguments of a paused stack's frames, and the SQL read from a database
+//! driver's frame.
 
 use pydx_cpython::PythonProcess;
 use pydx_profile::Activity;
@@ -106,6 +107,70 @@ fn threads_waiting_for_the_gil_are_told_apart_from_other_waits() {
         assert!(
             handing_over * 3 <= burner_waits,
             "{label}: {handing_over} of {burner_waits} GIL waits by its holder"
+        );
+    }
+}
+
+/// Observations of `recurse.py` whose `rec` arguments contradict the stack
+/// they were read with (each `rec` frame's `depth` is one more than the
+/// frame it called; the innermost is more than 0 at the descending call, 0
+/// past it), in `rounds` paused snapshots observed before the target runs
+/// on; and how many frames were observed.
+fn arguments_out_of_step_with_their_stack(label: &str, rounds: usize) -> (Vec<String>, usize) {
+    let descend = marker_line("recurse.py", "LINE:descend");
+    let leaf = marker_line("recurse.py", "LINE:leaf");
+    let python = interpreter(label);
+    let child = python.spawn("recurse.py", &["60"]);
+    let process = PythonProcess::attach(child.pid).unwrap();
+    let mut snapshotter = Snapshotter::new(process, Consistency::Paused);
+    let (mut wrong, mut observed) = (Vec::new(), 0);
+    for _ in 0..rounds {
+        let (threads, ()) = snapshotter
+            .snapshot_then(|target, threads| target.observe(threads, 3))
+            .unwrap();
+        for thread in &threads {
+            let frames = &thread.python.frames;
+            let depths: Vec<(usize, i64)> = thread
+                .observations
+                .iter()
+                .filter(|o| frames[o.frame].code.qualname == "rec")
+                .map(|o| {
+                    let depth = o
+                        .arguments
+                        .strip_prefix("depth=")
+                        .and_then(|d| d.parse().ok());
+                    (o.frame, depth.unwrap_or(-1))
+                })
+                .collect();
+            observed += depths.len();
+            let innermost_ok = depths.first().is_none_or(|&(index, depth)| {
+                let line = frames[0].line;
+                index != 0
+                    || (depth >= 0 && (line != descend || depth > 0) && (line < leaf || depth == 0))
+            });
+            let in_step = depths
+                .windows(2)
+                .all(|pair| pair[1].0 == pair[0].0 + 1 && pair[1].1 == pair[0].1 + 1);
+            if !innermost_ok || !in_step {
+                let lines: Vec<u32> = frames.iter().map(|f| f.line).collect();
+                wrong.push(format!("{depths:?} at lines {lines:?}"));
+            }
+        }
+    }
+    (wrong, observed)
+}
+
+#[test]
+fn arguments_are_read_at_the_instant_of_a_paused_stack() {
+    // The frame objects of 3.8 and the frames in the data stack of 3.12.
+    for label in ["pyenv-3.12", "pyenv-3.8"] {
+        let (wrong, observed) = arguments_out_of_step_with_their_stack(label, 200);
+        assert!(observed >= 200, "{label}: {observed} frames observed");
+        assert!(
+            wrong.is_empty(),
+            "{label}: {} wrong, first {:?}",
+            wrong.len(),
+            wrong.first()
         );
     }
 }

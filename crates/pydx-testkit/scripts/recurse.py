@@ -11,11 +11,11 @@ import time
 
 def rec(depth):
     if depth > 0:
-        rec(depth - 1)
-    else:
-        total = 0
-        for i in range(30):
-            total += i
+        rec(depth - 1)  # LINE:descend
+        return
+    total = 0  # LINE:leaf
+    for i in range(30):
+        total += i
 
 
 def main(seconds):

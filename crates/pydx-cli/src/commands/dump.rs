@@ -203,7 +203,8 @@ fn dump_process(pid: u32, args: &DumpArgs) -> anyhow::Result<DumpReport> {
     // Locals and tasks are read before a paused target resumes, so that
     // they belong to the same instant as the stacks.
     let (_, (threads, tasks)) = snapshotter
-        .snapshot_then(|process, threads| {
+        .snapshot_then(|snapshotter, threads| {
+            let process = snapshotter.process();
             let reports: Vec<ThreadReport> = threads
                 .iter()
                 .map(|t| thread_report(process, t, args.locals))
