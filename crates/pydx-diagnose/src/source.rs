@@ -112,7 +112,7 @@ pub fn is_elementwise_arithmetic(statement: &str, loop_target: Option<&str>) -> 
     {
         return false;
     }
-    let has_arithmetic = ["+", "-", "*", "/", "%"].iter().any(|op| code.contains(op));
+    let has_arithmetic = arithmetic_outside_other_calls(code);
     let subscripted = code.contains('[');
     let uses_target = loop_target.is_some_and(|target| {
         target
@@ -120,6 +120,54 @@ pub fn is_elementwise_arithmetic(statement: &str, loop_target: Option<&str>) -> 
             .any(|name| contains_name(code, name.trim()))
     });
     has_arithmetic && (subscripted || uses_target) && !calls_a_method(code)
+}
+
+/// Functions whose arguments' arithmetic is still the line's own numeric
+/// work (NumPy does the same with `np.minimum`, `astype` and the like).
+const NUMERIC_CALLS: [&str; 11] = [
+    "abs", "min", "max", "int", "float", "round", "pow", "divmod", "sum", "complex", "bool",
+];
+/// Modules whose functions count as [`NUMERIC_CALLS`] do.
+const NUMERIC_MODULES: [&str; 5] = ["math", "cmath", "np", "numpy", "operator"];
+
+/// Whether `code` does arithmetic (`+ - * / %`) outside the arguments of
+/// a call to anything but a number function: in `best = search(width,
+/// height - cut)` the line's time is the call (a cached lookup, say), and
+/// the subtraction is only how its argument is made.
+fn arithmetic_outside_other_calls(code: &str) -> bool {
+    let is_identifier = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    // For each open bracket: whether arithmetic inside it counts.
+    let mut counts: Vec<bool> = Vec::new();
+    for (i, c) in code.char_indices() {
+        match c {
+            '(' => {
+                let callee: String = code[..i]
+                    .trim_end()
+                    .chars()
+                    .rev()
+                    .take_while(|&c| is_identifier(c))
+                    .collect::<Vec<char>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let numeric = callee.is_empty()
+                    || NUMERIC_CALLS.contains(&callee.as_str())
+                    || callee
+                        .split_once('.')
+                        .is_some_and(|(module, _)| NUMERIC_MODULES.contains(&module));
+                counts.push(numeric && counts.last().copied().unwrap_or(true));
+            }
+            '[' => counts.push(counts.last().copied().unwrap_or(true)),
+            ')' | ']' => {
+                counts.pop();
+            }
+            '+' | '-' | '*' | '/' | '%' if counts.last().copied().unwrap_or(true) => {
+                return true;
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The expression of `name.append(expression)`, if `code` is that.
@@ -361,6 +409,24 @@ def squares(xs):
             Some("word")
         ));
         assert!(!is_elementwise_arithmetic("out.append(x)", Some("x")));
+        // Arithmetic only in the arguments of another function: the line's
+        // time is the call.
+        assert!(!is_elementwise_arithmetic(
+            "bottom = pieces_per_sheet(width, height - cut, piece_w, piece_h)",
+            Some("cut")
+        ));
+        assert!(!is_elementwise_arithmetic(
+            "row = lookup(table[i + 1])",
+            Some("i")
+        ));
+        assert!(is_elementwise_arithmetic(
+            "total += weight(i) * x[i]",
+            Some("i")
+        ));
+        assert!(is_elementwise_arithmetic(
+            "y[i] = np.clip(x[i] * 2, 0, 1)",
+            Some("i")
+        ));
     }
 
     #[test]
