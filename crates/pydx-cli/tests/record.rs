@@ -458,29 +458,61 @@ fn assert_nothing_left_running(marker: &str) {
     assert!(left.is_empty(), "left running: {left:?}");
 }
 
-#[test]
-fn a_launched_program_that_is_not_python_is_given_up_on_within_the_duration() {
-    let dir = tempfile::tempdir().unwrap();
+/// Launches `/bin/sleep` under `pydx record` with `args`; checks that pydx
+/// refuses it as not Python and leaves nothing running, and returns how
+/// long that took.
+fn refuse_a_launched_sleep(args: &[&str], dir: &Path) -> Duration {
     // An unusual length marks this `sleep` among the machine's processes.
-    let seconds = format!("3{}.5", std::process::id() % 1000);
+    let seconds = format!("{}{}.5", args.len() + 3, std::process::id() % 1000);
     let started = std::time::Instant::now();
     let output = pydx()
-        .args(["record", "-d", "1", "-o"])
-        .arg(dir.path().join("x.txt"))
+        .arg("record")
+        .args(args)
+        .arg("-o")
+        .arg(dir.join("x.txt"))
         .args(["--", "/bin/sleep", &seconds])
         .output()
         .unwrap();
+    let elapsed = started.elapsed();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("not a Python process"), "{stderr}");
-    // It waited for about the second asked for, not the 10 s a program
-    // without -d gets to start its interpreter.
-    assert!(
-        started.elapsed() < Duration::from_secs(6),
-        "{:?}",
-        started.elapsed()
-    );
     assert_nothing_left_running(&format!("sleep {seconds}"));
+    elapsed
+}
+
+#[test]
+fn a_launched_program_that_is_not_python_is_given_up_on_within_the_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    // About the second asked for, not the 10 s a program without -d gets
+    // to start its interpreter.
+    let elapsed = refuse_a_launched_sleep(&["-d", "1"], dir.path());
+    assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
+}
+
+#[test]
+fn a_launched_program_that_is_not_python_is_recognised_in_about_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    // One second running one program without children, not the 10 s a
+    // program gets to start its interpreter.
+    let elapsed = refuse_a_launched_sleep(&[], dir.path());
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    // A launcher that prepares for longer (it runs a child meanwhile)
+    // and then `exec`s Python is still sampled.
+    let python = interpreter("pyenv-3.12");
+    let script = python.install_script("split.py");
+    let out = dir.path().join("late.txt");
+    let launcher = format!("sleep 1.5; exec {} {script} 1", python.argv(&[])[0]);
+    let output = pydx()
+        .args(["record", "-f", "collapsed", "-o"])
+        .arg(&out)
+        .args(["--", "sh", "-c", &launcher])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let collapsed = std::fs::read_to_string(&out).unwrap();
+    assert!(collapsed.contains("alpha"), "{collapsed}");
 }
 
 /// Records process `pid` with `args` into `out`; pydx's stderr, once it

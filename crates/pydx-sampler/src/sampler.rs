@@ -254,14 +254,28 @@ impl Summary {
 /// read, which makes reads fail. Retries everything but a refusal and an
 /// unsupported version (state that does not read is retried for
 /// [`LAYOUT_SETTLE_TIME`]); gives up after `timeout`, or as soon as the
-/// process exits.
+/// process exits. A process without Python is given up on once it has run
+/// the same program for [`NOT_PYTHON_SETTLE_TIME`] without a child (a
+/// launcher that `exec`s Python changes program; one still preparing runs
+/// children).
 pub fn attach_when_ready(pid: u32, timeout: Duration) -> Result<PythonProcess, AttachError> {
     let deadline = Instant::now() + timeout;
     let mut mismatch_since: Option<Instant> = None;
+    let mut program = (program_of(pid), Instant::now());
     loop {
         match PythonProcess::attach(pid) {
             Ok(process) => return Ok(process),
             Err(error) => {
+                if matches!(error, AttachError::NotPython { .. }) {
+                    let now_running = program_of(pid);
+                    if now_running != program.0 {
+                        program = (now_running, Instant::now());
+                    } else if program.1.elapsed() >= NOT_PYTHON_SETTLE_TIME
+                        && pydx_remote::child_pids(pid).is_empty()
+                    {
+                        return Err(error);
+                    }
+                }
                 // An interpreter still starting can hold half-made state
                 // that does not read; one that still does not after a
                 // moment is a build pydx does not know.
@@ -287,6 +301,16 @@ pub fn attach_when_ready(pid: u32, timeout: Duration) -> Result<PythonProcess, A
 /// How long a just-started interpreter whose state does not read is given
 /// to finish starting before its layout is taken as unknown.
 const LAYOUT_SETTLE_TIME: Duration = Duration::from_secs(1);
+
+/// How long a launched process may run one program without Python and
+/// without children before it is taken for a program that is not Python.
+const NOT_PYTHON_SETTLE_TIME: Duration = Duration::from_secs(1);
+
+/// The program a process runs (where `/proc/PID/exe` points), to see a
+/// launcher `exec` another.
+fn program_of(pid: u32) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
 
 /// A sampling session over a process and, optionally, its descendants.
 #[derive(Debug)]
