@@ -440,7 +440,7 @@ def profiler_report(cfg, proc):
     err, out = proc.err.text(), proc.out.text()
     info = {}
     if cfg.tool == "pydx":
-        m = re.search(r"over ([\d.]+) s \((\d+) Hz achieved of \d+ requested\), (\d+) error", err)
+        m = re.search(r"over ([\d.]+) s \(([\d.]+) Hz achieved of \d+ requested\), (\d+) error", err)
         if m:
             info.update(seconds=float(m.group(1)), rate=float(m.group(2)), errors=int(m.group(3)))
         m = re.search(r"(\d+) native stacks? merged", err)
