@@ -498,3 +498,56 @@ fn kernel_copied_native_stacks_merge_while_the_python_stack_stays_put() {
     );
     assert!(stderr.contains("native stacks merged"), "{stderr}");
 }
+
+/// Times thread `tid` of `pid` was switched onto a CPU (the kernel's count).
+fn switch_ins(pid: u32, tid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).unwrap();
+    text.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+/// A thread asleep in a system call is not paused for its native stack:
+/// it is unwound from where the kernel saved its stack and instruction
+/// pointers, and kept only if the thread did not run meanwhile. The main
+/// thread naps in C 20 ms at a time while another thread spins in Python
+/// (each nap ends with a wait for the GIL): 300 samples must not wake it
+/// about 300 times more than it wakes on its own in as long, and its stack
+/// must still show the C function it sleeps in under the Python line that
+/// called it.
+#[test]
+fn a_thread_asleep_in_native_code_is_unwound_without_waking_it() {
+    for label in ["pyenv-3.8", "pyenv-3.12", "debian-3.11"] {
+        let python = interpreter(label);
+        let probe = python.native_probe(NativeProbe::Extension);
+        let program = python.spawn("native_probe.py", &["extension-nap", &probe]);
+        std::thread::sleep(Duration::from_millis(300));
+        let start = switch_ins(program.pid, program.pid);
+        std::thread::sleep(Duration::from_millis(1500));
+        let before = switch_ins(program.pid, program.pid);
+        let (collapsed, stderr) = record_native(program.pid, "1.5", "200", &["--idle"]);
+        let unsampled = before - start;
+        let sampled = switch_ins(program.pid, program.pid) - before;
+        assert!(
+            sampled < unsampled + 100,
+            "{label}: main thread switched on {sampled} times sampled, {unsampled} not: {stderr}"
+        );
+        assert!(
+            stderr.contains("of threads asleep in a system call, read without pausing them"),
+            "{label}: {stderr}"
+        );
+        let script = &program.script_path;
+        let method = format!(
+            "outer ({script}:{});probe_nap_method ({probe});",
+            line("LINE:extension_nap")
+        );
+        let (_, main) = samples_with(&collapsed, &format!("outer ({script}:"));
+        let (_, in_method) = samples_with(&collapsed, &method);
+        let (_, napping) = samples_with(&collapsed, &format!("{method}probe_nap ({probe});"));
+        // Each 20 ms nap is followed by a wait for the GIL (in
+        // probe_nap_method too) of up to the 5 ms switch interval.
+        assert!(
+            main >= 250 && in_method * 100 >= main * 95 && napping * 2 >= main,
+            "{label}: of {main} main-thread samples, {in_method} in probe_nap_method, \
+             {napping} in probe_nap: {stderr}\n{collapsed}"
+        );
+    }
+}

@@ -70,7 +70,8 @@ fn record_split(label: &str) {
     let true_total: f64 = truth.values().sum();
     assert!(
         sampled > 1500,
-        "{label}: only {sampled} samples in the three functions"
+        "{label}: only {sampled} samples in the three functions: {}\n{collapsed}",
+        String::from_utf8_lossy(&output.stderr)
     );
     for function in ["alpha", "beta", "gamma"] {
         let sampled_share =

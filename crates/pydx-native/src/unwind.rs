@@ -14,10 +14,16 @@ use crate::modules::{LoadedModule, SectionBytes};
 
 /// Most native frames kept from one stack.
 const MAX_NATIVE_FRAMES: usize = 512;
-/// Stack bytes copied first; more is copied (doubling) as the unwinder
-/// climbs. From 3.11 a Python call does not nest a C call, so the part of a
-/// stack below the outermost Python frame is often this small.
+/// Least stack bytes copied first; more is copied (doubling) as the
+/// unwinder climbs. From 3.11 a Python call does not nest a C call, so the
+/// part of a stack below the outermost Python frame is often this small.
+/// When the unwind is to stop at a known stack address (3.12+), the first
+/// copy reaches just past it; otherwise it is as long as the last such
+/// unwind needed.
 const FIRST_STACK_COPY: usize = 4 * 1024;
+/// Bytes copied past the stack address an unwind stops at: the rest of the
+/// frame that holds it, and its return address.
+const PAST_STOP_ADDRESS: usize = 512;
 /// Most stack bytes copied for one unwind.
 const MAX_STACK_COPY: usize = 2 * 1024 * 1024;
 /// Least time between two readings of the target's mappings, when a frame
@@ -28,6 +34,12 @@ const MAPS_REFRESH: Duration = Duration::from_millis(100);
 
 /// The module of code outside every mapped binary.
 const UNKNOWN_MODULE: &str = "?";
+
+/// The made-up frame pointer of the second unwind of
+/// [`NativeUnwinder::unwind_without_frame_pointer`] (the first uses zero,
+/// which an unwinder takes for the end of a frame-pointer chain): a frame
+/// found through it would lie in the first page, which is never mapped.
+const UNKNOWN_FRAME_POINTER: u64 = 0x100;
 
 /// Functions of the interpreter's evaluation loop: each call runs Python
 /// frames, which take its place in a merged stack (gcc's `.cold` parts
@@ -106,6 +118,8 @@ struct StackCopy<'a> {
     bytes: Vec<u8>,
     /// One past the last address of the stack's mapping.
     limit: u64,
+    /// Bytes the first read from `memory` copies.
+    first: usize,
 }
 
 impl StackCopy<'_> {
@@ -127,7 +141,7 @@ impl StackCopy<'_> {
         let available = usize::try_from(self.limit - self.start).map_err(|_| ())?;
         let wanted = needed
             .max(self.bytes.len() * 2)
-            .max(FIRST_STACK_COPY)
+            .max(self.first)
             .min(available)
             .min(MAX_STACK_COPY);
         if wanted < needed {
@@ -160,6 +174,9 @@ pub struct NativeUnwinder {
     names: HashMap<u64, NativeFrame>,
     /// Where the evaluation loop's code is, when the interpreter names it.
     evaluation_loop: Vec<std::ops::Range<u64>>,
+    /// Stack bytes the last unwind of a live stack without a stop address
+    /// copied: the first copy of the next such unwind.
+    last_copy: usize,
 }
 
 /// How far a stack must be unwound for a merge: past the frames that ran
@@ -202,6 +219,7 @@ impl NativeUnwinder {
             maps_read: Instant::now(),
             names: HashMap::new(),
             evaluation_loop: Vec::new(),
+            last_copy: FIRST_STACK_COPY,
         };
         unwinder.load_modules();
         Ok(unwinder)
@@ -318,13 +336,69 @@ impl NativeUnwinder {
     pub fn unwind(&mut self, registers: UnwindRegisters, until: UnwindUntil) -> NativeStack {
         let limit = self.stack_limit(registers);
         let memory = ProcessMemory::new(self.pid);
-        let copy = StackCopy {
-            memory: Some(&memory),
-            start: registers.stack,
+        let mut copy = self.live_copy(&memory, registers.stack, limit, until);
+        let stack = self.unwind_over(registers, &mut copy, until);
+        self.remember_copy(&copy, until);
+        stack
+    }
+
+    /// An empty copy of the live stack from `stack` up to `limit`, whose
+    /// first read is as long as the unwind to `until` is likely to need.
+    fn live_copy<'m>(
+        &self,
+        memory: &'m ProcessMemory,
+        stack: u64,
+        limit: u64,
+        until: UnwindUntil,
+    ) -> StackCopy<'m> {
+        let first = match until.stack_address {
+            Some(address) => usize::try_from(address.saturating_sub(stack))
+                .unwrap_or(MAX_STACK_COPY)
+                .saturating_add(PAST_STOP_ADDRESS),
+            None => self.last_copy,
+        };
+        StackCopy {
+            memory: Some(memory),
+            start: stack,
             bytes: Vec::new(),
             limit,
+            first: first.clamp(FIRST_STACK_COPY, MAX_STACK_COPY),
+        }
+    }
+
+    /// Remembers how much of a live stack an unwind without a stop address
+    /// copied.
+    fn remember_copy(&mut self, copy: &StackCopy<'_>, until: UnwindUntil) {
+        if until.stack_address.is_none() && !copy.bytes.is_empty() {
+            self.last_copy = copy.bytes.len();
+        }
+    }
+
+    /// Unwinds a thread asleep in a system call from the stack and
+    /// instruction pointers the kernel saved (`/proc/PID/task/TID/syscall`)
+    /// over its live stack, which the caller must show unchanged (the
+    /// thread did not run meanwhile). The frame pointer is not saved there,
+    /// so the stack is unwound twice, with two different made-up frame
+    /// pointers, over one copy: `None` unless both reach the frames needed
+    /// and agree, that is unless the frame pointer played no part.
+    pub fn unwind_without_frame_pointer(
+        &mut self,
+        instruction: u64,
+        stack: u64,
+        until: UnwindUntil,
+    ) -> Option<NativeStack> {
+        let registers = |frame| UnwindRegisters {
+            instruction,
+            stack,
+            frame,
         };
-        self.unwind_over(registers, copy, until)
+        let limit = self.stack_limit(registers(0));
+        let memory = ProcessMemory::new(self.pid);
+        let mut copy = self.live_copy(&memory, stack, limit, until);
+        let first = self.unwind_over(registers(0), &mut copy, until);
+        let second = self.unwind_over(registers(UNKNOWN_FRAME_POINTER), &mut copy, until);
+        self.remember_copy(&copy, until);
+        (first.complete && first == second).then_some(first)
     }
 
     /// Unwinds a thread from `registers` over `stack`, the copy of its
@@ -338,13 +412,14 @@ impl NativeUnwinder {
         until: UnwindUntil,
     ) -> NativeStack {
         let limit = self.stack_limit(registers);
-        let copy = StackCopy {
+        let mut copy = StackCopy {
             memory: None,
             start: registers.stack,
             limit: limit.min(registers.stack.saturating_add(stack.len() as u64)),
             bytes: stack,
+            first: 0,
         };
-        self.unwind_over(registers, copy, until)
+        self.unwind_over(registers, &mut copy, until)
     }
 
     /// One past the end of the stack mapping `registers` point into (the
@@ -366,7 +441,7 @@ impl NativeUnwinder {
     fn unwind_over(
         &mut self,
         registers: UnwindRegisters,
-        mut copy: StackCopy<'_>,
+        copy: &mut StackCopy<'_>,
         until: UnwindUntil,
     ) -> NativeStack {
         let mut read_stack = |addr| copy.read_u64(addr);

@@ -48,7 +48,7 @@ pub use prefetch::PrefetchingMemory;
 pub use proc::{
     child_pids, cpus_available, memory_usage, parent_pid, process_alive, process_exists,
     read_cmdline, thread_ids, MemoryUsage, NamespaceTids, ProcessInfo, RunState, SyscallState,
-    ThreadStateReader,
+    ThreadStateReader, UserPosition,
 };
 pub use process_memory::ProcessMemory;
 pub use signal::{send_stop, StopSignal};

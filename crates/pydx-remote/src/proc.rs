@@ -349,7 +349,16 @@ pub struct ThreadStateReader {
     stat_files: HashMap<u32, File>,
     syscall_files: HashMap<u32, File>,
     schedstat_files: HashMap<u32, File>,
+    /// `/proc/PID/task`, kept open to be listed again.
+    task_dir: Option<File>,
 }
+
+/// Bytes of directory entries one `getdents64` call may return when
+/// listing a process's threads (a few hundred threads' worth).
+const TASK_LISTING_BYTES: usize = 16 * 1024;
+/// More room than any one directory entry of `/proc/PID/task` takes: a
+/// listing that leaves this much of the buffer unused has ended.
+const LARGEST_TASK_ENTRY: usize = 512;
 
 impl ThreadStateReader {
     /// A reader for threads of process `pid`.
@@ -359,6 +368,29 @@ impl ThreadStateReader {
             stat_files: HashMap::new(),
             syscall_files: HashMap::new(),
             schedstat_files: HashMap::new(),
+            task_dir: None,
+        }
+    }
+
+    /// The process's thread ids, sorted, as [`thread_ids`] lists them, but
+    /// through a directory kept open: listing it again costs a seek and
+    /// one `getdents64` (a second one only for a listing that fills the
+    /// buffer), instead of an open, a stat, two reads and a close.
+    pub fn thread_ids(&mut self) -> Result<Vec<u32>> {
+        if self.task_dir.is_none() {
+            let path = format!("/proc/{}/task", self.pid);
+            let dir = File::open(&path).map_err(|e| Error::from_proc_io(self.pid, &path, e))?;
+            self.task_dir = Some(dir);
+        }
+        let listed = self.task_dir.as_ref().map(list_task_dir);
+        match listed {
+            Some(Ok(tids)) => Ok(tids),
+            // The process is gone, or the directory could not be listed
+            // again: one fresh listing says which.
+            _ => {
+                self.task_dir = None;
+                thread_ids(self.pid)
+            }
         }
     }
 
@@ -407,6 +439,67 @@ impl ThreadStateReader {
     }
 }
 
+/// The numeric entries of an open `/proc/PID/task`, read from its start.
+#[allow(unsafe_code)]
+fn list_task_dir(dir: &File) -> std::io::Result<Vec<u32>> {
+    use std::os::fd::AsRawFd;
+    let fd = dir.as_raw_fd();
+    // SAFETY: lseek takes no pointers.
+    if unsafe { libc::lseek(fd, 0, libc::SEEK_SET) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut tids = Vec::new();
+    let mut buf = vec![0u8; TASK_LISTING_BYTES];
+    loop {
+        crate::stats::count_proc_read();
+        // SAFETY: getdents64 writes at most `buf.len()` bytes to `buf`.
+        let read = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                fd,
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+            )
+        };
+        let read = usize::try_from(read).map_err(|_| std::io::Error::last_os_error())?;
+        if read == 0 {
+            break;
+        }
+        tids.extend(parse_dirents(&buf[..read.min(buf.len())]));
+        // The kernel fills the buffer until the next entry does not fit.
+        if read + LARGEST_TASK_ENTRY <= buf.len() {
+            break;
+        }
+    }
+    if tids.is_empty() {
+        // Every process has a thread: an empty listing is of a process gone.
+        return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+    }
+    tids.sort_unstable();
+    Ok(tids)
+}
+
+/// The numeric names among `linux_dirent64` records (`d_ino` u64, `d_off`
+/// i64, `d_reclen` u16, `d_type` u8, then the NUL-terminated name).
+fn parse_dirents(records: &[u8]) -> Vec<u32> {
+    const NAME_AT: usize = 19;
+    let mut ids = Vec::new();
+    let mut at = 0;
+    while let Some(header) = records.get(at..at + NAME_AT) {
+        let length = usize::from(u16::from_ne_bytes([header[16], header[17]]));
+        let Some(record) = records.get(at..at + length).filter(|_| length > NAME_AT) else {
+            break;
+        };
+        let name = &record[NAME_AT..];
+        let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+        if let Some(id) = std::str::from_utf8(name).ok().and_then(|n| n.parse().ok()) {
+            ids.push(id);
+        }
+        at += length;
+    }
+    ids
+}
+
 /// Reads `/proc/PID/task/TID/<name>` through a cached open file.
 fn read_cached(
     files: &mut HashMap<u32, File>,
@@ -444,7 +537,21 @@ pub enum SyscallState {
         number: i64,
         /// The first six arguments.
         args: [u64; 6],
+        /// Where the thread's user-space code stands while it waits.
+        user: UserPosition,
     },
+}
+
+/// The user-space stack and instruction pointers of a thread blocked in a
+/// system call, as the kernel saved them on entry; with the thread's
+/// stack memory, enough to unwind code that does not need the frame
+/// pointer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserPosition {
+    /// The stack pointer (`rsp`).
+    pub stack: u64,
+    /// The instruction pointer (`rip`): just after the system call.
+    pub instruction: u64,
 }
 
 fn parse_syscall(text: &str) -> Option<SyscallState> {
@@ -457,11 +564,16 @@ fn parse_syscall(text: &str) -> Option<SyscallState> {
     if number < 0 {
         return Some(SyscallState::BlockedOutsideSyscall);
     }
+    let mut hex = || u64::from_str_radix(fields.next()?.trim_start_matches("0x"), 16).ok();
     let mut args = [0u64; 6];
     for arg in &mut args {
-        *arg = u64::from_str_radix(fields.next()?.trim_start_matches("0x"), 16).ok()?;
+        *arg = hex()?;
     }
-    Some(SyscallState::InSyscall { number, args })
+    let user = UserPosition {
+        stack: hex()?,
+        instruction: hex()?,
+    };
+    Some(SyscallState::InSyscall { number, args, user })
 }
 
 /// Maps thread ids as the target sees them (in its own PID namespace) to
@@ -594,6 +706,57 @@ mod tests {
     }
 
     #[test]
+    fn lists_threads_again_through_the_open_directory() {
+        let pid = std::process::id();
+        let mut reader = ThreadStateReader::new(pid);
+        assert_eq!(reader.thread_ids().unwrap(), thread_ids(pid).unwrap());
+        let (started, stop) = (
+            std::sync::mpsc::channel::<u32>(),
+            std::sync::mpsc::channel::<()>(),
+        );
+        let helper = std::thread::spawn(move || {
+            let link = std::fs::read_link("/proc/thread-self").unwrap();
+            let tid = link.file_name().unwrap().to_str().unwrap().parse().unwrap();
+            started.0.send(tid).unwrap();
+            stop.1.recv().unwrap();
+        });
+        let helper_tid = started.1.recv().unwrap();
+        let listed = reader.thread_ids().unwrap();
+        assert!(listed.contains(&helper_tid), "{listed:?}");
+        assert_eq!(listed, thread_ids(pid).unwrap());
+        stop.0.send(()).unwrap();
+        helper.join().unwrap();
+        assert!(!reader.thread_ids().unwrap().contains(&helper_tid));
+    }
+
+    #[test]
+    fn a_listing_of_a_process_gone_is_an_error() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let mut reader = ThreadStateReader::new(child.id());
+        assert_eq!(reader.thread_ids().unwrap(), vec![child.id()]);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(reader.thread_ids().is_err());
+    }
+
+    #[test]
+    fn parses_directory_records() {
+        let record = |name: &str| {
+            let length = (19 + name.len() + 1).next_multiple_of(8);
+            let mut bytes = vec![0u8; length];
+            bytes[16..18].copy_from_slice(&(length as u16).to_ne_bytes());
+            bytes[19..19 + name.len()].copy_from_slice(name.as_bytes());
+            bytes
+        };
+        let records = [record("."), record(".."), record("1234"), record("56789")].concat();
+        assert_eq!(parse_dirents(&records), vec![1234, 56789]);
+        assert_eq!(parse_dirents(&records[..records.len() - 3]), vec![1234]);
+    }
+
+    #[test]
     fn parses_syscall_lines() {
         assert_eq!(parse_syscall("running\n"), Some(SyscallState::Running));
         assert_eq!(
@@ -605,6 +768,10 @@ mod tests {
             Some(SyscallState::InSyscall {
                 number: 202,
                 args: [0x55d0, 0x189, 0, 0, 0, 0xffff_ffff],
+                user: UserPosition {
+                    stack: 0x7ffc,
+                    instruction: 0x7f00
+                },
             })
         );
     }

@@ -13,8 +13,8 @@ use pydx_libraries::statement_arguments;
 use pydx_native::{merge, unwind_until, MergedFrame, NativeStack, NativeUnwinder, PythonCall};
 use pydx_profile::{Activity, CodeKind};
 use pydx_remote::{
-    process_alive, thread_ids, PerfStackSampler, ProcessPause, RunState, SyscallState,
-    ThreadStateReader,
+    process_alive, PerfStackSampler, ProcessPause, RunState, SyscallState, ThreadStateReader,
+    UserPosition,
 };
 
 /// The x86_64 `futex` system call number.
@@ -136,7 +136,30 @@ type PausedRead = (
     Result<Vec<PythonThread>, WalkError>,
     Vec<OsState>,
     Vec<ProcessPause>,
+    HashMap<u32, NativeStack>,
 );
+
+/// A thread found asleep before a paused read, left running.
+struct Sleeper {
+    tid: u32,
+    /// Its count of switches onto a CPU when found asleep.
+    switch_ins: u64,
+    /// The system call it sleeps in.
+    syscall: Option<SyscallState>,
+    /// Its native stack, when native stacks are read and it could be
+    /// unwound without a pause.
+    native: Option<NativeStack>,
+}
+
+/// What the last paused read found of a thread asleep that did not run
+/// while it was read: while its count of switches onto a CPU stays the
+/// same, it has not run since, and all of this still holds.
+#[derive(Debug)]
+struct AsleepBefore {
+    switch_ins: u64,
+    syscall: Option<SyscallState>,
+    native: Option<NativeStack>,
+}
 
 /// The threads of `first`, except those whose OS id is in `again_ids`,
 /// which are taken from `again` (read again, paused).
@@ -205,6 +228,8 @@ pub struct Snapshotter {
     paused_again: bool,
     /// Native stacks are read and merged into the Python ones.
     native: Option<NativeStacks>,
+    /// Threads asleep at the last paused read, by id.
+    asleep_before: HashMap<u32, AsleepBefore>,
 }
 
 /// Which native frames a snapshot shows (see [`Snapshotter::with_native`]).
@@ -259,6 +284,9 @@ pub struct NativeCounts {
     /// Thread stacks with no native part: with [`NativeCapture::Perf`], the
     /// thread did not run lately (or could not be sampled).
     pub unsampled: u64,
+    /// Thread stacks merged with a native stack read while the thread
+    /// slept in a system call, without pausing it (included in `merged`).
+    pub asleep: u64,
     /// Thread stacks with no native part: with [`NativeCapture::Perf`], the
     /// Python stack changed between the reads before and after the kernel's
     /// copy, so which Python frame the copy belongs to is not known.
@@ -274,6 +302,7 @@ impl std::ops::Add for NativeCounts {
             mismatched: self.mismatched + other.mismatched,
             cut_short: self.cut_short + other.cut_short,
             unsampled: self.unsampled + other.unsampled,
+            asleep: self.asleep + other.asleep,
             changed: self.changed + other.changed,
         }
     }
@@ -327,21 +356,47 @@ fn python_calls(thread: &PythonThread) -> Vec<PythonCall> {
 }
 
 impl NativeStacks {
-    /// Replaces each paused thread's frames with its merged stack.
-    fn merge_paused(&mut self, threads: &mut [PythonThread], pauses: &[ProcessPause]) {
+    /// Replaces each paused thread's frames with its merged stack, and each
+    /// thread read asleep with its stack merged with its native stack in
+    /// `asleep`.
+    fn merge_paused(
+        &mut self,
+        threads: &mut [PythonThread],
+        pauses: &[ProcessPause],
+        mut asleep: HashMap<u32, NativeStack>,
+    ) {
         for thread in threads.iter_mut().filter(|t| t.error.is_none()) {
-            let registers = thread
-                .native_id
-                .and_then(|tid| pauses.iter().find_map(|pause| pause.registers(tid)));
-            let Some(registers) = registers else {
+            let Some(tid) = thread.native_id else {
                 continue;
             };
             let calls = python_calls(thread);
+            if let Some(stack) = asleep.remove(&tid) {
+                if self.merge_thread(thread, &stack, &calls) {
+                    self.counts.asleep += 1;
+                }
+                continue;
+            }
+            let Some(registers) = pauses.iter().find_map(|pause| pause.registers(tid)) else {
+                continue;
+            };
             let stack = self
                 .unwinder
                 .unwind(registers, unwind_until(&calls, self.keep_all));
             self.merge_thread(thread, &stack, &calls);
         }
+    }
+
+    /// The native stack of `thread`, asleep in a system call at `user`,
+    /// unwound without pausing it (the caller checks that it did not run
+    /// meanwhile); `None` when the unwind needed the frame pointer, which
+    /// the kernel does not give, or stopped early.
+    fn unwind_asleep(&mut self, thread: &PythonThread, user: UserPosition) -> Option<NativeStack> {
+        let calls = python_calls(thread);
+        self.unwinder.unwind_without_frame_pointer(
+            user.instruction,
+            user.stack,
+            unwind_until(&calls, self.keep_all),
+        )
     }
 
     /// Replaces each thread's frames with its stack merged with the
@@ -411,19 +466,19 @@ impl NativeStacks {
         self.perf = Some(perf);
     }
 
-    /// Replaces `thread`'s frames with `stack` merged with them (`calls`),
-    /// or counts a stack that does not fit.
+    /// Replaces `thread`'s frames with `stack` merged with them (`calls`)
+    /// and says so, or counts a stack that does not fit.
     fn merge_thread(
         &mut self,
         thread: &mut PythonThread,
         stack: &NativeStack,
         calls: &[PythonCall],
-    ) {
+    ) -> bool {
         let merged = match merge(stack, calls, self.keep_all) {
             Ok(merged) => merged,
             Err(_) => {
                 self.counts.mismatched += 1;
-                return;
+                return false;
             }
         };
         self.counts.merged += 1;
@@ -452,6 +507,7 @@ impl NativeStacks {
                 }
             })
             .collect();
+        true
     }
 }
 
@@ -482,6 +538,7 @@ impl Snapshotter {
             held_before: Vec::new(),
             paused_again: false,
             native: None,
+            asleep_before: HashMap::new(),
         }
     }
 
@@ -592,7 +649,7 @@ impl Snapshotter {
                 let only: Option<Vec<u32>> = torn.iter().copied().collect();
                 match (torn.is_empty(), read) {
                     (false, Ok(whole)) => match self.read_paused(only.as_deref()) {
-                        Ok((again, states, pause)) => {
+                        Ok((again, states, pause, _)) => {
                             paused = Some(pause);
                             self.paused_again = true;
                             (again.map(|again| keep_whole(again, whole)), Some(states))
@@ -605,10 +662,10 @@ impl Snapshotter {
             }
             // `ByVersion` was resolved by `new`.
             Consistency::Paused | Consistency::ByVersion => {
-                let (mut threads, states, pause) = self.read_paused(None)?;
+                let (mut threads, states, pause, asleep) = self.read_paused(None)?;
                 if let (Some(native), Ok(threads)) = (&mut self.native, &mut threads) {
                     if native.perf.is_none() {
-                        native.merge_paused(threads, &pause);
+                        native.merge_paused(threads, &pause, asleep);
                     }
                 }
                 paused = Some(pause);
@@ -663,59 +720,121 @@ impl Snapshotter {
 
     /// Pauses the process (with `only`, just those of its threads) and
     /// reads its threads; returns them, the OS state of each thread from
-    /// just before the pause, and the pauses (the threads run again when
-    /// they are dropped).
+    /// just before the pause, the pauses (the threads run again when they
+    /// are dropped), and the native stacks of threads read asleep.
     ///
     /// A thread asleep (on a lock, the GIL, I/O, a timer) is not paused
     /// when the kernel counts the times threads are switched onto a CPU:
     /// its count, the same before and after the read, shows that it did not
     /// run meanwhile, so its stack was read whole. Pausing it would wake it
     /// (its wait returns early, or fails with EINTR) for nothing. One that
-    /// did run is read again, paused. Native stacks need every thread's
-    /// registers, so with them every thread is paused.
+    /// did run is read again, paused. With native stacks (paused capture),
+    /// a sleeping thread's native stack is unwound from the stack and
+    /// instruction pointers the kernel saved when it entered its system
+    /// call, under the same check; when that unwind would need the frame
+    /// pointer (not saved there) or stops early, the thread is paused.
     fn read_paused(&mut self, only: Option<&[u32]>) -> Result<PausedRead, SnapshotError> {
         let pid = self.process.pid();
-        let tids = thread_ids(pid).map_err(|_| SnapshotError::ProcessExited(pid))?;
+        let tids = self
+            .os_states
+            .thread_ids()
+            .map_err(|_| SnapshotError::ProcessExited(pid))?;
         let wanted: Vec<u32> = match only {
             Some(only) => tids.iter().copied().filter(|t| only.contains(t)).collect(),
             None => tids.clone(),
         };
-        let pause_sleepers = self.native.as_ref().is_some_and(|n| n.perf.is_none());
-        let mut asleep: Vec<(u32, u64)> = Vec::new();
+        let native_paused = self.native.as_ref().is_some_and(|n| n.perf.is_none());
+        let before = std::mem::take(&mut self.asleep_before);
+        let mut asleep: Vec<Sleeper> = Vec::new();
         // A stopped thread never shows as running and its system call is
         // interrupted, so the OS states are read before pausing. The switch
         // count comes first: a thread switched on between it and its state
-        // counts as having run.
+        // counts as having run. A thread asleep with the same count as at
+        // the last read has not run since: it still sleeps in the same
+        // system call, with the same native stack.
         let states: Vec<OsState> = tids
             .iter()
             .map(|&tid| {
-                let switch_ins = (!pause_sleepers && wanted.contains(&tid))
+                let switch_ins = wanted
+                    .contains(&tid)
                     .then(|| self.os_states.switch_ins(tid))
                     .flatten();
                 let run = self.os_states.state(tid);
-                let syscall = match run {
-                    Some(RunState::Sleeping) => self.os_states.syscall(tid),
+                let sleeping = matches!(run, Some(RunState::Sleeping | RunState::DiskSleep));
+                let unchanged = before
+                    .get(&tid)
+                    .filter(|b| sleeping && Some(b.switch_ins) == switch_ins);
+                let syscall = match (unchanged, run) {
+                    (Some(before), _) => before.syscall,
+                    (None, Some(RunState::Sleeping)) => self.os_states.syscall(tid),
+                    (None, Some(RunState::DiskSleep)) if native_paused => {
+                        self.os_states.syscall(tid)
+                    }
                     _ => None,
                 };
-                if let (Some(count), Some(RunState::Sleeping | RunState::DiskSleep)) =
-                    (switch_ins, run)
-                {
-                    asleep.push((tid, count));
+                let user = match syscall {
+                    Some(SyscallState::InSyscall { user, .. }) => Some(user),
+                    _ => None,
+                };
+                if let (Some(switch_ins), true) = (switch_ins, sleeping) {
+                    if !native_paused || user.is_some() {
+                        asleep.push(Sleeper {
+                            tid,
+                            switch_ins,
+                            syscall,
+                            native: unchanged.and_then(|b| b.native.clone()),
+                        });
+                    }
                 }
                 (tid, run, syscall)
             })
             .collect();
         let held: Vec<u32> = wanted
             .into_iter()
-            .filter(|tid| !asleep.iter().any(|(sleeper, _)| sleeper == tid))
+            .filter(|tid| !asleep.iter().any(|sleeper| sleeper.tid == *tid))
             .collect();
         let mut pauses = vec![self.pause(&held)?];
         let mut threads = self.process.threads();
-        let woke: Vec<u32> = asleep
-            .into_iter()
-            .filter(|&(tid, count)| self.os_states.switch_ins(tid) != Some(count))
-            .map(|(tid, _)| tid)
-            .collect();
+        let mut woke: Vec<u32> = Vec::new();
+        if let (Some(native), true, Ok(read)) = (&mut self.native, native_paused, &threads) {
+            for sleeper in asleep.iter_mut().filter(|s| s.native.is_none()) {
+                let python = read
+                    .iter()
+                    .find(|t| t.native_id == Some(sleeper.tid) && t.error.is_none());
+                let user = match sleeper.syscall {
+                    Some(SyscallState::InSyscall { user, .. }) => user,
+                    _ => continue,
+                };
+                let Some(python) = python else {
+                    continue;
+                };
+                match native.unwind_asleep(python, user) {
+                    Some(stack) => sleeper.native = Some(stack),
+                    None => woke.push(sleeper.tid),
+                }
+            }
+        }
+        for sleeper in &asleep {
+            if !woke.contains(&sleeper.tid)
+                && self.os_states.switch_ins(sleeper.tid) != Some(sleeper.switch_ins)
+            {
+                woke.push(sleeper.tid);
+            }
+        }
+        let mut asleep_stacks = HashMap::new();
+        for sleeper in asleep.into_iter().filter(|s| !woke.contains(&s.tid)) {
+            if let Some(stack) = &sleeper.native {
+                asleep_stacks.insert(sleeper.tid, stack.clone());
+            }
+            self.asleep_before.insert(
+                sleeper.tid,
+                AsleepBefore {
+                    switch_ins: sleeper.switch_ins,
+                    syscall: sleeper.syscall,
+                    native: sleeper.native,
+                },
+            );
+        }
         if !woke.is_empty() {
             pauses.push(self.pause(&woke)?);
             let again = self.process.threads();
@@ -724,7 +843,7 @@ impl Snapshotter {
                 (_, again) => again,
             };
         }
-        Ok((threads, states, pauses))
+        Ok((threads, states, pauses, asleep_stacks))
     }
 
     /// Pauses threads `tids` of the process.
@@ -868,6 +987,7 @@ fn classify(
                 Some(SyscallState::InSyscall {
                     number: SYS_FUTEX,
                     args,
+                    ..
                 }) if (gil..gil + GIL_STATE_SIZE).contains(&args[0]) => Activity::GilWait,
                 Some(SyscallState::Running) => Activity::OnCpu,
                 _ => Activity::Idle,
@@ -950,6 +1070,10 @@ mod tests {
             Some(SyscallState::InSyscall {
                 number: SYS_FUTEX,
                 args: [addr, 0, 0, 0, 0, 0],
+                user: UserPosition {
+                    stack: 0x7ffc_0000,
+                    instruction: 0x7f00_0000,
+                },
             })
         };
         let sleeping = Some(RunState::Sleeping);

@@ -12,6 +12,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #endif
+#include <time.h>
 
 /* Burns CPU for `rounds` iterations. */
 __attribute__((noinline)) double probe_spin(long rounds)
@@ -48,7 +49,27 @@ __attribute__((noinline)) void probe_call_back(void (*callback)(void), long time
     }
 }
 
+/* Sleeps `milliseconds` in the kernel (nanosleep). */
+__attribute__((noinline)) void probe_nap(long milliseconds)
+{
+    struct timespec wait = {milliseconds / 1000, (milliseconds % 1000) * 1000000L};
+    nanosleep(&wait, NULL);
+}
+
 #ifdef PYDX_PROBE_EXTENSION
+/* native_probe.nap(milliseconds): sleeps without the GIL. */
+__attribute__((noinline)) static PyObject *probe_nap_method(PyObject *module, PyObject *milliseconds)
+{
+    long n = PyLong_AsLong(milliseconds);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    probe_nap(n);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 /* native_probe.spin(rounds) */
 __attribute__((noinline)) static PyObject *probe_spin_method(PyObject *module, PyObject *rounds)
 {
@@ -73,6 +94,7 @@ __attribute__((noinline)) static PyObject *probe_call_python(PyObject *module, P
 static PyMethodDef probe_methods[] = {
     {"spin", probe_spin_method, METH_O, NULL},
     {"call_back", probe_call_python, METH_O, NULL},
+    {"nap", probe_nap_method, METH_O, NULL},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,6 +1,6 @@
 """Native code calling back into Python, for the tests of `--native`.
 
-Usage: native_probe.py extension|ctypes|ctypes-internal|ctypes-alternate PATH
+Usage: native_probe.py extension|extension-nap|ctypes|ctypes-internal|ctypes-alternate PATH
 
 `outer` calls native code (`call_back` of the extension module, or
 `probe_call_back` through ctypes), which calls `inner` back, which spins
@@ -9,7 +9,9 @@ spins in `probe_spin_hidden`, which calls a function with internal
 linkage. With ctypes-alternate, `first` (in `probe_spin`) and `second`
 (in `probe_spin_hidden`) take turns, each for about a tenth of a
 millisecond: a native frame merged under the other function is a stack
-the program never had.
+the program never had. With extension-nap, `outer` sleeps in native code
+(`probe_nap`, without the GIL) 20 ms at a time, while a second thread
+spins in Python.
 """
 import ctypes
 import importlib.util
@@ -28,6 +30,23 @@ if MODE == "extension":
 
     def outer():
         probe.call_back(inner)  # LINE:extension_call_back
+
+elif MODE == "extension-nap":
+    import threading
+
+    spec = importlib.util.spec_from_file_location("native_probe", PATH)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+
+    def busy():
+        x = 0
+        while True:
+            x += 1
+
+    def outer():
+        threading.Thread(target=busy, daemon=True).start()
+        while True:
+            probe.nap(20)  # LINE:extension_nap
 
 elif MODE == "ctypes-internal":
     library = ctypes.CDLL(PATH)

@@ -360,6 +360,12 @@ fn describe_native(counts: NativeCounts) -> String {
         counts.merged,
         plural(counts.merged)
     );
+    if counts.asleep > 0 {
+        clause.push_str(&format!(
+            " ({} of threads asleep in a system call, read without pausing them)",
+            counts.asleep
+        ));
+    }
     if counts.cut_short > 0 {
         clause.push_str(&format!(
             " ({} cut short: a binary without unwind information, or unreadable stack memory)",
