@@ -46,9 +46,9 @@ pub use perf::{monotonic_ns, PerfStackSample, PerfStackSampler};
 pub use permission::permission_hint;
 pub use prefetch::PrefetchingMemory;
 pub use proc::{
-    child_pids, cpus_available, memory_usage, parent_pid, process_alive, process_exists,
-    read_cmdline, thread_ids, MemoryUsage, NamespaceTids, ProcessInfo, RunState, SyscallState,
-    ThreadStateReader, UserPosition,
+    child_pids, cpus_available, executable, memory_usage, parent_pid, process_alive,
+    process_exists, read_cmdline, thread_ids, MemoryUsage, NamespaceTids, ProcessInfo, RunState,
+    SyscallState, ThreadStateReader, UserPosition,
 };
 pub use process_memory::ProcessMemory;
 pub use signal::{send_stop, StopSignal};

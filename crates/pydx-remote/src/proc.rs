@@ -13,6 +13,13 @@ pub fn process_exists(pid: u32) -> bool {
     pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// The program process `pid` runs (where `/proc/PID/exe` points), or
+/// `None` if it is gone or hidden: read again, it shows a launcher that
+/// `exec`ed another program.
+pub fn executable(pid: u32) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
 /// Whether a process with this PID exists and has not exited (a zombie
 /// waiting for its parent to reap it has exited).
 pub fn process_alive(pid: u32) -> bool {

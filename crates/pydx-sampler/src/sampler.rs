@@ -261,13 +261,13 @@ impl Summary {
 pub fn attach_when_ready(pid: u32, timeout: Duration) -> Result<PythonProcess, AttachError> {
     let deadline = Instant::now() + timeout;
     let mut mismatch_since: Option<Instant> = None;
-    let mut program = (program_of(pid), Instant::now());
+    let mut program = (pydx_remote::executable(pid), Instant::now());
     loop {
         match PythonProcess::attach(pid) {
             Ok(process) => return Ok(process),
             Err(error) => {
                 if matches!(error, AttachError::NotPython { .. }) {
-                    let now_running = program_of(pid);
+                    let now_running = pydx_remote::executable(pid);
                     if now_running != program.0 {
                         program = (now_running, Instant::now());
                     } else if program.1.elapsed() >= NOT_PYTHON_SETTLE_TIME
@@ -305,12 +305,6 @@ const LAYOUT_SETTLE_TIME: Duration = Duration::from_secs(1);
 /// How long a launched process may run one program without Python and
 /// without children before it is taken for a program that is not Python.
 const NOT_PYTHON_SETTLE_TIME: Duration = Duration::from_secs(1);
-
-/// The program a process runs (where `/proc/PID/exe` points), to see a
-/// launcher `exec` another.
-fn program_of(pid: u32) -> Option<std::path::PathBuf> {
-    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
-}
 
 /// A sampling session over a process and, optionally, its descendants.
 #[derive(Debug)]

@@ -401,10 +401,10 @@ impl NativeStacks {
 
     /// Replaces each thread's frames with its stack merged with the
     /// newest native stack the kernel copied, read at `read_started`
-    /// (`CLOCK_MONOTONIC` ns; `None` without [`NativeCapture::Perf`]). The copy is merged only if it is recent and
-    /// was taken while the thread's Python stack stayed as it is: the read
-    /// before this one, begun before the copy was taken, found the same
-    /// frames at the same lines. Otherwise the copy might belong to another
+    /// (`CLOCK_MONOTONIC` ns; `None` without [`NativeCapture::Perf`]). The
+    /// copy is merged only if it is recent and was taken while the thread's
+    /// Python stack stayed as it is: the read before this one, begun before
+    /// the copy was taken, found the same frames at the same lines. Otherwise the copy might belong to another
     /// Python call than the one read (a native function shown under a
     /// Python function that never calls it).
     fn merge_sampled(&mut self, threads: &mut [PythonThread], read_started: Option<u64>) {
