@@ -943,3 +943,38 @@ fn paused_reads_leave_sleeping_threads_asleep() {
         assert!(samples >= 150, "{samples} samples of {stack}:\n{collapsed}");
     }
 }
+
+/// On 3.11 and 3.12 the frame pointer is read through the thread's current
+/// `_PyCFrame`; a generator resumed by `for` (3.11), or Python called from
+/// C, runs under a new one while the outer one keeps pointing to the frame
+/// that made the call. A read through the outer one once it was left
+/// showed the `for` line as where the time went (912 of 3,000 samples of a
+/// corpus program, 5% here, where a paused read finds none). The thread
+/// state's `_PyCFrame` is now checked with the frame pointer.
+#[test]
+fn a_generator_driven_loop_is_not_charged_to_its_for_line() {
+    for label in ["pyenv-3.11", "pyenv-3.12"] {
+        let python = interpreter(label);
+        let script = python.install_script("generator_pipeline.py");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("generator.txt");
+        let output = record_program(&python, &[&script, "3"], "500", &out);
+        let collapsed = std::fs::read_to_string(&out).unwrap();
+        let line = |marker| marker_line("generator_pipeline.py", marker);
+        let main_at = |marker| format!(";main ({script}:{}) ", line(marker));
+        let count = |pattern: &str| -> u64 {
+            collapsed
+                .lines()
+                .filter(|l| l.contains(pattern))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum()
+        };
+        let all = count(&format!(";main ({script}:"));
+        let at_for = count(&main_at("LINE:for"));
+        assert!(
+            all > 1000 && at_for * 100 <= all * 2,
+            "{label}: {at_for} of {all} samples at the for line: {}\n{collapsed}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

@@ -330,6 +330,11 @@ pub(crate) fn frame_pages(
 /// innermost frame it started from.
 type WalkedStacks = (Vec<Result<RawStack, WalkError>>, Vec<Option<u64>>);
 
+/// Where a thread state's `_PyCFrame` pointer is, and the value it had
+/// when the round read the thread state (3.11/3.12; see
+/// `PythonReader::cframe_field`).
+type CFrameField = Option<(u64, u64)>;
+
 /// Frames read in one system call, as runs of memory.
 struct FrameSnapshot<'a> {
     /// The words read at the thread states' frame pointers before and after
@@ -442,6 +447,8 @@ impl<M: MemoryReader> PythonReader<M> {
         self.recent_frames.begin_round(&addrs);
         let pointer_addrs: Vec<Option<u64>> =
             tstates.iter().map(|t| self.frame_pointer_addr(t)).collect();
+        let cframe_fields: Vec<CFrameField> =
+            tstates.iter().map(|t| self.cframe_field(t)).collect();
         // Heap frames that say whether they run, all from one read, are a
         // chain the thread had. Data-stack frames (3.11+) do not say: the
         // slots of frames that returned keep their old frames, linked to
@@ -453,7 +460,7 @@ impl<M: MemoryReader> PythonReader<M> {
         let one_read = self.memory.round_is_one_read();
         let pending: Vec<usize> = if on_data_stack {
             let confirmed = match one_read {
-                true => self.confirm_with_round_copies(&firsts, &pointer_addrs),
+                true => self.confirm_with_round_copies(&firsts, &pointer_addrs, &cframe_fields),
                 false => vec![None; tstates.len()],
             };
             let mut pending = Vec::new();
@@ -473,7 +480,13 @@ impl<M: MemoryReader> PythonReader<M> {
         } else {
             (0..tstates.len()).collect()
         };
-        let results = self.settle_stacks(tstates, results, on_data_stack, &pointer_addrs, pending);
+        let results = self.settle_stacks(
+            tstates,
+            results,
+            on_data_stack,
+            (&pointer_addrs, &cframe_fields),
+            pending,
+        );
         for (tstate, result) in addrs.iter().zip(&results) {
             if let Ok(stack) = result {
                 let frames = stack.frames.iter().map(|f| f.addr);
@@ -487,6 +500,7 @@ impl<M: MemoryReader> PythonReader<M> {
             .collect();
         if on_data_stack {
             expected.extend(pointer_addrs.iter().flatten().map(|&addr| (addr, 8)));
+            expected.extend(cframe_fields.iter().flatten().map(|&(addr, _)| (addr, 8)));
             self.memory.expect_next_round_twice(&expected);
         } else {
             self.memory.expect_next_round(&expected);
@@ -502,6 +516,7 @@ impl<M: MemoryReader> PythonReader<M> {
         &self,
         firsts: &[Option<u64>],
         pointer_addrs: &[Option<u64>],
+        cframe_fields: &[CFrameField],
     ) -> Vec<Option<RawStack>> {
         let mut confirmed = vec![None; firsts.len()];
         self.memory.with_round_copies(&mut |copies| {
@@ -515,6 +530,11 @@ impl<M: MemoryReader> PythonReader<M> {
                 };
                 if snapshot.word_again(pointer) != Some(first) {
                     continue;
+                }
+                if let Some((field, cframe)) = cframe_fields[thread] {
+                    if snapshot.word_again(field) != Some(cframe) {
+                        continue;
+                    }
                 }
                 if let SnapshotWalk::Whole(stack) = self.walk_snapshot(first, &snapshot, true) {
                     *confirmed = Some(stack);
@@ -798,12 +818,16 @@ impl<M: MemoryReader> PythonReader<M> {
         tstates: &[ThreadState],
         walks: Vec<Result<RawStack, WalkError>>,
         on_data_stack: bool,
-        pointer_addrs: &[Option<u64>],
+        (pointer_addrs, cframe_fields): (&[Option<u64>], &[CFrameField]),
         pending: Vec<usize>,
     ) -> Vec<Result<RawStack, WalkError>> {
         if pending.is_empty() {
             return walks;
         }
+        // A thread that moved to another `_PyCFrame` is followed there on
+        // the next attempt.
+        let mut pointer_addrs = pointer_addrs.to_vec();
+        let mut cframe_fields = cframe_fields.to_vec();
         let mut known: Vec<Vec<u64>> = walks
             .iter()
             .zip(tstates)
@@ -830,7 +854,15 @@ impl<M: MemoryReader> PythonReader<M> {
             if unsettled.is_empty() {
                 break;
             }
-            let pointers: Vec<u64> = unsettled.iter().filter_map(|&t| pointer_addrs[t]).collect();
+            // Each thread's frame pointer, then the `_PyCFrame` fields of
+            // those that have one, all read before and after the frames.
+            let mut pointers: Vec<u64> =
+                unsettled.iter().filter_map(|&t| pointer_addrs[t]).collect();
+            let fields: Vec<(usize, u64, u64)> = unsettled
+                .iter()
+                .filter_map(|&t| cframe_fields[t].map(|(addr, cframe)| (t, addr, cframe)))
+                .collect();
+            pointers.extend(fields.iter().map(|&(_, addr, _)| addr));
             let frames = unsettled.iter().flat_map(|&t| known[t].iter().copied());
             let snapshot = match self.read_frames_now(&pointers, frames, whole_pages, on_data_stack)
             {
@@ -849,16 +881,36 @@ impl<M: MemoryReader> PythonReader<M> {
             };
             let mut missing: Vec<(usize, u64)> = Vec::new();
             let mut still: Vec<usize> = Vec::new();
+            let field_words = &snapshot.pointers[unsettled.len()..];
             for (&thread, &(before, after)) in unsettled.iter().zip(&snapshot.pointers) {
                 let (Some(before), Some(after)) = (before, after) else {
                     results[thread] = Err(WalkError::invalid("thread state", tstates[thread].addr));
                     continue;
                 };
+                // The `_PyCFrame` the frame pointer was read through must
+                // still be the thread's current one (see `cframe_field`).
+                let mut cframe_kept = true;
+                for ((_, addr, cframe), &(b, a)) in fields
+                    .iter()
+                    .zip(field_words)
+                    .filter(|((t, _, _), _)| *t == thread)
+                {
+                    if b == Some(*cframe) && a == Some(*cframe) {
+                        continue;
+                    }
+                    cframe_kept = false;
+                    if let (Some(now), FrameEntry::ViaCFrame { current_frame, .. }) =
+                        (a.filter(|&c| c != 0), self.layout.tstate_frame)
+                    {
+                        cframe_fields[thread] = Some((*addr, now));
+                        pointer_addrs[thread] = Some(now.wrapping_add(current_frame));
+                    }
+                }
                 // The frames were read between two reads of the pointer to
                 // the innermost one: if it did not move, they show the chain
                 // of that moment (data-stack frames: if they are also the
                 // same in the second copy).
-                let outcome = if before == after {
+                let outcome = if before == after && cframe_kept {
                     self.walk_snapshot(before, &snapshot, on_data_stack)
                 } else {
                     SnapshotWalk::Changing
@@ -886,6 +938,24 @@ impl<M: MemoryReader> PythonReader<M> {
             unsettled = still;
         }
         results
+    }
+
+    /// On 3.11/3.12, where the thread state's pointer to its current
+    /// `_PyCFrame` is and the value the round's copy of the thread state
+    /// holds there. Every C-level call of the evaluation loop (a generator
+    /// resumed by `for`, a method called from C) switches to a new
+    /// `_PyCFrame`, while the outer one keeps pointing to the frame that made
+    /// the call: a frame pointer read through a `_PyCFrame` the thread has
+    /// since left reads steady and leads to a whole but outdated chain. So
+    /// the field is read again with the frame pointer and must not have
+    /// moved.
+    fn cframe_field(&self, tstate: &ThreadState) -> CFrameField {
+        match self.layout.tstate_frame {
+            FrameEntry::Direct(_) => None,
+            FrameEntry::ViaCFrame { cframe, .. } => u64_at(&tstate.bytes, cframe)
+                .filter(|&c| c != 0)
+                .map(|c| (tstate.addr.wrapping_add(cframe), c)),
+        }
     }
 
     /// Where the pointer to the thread's innermost frame is: in the thread
