@@ -33,14 +33,21 @@ pub fn set_precise_sleep() {
     unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong, 0, 0, 0);
     }
-    let nice = {
-        // SAFETY: getpriority takes no pointers; errno is reset first so
-        // that a nice of -1 is told from an error.
-        unsafe {
-            *libc::__errno_location() = 0;
-            libc::getpriority(libc::PRIO_PROCESS, 0)
-        }
+    // Only a thread of the normal policy is changed: one the user runs
+    // under another (`chrt`) keeps it, and its nice value is kept as read.
+    // SAFETY: sched_getscheduler takes no pointers.
+    if unsafe { libc::sched_getscheduler(0) } != libc::SCHED_OTHER {
+        return;
+    }
+    // SAFETY: errno is the calling thread's; getpriority takes no pointers.
+    // errno is cleared first so that a nice of -1 is told from an error.
+    let nice = unsafe {
+        *libc::__errno_location() = 0;
+        libc::getpriority(libc::PRIO_PROCESS, 0)
     };
+    if nice == -1 && std::io::Error::last_os_error().raw_os_error() != Some(0) {
+        return;
+    }
     let attr = SchedAttr {
         size: std::mem::size_of::<SchedAttr>() as u32,
         policy: libc::SCHED_OTHER as u32,

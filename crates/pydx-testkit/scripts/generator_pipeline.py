@@ -11,13 +11,13 @@ def produce():
     n = 0
     while True:
         n += 1
-        yield json.dumps({"id": n, "name": "x" * 10, "tags": [1, 2, 3]})  # LINE:produce
+        yield json.dumps({"id": n, "name": "x" * 10, "tags": [1, 2, 3]})
 
 
 def main(seconds):
     end = time.monotonic() + seconds
     for message in produce():  # LINE:for
-        if time.monotonic() > end:  # LINE:check
+        if time.monotonic() > end:
             break
 
 
