@@ -526,8 +526,11 @@ fn a_thread_asleep_in_native_code_is_unwound_without_waking_it() {
         let (collapsed, stderr) = record_native(program.pid, "1.5", "200", &["--idle"]);
         let unsampled = before - start;
         let sampled = switch_ins(program.pid, program.pid) - before;
+        // Pausing at every one of the 300 samples would add about 300
+        // (the previous binary: 768 against 177); a busy 2-core machine
+        // moves the count by up to about 110 between two windows.
         assert!(
-            sampled < unsampled + 100,
+            sampled < unsampled + 200,
             "{label}: main thread switched on {sampled} times sampled, {unsampled} not: {stderr}"
         );
         assert!(
