@@ -35,6 +35,9 @@ mod proc;
 mod process_memory;
 mod signal;
 mod stats;
+mod switches;
+#[cfg(test)]
+mod test_support;
 mod timer;
 
 pub use elf::{ElfImage, ElfSymbol, FunctionSymbol, LoadInfo};
@@ -47,10 +50,11 @@ pub use permission::permission_hint;
 pub use prefetch::PrefetchingMemory;
 pub use proc::{
     child_pids, cpus_available, executable, memory_usage, parent_pid, process_alive,
-    process_exists, read_cmdline, thread_ids, MemoryUsage, NamespaceTids, ProcessInfo, RunState,
-    SyscallState, ThreadStateReader, UserPosition,
+    process_exists, read_cmdline, read_proc_text, thread_ids, MemoryUsage, NamespaceTids,
+    ProcessInfo, RunState, SyscallState, ThreadStateReader, UserPosition,
 };
 pub use process_memory::ProcessMemory;
 pub use signal::{send_stop, StopSignal};
 pub use stats::ReadStats;
+pub use switches::{Switch, SwitchWatcher};
 pub use timer::set_precise_sleep;

@@ -82,7 +82,7 @@ impl MemoryMaps {
     pub fn read(pid: u32) -> Result<Self> {
         let path = PathBuf::from(format!("/proc/{pid}/maps"));
         let text =
-            std::fs::read_to_string(&path).map_err(|e| Error::from_proc_io(pid, &path, e))?;
+            crate::proc::read_proc_text(&path).map_err(|e| Error::from_proc_io(pid, &path, e))?;
         Ok(Self::parse(&text))
     }
 

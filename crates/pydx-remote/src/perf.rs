@@ -355,21 +355,7 @@ fn parse_sample(record: &[u8]) -> Option<PerfStackSample> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::{Child, Command};
-
-    /// A child process, killed and reaped on drop.
-    struct Target(Child);
-
-    impl Drop for Target {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    fn spawn(script: &str) -> Target {
-        Target(Command::new("sh").args(["-c", script]).spawn().unwrap())
-    }
+    use crate::test_support::ShellTarget;
 
     fn open(tid: u32) -> PerfStackSampler {
         PerfStackSampler::open(tid, Duration::from_millis(1), 8192)
@@ -378,8 +364,8 @@ mod tests {
 
     #[test]
     fn perf_samples_a_busy_thread() {
-        let child = spawn("while :; do :; done");
-        let pid = child.0.id();
+        let child = ShellTarget::spawn("while :; do :; done");
+        let pid = child.pid();
         let mut sampler = open(pid);
         std::thread::sleep(Duration::from_millis(100));
         let sample = sampler.latest().expect("no sample of a busy thread");
@@ -401,10 +387,10 @@ mod tests {
 
     #[test]
     fn perf_has_nothing_of_a_sleeping_thread() {
-        let child = spawn("exec sleep 5");
+        let child = ShellTarget::spawn("exec sleep 5");
         // Let the child get through exec and into its sleep.
         std::thread::sleep(Duration::from_millis(200));
-        let mut sampler = open(child.0.id());
+        let mut sampler = open(child.pid());
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(sampler.latest(), None);
         assert_eq!(sampler.lost(), 0);

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::maps::MemoryMap;
+use crate::switches::{Switch, SwitchWatcher};
 
 /// Whether a process with this PID exists (zombies included).
 pub fn process_exists(pid: u32) -> bool {
@@ -52,6 +53,20 @@ pub fn thread_ids(pid: u32) -> Result<Vec<u32>> {
     Ok(tids)
 }
 
+/// The text of a `/proc` file. The kernel gives these files no size, so
+/// reading one to its end from an empty buffer starts with a few small
+/// reads; a page of room at first takes one read and the one that finds
+/// the end for most of them.
+pub fn read_proc_text(path: impl AsRef<Path>) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(PROC_FILE_BYTES);
+    File::open(path)?.read_to_end(&mut bytes)?;
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Room for the text of most `/proc` files in one read.
+const PROC_FILE_BYTES: usize = 4096;
+
 /// `PF_EXITING` in the flags of `/proc/PID/stat`.
 const PF_EXITING: u64 = 0x4;
 
@@ -59,7 +74,7 @@ const PF_EXITING: u64 = 0x4;
 /// exiting, a zombie, or dead. The kernel refuses to read or trace such a
 /// process with EPERM, which is then no permission problem.
 pub(crate) fn exiting(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(stat) = read_proc_text(format!("/proc/{pid}/stat")) else {
         return true;
     };
     // After the command in parentheses: state, ppid, pgrp, session,
@@ -81,7 +96,7 @@ pub fn child_pids(pid: u32) -> Vec<u32> {
     };
     let mut any_file = false;
     for tid in tids {
-        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/children")) {
+        if let Ok(text) = read_proc_text(format!("/proc/{pid}/task/{tid}/children")) {
             any_file = true;
             children.extend(
                 text.split_whitespace()
@@ -112,7 +127,7 @@ fn all_pids() -> Vec<u32> {
 
 /// The parent of a process, as `/proc/PID/stat` names it.
 pub fn parent_pid(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = read_proc_text(format!("/proc/{pid}/stat")).ok()?;
     let after_comm = &stat[stat.rfind(')')? + 2..];
     after_comm.split(' ').nth(1)?.parse().ok()
 }
@@ -135,8 +150,8 @@ pub struct MemoryUsage {
 /// Reads a process's resident and private memory, and its CPU time.
 pub fn memory_usage(pid: u32) -> Result<MemoryUsage> {
     let path = format!("/proc/{pid}/smaps_rollup");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::from_proc_io(pid, &path, e))?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let text = read_proc_text(&path).map_err(|e| Error::from_proc_io(pid, &path, e))?;
+    let stat = read_proc_text(format!("/proc/{pid}/stat")).unwrap_or_default();
     Ok(MemoryUsage {
         cpu_ns: cpu_ns_from_stat(&stat, clock_ticks_per_second()),
         ..parse_smaps_rollup(&text)
@@ -186,12 +201,12 @@ fn parse_smaps_rollup(text: &str) -> MemoryUsage {
 /// How many CPUs the process may use: the CPUs in its affinity mask,
 /// capped by its cgroup's CPU quota (`cpu.max`, cgroup v2) when it has one.
 pub fn cpus_available(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let status = read_proc_text(format!("/proc/{pid}/status")).ok()?;
     let allowed = status
         .lines()
         .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
         .map(count_cpu_list)?;
-    let quota = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+    let quota = read_proc_text(format!("/proc/{pid}/cgroup"))
         .ok()
         .and_then(|cgroups| {
             let path = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
@@ -358,6 +373,22 @@ pub struct ThreadStateReader {
     schedstat_files: HashMap<u32, File>,
     /// `/proc/PID/task`, kept open to be listed again.
     task_dir: Option<File>,
+    /// Context-switch watches of threads, for [`ThreadStateReader::cpu_state`];
+    /// `None` once the kernel refused one (no more are tried).
+    switches: Option<HashMap<u32, SwitchWatch>>,
+}
+
+/// Marks a [`ThreadStateReader::switch_count`] that counts the switches
+/// of a watched thread.
+const WATCHED_COUNT: u64 = 1 << 63;
+
+/// A thread's context-switch watcher, and whether its `stat` file showed
+/// it running (`R`) when the watch began: it stays so until it is next
+/// switched.
+#[derive(Debug)]
+struct SwitchWatch {
+    watcher: Option<SwitchWatcher>,
+    running_at_start: bool,
 }
 
 /// Bytes of directory entries one `getdents64` call may return when
@@ -376,7 +407,98 @@ impl ThreadStateReader {
             syscall_files: HashMap::new(),
             schedstat_files: HashMap::new(),
             task_dir: None,
+            switches: Some(HashMap::new()),
         }
+    }
+
+    /// The current state of thread `tid`, as [`ThreadStateReader::state`]
+    /// reads it, or `None` if it has exited; a thread on a CPU or waiting
+    /// for one (`R`) is mostly seen so without a system call.
+    ///
+    /// Once the thread is watched (see [`SwitchWatcher`]), a newest context
+    /// switch onto a CPU, or off it while still runnable, means `R` until
+    /// the next switch, which the kernel reports into pydx's memory; so
+    /// does `R` read when the watch began, with no switch since. A thread
+    /// whose newest switch put it to sleep may have been woken since
+    /// (runnable, not yet on a CPU: `R` too), which only its `stat` file
+    /// shows, so it is read there, as is a thread the kernel will not let
+    /// pydx watch or whose newest switch cannot be read.
+    pub fn cpu_state(&mut self, tid: u32) -> Option<RunState> {
+        let Some(switches) = &mut self.switches else {
+            return self.state(tid);
+        };
+        if let Some(watch) = switches.get(&tid) {
+            let Some(watcher) = &watch.watcher else {
+                return self.state(tid);
+            };
+            return match watcher.latest() {
+                Some(Switch::In | Switch::Preempted) => Some(RunState::Running),
+                None if watcher.switches() == 0 && watch.running_at_start => {
+                    Some(RunState::Running)
+                }
+                _ => self.state(tid),
+            };
+        }
+        let watcher = match SwitchWatcher::open(tid) {
+            Ok(watcher) => Some(watcher),
+            Err(Error::NoSuchThread(_)) => return None,
+            // Refused for one thread (out of locked memory, say): that
+            // thread is read from /proc.
+            Err(_) if !switches.is_empty() => None,
+            // Refused for the first: perf is not allowed here at all.
+            Err(_) => {
+                self.switches = None;
+                return self.state(tid);
+            }
+        };
+        // Read after the watch began, so that a switch in between is
+        // not missed: it is newer than this state, and wins.
+        let at_start = self.state(tid);
+        if let Some(switches) = &mut self.switches {
+            let running_at_start = at_start == Some(RunState::Running);
+            switches.insert(
+                tid,
+                SwitchWatch {
+                    watcher,
+                    running_at_start,
+                },
+            );
+        }
+        at_start
+    }
+
+    /// Whether thread `tid` is off its CPU, as its newest context switch
+    /// shows (taken off while runnable, or to sleep: one woken since is
+    /// runnable but still off its CPU until it is switched on): its stack
+    /// stands still until then. `false` for a thread not watched (see
+    /// [`ThreadStateReader::cpu_state`], which starts a watch).
+    pub fn off_cpu(&self, tid: u32) -> bool {
+        self.watcher(tid).is_some_and(|watcher| {
+            matches!(watcher.latest(), Some(Switch::Preempted | Switch::Asleep))
+        })
+    }
+
+    /// A count that changes whenever thread `tid` is switched onto a CPU,
+    /// to compare with an earlier count of the same thread: the same count
+    /// means it did not run in between, if it was off a CPU at the first.
+    /// The switches of a watched thread (no system call), else its
+    /// switch-ins from `schedstat` ([`ThreadStateReader::switch_ins`]); the
+    /// two kinds of count never compare equal.
+    pub fn switch_count(&mut self, tid: u32) -> Option<u64> {
+        match self.watcher(tid) {
+            Some(watcher) => Some(WATCHED_COUNT | watcher.switches()),
+            None => self.switch_ins(tid).map(|count| count & !WATCHED_COUNT),
+        }
+    }
+
+    fn watcher(&self, tid: u32) -> Option<&SwitchWatcher> {
+        self.switches.as_ref()?.get(&tid)?.watcher.as_ref()
+    }
+
+    /// Whether [`ThreadStateReader::cpu_state`] reads threads' states from
+    /// their context switches (so far, it was allowed to).
+    pub fn watches_switches(&self) -> bool {
+        self.switches.is_some()
     }
 
     /// The process's thread ids, sorted, as [`thread_ids`] lists them, but
@@ -438,11 +560,22 @@ impl ThreadStateReader {
         parse_syscall(std::str::from_utf8(&buf[..n]).ok()?)
     }
 
-    /// Closes the files of threads that are not in `live`.
+    /// Closes the files and switch watches of threads that have exited
+    /// (costs a listing of the process's threads).
+    pub fn forget_exited_threads(&mut self) {
+        if let Ok(live) = self.thread_ids() {
+            self.retain(&live);
+        }
+    }
+
+    /// Closes the files and switch watches of threads that are not in `live`.
     pub fn retain(&mut self, live: &[u32]) {
         self.stat_files.retain(|tid, _| live.contains(tid));
         self.syscall_files.retain(|tid, _| live.contains(tid));
         self.schedstat_files.retain(|tid, _| live.contains(tid));
+        if let Some(switches) = &mut self.switches {
+            switches.retain(|tid, _| live.contains(tid));
+        }
     }
 }
 
@@ -595,8 +728,7 @@ impl NamespaceTids {
     pub fn read(pid: u32) -> Result<Self> {
         let mut inner_to_host = HashMap::new();
         for tid in thread_ids(pid)? {
-            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
-            else {
+            let Ok(status) = read_proc_text(format!("/proc/{pid}/task/{tid}/status")) else {
                 continue;
             };
             if let Some(inner) = status
@@ -710,6 +842,66 @@ mod tests {
         }
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    /// A thread spinning shows running without a `/proc` read per look,
+    /// once watched; one blocked on a channel shows asleep (read from
+    /// `/proc`, as it might have been woken); an exited thread shows as
+    /// gone and its watch is dropped with `retain`.
+    #[test]
+    fn cpu_states_come_from_context_switches_without_proc_reads() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let pid = std::process::id();
+        let thread_id = || -> u32 {
+            let link = std::fs::read_link("/proc/thread-self").unwrap();
+            link.file_name().unwrap().to_str().unwrap().parse().unwrap()
+        };
+        let (started, stop) = (
+            std::sync::mpsc::channel::<u32>(),
+            std::sync::mpsc::channel::<()>(),
+        );
+        let sleeper = std::thread::spawn(move || {
+            started.0.send(thread_id()).unwrap();
+            stop.1.recv().unwrap();
+        });
+        let sleeper_tid = started.1.recv().unwrap();
+        let spinning = Arc::new(AtomicBool::new(true));
+        let (spinner_started, spinner_tid) = std::sync::mpsc::channel::<u32>();
+        let spinner = {
+            let spinning = spinning.clone();
+            std::thread::spawn(move || {
+                spinner_started.send(thread_id()).unwrap();
+                while spinning.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        };
+        let spinner_tid = spinner_tid.recv().unwrap();
+        let mut reader = ThreadStateReader::new(pid);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while reader.cpu_state(sleeper_tid) != Some(RunState::Sleeping) {
+            assert!(std::time::Instant::now() < deadline);
+        }
+        assert!(reader.watches_switches(), "perf refused here");
+        assert_eq!(reader.cpu_state(spinner_tid), Some(RunState::Running));
+        let before = crate::stats::ReadStats::now();
+        // The spinner runs or waits for a CPU (both `R`); a look may read
+        // its stat file when a switch is being written.
+        for _ in 0..200 {
+            assert_eq!(reader.cpu_state(spinner_tid), Some(RunState::Running));
+        }
+        let proc_reads = crate::stats::ReadStats::now().since(before).proc_reads;
+        assert!(proc_reads < 20, "{proc_reads} /proc reads for 200 looks");
+        let before = crate::stats::ReadStats::now();
+        assert_eq!(reader.cpu_state(sleeper_tid), Some(RunState::Sleeping));
+        assert_eq!(crate::stats::ReadStats::now().since(before).proc_reads, 1);
+        spinning.store(false, Ordering::Relaxed);
+        spinner.join().unwrap();
+        stop.0.send(()).unwrap();
+        sleeper.join().unwrap();
+        reader.retain(&[pid]);
+        assert_eq!(reader.cpu_state(spinner_tid), None);
     }
 
     #[test]

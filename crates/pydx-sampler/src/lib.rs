@@ -30,5 +30,5 @@ pub use sampler::{
 };
 pub use snapshot::{
     tracer_of, Consistency, FrameObservation, NativeCapture, NativeCounts, NativeFrames,
-    SnapshotError, Snapshotter, SqlStatement, ThreadSnapshot, MAX_STATEMENT_CHARS,
+    SnapshotError, Snapshotter, SqlStatement, ThreadReads, ThreadSnapshot, MAX_STATEMENT_CHARS,
 };

@@ -9,7 +9,7 @@ use pydx_remote::{child_pids, memory_usage, parent_pid, process_alive, MemoryUsa
 
 use crate::snapshot::{
     Consistency, NativeCapture, NativeCounts, NativeFrames, SnapshotError, Snapshotter,
-    ThreadSnapshot,
+    ThreadReads, ThreadSnapshot,
 };
 
 /// How often child processes are looked for with `subprocesses`.
@@ -199,6 +199,9 @@ pub struct Summary {
     /// Snapshots taken again with the process paused because a stack
     /// changed while it was read (see [`Consistency::PausedWhenTorn`]).
     pub paused_rereads: u64,
+    /// Threads paused to be read, and read without a pause in paused
+    /// reads (see [`Snapshotter::thread_reads`]).
+    pub thread_reads: ThreadReads,
     /// Rounds skipped because sampling fell behind.
     pub missed: u64,
     /// Processes sampled over the whole run.
@@ -394,6 +397,7 @@ impl Sampler {
         let mut last_error = None;
         let (mut unreadable_stacks, mut last_stack_error) = (0u64, None);
         let mut paused_rereads = 0u64;
+        let mut thread_reads = ThreadReads::default();
         let mut rounds_at_last_report = 0u64;
         let mut last_report = start;
         let stop_reason = loop {
@@ -423,15 +427,17 @@ impl Sampler {
                 }
                 let reading = Instant::now();
                 let mut observing = Duration::ZERO;
-                let snapshot = target
-                    .snapshot_then(|target, threads| {
-                        if observe {
+                let snapshot = if observe {
+                    target
+                        .snapshot_then(|target, threads| {
                             let started = Instant::now();
                             target.observe(threads, OBSERVED_FRAMES);
                             observing = started.elapsed();
-                        }
-                    })
-                    .map(|(threads, ())| threads);
+                        })
+                        .map(|(threads, ())| threads)
+                } else {
+                    target.snapshot()
+                };
                 stages.reading += reading.elapsed().saturating_sub(observing);
                 stages.observing += observing;
                 match snapshot {
@@ -445,6 +451,7 @@ impl Sampler {
                         threads.retain(|t| t.python.error.is_none());
                         unreadable_stacks += (read - threads.len()) as u64;
                         paused_rereads += u64::from(target.paused_again());
+                        thread_reads += target.thread_reads();
                         let recording = Instant::now();
                         sink.add_snapshot(target.process().pid(), elapsed, &threads);
                         stages.recording += recording.elapsed();
@@ -526,6 +533,7 @@ impl Sampler {
             last_error,
             unreadable_stacks,
             paused_rereads,
+            thread_reads,
             last_stack_error,
             missed,
             processes_seen: self.processes_seen,

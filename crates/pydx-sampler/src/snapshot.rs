@@ -139,11 +139,30 @@ type PausedRead = (
     HashMap<u32, NativeStack>,
 );
 
-/// A thread found asleep before a paused read, left running.
+/// How the threads of paused reads were read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadReads {
+    /// Threads paused while they were read.
+    pub paused: u64,
+    /// Threads read without a pause, found off their CPU before and
+    /// after the read.
+    pub unpaused: u64,
+}
+
+impl std::ops::AddAssign for ThreadReads {
+    fn add_assign(&mut self, other: Self) {
+        self.paused += other.paused;
+        self.unpaused += other.unpaused;
+    }
+}
+
+/// A thread found asleep (or, without native stacks, waiting for a CPU) before a
+/// paused read, and not paused.
 struct Sleeper {
     tid: u32,
-    /// Its count of switches onto a CPU when found asleep.
-    switch_ins: u64,
+    /// Its switch count ([`ThreadStateReader::switch_count`]) when found
+    /// off its CPU.
+    switch_count: u64,
     /// The system call it sleeps in.
     syscall: Option<SyscallState>,
     /// Its native stack, when native stacks are read and it could be
@@ -151,12 +170,12 @@ struct Sleeper {
     native: Option<NativeStack>,
 }
 
-/// What the last paused read found of a thread asleep that did not run
-/// while it was read: while its count of switches onto a CPU stays the
-/// same, it has not run since, and all of this still holds.
+/// What the last paused read found of a thread off its CPU that did not
+/// run while it was read: while its switch count stays the same, it has
+/// not run since, and all of this still holds.
 #[derive(Debug)]
 struct AsleepBefore {
-    switch_ins: u64,
+    switch_count: u64,
     syscall: Option<SyscallState>,
     native: Option<NativeStack>,
 }
@@ -226,11 +245,23 @@ pub struct Snapshotter {
     held_before: Vec<u64>,
     /// The last snapshot was taken again, paused, after a torn read.
     paused_again: bool,
+    /// Threads the last snapshot paused, and read without a pause.
+    thread_reads: ThreadReads,
+    /// The snapshot being taken reads more of the threads after their
+    /// stacks ([`Snapshotter::snapshot_then`]).
+    reads_after_stacks: bool,
     /// Native stacks are read and merged into the Python ones.
     native: Option<NativeStacks>,
     /// Threads asleep at the last paused read, by id.
     asleep_before: HashMap<u32, AsleepBefore>,
+    /// When the OS-state files of exited threads were last closed.
+    files_checked: std::time::Instant,
 }
+
+/// How often the files and watches kept open for threads that have since
+/// exited are closed (a thread pool that keeps starting threads would
+/// otherwise leave a descriptor behind for each).
+const FORGET_EXITED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Which native frames a snapshot shows (see [`Snapshotter::with_native`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -537,8 +568,11 @@ impl Snapshotter {
             consistency,
             held_before: Vec::new(),
             paused_again: false,
+            thread_reads: ThreadReads::default(),
+            reads_after_stacks: false,
             native: None,
             asleep_before: HashMap::new(),
+            files_checked: std::time::Instant::now(),
         }
     }
 
@@ -606,26 +640,47 @@ impl Snapshotter {
         self.paused_again
     }
 
+    /// How many threads the last snapshot paused, and how many it read
+    /// without a pause in a paused read (asleep, or waiting for a CPU):
+    /// both 0 when it paused nothing.
+    pub fn thread_reads(&self) -> ThreadReads {
+        self.thread_reads
+    }
+
     /// The process being sampled.
     pub fn process(&mut self) -> &mut PythonProcess {
         &mut self.process
     }
 
-    /// Reads every Python thread with its OS state.
+    /// Reads every Python thread with its OS state. A paused read leaves
+    /// threads waiting for a CPU running (see `read_paused`): nothing is
+    /// read of them after their stacks.
     pub fn snapshot(&mut self) -> Result<Vec<ThreadSnapshot>, SnapshotError> {
-        self.snapshot_then(|_, _| ()).map(|(threads, ())| threads)
+        self.reads_after_stacks = false;
+        self.take_snapshot(|_, _| ()).map(|(threads, ())| threads)
     }
 
     /// Takes a snapshot, then runs `read_more` on it (to read locals or
     /// tasks, say, with [`Snapshotter::observe`] or through
     /// [`Snapshotter::process`]) before a paused target is resumed, so that
-    /// what it reads belongs to the same instant as the stacks.
+    /// what it reads belongs to the same instant as the stacks. A paused
+    /// read pauses threads waiting for a CPU too: left running, one could
+    /// get a CPU while `read_more` reads it.
     pub fn snapshot_then<T>(
+        &mut self,
+        read_more: impl FnOnce(&mut Self, &mut [ThreadSnapshot]) -> T,
+    ) -> Result<(Vec<ThreadSnapshot>, T), SnapshotError> {
+        self.reads_after_stacks = true;
+        self.take_snapshot(read_more)
+    }
+
+    fn take_snapshot<T>(
         &mut self,
         read_more: impl FnOnce(&mut Self, &mut [ThreadSnapshot]) -> T,
     ) -> Result<(Vec<ThreadSnapshot>, T), SnapshotError> {
         let mut paused = None;
         self.paused_again = false;
+        self.thread_reads = ThreadReads::default();
         let read_started = self
             .native
             .as_ref()
@@ -673,6 +728,10 @@ impl Snapshotter {
             }
         };
         let mut threads = threads.map_err(|e| self.walk_error(e))?;
+        if self.files_checked.elapsed() >= FORGET_EXITED_EVERY {
+            self.files_checked = std::time::Instant::now();
+            self.os_states.forget_exited_threads();
+        }
         if let Some(native) = &mut self.native {
             native.merge_sampled(&mut threads, read_started);
         }
@@ -702,7 +761,7 @@ impl Snapshotter {
                     classify(&python, run, gil_contended, || syscall)
                 }
                 (None, Some(tid)) => {
-                    let run = self.os_states.state(tid);
+                    let run = self.os_states.cpu_state(tid);
                     classify(&python, run, gil_contended, || self.os_states.syscall(tid))
                 }
             };
@@ -728,7 +787,12 @@ impl Snapshotter {
     /// its count, the same before and after the read, shows that it did not
     /// run meanwhile, so its stack was read whole. Pausing it would wake it
     /// (its wait returns early, or fails with EINTR) for nothing. One that
-    /// did run is read again, paused. With native stacks (paused capture),
+    /// did run is read again, paused. Without native stacks, and when
+    /// nothing more is read after the stacks ([`Snapshotter::snapshot`]),
+    /// a thread waiting for a CPU (runnable, its newest context switch
+    /// taking it off a CPU: preempted, or woken since it slept) is read the
+    /// same way: pausing it would take until the scheduler gives it a CPU.
+    /// With native stacks (paused capture),
     /// a sleeping thread's native stack is unwound from the stack and
     /// instruction pointers the kernel saved when it entered its system
     /// call, under the same check; when that unwind would need the frame
@@ -755,15 +819,22 @@ impl Snapshotter {
         let states: Vec<OsState> = tids
             .iter()
             .map(|&tid| {
-                let switch_ins = wanted
+                let switch_count = wanted
                     .contains(&tid)
-                    .then(|| self.os_states.switch_ins(tid))
+                    .then(|| self.os_states.switch_count(tid))
                     .flatten();
-                let run = self.os_states.state(tid);
+                let run = self.os_states.cpu_state(tid);
                 let sleeping = matches!(run, Some(RunState::Sleeping | RunState::DiskSleep));
-                let unchanged = before
-                    .get(&tid)
-                    .filter(|b| sleeping && Some(b.switch_ins) == switch_ins);
+                // Without native stacks, a thread waiting for a CPU is read
+                // like a sleeper: its Python stack stands still until it
+                // runs again, and pausing it would wait until it does.
+                let waiting_for_cpu = !native_paused
+                    && !self.reads_after_stacks
+                    && run == Some(RunState::Running)
+                    && self.os_states.off_cpu(tid);
+                let unchanged = before.get(&tid).filter(|b| {
+                    (sleeping || waiting_for_cpu) && Some(b.switch_count) == switch_count
+                });
                 let syscall = match (unchanged, run) {
                     (Some(before), _) => before.syscall,
                     (None, Some(RunState::Sleeping)) => self.os_states.syscall(tid),
@@ -776,11 +847,11 @@ impl Snapshotter {
                     Some(SyscallState::InSyscall { user, .. }) => Some(user),
                     _ => None,
                 };
-                if let (Some(switch_ins), true) = (switch_ins, sleeping) {
+                if let (Some(switch_count), true) = (switch_count, sleeping || waiting_for_cpu) {
                     if !native_paused || user.is_some() {
                         asleep.push(Sleeper {
                             tid,
-                            switch_ins,
+                            switch_count,
                             syscall,
                             native: unchanged.and_then(|b| b.native.clone()),
                         });
@@ -816,11 +887,15 @@ impl Snapshotter {
         }
         for sleeper in &asleep {
             if !woke.contains(&sleeper.tid)
-                && self.os_states.switch_ins(sleeper.tid) != Some(sleeper.switch_ins)
+                && self.os_states.switch_count(sleeper.tid) != Some(sleeper.switch_count)
             {
                 woke.push(sleeper.tid);
             }
         }
+        self.thread_reads = ThreadReads {
+            paused: (held.len() + woke.len()) as u64,
+            unpaused: (asleep.len() - woke.len()) as u64,
+        };
         let mut asleep_stacks = HashMap::new();
         for sleeper in asleep.into_iter().filter(|s| !woke.contains(&s.tid)) {
             if let Some(stack) = &sleeper.native {
@@ -829,7 +904,7 @@ impl Snapshotter {
             self.asleep_before.insert(
                 sleeper.tid,
                 AsleepBefore {
-                    switch_ins: sleeper.switch_ins,
+                    switch_count: sleeper.switch_count,
                     syscall: sleeper.syscall,
                     native: sleeper.native,
                 },
@@ -1008,7 +1083,7 @@ fn cut(mut text: String, max_chars: usize) -> String {
 
 /// The process tracing `pid` (a debugger, strace, another profiler), if any.
 pub fn tracer_of(pid: u32) -> Option<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+    pydx_remote::read_proc_text(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             let line = status.lines().find(|l| l.starts_with("TracerPid:"))?;

@@ -205,10 +205,18 @@ fn read_stats(summary: &Summary) -> String {
         "pydx's CPU not known (no /proc/thread-self/schedstat)".to_string(),
         |cpu| format!("{:.1} µs of pydx's CPU", micros(cpu)),
     );
+    let threads = summary.thread_reads;
+    let pauses = match threads.paused + threads.unpaused {
+        0 => String::new(),
+        _ => format!(
+            "; threads paused {}, read without a pause {} (asleep or waiting for a CPU)",
+            threads.paused, threads.unpaused
+        ),
+    };
     format!(
         "per sample: {:.2} process_vm_readv calls ({:.0} bytes), {:.2} /proc reads \
          ({} rounds, {} + {} system calls in all); {cpu}: reading {:.1} µs, \
-         locals {:.1} µs, adding to the profile {:.1} µs",
+         locals {:.1} µs, adding to the profile {:.1} µs{pauses}",
         reads.memory_reads as f64 / rounds,
         reads.bytes_read as f64 / rounds,
         reads.proc_reads as f64 / rounds,
