@@ -38,8 +38,9 @@ static DOCS: RuleDocs = RuleDocs {
           the leak rather than curing it.",
     thresholds: "min_growth_mib = 5 and min_growth_share = 0.05: the fitted line rises by at least \
                  5 MiB and 5% of the starting RSS over the recording; min_fit = 0.9: the readings \
-                 follow the line (R² of a least-squares fit), so a single step such as a cache \
-                 filling once does not count; min_steadiness = 0.5: the rise over the later half \
+                 follow the line (R² of a least-squares fit, over the requests the process served \
+                 when its server's request count is read, else over time), so a single step such \
+                 as a cache filling once does not count; min_steadiness = 0.5: the rise over the later half \
                  of the readings is at least half as fast as over the earlier half, so a worker \
                  warming up (imports, caches and pools filling under its first requests: fast, \
                  then slowing down) does not count; at least 8 readings. pydx's own defaults: no tool \
@@ -78,8 +79,9 @@ struct Growth {
     steadiness: f64,
 }
 
-/// A least-squares line through `(seconds, bytes)` points: its slope and
-/// R² (0 when the points are level); `None` for fewer than two instants.
+/// A least-squares line through `(seconds or requests, bytes)` points: its
+/// slope and R² (0 when the points are level); `None` for fewer than two
+/// distinct abscissas.
 fn least_squares(points: &[(f64, f64)]) -> Option<(f64, f64)> {
     let n = points.len() as f64;
     let mean_t = points.iter().map(|p| p.0).sum::<f64>() / n;
@@ -98,17 +100,52 @@ fn least_squares(points: &[(f64, f64)]) -> Option<(f64, f64)> {
     Some((cov / var_t, fit))
 }
 
-impl Growth {
-    /// Fits a least-squares line to the readings' RSS over time.
-    fn fit(readings: &[MemoryReading]) -> Option<Growth> {
-        let (first, last) = (readings.first()?, readings.last()?);
-        let points: Vec<(f64, f64)> = readings
+/// The points a process's growth is fitted to: its RSS against the
+/// requests it had served, when every reading has its server's request
+/// count and at least [`MIN_READINGS`] requests were served; else its RSS
+/// over time. Memory a worker keeps per request rises with the requests it
+/// serves, and workers of one server take turns at the load unevenly (one
+/// accepts a burst of connections, then the other), so over time such a
+/// worker rises in steps while over its requests it rises along a line.
+fn growth_points(readings: &[MemoryReading]) -> Vec<(f64, f64)> {
+    let served: Option<Vec<u64>> = readings.iter().map(|r| r.served_requests).collect();
+    match served {
+        Some(served)
+            if served
+                .last()
+                .zip(served.first())
+                .is_some_and(|(last, first)| {
+                    last.saturating_sub(*first) >= MIN_READINGS as u64
+                }) =>
+        {
+            served
+                .iter()
+                .zip(readings)
+                .map(|(&count, r)| (count as f64, r.rss_bytes as f64))
+                .collect()
+        }
+        _ => readings
             .iter()
             .map(|r| (r.at_ns as f64 / 1e9, r.rss_bytes as f64))
-            .collect();
+            .collect(),
+    }
+}
+
+impl Growth {
+    /// Fits a least-squares line to the readings' RSS (see [`growth_points`]).
+    fn fit(readings: &[MemoryReading]) -> Option<Growth> {
+        let (first, last) = (readings.first()?, readings.last()?);
+        let points = growth_points(readings);
         let (slope, fit) = least_squares(&points)?;
-        // The halves share the middle reading.
-        let middle = points.len() / 2;
+        // The halves of the span (of time, or of requests) share the
+        // reading nearest its middle.
+        let half_way = (points[0].0 + points[points.len() - 1].0) / 2.0;
+        let middle = (0..points.len())
+            .min_by(|&a, &b| {
+                let distance = |i: usize| (points[i].0 - half_way).abs();
+                distance(a).total_cmp(&distance(b))
+            })
+            .unwrap_or(points.len() / 2);
         let steadiness = match (
             least_squares(&points[..=middle]),
             least_squares(&points[middle..]),
@@ -117,10 +154,12 @@ impl Growth {
             _ => 0.0,
         };
         let seconds = (last.at_ns - first.at_ns) as f64 / 1e9;
+        let span = points.last().map_or(0.0, |p| p.0) - points.first().map_or(0.0, |p| p.0);
+        let bytes = slope * span;
         Some(Growth {
             steadiness,
-            bytes_per_second: slope,
-            bytes: slope * seconds,
+            bytes_per_second: if seconds > 0.0 { bytes / seconds } else { 0.0 },
+            bytes,
             start_bytes: first.rss_bytes as f64,
             end_bytes: last.rss_bytes as f64,
             end_private_bytes: last.private_bytes as f64,
@@ -371,6 +410,50 @@ mod tests {
         assert!(leak.steadiness > 0.8, "{}", leak.steadiness);
         let faster = Growth::fit(&readings(|s| 40.0 + 0.1 * (s * s) as f64)).unwrap();
         assert!(faster.steadiness > 1.0, "{}", faster.steadiness);
+    }
+
+    /// A worker keeping 20 KiB per request while its sibling takes the
+    /// load in turns: over time it rises in steps (a poor line), over its
+    /// requests along a line; warming up under its first requests still
+    /// shows as slowing down.
+    #[test]
+    fn a_worker_served_in_bursts_is_fitted_over_its_requests() {
+        // Requests served by each second: a burst, a long pause while the
+        // sibling takes the load, another burst.
+        let served = [
+            0, 3_000, 3_000, 3_000, 3_000, 3_000, 3_000, 3_000, 8_000, 8_000, 8_000, 8_000,
+        ];
+        let per_request = 20.0 / 1024.0;
+        let mut memory = readings(|s| 30.0 + served[s as usize] as f64 * per_request);
+        for (reading, count) in memory.iter_mut().zip(served) {
+            reading.served_requests = Some(count);
+        }
+        let over_time: Vec<(f64, f64)> = memory
+            .iter()
+            .map(|r| (r.at_ns as f64, r.rss_bytes as f64))
+            .collect();
+        assert!(least_squares(&over_time).unwrap().1 < 0.9);
+        let growth = Growth::fit(&memory).unwrap();
+        assert!(growth.fit > 0.999, "R² {}", growth.fit);
+        assert!(
+            (growth.steadiness - 1.0).abs() < 0.01,
+            "{}",
+            growth.steadiness
+        );
+        let per_thousand = growth.bytes_per_thousand_requests().unwrap() / MIB;
+        assert!(
+            (per_thousand - 1000.0 * per_request).abs() < 0.01,
+            "{per_thousand}"
+        );
+        // 8,000 requests of 20 KiB over the 11 s between the readings.
+        let per_minute = growth.bytes_per_second * 60.0 / MIB;
+        assert!((per_minute - 8_000.0 * per_request / 11.0 * 60.0).abs() < 0.1);
+
+        let mut warming = readings(|s| 47.8 + 8.0 * (1.0 - (-(s as f64) / 3.0).exp()));
+        for (n, reading) in warming.iter_mut().enumerate() {
+            reading.served_requests = Some(n as u64 * 100);
+        }
+        assert!(Growth::fit(&warming).unwrap().steadiness < 0.5);
     }
 
     #[test]
