@@ -299,7 +299,18 @@ fn finding(
             ));
         }
     }
-    let heaviest = functions.first().map(|&(f, _)| context.function(f));
+    // The heaviest function over all its lines (jsonable_encoder's time
+    // is spread over the lines it recurses through).
+    let mut by_name: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for &(frame, samples) in &functions {
+        *by_name
+            .entry((context.function(frame), context.file(frame)))
+            .or_default() += samples;
+    }
+    let heaviest = by_name
+        .iter()
+        .max_by_key(|&(&(function, file), &samples)| (samples, std::cmp::Reverse((function, file))))
+        .map(|(&(function, _), _)| function);
     let specific = match heaviest {
         Some("jsonable_encoder") => format!(
             "FastAPI converts what the handler returns with `jsonable_encoder`, object by object in \
