@@ -247,9 +247,6 @@ pub struct Snapshotter {
     paused_again: bool,
     /// Threads the last snapshot paused, and read without a pause.
     thread_reads: ThreadReads,
-    /// The snapshot being taken reads more of the threads after their
-    /// stacks ([`Snapshotter::snapshot_then`]).
-    reads_after_stacks: bool,
     /// Native stacks are read and merged into the Python ones.
     native: Option<NativeStacks>,
     /// Threads asleep at the last paused read, by id.
@@ -569,7 +566,6 @@ impl Snapshotter {
             held_before: Vec::new(),
             paused_again: false,
             thread_reads: ThreadReads::default(),
-            reads_after_stacks: false,
             native: None,
             asleep_before: HashMap::new(),
             files_checked: std::time::Instant::now(),
@@ -656,8 +652,8 @@ impl Snapshotter {
     /// threads waiting for a CPU running (see `read_paused`): nothing is
     /// read of them after their stacks.
     pub fn snapshot(&mut self) -> Result<Vec<ThreadSnapshot>, SnapshotError> {
-        self.reads_after_stacks = false;
-        self.take_snapshot(|_, _| ()).map(|(threads, ())| threads)
+        self.take_snapshot(false, |_, _| ())
+            .map(|(threads, ())| threads)
     }
 
     /// Takes a snapshot, then runs `read_more` on it (to read locals or
@@ -670,12 +666,14 @@ impl Snapshotter {
         &mut self,
         read_more: impl FnOnce(&mut Self, &mut [ThreadSnapshot]) -> T,
     ) -> Result<(Vec<ThreadSnapshot>, T), SnapshotError> {
-        self.reads_after_stacks = true;
-        self.take_snapshot(read_more)
+        self.take_snapshot(true, read_more)
     }
 
+    /// [`Snapshotter::snapshot_then`]; `reads_after_stacks` says whether
+    /// `read_more` reads anything.
     fn take_snapshot<T>(
         &mut self,
+        reads_after_stacks: bool,
         read_more: impl FnOnce(&mut Self, &mut [ThreadSnapshot]) -> T,
     ) -> Result<(Vec<ThreadSnapshot>, T), SnapshotError> {
         let mut paused = None;
@@ -703,21 +701,24 @@ impl Snapshotter {
                 // stacks that were read whole still count.
                 let only: Option<Vec<u32>> = torn.iter().copied().collect();
                 match (torn.is_empty(), read) {
-                    (false, Ok(whole)) => match self.read_paused(only.as_deref()) {
-                        Ok((again, states, pause, _)) => {
-                            paused = Some(pause);
-                            self.paused_again = true;
-                            (again.map(|again| keep_whole(again, whole)), Some(states))
+                    (false, Ok(whole)) => {
+                        match self.read_paused(only.as_deref(), reads_after_stacks) {
+                            Ok((again, states, pause, _)) => {
+                                paused = Some(pause);
+                                self.paused_again = true;
+                                (again.map(|again| keep_whole(again, whole)), Some(states))
+                            }
+                            Err(SnapshotError::Pause(_)) => (Ok(whole), None),
+                            Err(error) => return Err(error),
                         }
-                        Err(SnapshotError::Pause(_)) => (Ok(whole), None),
-                        Err(error) => return Err(error),
-                    },
+                    }
                     (_, read) => (read, None),
                 }
             }
             // `ByVersion` was resolved by `new`.
             Consistency::Paused | Consistency::ByVersion => {
-                let (mut threads, states, pause, asleep) = self.read_paused(None)?;
+                let (mut threads, states, pause, asleep) =
+                    self.read_paused(None, reads_after_stacks)?;
                 if let (Some(native), Ok(threads)) = (&mut self.native, &mut threads) {
                     if native.perf.is_none() {
                         native.merge_paused(threads, &pause, asleep);
@@ -788,7 +789,7 @@ impl Snapshotter {
     /// run meanwhile, so its stack was read whole. Pausing it would wake it
     /// (its wait returns early, or fails with EINTR) for nothing. One that
     /// did run is read again, paused. Without native stacks, and when
-    /// nothing more is read after the stacks ([`Snapshotter::snapshot`]),
+    /// nothing more is read after the stacks (not `reads_after_stacks`),
     /// a thread waiting for a CPU (runnable, its newest context switch
     /// taking it off a CPU: preempted, or woken since it slept) is read the
     /// same way: pausing it would take until the scheduler gives it a CPU.
@@ -797,7 +798,11 @@ impl Snapshotter {
     /// instruction pointers the kernel saved when it entered its system
     /// call, under the same check; when that unwind would need the frame
     /// pointer (not saved there) or stops early, the thread is paused.
-    fn read_paused(&mut self, only: Option<&[u32]>) -> Result<PausedRead, SnapshotError> {
+    fn read_paused(
+        &mut self,
+        only: Option<&[u32]>,
+        reads_after_stacks: bool,
+    ) -> Result<PausedRead, SnapshotError> {
         let pid = self.process.pid();
         let tids = self
             .os_states
@@ -829,7 +834,7 @@ impl Snapshotter {
                 // like a sleeper: its Python stack stands still until it
                 // runs again, and pausing it would wait until it does.
                 let waiting_for_cpu = !native_paused
-                    && !self.reads_after_stacks
+                    && !reads_after_stacks
                     && run == Some(RunState::Running)
                     && self.os_states.off_cpu(tid);
                 let unchanged = before.get(&tid).filter(|b| {
