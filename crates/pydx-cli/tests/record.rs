@@ -608,6 +608,54 @@ fn blocking_reads_threads_waiting_for_a_cpu_without_pausing_them() {
     );
 }
 
+/// The CPU time the threads of process `pid` have used, by the kernel's
+/// count (the first field of each thread's `schedstat`), in seconds.
+fn process_cpu_seconds(pid: u32) -> f64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    let nanos: u64 = tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    nanos as f64 / 1e9
+}
+
+/// More threads deriving keys (hashlib lets go of the GIL) than there are
+/// CPUs: the samples on a CPU add up to the CPU the process used by the
+/// kernel's count. Counting every runnable thread as running would show
+/// all of them busy all the time, more than twice the CPUs there are; and
+/// counting the threads that pydx's own wake-up takes off a CPU as waiting
+/// for one would leave out part of the CPU they used.
+#[test]
+fn on_cpu_samples_add_up_to_the_cpu_time_the_target_used() {
+    let python = interpreter("pyenv-3.12");
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = 2 * cpus + 1;
+    let target = python.spawn("native_hashlib.py", &[&threads.to_string()]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cpu.pprof");
+    let (wall_before, cpu_before) = (std::time::Instant::now(), process_cpu_seconds(target.pid));
+    record_attached(target.pid, &["--rate", "200", "-d", "3"], &out);
+    let used = (process_cpu_seconds(target.pid) - cpu_before) / wall_before.elapsed().as_secs_f64();
+    let profile = pydx_profile::read_pprof(std::fs::File::open(&out).unwrap()).unwrap();
+    let count = |wanted: pydx_profile::Activity| -> u64 {
+        profile
+            .samples()
+            .filter(|(key, _)| key.state.activity == wanted)
+            .map(|(_, count)| count)
+            .sum()
+    };
+    let rounds = profile.total_samples() as f64 / threads as f64;
+    let on_cpu = count(pydx_profile::Activity::OnCpu) as f64 / rounds;
+    let waiting = count(pydx_profile::Activity::CpuWait) as f64 / rounds;
+    let measured = format!(
+        "{on_cpu:.2} threads on a CPU and {waiting:.2} waiting for one per sample, \
+         {used:.2} CPUs used by the kernel's count ({cpus} CPUs)"
+    );
+    eprintln!("{measured}");
+    assert!((on_cpu - used).abs() <= 0.35 * used, "{measured}");
+    assert!(waiting >= (threads - cpus - 1) as f64, "{measured}");
+}
+
 /// Records a program launched with `argv` into `out` and sends pydx
 /// `signal` once it has sampled for a while.
 fn record_launched_until(out: &Path, argv: &[String], signal: &str) -> Output {

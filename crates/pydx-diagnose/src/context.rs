@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use pydx_libraries::{is_array_type, plays, roles, Role};
 use pydx_profile::{
-    is_native_binary, Activity, CodeKind, Execution, FrameId, Observed, Profile, SampleKey, StackId,
+    is_native_binary, CodeKind, Execution, FrameId, Observed, Profile, SampleKey, StackId,
 };
 
 use crate::config::Config;
@@ -251,7 +251,7 @@ impl<'a> Context<'a> {
     /// Samples on a CPU (or of unknown state, counted as running), which is
     /// what CPU rules measure against.
     pub fn on_cpu(key: &SampleKey) -> bool {
-        matches!(key.state.activity, Activity::OnCpu | Activity::Unknown)
+        key.state.activity.counts_as_cpu()
     }
 
     /// Each kind of on-CPU sample with Python frames: its innermost frame,

@@ -79,6 +79,9 @@ pub struct Summary {
     pub gil_wait_share: f64,
     /// Share idle (I/O, sleeps, locks).
     pub idle_share: f64,
+    /// Share runnable but waiting for a CPU (more runnable threads than
+    /// CPUs); 0 when pydx could not tell it from running.
+    pub cpu_wait_share: f64,
     /// The requests the servers counted while they were sampled, when
     /// pydx could read their counts.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -374,6 +377,7 @@ fn summary(context: &Context<'_>) -> Summary {
         on_cpu_share: share(&[Activity::OnCpu, Activity::Unknown]),
         gil_wait_share: share(&[Activity::GilWait]),
         idle_share: share(&[Activity::Idle]),
+        cpu_wait_share: share(&[Activity::CpuWait]),
         requests: requests_served(&profile.meta.processes),
         gaps: gaps(profile),
     }

@@ -272,7 +272,8 @@ pub struct ThreadInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Activity {
-    /// Running on (or ready for) a CPU.
+    /// Running on a CPU (or runnable, when pydx could not tell whether it
+    /// had one).
     OnCpu,
     /// Blocked waiting for the GIL, which another thread holds.
     GilWait,
@@ -280,16 +281,23 @@ pub enum Activity {
     Idle,
     /// Not known (the thread was exiting).
     Unknown,
+    /// Runnable but off its CPU, waiting for the scheduler to give it one
+    /// (preempted, or woken and not yet running): more runnable threads
+    /// than CPUs. Its stack is where the thread stopped, which is no
+    /// measure of where its CPU time goes.
+    CpuWait,
 }
 
 impl Activity {
-    /// The label value used in files: `on_cpu`, `gil_wait`, `idle`, `unknown`.
+    /// The label value used in files: `on_cpu`, `gil_wait`, `idle`,
+    /// `unknown`, `cpu_wait`.
     pub fn as_str(self) -> &'static str {
         match self {
             Activity::OnCpu => "on_cpu",
             Activity::GilWait => "gil_wait",
             Activity::Idle => "idle",
             Activity::Unknown => "unknown",
+            Activity::CpuWait => "cpu_wait",
         }
     }
 
@@ -300,13 +308,15 @@ impl Activity {
             "gil_wait" => Activity::GilWait,
             "idle" => Activity::Idle,
             "unknown" => Activity::Unknown,
+            "cpu_wait" => Activity::CpuWait,
             _ => return None,
         })
     }
 
-    /// Whether the thread was waiting rather than computing.
-    pub fn is_waiting(self) -> bool {
-        matches!(self, Activity::Idle | Activity::GilWait)
+    /// Whether a sample in this state counts as CPU time: on a CPU, or of
+    /// unknown state (counted as running). Not a thread waiting for a CPU.
+    pub fn counts_as_cpu(self) -> bool {
+        matches!(self, Activity::OnCpu | Activity::Unknown)
     }
 }
 

@@ -356,7 +356,7 @@ mod tests {
         profile.add_timed_samples(0, key(thread, None, Activity::OnCpu), 2, 20_000_000);
         profile.add_timed_samples(0, key(thread, None, Activity::Idle), 7, 70_000_000);
         profile.add_timed_samples(0, key(thread, stack, Activity::OnCpu), 5, 50_000_000);
-        let on_cpu = |key: &SampleKey| key.state.activity == Activity::OnCpu;
+        let on_cpu = |key: &SampleKey| key.state.activity.counts_as_cpu();
         assert_eq!(profile.frameless_samples(on_cpu), (2, 20_000_000));
         assert_eq!(profile.frameless_samples(|_| true), (9, 90_000_000));
     }

@@ -478,6 +478,24 @@ impl ThreadStateReader {
         })
     }
 
+    /// Whether thread `tid`, runnable, waits for a CPU by its newest
+    /// context switch: one that took it off its CPU (preempted, or to
+    /// sleep, and woken since) before `displaced_from_ns`
+    /// (`CLOCK_MONOTONIC`, [`crate::monotonic_ns`]). A thread switched off
+    /// at or after that instant counts as running: the sampling thread,
+    /// switched onto a CPU then, is what took it off (on a machine with
+    /// every CPU busy, every sample would otherwise find a target thread
+    /// waiting that was running until pydx woke up). `false` for a thread
+    /// not watched.
+    pub fn waits_for_cpu(&self, tid: u32, displaced_from_ns: u64) -> bool {
+        self.watcher(tid).is_some_and(|watcher| {
+            matches!(
+                watcher.latest_at(),
+                Some((Switch::Preempted | Switch::Asleep, at)) if at < displaced_from_ns
+            )
+        })
+    }
+
     /// A count that changes whenever thread `tid` is switched onto a CPU,
     /// to compare with an earlier count of the same thread: the same count
     /// means it did not run in between, if it was off a CPU at the first.

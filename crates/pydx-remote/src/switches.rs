@@ -4,14 +4,14 @@
 //! is a system call (and the kernel formatting fifty fields) per look.
 //!
 //! The event counts nothing and samples nothing; with `context_switch`
-//! set, the kernel writes an 8-byte `PERF_RECORD_SWITCH` into a ring
-//! mapped into pydx each time the thread is switched onto or off a CPU,
-//! marking a switch-out whose thread is still runnable (preempted). The
-//! ring is mapped read-only, which tells the kernel to overwrite its
-//! oldest records rather than drop new ones: the newest record is always
-//! the 8 bytes before `data_head`. A wake-up is no switch: a thread
-//! switched off to sleep may be runnable since, which only its `stat` file
-//! tells.
+//! set, the kernel writes a 16-byte `PERF_RECORD_SWITCH` (its header and
+//! the time, on `CLOCK_MONOTONIC`) into a ring mapped into pydx each time
+//! the thread is switched onto or off a CPU, marking a switch-out whose
+//! thread is still runnable (preempted). The ring is mapped read-only,
+//! which tells the kernel to overwrite its oldest records rather than drop
+//! new ones: the newest record is always the 16 bytes before `data_head`.
+//! A wake-up is no switch: a thread switched off to sleep may be runnable
+//! since, which only its `stat` file tells.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -23,9 +23,9 @@ use perf_event_open_sys::bindings as sys;
 
 use crate::error::{Error, Result};
 
-/// Bytes of one `PERF_RECORD_SWITCH` record without `sample_id_all`: its
-/// header alone.
-const SWITCH_RECORD_BYTES: u64 = 8;
+/// Bytes of one `PERF_RECORD_SWITCH` record: its header, then (with
+/// `sample_id_all` and only `PERF_SAMPLE_TIME`) the time.
+const SWITCH_RECORD_BYTES: u64 = 16;
 
 /// Watches the context switches of one thread of another process.
 #[derive(Debug)]
@@ -60,9 +60,13 @@ impl SwitchWatcher {
             type_: sys::PERF_TYPE_SOFTWARE,
             size: std::mem::size_of::<sys::perf_event_attr>() as u32,
             config: u64::from(sys::PERF_COUNT_SW_DUMMY),
+            sample_type: u64::from(sys::PERF_SAMPLE_TIME),
+            clockid: libc::CLOCK_MONOTONIC,
             ..Default::default()
         };
         attr.set_context_switch(1);
+        attr.set_sample_id_all(1);
+        attr.set_use_clockid(1);
         attr.set_exclude_kernel(1);
         attr.set_exclude_hv(1);
         let flags = sys::PERF_FLAG_FD_CLOEXEC as libc::c_ulong;
@@ -137,16 +141,33 @@ impl SwitchWatcher {
     /// switched since the watch began, or the newest record could not be
     /// read whole (the kernel wrote a ring's worth meanwhile).
     pub fn latest(&self) -> Option<Switch> {
+        self.latest_at().map(|(switch, _)| switch)
+    }
+
+    /// [`SwitchWatcher::latest`] with the time of the switch, in
+    /// `CLOCK_MONOTONIC` nanoseconds ([`crate::monotonic_ns`]).
+    pub fn latest_at(&self) -> Option<(Switch, u64)> {
+        let newest = self.head().load(Ordering::Acquire);
+        self.record_at(newest.checked_sub(SWITCH_RECORD_BYTES)?)
+    }
+
+    fn head(&self) -> &AtomicU64 {
         // SAFETY: `head` points into the metadata page, mapped for as long
         // as `self` lives; the kernel updates it atomically.
-        let head = unsafe { &*self.head };
-        let newest = head.load(Ordering::Acquire);
-        let at = newest.checked_sub(SWITCH_RECORD_BYTES)?;
+        unsafe { &*self.head }
+    }
+
+    /// The record at ring offset `at` (counted from the watch's start, as
+    /// `data_head` is), or `None` if it is not a switch record or the
+    /// kernel wrote over it while it was copied.
+    fn record_at(&self, at: u64) -> Option<(Switch, u64)> {
         let mut record = [0u8; SWITCH_RECORD_BYTES as usize];
         let start = (at & (self.size - 1)) as usize;
-        // SAFETY: `data` points at `size` mapped bytes; records start at
-        // multiples of 8 and `size` is a power of two of at least 16, so
-        // the 8 bytes at `start` lie inside the ring without wrapping.
+        if start as u64 + SWITCH_RECORD_BYTES > self.size {
+            return None;
+        }
+        // SAFETY: `data` points at `size` mapped bytes, and the record's
+        // bytes at `start` lie inside them (checked above).
         // The kernel may be overwriting them (read-only ring): the check
         // below throws such a copy away.
         unsafe {
@@ -155,7 +176,7 @@ impl SwitchWatcher {
         fence(Ordering::Acquire);
         // The kernel writes new records over the oldest ones: the copy is
         // whole unless it wrote over `at` meanwhile.
-        let now = head.load(Ordering::Relaxed);
+        let now = self.head().load(Ordering::Relaxed);
         if now.wrapping_sub(at) > self.size - SWITCH_RECORD_BYTES {
             return None;
         }
@@ -166,8 +187,27 @@ impl SwitchWatcher {
     /// watch began. The same count at two looks means it did not run in
     /// between, if it was off a CPU at the first.
     pub fn switches(&self) -> u64 {
-        // SAFETY: as in `latest`.
-        unsafe { &*self.head }.load(Ordering::Acquire) / SWITCH_RECORD_BYTES
+        self.head().load(Ordering::Acquire) / SWITCH_RECORD_BYTES
+    }
+}
+
+impl SwitchWatcher {
+    /// Watches the calling thread's own context switches (see
+    /// [`SwitchWatcher::switched_on_at`]); `None` where perf is refused.
+    pub fn own() -> Option<Self> {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        Self::open(u32::try_from(tid).ok()?).ok()
+    }
+
+    /// When the watched thread was last switched onto a CPU, if that is its
+    /// newest switch (`CLOCK_MONOTONIC` nanoseconds): for a watch of one's
+    /// own thread, when the thread got the CPU it runs on.
+    pub fn switched_on_at(&self) -> Option<u64> {
+        match self.latest_at()? {
+            (Switch::In, at) => Some(at),
+            _ => None,
+        }
     }
 }
 
@@ -184,9 +224,9 @@ pub enum Switch {
     Asleep,
 }
 
-/// The switch a `PERF_RECORD_SWITCH` record reports, or `None` for any
-/// other record.
-fn switch_state(record: &[u8; 8]) -> Option<Switch> {
+/// The switch a `PERF_RECORD_SWITCH` record reports and its time, or
+/// `None` for any other record.
+fn switch_state(record: &[u8; SWITCH_RECORD_BYTES as usize]) -> Option<(Switch, u64)> {
     let kind = u32::from_ne_bytes([record[0], record[1], record[2], record[3]]);
     let misc = u32::from(u16::from_ne_bytes([record[4], record[5]]));
     let size = u64::from(u16::from_ne_bytes([record[6], record[7]]));
@@ -195,11 +235,14 @@ fn switch_state(record: &[u8; 8]) -> Option<Switch> {
     }
     let switched_out = misc & sys::PERF_RECORD_MISC_SWITCH_OUT != 0;
     let preempted = misc & sys::PERF_RECORD_MISC_SWITCH_OUT_PREEMPT != 0;
-    Some(match (switched_out, preempted) {
+    let switch = match (switched_out, preempted) {
         (false, _) => Switch::In,
         (true, true) => Switch::Preempted,
         (true, false) => Switch::Asleep,
-    })
+    };
+    let mut time = [0u8; 8];
+    time.copy_from_slice(&record[8..16]);
+    Some((switch, u64::from_ne_bytes(time)))
 }
 
 impl Drop for SwitchWatcher {
@@ -234,11 +277,27 @@ mod tests {
         let target = ShellTarget::spawn(
             "while :; do i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; sleep 0.01; done",
         );
+        let watched_from = crate::monotonic_ns();
         let watcher = SwitchWatcher::open(target.pid()).unwrap();
         let switches = watcher.switches();
         assert!(wait_for(&watcher, |s| s == Some(Switch::Asleep)));
         assert!(wait_for(&watcher, |s| s == Some(Switch::In)));
         assert!(watcher.switches() >= switches + 2);
+        // Switch times are on CLOCK_MONOTONIC: after the watch began, not
+        // after now.
+        let (_, at) = watcher.latest_at().unwrap();
+        assert!((watched_from..=crate::monotonic_ns()).contains(&at));
+    }
+
+    /// A thread watching itself is on a CPU whenever it looks: its newest
+    /// switch put it there, after it last slept.
+    #[test]
+    fn a_thread_sees_when_it_got_its_cpu() {
+        let watcher = SwitchWatcher::own().unwrap();
+        let before_sleep = crate::monotonic_ns();
+        std::thread::sleep(Duration::from_millis(5));
+        let woke = watcher.switched_on_at().unwrap();
+        assert!((before_sleep..=crate::monotonic_ns()).contains(&woke));
     }
 
     #[test]
@@ -261,22 +320,27 @@ mod tests {
     #[test]
     fn switch_records_are_read_by_their_flags() {
         let record = |kind: u32, misc: u16, size: u16| {
-            let mut bytes = [0u8; 8];
+            let mut bytes = [0u8; 16];
             bytes[..4].copy_from_slice(&kind.to_ne_bytes());
             bytes[4..6].copy_from_slice(&misc.to_ne_bytes());
-            bytes[6..].copy_from_slice(&size.to_ne_bytes());
+            bytes[6..8].copy_from_slice(&size.to_ne_bytes());
+            bytes[8..].copy_from_slice(&1_234_567_u64.to_ne_bytes());
             bytes
         };
         let out = sys::PERF_RECORD_MISC_SWITCH_OUT as u16;
         let preempt = sys::PERF_RECORD_MISC_SWITCH_OUT_PREEMPT as u16;
         let switch = sys::PERF_RECORD_SWITCH;
-        assert_eq!(switch_state(&record(switch, 0, 8)), Some(Switch::In));
-        assert_eq!(switch_state(&record(switch, out, 8)), Some(Switch::Asleep));
+        let at = 1_234_567;
+        assert_eq!(switch_state(&record(switch, 0, 16)), Some((Switch::In, at)));
         assert_eq!(
-            switch_state(&record(switch, out | preempt, 8)),
-            Some(Switch::Preempted)
+            switch_state(&record(switch, out, 16)),
+            Some((Switch::Asleep, at))
         );
-        assert_eq!(switch_state(&record(switch, out, 16)), None);
-        assert_eq!(switch_state(&record(sys::PERF_RECORD_LOST, 0, 8)), None);
+        assert_eq!(
+            switch_state(&record(switch, out | preempt, 16)),
+            Some((Switch::Preempted, at))
+        );
+        assert_eq!(switch_state(&record(switch, out, 8)), None);
+        assert_eq!(switch_state(&record(sys::PERF_RECORD_LOST, 0, 16)), None);
     }
 }

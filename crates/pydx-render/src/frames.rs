@@ -3,9 +3,7 @@
 
 use std::collections::HashMap;
 
-use pydx_profile::{
-    Activity, FrameId, LabelSetId, Profile, RunStack, SampleState, StrId, ThreadId,
-};
+use pydx_profile::{FrameId, LabelSetId, Profile, RunStack, SampleState, StrId, ThreadId};
 
 use crate::RenderOptions;
 
@@ -73,7 +71,7 @@ impl<'a> FrameNamer<'a> {
     /// when it slept: every task waited for it.
     pub(crate) fn keeps(&self, state: SampleState, labels: LabelSetId) -> bool {
         let activity_shown = self.options.include_idle
-            || matches!(state.activity, Activity::OnCpu | Activity::Unknown)
+            || state.activity.counts_as_cpu()
             || self.profile.is_blocked_event_loop(labels);
         let endpoint_shown = self.options.only_endpoint.as_deref().is_none_or(|wanted| {
             self.profile
@@ -238,7 +236,7 @@ impl FrameTable {
 mod tests {
     use super::*;
     use crate::test_profiles::{add, state};
-    use pydx_profile::{Meta, ProcessMeta, Work};
+    use pydx_profile::{Activity, Meta, ProcessMeta, Work};
 
     #[test]
     fn filters_follow_the_options() {
@@ -250,6 +248,8 @@ mod tests {
             (false, false, Activity::GilWait, false, false),
             (true, false, Activity::Idle, false, true),
             (true, false, Activity::GilWait, false, true),
+            (false, false, Activity::CpuWait, false, false),
+            (true, false, Activity::CpuWait, false, true),
             (false, true, Activity::OnCpu, false, false),
             (false, true, Activity::OnCpu, true, true),
             (true, true, Activity::Idle, true, true),

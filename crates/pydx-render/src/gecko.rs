@@ -22,11 +22,12 @@ const NS_PER_MS: f64 = 1e6;
 /// The categories samples are drawn in, by what the thread was doing: the
 /// Firefox Profiler colours the activity graph and the call tree with them.
 /// On-CPU samples are split by whether the thread held the GIL.
-const CATEGORIES: [(&str, &str, &[&str]); 4] = [
+const CATEGORIES: [(&str, &str, &[&str]); 5] = [
     ("On CPU", "yellow", &["Holding the GIL", "Without the GIL"]),
     ("Waiting for the GIL", "orange", &["Other"]),
     ("Idle", "transparent", &["Other"]),
     ("Other", "grey", &["Other"]),
+    ("Waiting for a CPU", "red", &["Other"]),
 ];
 
 /// A sample's category and subcategory (indexes into [`CATEGORIES`]).
@@ -37,6 +38,7 @@ fn category(state: SampleState) -> (usize, usize) {
         Activity::GilWait => (1, 0),
         Activity::Idle => (2, 0),
         Activity::Unknown => (3, 0),
+        Activity::CpuWait => (4, 0),
     }
 }
 

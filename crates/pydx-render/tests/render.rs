@@ -10,11 +10,12 @@ use pydx_render::{render, Format, RenderError, RenderOptions};
 use serde_json::Value;
 
 const MS: u64 = 1_000_000;
-const ACTIVITIES: [Activity; 4] = [
+const ACTIVITIES: [Activity; 5] = [
     Activity::OnCpu,
     Activity::GilWait,
     Activity::Idle,
     Activity::Unknown,
+    Activity::CpuWait,
 ];
 
 /// One generated sample: thread, stack (an index into [`stacks`] or none),
@@ -143,7 +144,7 @@ proptest! {
     #[test]
     fn every_format_is_consistent(
         samples in prop::collection::vec(
-            (0..3usize, prop::option::of(0..3usize), 0..4usize, any::<bool>(), 1..60u64),
+            (0..3usize, prop::option::of(0..3usize), 0..5usize, any::<bool>(), 1..60u64),
             0..80,
         ),
         include_idle in any::<bool>(),
@@ -156,7 +157,7 @@ proptest! {
         let shown = samples
             .iter()
             .filter(|&&(_, _, activity, holds_gil, _)| {
-                (include_idle || matches!(ACTIVITIES[activity], Activity::OnCpu | Activity::Unknown))
+                (include_idle || ACTIVITIES[activity].counts_as_cpu())
                     && (!gil_only || holds_gil)
             })
             .count();

@@ -64,9 +64,10 @@ fn summary(processes: &[&str]) -> Summary {
         samples: 3750,
         threads: 3,
         processes: strings(processes),
-        on_cpu_share: 0.62,
+        on_cpu_share: 0.58,
         gil_wait_share: 0.3,
         idle_share: 0.08,
+        cpu_wait_share: 0.04,
         requests: None,
         gaps: Vec::new(),
     }

@@ -127,9 +127,16 @@ impl Consistency {
     }
 }
 
-/// A thread's OS state read just before a pause: its id, run state and
-/// system call.
-type OsState = (u32, Option<RunState>, Option<SyscallState>);
+/// A thread's OS state read just before a pause.
+#[derive(Debug, Clone, Copy)]
+struct OsState {
+    tid: u32,
+    run: Option<RunState>,
+    /// Runnable but off its CPU, by its newest context switch: waiting for
+    /// a CPU.
+    waiting_for_cpu: bool,
+    syscall: Option<SyscallState>,
+}
 
 /// What [`Snapshotter::read_paused`] gives back.
 type PausedRead = (
@@ -253,6 +260,9 @@ pub struct Snapshotter {
     asleep_before: HashMap<u32, AsleepBefore>,
     /// When the OS-state files of exited threads were last closed.
     files_checked: std::time::Instant,
+    /// When the sampling thread got its CPU for the next snapshot (see
+    /// [`Snapshotter::sampler_woke_at`]).
+    woke_ns: Option<u64>,
 }
 
 /// How often the files and watches kept open for threads that have since
@@ -566,6 +576,7 @@ impl Snapshotter {
             held_before: Vec::new(),
             paused_again: false,
             thread_reads: ThreadReads::default(),
+            woke_ns: None,
             native: None,
             asleep_before: HashMap::new(),
             files_checked: std::time::Instant::now(),
@@ -643,6 +654,18 @@ impl Snapshotter {
         self.thread_reads
     }
 
+    /// Tells the next snapshot when the sampling thread was switched onto
+    /// its CPU for it (`CLOCK_MONOTONIC`, [`pydx_remote::monotonic_ns`]).
+    /// A target thread preempted from then on counts as on a CPU, not as
+    /// waiting for one: on a machine with every CPU busy, the sampling
+    /// thread's own wake-up takes a target thread off its CPU just before
+    /// its stack is read, and counting it as waiting would leave the CPU it
+    /// was using out of the profile. Without it, only threads preempted
+    /// while the snapshot is taken count so.
+    pub fn sampler_woke_at(&mut self, instant_ns: u64) {
+        self.woke_ns = Some(instant_ns);
+    }
+
     /// The process being sampled.
     pub fn process(&mut self) -> &mut PythonProcess {
         &mut self.process
@@ -679,6 +702,10 @@ impl Snapshotter {
         let mut paused = None;
         self.paused_again = false;
         self.thread_reads = ThreadReads::default();
+        let woke = self
+            .woke_ns
+            .take()
+            .unwrap_or_else(pydx_remote::monotonic_ns);
         let read_started = self
             .native
             .as_ref()
@@ -702,7 +729,7 @@ impl Snapshotter {
                 let only: Option<Vec<u32>> = torn.iter().copied().collect();
                 match (torn.is_empty(), read) {
                     (false, Ok(whole)) => {
-                        match self.read_paused(only.as_deref(), reads_after_stacks) {
+                        match self.read_paused(only.as_deref(), reads_after_stacks, woke) {
                             Ok((again, states, pause, _)) => {
                                 paused = Some(pause);
                                 self.paused_again = true;
@@ -718,7 +745,7 @@ impl Snapshotter {
             // `ByVersion` was resolved by `new`.
             Consistency::Paused | Consistency::ByVersion => {
                 let (mut threads, states, pause, asleep) =
-                    self.read_paused(None, reads_after_stacks)?;
+                    self.read_paused(None, reads_after_stacks, woke)?;
                 if let (Some(native), Ok(threads)) = (&mut self.native, &mut threads) {
                     if native.perf.is_none() {
                         native.merge_paused(threads, &pause, asleep);
@@ -754,16 +781,23 @@ impl Snapshotter {
                 .is_some_and(|gil| contended.contains(&gil));
             let activity = match (&states_before, python.native_id) {
                 (_, None) => Activity::Unknown,
-                (Some(states), Some(tid)) => {
-                    let (run, syscall) = states
-                        .iter()
-                        .find(|(t, _, _)| *t == tid)
-                        .map_or((None, None), |&(_, run, syscall)| (run, syscall));
-                    classify(&python, run, gil_contended, || syscall)
-                }
+                (Some(states), Some(tid)) => match states.iter().find(|s| s.tid == tid) {
+                    Some(state) => classify(
+                        &python,
+                        state.run,
+                        state.waiting_for_cpu,
+                        gil_contended,
+                        || state.syscall,
+                    ),
+                    None => Activity::Unknown,
+                },
                 (None, Some(tid)) => {
                     let run = self.os_states.cpu_state(tid);
-                    classify(&python, run, gil_contended, || self.os_states.syscall(tid))
+                    let waiting_for_cpu =
+                        run == Some(RunState::Running) && self.os_states.waits_for_cpu(tid, woke);
+                    classify(&python, run, waiting_for_cpu, gil_contended, || {
+                        self.os_states.syscall(tid)
+                    })
                 }
             };
             snapshots.push(ThreadSnapshot {
@@ -798,10 +832,14 @@ impl Snapshotter {
     /// instruction pointers the kernel saved when it entered its system
     /// call, under the same check; when that unwind would need the frame
     /// pointer (not saved there) or stops early, the thread is paused.
+    /// `woke` is when the sampling thread got its CPU (see
+    /// [`Snapshotter::sampler_woke_at`]), which tells threads waiting for
+    /// a CPU from those it took off one.
     fn read_paused(
         &mut self,
         only: Option<&[u32]>,
         reads_after_stacks: bool,
+        woke: u64,
     ) -> Result<PausedRead, SnapshotError> {
         let pid = self.process.pid();
         let tids = self
@@ -830,16 +868,18 @@ impl Snapshotter {
                     .flatten();
                 let run = self.os_states.cpu_state(tid);
                 let sleeping = matches!(run, Some(RunState::Sleeping | RunState::DiskSleep));
+                let runnable = run == Some(RunState::Running);
                 // Without native stacks, a thread waiting for a CPU is read
                 // like a sleeper: its Python stack stands still until it
                 // runs again, and pausing it would wait until it does.
-                let waiting_for_cpu = !native_paused
-                    && !reads_after_stacks
-                    && run == Some(RunState::Running)
-                    && self.os_states.off_cpu(tid);
-                let unchanged = before.get(&tid).filter(|b| {
-                    (sleeping || waiting_for_cpu) && Some(b.switch_count) == switch_count
-                });
+                let read_unpaused = sleeping
+                    || (runnable
+                        && !native_paused
+                        && !reads_after_stacks
+                        && self.os_states.off_cpu(tid));
+                let unchanged = before
+                    .get(&tid)
+                    .filter(|b| read_unpaused && Some(b.switch_count) == switch_count);
                 let syscall = match (unchanged, run) {
                     (Some(before), _) => before.syscall,
                     (None, Some(RunState::Sleeping)) => self.os_states.syscall(tid),
@@ -852,7 +892,7 @@ impl Snapshotter {
                     Some(SyscallState::InSyscall { user, .. }) => Some(user),
                     _ => None,
                 };
-                if let (Some(switch_count), true) = (switch_count, sleeping || waiting_for_cpu) {
+                if let (Some(switch_count), true) = (switch_count, read_unpaused) {
                     if !native_paused || user.is_some() {
                         asleep.push(Sleeper {
                             tid,
@@ -862,7 +902,12 @@ impl Snapshotter {
                         });
                     }
                 }
-                (tid, run, syscall)
+                OsState {
+                    tid,
+                    run,
+                    waiting_for_cpu: runnable && self.os_states.waits_for_cpu(tid, woke),
+                    syscall,
+                }
             })
             .collect();
         let held: Vec<u32> = wanted
@@ -955,7 +1000,11 @@ impl Snapshotter {
             thread.statement = self.statement(&thread.python);
         }
         let busy = |t: &&mut ThreadSnapshot| {
-            t.python.error.is_none() && matches!(t.activity, Activity::OnCpu | Activity::GilWait)
+            t.python.error.is_none()
+                && matches!(
+                    t.activity,
+                    Activity::OnCpu | Activity::GilWait | Activity::CpuWait
+                )
         };
         for thread in threads.iter_mut().filter(busy) {
             let user_frames: Vec<usize> = thread
@@ -1046,8 +1095,9 @@ impl Snapshotter {
     }
 }
 
-/// Classifies a thread: on a CPU when the scheduler says it runs; waiting
-/// for the GIL when it sleeps on a futex inside the GIL's own state (its
+/// Classifies a thread: on a CPU when the scheduler says it runs, waiting
+/// for a CPU when it is runnable but its newest context switch took it off
+/// its CPU (`waiting_for_cpu`); waiting for the GIL when it sleeps on a futex inside the GIL's own state (its
 /// mutex or condition variables) while the GIL is in use, also when the
 /// GIL's last holder is the thread itself, handing it over; idle otherwise.
 /// A thread found running again when its system call is read woke up
@@ -1056,10 +1106,12 @@ impl Snapshotter {
 fn classify(
     thread: &PythonThread,
     run: Option<RunState>,
+    waiting_for_cpu: bool,
     gil_contended: bool,
     syscall: impl FnOnce() -> Option<SyscallState>,
 ) -> Activity {
     match run {
+        Some(RunState::Running) if waiting_for_cpu => Activity::CpuWait,
         Some(RunState::Running) => Activity::OnCpu,
         None => Activity::Unknown,
         Some(_) => match thread.gil_address {
@@ -1158,7 +1210,7 @@ mod tests {
         };
         let sleeping = Some(RunState::Sleeping);
         let classified = |holds, contended, syscall: Option<SyscallState>| {
-            classify(&thread(holds), sleeping, contended, || syscall)
+            classify(&thread(holds), sleeping, false, contended, || syscall)
         };
         assert_eq!(
             classified(false, true, futex_on(GIL + 8)),
@@ -1174,8 +1226,19 @@ mod tests {
             Activity::OnCpu
         );
         assert_eq!(
-            classify(&thread(false), Some(RunState::Running), false, || None),
+            classify(
+                &thread(false),
+                Some(RunState::Running),
+                false,
+                false,
+                || None
+            ),
             Activity::OnCpu
+        );
+        // Preempted, or woken and not yet switched on.
+        assert_eq!(
+            classify(&thread(true), Some(RunState::Running), true, true, || None),
+            Activity::CpuWait
         );
     }
 

@@ -116,6 +116,45 @@ fn threads_waiting_for_the_gil_are_told_apart_from_other_waits() {
 /// frame it called; the innermost is more than 0 at the descending call, 0
 /// past it), in `rounds` paused snapshots observed before the target runs
 /// on; and how many frames were observed.
+/// More threads deriving keys (hashlib lets go of the GIL) than there are
+/// CPUs: at any moment at most one per CPU runs, and the others wait for
+/// one. Those are told apart from running threads by their context
+/// switches, so the threads counted on a CPU per snapshot stay near the
+/// number of CPUs (all of them were counted running before: `R` in
+/// `/proc` means runnable).
+#[test]
+fn threads_waiting_for_a_cpu_are_not_counted_on_one() {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = 2 * cpus + 1;
+    let python = interpreter("pyenv-3.12");
+    let child = python.spawn("native_hashlib.py", &[&threads.to_string()]);
+    let process = PythonProcess::attach(child.pid).unwrap();
+    let mut snapshotter = Snapshotter::new(process, Consistency::NonBlocking);
+    let (rounds, mut on_cpu, mut waiting) = (300, 0, 0);
+    for _ in 0..rounds {
+        let snapshot = snapshotter.snapshot().unwrap();
+        assert_eq!(snapshot.len(), threads);
+        for thread in snapshot {
+            match thread.activity {
+                Activity::OnCpu => on_cpu += 1,
+                Activity::CpuWait => waiting += 1,
+                _ => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // Each round reads the threads one after another, so a thread can be
+    // switched on between two reads and be counted twice: allow half a CPU.
+    assert!(
+        on_cpu as f64 <= (cpus as f64 + 0.5) * rounds as f64,
+        "{on_cpu} samples on a CPU, {waiting} waiting, in {rounds} rounds of {threads} threads on {cpus} CPUs"
+    );
+    assert!(
+        waiting as f64 >= (threads - cpus - 1) as f64 * rounds as f64,
+        "{on_cpu} samples on a CPU, {waiting} waiting, in {rounds} rounds of {threads} threads on {cpus} CPUs"
+    );
+}
+
 fn arguments_out_of_step_with_their_stack(label: &str, rounds: usize) -> (Vec<String>, usize) {
     let descend = marker_line("recurse.py", "LINE:descend");
     let leaf = marker_line("recurse.py", "LINE:leaf");

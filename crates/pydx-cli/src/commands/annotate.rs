@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use pydx_profile::{read_pprof, Activity, CodeKind, FunctionTime};
+use pydx_profile::{read_pprof, CodeKind, FunctionTime};
 use pydx_render::write_annotation;
 
 use crate::cli::AnnotateArgs;
@@ -20,8 +20,7 @@ pub fn run(args: &AnnotateArgs) -> anyhow::Result<ExitCode> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let profile = read_pprof(file).with_context(|| format!("cannot read {}", path.display()))?;
-    let functions =
-        profile.function_times(|key| args.idle || key.state.activity == Activity::OnCpu);
+    let functions = profile.function_times(|key| args.idle || key.state.activity.counts_as_cpu());
     let samples_of = if args.idle { "wall" } else { "on-CPU" };
     let function = match &args.function {
         Some(name) => {

@@ -342,6 +342,7 @@ fn write_text(out: &mut impl Write, report: &DumpReport) -> std::io::Result<()> 
             Some(Activity::OnCpu) => "on CPU",
             Some(Activity::GilWait) => "waiting for GIL",
             Some(Activity::Idle) => "idle",
+            Some(Activity::CpuWait) => "waiting for a CPU",
             _ => "state unknown",
         });
         writeln!(out, "Thread {id}{name} ({})", states.join(", "))?;

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use pydx_diagnose::{diagnose, Config};
-use pydx_profile::{Activity, Meta, Profile, OBSERVATION_BUDGET, STACK_BUDGET};
+use pydx_profile::{Meta, Profile, OBSERVATION_BUDGET, STACK_BUDGET};
 use pydx_render::{
     render, render_report, Format, RenderError, RenderOptions, ReportFormat, ReportOptions,
 };
@@ -57,8 +57,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     let shows_idle = !options.include_idle
         && profile.total_samples() > 0
         && !profile.samples().any(|(key, _)| {
-            matches!(key.state.activity, Activity::OnCpu | Activity::Unknown)
-                && (!options.gil_only || key.state.holds_gil)
+            key.state.activity.counts_as_cpu() && (!options.gil_only || key.state.holds_gil)
         });
     if shows_idle {
         options.include_idle = true;

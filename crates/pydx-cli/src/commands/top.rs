@@ -354,8 +354,7 @@ struct SampleFilter {
 impl SampleFilter {
     /// Whether a sample of this kind counts.
     fn includes(self, key: &SampleKey) -> bool {
-        let activity_counts =
-            self.include_idle || matches!(key.state.activity, Activity::OnCpu | Activity::Unknown);
+        let activity_counts = self.include_idle || key.state.activity.counts_as_cpu();
         activity_counts && (!self.gil_only || key.state.holds_gil)
     }
 
@@ -402,12 +401,14 @@ struct WindowCounts {
     gil_wait: u64,
     /// Thread samples in an unknown state.
     unknown: u64,
+    /// Thread samples waiting for a CPU.
+    cpu_wait: u64,
 }
 
 impl WindowCounts {
     /// All thread samples, counted or not.
     fn thread_samples(&self) -> u64 {
-        self.on_cpu + self.idle + self.gil_wait + self.unknown
+        self.on_cpu + self.idle + self.gil_wait + self.unknown + self.cpu_wait
     }
 }
 
@@ -487,6 +488,7 @@ impl Tallies {
                 Activity::Idle => self.counts.idle += 1,
                 Activity::GilWait => self.counts.gil_wait += 1,
                 Activity::Unknown => self.counts.unknown += 1,
+                Activity::CpuWait => self.counts.cpu_wait += 1,
             }
         }
         self.recorder.add_snapshot(pid, elapsed, threads);
@@ -725,11 +727,16 @@ fn header_lines(view: &View, options: &ViewOptions) -> Vec<Line<'static>> {
             view.errors,
         )),
         Line::from(format!(
-            "GIL held {:.1}% of samples  Thread samples: {:.1}% on CPU, {:.1}% idle, {:.1}% waiting for GIL",
+            "GIL held {:.1}% of samples  Thread samples: {:.1}% on CPU, {:.1}% idle, {:.1}% waiting for GIL{}",
             percent(counts.snapshots_holding_gil, counts.snapshots),
             percent(counts.on_cpu, thread_samples),
             percent(counts.idle, thread_samples),
             percent(counts.gil_wait, thread_samples),
+            if counts.cpu_wait > 0 {
+                format!(", {:.1}% waiting for a CPU", percent(counts.cpu_wait, thread_samples))
+            } else {
+                String::new()
+            },
         )),
         Line::from(format!("Counting {counting}")),
         Line::default(),

@@ -335,7 +335,8 @@ fn record_episode(
                 site.tasks_seen.push(task.to_string());
             }
         }
-        if run.state.activity == Activity::OnCpu {
+        // Waiting for a CPU is computing held up by other threads.
+        if matches!(run.state.activity, Activity::OnCpu | Activity::CpuWait) {
             site.cpu_ns += run.duration_ns();
         } else {
             site.idle_ns += run.duration_ns();

@@ -195,10 +195,11 @@ impl Rule for FrameworkOverhead {
 
 /// For each process whose CPU time pydx read, the share of the on-CPU
 /// time its samples show that was CPU time by its own count (at most 1):
-/// a thread waiting for a CPU on a busy machine reads as running, so its
-/// samples overstate its CPU, and in the places where it is preempted most
-/// (a write that wakes the client up). Processes without the count are
-/// left out (their samples are taken at face value).
+/// where pydx could not watch a thread's context switches, a thread
+/// waiting for a CPU on a busy machine reads as running, so its samples
+/// overstate its CPU, and in the places where it is preempted most (a
+/// write that wakes the client up). Processes without the count are left
+/// out (their samples are taken at face value).
 fn cpu_shares(context: &Context<'_>) -> HashMap<u32, f64> {
     let profile = context.profile;
     let mut sampled: HashMap<u32, u64> = HashMap::new();

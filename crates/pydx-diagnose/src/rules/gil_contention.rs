@@ -80,7 +80,9 @@ impl Rule for GilContention {
         for (key, count) in profile.samples() {
             let busy = threads.entry(key.thread).or_default();
             match key.state.activity {
-                Activity::OnCpu => {
+                // A thread waiting for a CPU was running and will run again:
+                // busy, and still holding the GIL if it held it.
+                Activity::OnCpu | Activity::CpuWait => {
                     busy.on_cpu += count;
                     if key.state.holds_gil {
                         busy.holding += count;

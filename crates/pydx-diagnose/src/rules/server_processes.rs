@@ -171,7 +171,10 @@ pub(crate) fn gunicorn_workers(context: &Context<'_>) -> Vec<WorkerGroup> {
         }
         if profile.endpoint(key.labels).is_some() {
             group.request_samples += count;
-            if matches!(key.state.activity, Activity::OnCpu | Activity::GilWait) {
+            if matches!(
+                key.state.activity,
+                Activity::OnCpu | Activity::GilWait | Activity::CpuWait
+            ) {
                 group.request_busy_samples += count;
             }
         }

@@ -137,7 +137,10 @@ fn waiting_site(context: &Context<'_>, pids: &[u32]) -> Option<Location> {
     for (key, count) in profile.samples() {
         if !pids.contains(&profile.thread_info(key.thread).pid)
             || profile.endpoint(key.labels).is_none()
-            || matches!(key.state.activity, Activity::OnCpu | Activity::GilWait)
+            || matches!(
+                key.state.activity,
+                Activity::OnCpu | Activity::GilWait | Activity::CpuWait
+            )
         {
             continue;
         }

@@ -124,7 +124,10 @@ fn uvicorn_workers(context: &Context<'_>) -> Vec<Pool> {
                     .any(|&f| context.plays(f, Role::EventLoopRun));
                 if runs_loop {
                     loop_samples += count;
-                    if matches!(key.state.activity, Activity::OnCpu | Activity::GilWait) {
+                    if matches!(
+                        key.state.activity,
+                        Activity::OnCpu | Activity::GilWait | Activity::CpuWait
+                    ) {
                         on_cpu += count;
                     }
                 }

@@ -63,7 +63,7 @@ struct PageData {
     processes: BTreeMap<u32, u32>,
     /// `[stack or -1, thread, state, endpoint or -1, task or -1, samples,
     /// nanoseconds]`; state 0 on a CPU, 1 waiting for the GIL, 2 idle, 3
-    /// an asyncio task waiting in an await.
+    /// an asyncio task waiting in an await, 5 waiting for a CPU.
     samples: Vec<[i64; 7]>,
     functions: Vec<FunctionRow>,
     annotated: Vec<AnnotatedFunction>,
@@ -278,8 +278,7 @@ fn page_data(
     samples.sort_unstable();
     let samples = merge_samples(samples);
     let mut on_cpu = profile.function_times(|key| {
-        matches!(key.state.activity, Activity::OnCpu | Activity::Unknown)
-            && !profile.is_waiting_task(key.labels)
+        key.state.activity.counts_as_cpu() && !profile.is_waiting_task(key.labels)
     });
     on_cpu.sort_by(|a, b| {
         b.total_ns
@@ -416,12 +415,14 @@ fn timeline(
 type BucketTime = HashMap<(i64, i64), u64>;
 
 /// How the page codes an activity: 0 on a CPU (or unknown), 1 waiting for
-/// the GIL, 2 idle.
+/// the GIL, 2 idle, 5 waiting for a CPU (3 and 4 are for tasks waiting and
+/// blocked event loops).
 fn activity_code(activity: Activity) -> i64 {
     match activity {
         Activity::OnCpu | Activity::Unknown => 0,
         Activity::GilWait => 1,
-        _ => 2,
+        Activity::Idle => 2,
+        Activity::CpuWait => 5,
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use pydx_diagnose::Diff;
-use pydx_profile::{Activity, CallNode, Profile};
+use pydx_profile::{CallNode, Profile};
 use serde::Serialize;
 
 use super::html::{cut_strings, script_safe, COMMON_SCRIPT, SECURITY_POLICY, STYLE};
@@ -37,8 +37,7 @@ impl Tree {
     /// node's total time in ms divided by `scale`.
     fn add(&mut self, profile: &Profile, after: bool, scale: f64) {
         let calls = profile.call_tree(|key| {
-            matches!(key.state.activity, Activity::OnCpu | Activity::Unknown)
-                && !profile.is_waiting_task(key.labels)
+            key.state.activity.counts_as_cpu() && !profile.is_waiting_task(key.labels)
         });
         self.add_node(&calls, after, scale);
     }

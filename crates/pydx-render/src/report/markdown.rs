@@ -69,6 +69,14 @@ fn write_summary(summary: &Summary, out: &mut impl Write) -> io::Result<()> {
         percent(summary.gil_wait_share),
         percent(summary.idle_share),
     )?;
+    if summary.cpu_wait_share > 0.0 {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Waiting for a CPU (runnable, more threads than CPUs): {} of thread samples.",
+            percent(summary.cpu_wait_share)
+        )?;
+    }
     if let Some(requests) = &summary.requests {
         writeln!(out)?;
         writeln!(out, "Requests: {}.", requests_served(requests))?;

@@ -88,13 +88,21 @@ fn write_summary(summary: &Summary, paint: Paint, out: &mut impl Write) -> io::R
     for process in &summary.processes {
         writeln!(out, "{DETAIL}process {process}")?;
     }
-    writeln!(
+    write!(
         out,
         "{DETAIL}{} on CPU, {} waiting for the GIL, {} idle",
         percent(summary.on_cpu_share),
         percent(summary.gil_wait_share),
         percent(summary.idle_share),
     )?;
+    if summary.cpu_wait_share > 0.0 {
+        write!(
+            out,
+            ", {} waiting for a CPU",
+            percent(summary.cpu_wait_share)
+        )?;
+    }
+    writeln!(out)?;
     if let Some(requests) = &summary.requests {
         writeln!(out, "{DETAIL}{}", requests_served(requests))?;
     }

@@ -37,6 +37,7 @@
     card("on a CPU", pct(summary.on_cpu_share)),
     card("waiting for the GIL", pct(summary.gil_wait_share)),
     card("idle (I/O, sleep, locks)", pct(summary.idle_share)));
+  if (summary.cpu_wait_share > 0) cards.append(card("waiting for a CPU", pct(summary.cpu_wait_share)));
   if (summary.requests) {
     cards.append(card("requests served", summary.requests.count.toLocaleString("en") +
       " (" + summary.requests.per_second.toFixed(1) + "/s)"));
@@ -73,7 +74,7 @@
   }
 
   // Flamegraph.
-  const views = { cpu: [0], gil: [1], wall: [0, 1, 2] };
+  const views = { cpu: [0], gil: [1], wall: [0, 1, 2, 5] };
   const flame = { view: "cpu", process: -1, thread: -1, endpoint: -1, task: -1, zoom: [], search: "" };
   const pathCache = new Map();
   function pathOf(stack) {
@@ -210,8 +211,9 @@
   drawFlame();
 
   // Timeline.
-  const stateNames = ["on a CPU", "waiting for the GIL", "idle", "task waiting", "event loop blocked in a call"];
-  const stateClasses = ["cpu", "gil", "idle", "idle", "blocked"];
+  const stateNames = ["on a CPU", "waiting for the GIL", "idle", "task waiting", "event loop blocked in a call",
+    "waiting for a CPU"];
+  const stateClasses = ["cpu", "gil", "idle", "idle", "blocked", "cpuwait"];
   const timeline = h("div", { id: "timeline-rows" });
   const bucketSeconds = data.timeline_bucket_ns / 1e9;
   for (const [thread, segments] of data.timeline) {
@@ -232,7 +234,7 @@
   main.append(h("h2", { id: "timeline" }, "Timeline"),
     h("p", { class: "muted" }, "What each thread did when, from the start of the recording (" +
       seconds(bucketSeconds * 800) + "). Hover a stretch for the code it ran."),
-    h("div", { class: "legend" }, [0, 1, 2, 4].map((state) =>
+    h("div", { class: "legend" }, [0, 5, 1, 2, 4].map((state) =>
       h("span", null, h("span", { class: "segment-key " + stateClasses[state] }), stateNames[state]))),
     timeline);
 
