@@ -300,18 +300,7 @@ fn finding(
             ));
         }
     }
-    // The heaviest function over all its lines (jsonable_encoder's time
-    // is spread over the lines it recurses through).
-    let mut by_name: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    for &(frame, samples) in &functions {
-        *by_name
-            .entry((context.function(frame), context.file(frame)))
-            .or_default() += samples;
-    }
-    let heaviest = by_name
-        .iter()
-        .max_by_key(|&(&(function, file), &samples)| (samples, std::cmp::Reverse((function, file))))
-        .map(|(&(function, _), _)| function);
+    let heaviest = heaviest_function(context, &functions);
     let specific = match heaviest {
         Some("jsonable_encoder") => format!(
             "FastAPI converts what the handler returns with `jsonable_encoder`, object by object in \
@@ -477,6 +466,23 @@ fn route_target(context: &Context<'_>, route: &Location, at_return: bool) -> Opt
         .map(|(line, _)| at(line, name))
 }
 
+/// The framework function with the most samples over all its lines
+/// (`frames` are innermost frames at a line each): jsonable_encoder's time
+/// is spread over the lines it recurses through, and one of its lines alone
+/// can weigh less than another function's single line.
+fn heaviest_function<'c>(context: &'c Context<'_>, frames: &[(FrameId, u64)]) -> Option<&'c str> {
+    let mut by_name: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for &(frame, samples) in frames {
+        *by_name
+            .entry((context.function(frame), context.file(frame)))
+            .or_default() += samples;
+    }
+    by_name
+        .iter()
+        .max_by_key(|&(&(function, file), &samples)| (samples, std::cmp::Reverse((function, file))))
+        .map(|(&(function, _), _)| function)
+}
+
 /// The app module a server's command line names, when no handler was seen.
 fn app_location(context: &Context<'_>) -> Option<Location> {
     context.profile.meta.processes.iter().find_map(|p| {
@@ -539,6 +545,31 @@ mod tests {
             at(route_target(&context, &route(16), false)),
             Some(("StockList".into(), 14))
         );
+    }
+
+    /// The case that made a test fail once: jsonable_encoder's samples on
+    /// two of its lines (14% and 11%) outweigh render's 14% on one.
+    #[test]
+    fn the_heaviest_function_is_summed_over_its_lines() {
+        let mut profile = pydx_profile::Profile::new(pydx_profile::Meta::default());
+        let encoders = "/venv/fastapi/encoders.py";
+        let responses = "/venv/starlette/responses.py";
+        let encode_a = profile.frame("jsonable_encoder", encoders, 290, 280);
+        let encode_b = profile.frame("jsonable_encoder", encoders, 331, 280);
+        let render = profile.frame("JSONResponse.render", responses, 180, 178);
+        let sources = crate::context::SourceMap::default();
+        let config = crate::config::Config::default();
+        let context = Context::new(&profile, &config, &sources);
+        let frames = [(render, 14), (encode_a, 14), (encode_b, 11)];
+        assert_eq!(
+            heaviest_function(&context, &frames),
+            Some("jsonable_encoder")
+        );
+        assert_eq!(
+            heaviest_function(&context, &[(render, 14), (encode_a, 13)]),
+            Some("JSONResponse.render")
+        );
+        assert_eq!(heaviest_function(&context, &[]), None);
     }
 
     #[test]
