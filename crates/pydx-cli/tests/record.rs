@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use pydx_testkit::{eventually, interpreter, marker_line, Interpreter};
+use pydx_testkit::{eventually, interpreter, marker_line, Interpreter, PythonChild};
 
 fn pydx() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pydx"))
@@ -580,10 +580,7 @@ fn sampling_stays_within_its_system_call_budget() {
 /// pause them all), and every sample still shows where each thread is.
 #[test]
 fn blocking_reads_threads_waiting_for_a_cpu_without_pausing_them() {
-    let python = interpreter("pyenv-3.12");
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let threads = 2 * cpus + 1;
-    let target = python.spawn("native_hashlib.py", &[&threads.to_string()]);
+    let (target, _, _) = more_threads_than_cpus();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("preempted.txt");
     let args = ["--blocking", "--stats", "--rate", "200", "-d", "2"];
@@ -627,10 +624,7 @@ fn process_cpu_seconds(pid: u32) -> f64 {
 /// for one would leave out part of the CPU they used.
 #[test]
 fn on_cpu_samples_add_up_to_the_cpu_time_the_target_used() {
-    let python = interpreter("pyenv-3.12");
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let threads = 2 * cpus + 1;
-    let target = python.spawn("native_hashlib.py", &[&threads.to_string()]);
+    let (target, threads, cpus) = more_threads_than_cpus();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cpu.pprof");
     let (wall_before, cpu_before) = (std::time::Instant::now(), process_cpu_seconds(target.pid));
@@ -654,6 +648,16 @@ fn on_cpu_samples_add_up_to_the_cpu_time_the_target_used() {
     eprintln!("{measured}");
     assert!((on_cpu - used).abs() <= 0.35 * used, "{measured}");
     assert!(waiting >= (threads - cpus - 1) as f64, "{measured}");
+}
+
+/// `native_hashlib.py` on 3.12 with more threads deriving keys (hashlib
+/// lets go of the GIL) than there are CPUs: the child, its thread count
+/// and the CPUs.
+fn more_threads_than_cpus() -> (PythonChild, usize, usize) {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = 2 * cpus + 1;
+    let target = interpreter("pyenv-3.12").spawn("native_hashlib.py", &[&threads.to_string()]);
+    (target, threads, cpus)
 }
 
 /// Records a program launched with `argv` into `out` and sends pydx

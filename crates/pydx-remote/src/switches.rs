@@ -189,9 +189,7 @@ impl SwitchWatcher {
     pub fn switches(&self) -> u64 {
         self.head().load(Ordering::Acquire) / SWITCH_RECORD_BYTES
     }
-}
 
-impl SwitchWatcher {
     /// Watches the calling thread's own context switches (see
     /// [`SwitchWatcher::switched_on_at`]); `None` where perf is refused.
     pub fn own() -> Option<Self> {

@@ -415,12 +415,13 @@ impl Sampler {
         let mut last_report = start;
         let stop_reason = loop {
             let now = Instant::now();
-            let now_ns = pydx_remote::monotonic_ns();
             let woke_ns = own_switches
                 .as_ref()
                 .and_then(pydx_remote::SwitchWatcher::switched_on_at)
                 .filter(|&at| at >= last_round_end_ns)
-                .map_or(now_ns, |at| at.saturating_sub(SWITCH_RECORD_LEAD_NS));
+                .map_or_else(pydx_remote::monotonic_ns, |at| {
+                    at.saturating_sub(SWITCH_RECORD_LEAD_NS)
+                });
             if stop.load(Ordering::Relaxed) {
                 break StopReason::Interrupted;
             }
