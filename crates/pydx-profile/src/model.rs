@@ -313,6 +313,15 @@ impl Activity {
         })
     }
 
+    /// Whether the thread had work to do: on a CPU, or waiting for one or
+    /// for the GIL (not idle, not of unknown state).
+    pub fn is_busy(self) -> bool {
+        matches!(
+            self,
+            Activity::OnCpu | Activity::GilWait | Activity::CpuWait
+        )
+    }
+
     /// Whether a sample in this state counts as CPU time: on a CPU, or of
     /// unknown state (counted as running). Not a thread waiting for a CPU.
     pub fn counts_as_cpu(self) -> bool {
@@ -1225,6 +1234,29 @@ mod tests {
                 cpu_ns: None,
             })
             .collect()
+    }
+
+    /// Which states count as CPU time and which as busy, and their labels
+    /// read back.
+    #[test]
+    fn activities_are_told_apart_and_read_back() {
+        let all = [
+            (Activity::OnCpu, "on_cpu", true, true),
+            (Activity::GilWait, "gil_wait", false, true),
+            (Activity::Idle, "idle", false, false),
+            (Activity::Unknown, "unknown", true, false),
+            (Activity::CpuWait, "cpu_wait", false, true),
+        ];
+        for (activity, label, cpu, busy) in all {
+            assert_eq!(activity.as_str(), label);
+            assert_eq!(Activity::parse(label), Some(activity));
+            assert_eq!(
+                (activity.counts_as_cpu(), activity.is_busy()),
+                (cpu, busy),
+                "{label}"
+            );
+        }
+        assert_eq!(Activity::parse("running"), None);
     }
 
     #[test]

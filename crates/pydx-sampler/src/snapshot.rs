@@ -999,13 +999,7 @@ impl Snapshotter {
         for thread in threads.iter_mut().filter(|t| t.python.error.is_none()) {
             thread.statement = self.statement(&thread.python);
         }
-        let busy = |t: &&mut ThreadSnapshot| {
-            t.python.error.is_none()
-                && matches!(
-                    t.activity,
-                    Activity::OnCpu | Activity::GilWait | Activity::CpuWait
-                )
-        };
+        let busy = |t: &&mut ThreadSnapshot| t.python.error.is_none() && t.activity.is_busy();
         for thread in threads.iter_mut().filter(busy) {
             let user_frames: Vec<usize> = thread
                 .python

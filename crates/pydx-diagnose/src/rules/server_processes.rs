@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use pydx_libraries::{Role, WorkerClass, SERVERS};
-use pydx_profile::{Activity, FrameId, StackId};
+use pydx_profile::{FrameId, StackId};
 
 use crate::context::Context;
 use crate::finding::Location;
@@ -171,10 +171,7 @@ pub(crate) fn gunicorn_workers(context: &Context<'_>) -> Vec<WorkerGroup> {
         }
         if profile.endpoint(key.labels).is_some() {
             group.request_samples += count;
-            if matches!(
-                key.state.activity,
-                Activity::OnCpu | Activity::GilWait | Activity::CpuWait
-            ) {
+            if key.state.activity.is_busy() {
                 group.request_busy_samples += count;
             }
         }

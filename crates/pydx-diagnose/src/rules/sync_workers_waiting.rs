@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use pydx_profile::{Activity, FrameId};
+use pydx_profile::FrameId;
 
 use super::async_views_under_wsgi::serves_async_views;
 use super::server_processes::{
@@ -137,10 +137,7 @@ fn waiting_site(context: &Context<'_>, pids: &[u32]) -> Option<Location> {
     for (key, count) in profile.samples() {
         if !pids.contains(&profile.thread_info(key.thread).pid)
             || profile.endpoint(key.labels).is_none()
-            || matches!(
-                key.state.activity,
-                Activity::OnCpu | Activity::GilWait | Activity::CpuWait
-            )
+            || key.state.activity.is_busy()
         {
             continue;
         }

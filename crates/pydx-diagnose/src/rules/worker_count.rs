@@ -2,7 +2,6 @@
 //! the CPUs.
 
 use pydx_libraries::Role;
-use pydx_profile::Activity;
 
 use super::server_processes::{
     busiest_handler, handler_evidence, handler_or_command, saturated_sync_workers, server_kind,
@@ -124,10 +123,7 @@ fn uvicorn_workers(context: &Context<'_>) -> Vec<Pool> {
                     .any(|&f| context.plays(f, Role::EventLoopRun));
                 if runs_loop {
                     loop_samples += count;
-                    if matches!(
-                        key.state.activity,
-                        Activity::OnCpu | Activity::GilWait | Activity::CpuWait
-                    ) {
+                    if key.state.activity.is_busy() {
                         on_cpu += count;
                     }
                 }
