@@ -327,6 +327,13 @@ impl PythonProcess {
         self.names = names;
     }
 
+    /// When the last [`PythonProcess::threads`] read the target, from the
+    /// start of its first read to the end of its last (`CLOCK_MONOTONIC`
+    /// nanoseconds): what it returned was copied from the target then.
+    pub fn last_read_span(&self) -> Option<(u64, u64)> {
+        self.reader.memory.round_reads_span()
+    }
+
     /// Reads every Python thread of every interpreter: stack, GIL, name.
     /// Fails only if the process is gone or access is lost; a thread whose
     /// stack cannot be read carries the error instead.

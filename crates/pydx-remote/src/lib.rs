@@ -56,5 +56,5 @@ pub use proc::{
 pub use process_memory::ProcessMemory;
 pub use signal::{send_stop, StopSignal};
 pub use stats::ReadStats;
-pub use switches::{Switch, SwitchWatcher};
-pub use timer::set_precise_sleep;
+pub use switches::{Switch, SwitchWatcher, SwitchesOver};
+pub use timer::{leave_real_time_priority, set_precise_sleep, take_real_time_priority};

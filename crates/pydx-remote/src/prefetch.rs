@@ -56,6 +56,19 @@ struct RoundState {
     target_reads: usize,
     /// What the next round reads ahead.
     plan: Vec<Planned>,
+    /// When the round's first read from the target began and its last one
+    /// ended (`CLOCK_MONOTONIC` nanoseconds): what it read, it read then.
+    reads_span: Option<(u64, u64)>,
+}
+
+impl RoundState {
+    /// Counts a read from the target that began at `started`.
+    fn read_from_target(&mut self, started: u64) {
+        self.target_reads += 1;
+        let ended = crate::monotonic_ns();
+        let began = self.reads_span.map_or(started, |(began, _)| began);
+        self.reads_span = Some((began, ended));
+    }
 }
 
 /// A range to read ahead: address, length, and whether to copy it twice.
@@ -83,6 +96,14 @@ impl<M: MemoryReader> PrefetchingMemory<M> {
         state.ahead.clear();
         state.needed.clear();
         state.target_reads = 0;
+        state.reads_span = None;
+    }
+
+    /// When the last round's reads from the target began and ended
+    /// (`CLOCK_MONOTONIC` nanoseconds; `None` before any round read): every
+    /// byte the round read was copied in that span.
+    pub fn round_reads_span(&self) -> Option<(u64, u64)> {
+        self.state.borrow().reads_span
     }
 
     /// Ends a round and plans the next one from what this one needed.
@@ -101,9 +122,9 @@ impl<M: MemoryReader> PrefetchingMemory<M> {
         let plan = {
             let mut state = self.state.borrow_mut();
             state.first_read_pending = false;
-            state.target_reads += 1;
             std::mem::take(&mut state.plan)
         };
+        let started = crate::monotonic_ns();
         let mut buffers: Vec<Vec<u8>> = plan.iter().map(|&(_, len, _)| vec![0u8; len]).collect();
         let twice: Vec<&Planned> = plan.iter().filter(|p| p.2).collect();
         let mut seconds: Vec<Vec<u8>> = twice.iter().map(|p| vec![0u8; p.1]).collect();
@@ -124,7 +145,9 @@ impl<M: MemoryReader> PrefetchingMemory<M> {
                     .zip(&twice)
                     .map(|(buf, &&(addr, _, _))| ReadRequest::new(addr, buf)),
             );
-            self.inner.read_batch(&mut all)?;
+            let read = self.inner.read_batch(&mut all);
+            self.state.borrow_mut().read_from_target(started);
+            read?;
             all.iter().map(|r| r.done).collect::<Vec<bool>>()
         };
         for (request, &done) in requests.iter_mut().zip(&done) {
@@ -216,14 +239,16 @@ impl<M: MemoryReader> MemoryReader for PrefetchingMemory<M> {
         if missing.is_empty() {
             return Ok(());
         }
-        self.state.borrow_mut().target_reads += 1;
+        let started = crate::monotonic_ns();
         let mut rest: Vec<ReadRequest<'_>> = requests
             .iter_mut()
             .enumerate()
             .filter(|(index, _)| missing.contains(index))
             .map(|(_, r)| ReadRequest::new(r.addr, &mut *r.buf))
             .collect();
-        self.inner.read_batch(&mut rest)?;
+        let read = self.inner.read_batch(&mut rest);
+        self.state.borrow_mut().read_from_target(started);
+        read?;
         let done: Vec<bool> = rest.iter().map(|r| r.done).collect();
         drop(rest);
         for (&index, done) in missing.iter().zip(done) {
@@ -233,17 +258,22 @@ impl<M: MemoryReader> MemoryReader for PrefetchingMemory<M> {
     }
 
     fn read_batch_now(&self, requests: &mut [ReadRequest<'_>]) -> Result<(), ReadError> {
-        {
+        let active = {
             let mut state = self.state.borrow_mut();
             if state.active {
                 // Planned for the next round like any other read, but read
                 // afresh: the point of this read is to see the target now.
-                state.target_reads += 1;
                 let ranges = requests.iter().map(|r| (r.addr, r.buf.len(), false));
                 state.needed.extend(ranges);
             }
+            state.active
+        };
+        let started = crate::monotonic_ns();
+        let read = self.inner.read_batch(requests);
+        if active {
+            self.state.borrow_mut().read_from_target(started);
         }
-        self.inner.read_batch(requests)
+        read
     }
 
     fn round_is_one_read(&self) -> bool {
@@ -407,6 +437,24 @@ mod tests {
         };
         assert_eq!(follow(&memory), 9);
         assert_eq!(memory.inner().batches.get(), 2);
+    }
+
+    #[test]
+    fn a_round_tells_when_it_read_the_target() {
+        let memory = PrefetchingMemory::new(Counting {
+            memory: chain(42),
+            batches: Cell::new(0),
+        });
+        assert_eq!(memory.round_reads_span(), None);
+        let before = crate::monotonic_ns();
+        follow(&memory);
+        let first = memory.round_reads_span().unwrap();
+        assert!(before <= first.0 && first.0 <= first.1);
+        assert!(first.1 <= crate::monotonic_ns());
+        // Its three reads from the first to the last; the next round, one.
+        follow(&memory);
+        let second = memory.round_reads_span().unwrap();
+        assert!(second.0 >= first.1);
     }
 
     #[test]

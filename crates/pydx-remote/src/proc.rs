@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::maps::MemoryMap;
-use crate::switches::{Switch, SwitchWatcher};
+use crate::switches::{Switch, SwitchWatcher, SwitchesOver};
 
 /// Whether a process with this PID exists (zombies included).
 pub fn process_exists(pid: u32) -> bool {
@@ -507,6 +507,14 @@ impl ThreadStateReader {
             Some(watcher) => Some(WATCHED_COUNT | watcher.switches()),
             None => self.switch_ins(tid).map(|count| count & !WATCHED_COUNT),
         }
+    }
+
+    /// What thread `tid`'s context switches say of it over the span its
+    /// stack was read in ([`SwitchWatcher::over`]); `None` when it was not
+    /// switched in or after the span (its state now is its state then) or
+    /// is not watched.
+    pub fn switches_over(&self, tid: u32, start_ns: u64, end_ns: u64) -> Option<SwitchesOver> {
+        self.watcher(tid)?.over(start_ns, end_ns)
     }
 
     fn watcher(&self, tid: u32) -> Option<&SwitchWatcher> {

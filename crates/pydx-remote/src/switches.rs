@@ -27,6 +27,10 @@ use crate::error::{Error, Result};
 /// `sample_id_all` and only `PERF_SAMPLE_TIME`) the time.
 const SWITCH_RECORD_BYTES: u64 = 16;
 
+/// Most records [`SwitchWatcher::over`] looks back through (a thread is not
+/// switched that often while its stack is read).
+const MOST_SWITCHES_BACK: usize = 16;
+
 /// Watches the context switches of one thread of another process.
 #[derive(Debug)]
 pub struct SwitchWatcher {
@@ -151,6 +155,42 @@ impl SwitchWatcher {
         self.record_at(newest.checked_sub(SWITCH_RECORD_BYTES)?)
     }
 
+    /// What the thread's context switches say of it from `start_ns` to
+    /// `end_ns` (`CLOCK_MONOTONIC`), the span in which its stack was read,
+    /// when it was switched after `start_ns`; `None` when it was not (its
+    /// state now is its state throughout). Looks back at most
+    /// [`MOST_SWITCHES_BACK`] records.
+    pub fn over(&self, start_ns: u64, end_ns: u64) -> Option<SwitchesOver> {
+        let newest = self.head().load(Ordering::Acquire);
+        let mut over = SwitchesOver {
+            at_end: None,
+            slept: false,
+        };
+        let mut after_start = false;
+        let mut at = newest;
+        for _ in 0..MOST_SWITCHES_BACK {
+            let Some(record) = at
+                .checked_sub(SWITCH_RECORD_BYTES)
+                .and_then(|earlier| self.record_at(earlier))
+            else {
+                break;
+            };
+            at -= SWITCH_RECORD_BYTES;
+            let (switch, time) = record;
+            if time > end_ns {
+                after_start = true;
+                continue;
+            }
+            over.at_end.get_or_insert(record);
+            over.slept |= switch == Switch::Asleep;
+            if time <= start_ns {
+                break;
+            }
+            after_start = true;
+        }
+        after_start.then_some(over)
+    }
+
     fn head(&self) -> &AtomicU64 {
         // SAFETY: `head` points into the metadata page, mapped for as long
         // as `self` lives; the kernel updates it atomically.
@@ -207,6 +247,19 @@ impl SwitchWatcher {
             _ => None,
         }
     }
+}
+
+/// What a thread's context switches say of it over a span of time that it
+/// was switched in or after ([`SwitchWatcher::over`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchesOver {
+    /// Its newest switch at or before the end of the span, and its time:
+    /// its state then (`None` when further back than the watch or the ring
+    /// reaches).
+    pub at_end: Option<(Switch, u64)>,
+    /// Whether it was asleep at some point of the span: asleep at its start,
+    /// or switched off to sleep in it.
+    pub slept: bool,
 }
 
 /// A thread's newest context switch.
@@ -285,6 +338,28 @@ mod tests {
         // after now.
         let (_, at) = watcher.latest_at().unwrap();
         assert!((watched_from..=crate::monotonic_ns()).contains(&at));
+    }
+
+    #[test]
+    fn a_span_is_told_by_the_switches_in_and_after_it() {
+        let watcher = SwitchWatcher::own().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        let start = crate::monotonic_ns();
+        let end = crate::monotonic_ns();
+        // Running all along, not switched since.
+        assert_eq!(watcher.over(start, end), None);
+        std::thread::sleep(Duration::from_millis(2));
+        // Asleep and back after the span: on its CPU throughout it.
+        let after = watcher.over(start, end).unwrap();
+        assert!(!after.slept);
+        let (switch, at) = after.at_end.unwrap();
+        assert_eq!(switch, Switch::In);
+        assert!(at <= start);
+        // A span that the sleep fell in: asleep in it, back by its end.
+        let during = watcher.over(start, crate::monotonic_ns()).unwrap();
+        assert!(during.slept);
+        assert_eq!(during.at_end.unwrap().0, Switch::In);
+        assert!(during.at_end.unwrap().1 > end);
     }
 
     /// A thread watching itself is on a CPU whenever it looks: its newest

@@ -391,6 +391,9 @@ impl Sampler {
             ));
         }
         let interval = Duration::from_secs_f64(1.0 / self.options.rate_hz.max(0.001));
+        let mut real_time =
+            interval >= REAL_TIME_SHORTEST_INTERVAL && pydx_remote::take_real_time_priority();
+        let mut long_rounds = 0u32;
         let reads_before = pydx_remote::ReadStats::now();
         let cpu_before = thread_cpu_time();
         let mut stages = StageTimes::default();
@@ -531,6 +534,15 @@ impl Sampler {
             next_round += jitter.next(interval);
             last_round_end_ns = pydx_remote::monotonic_ns();
             let after = Instant::now();
+            long_rounds = if after - now > interval / 2 {
+                long_rounds + 1
+            } else {
+                0
+            };
+            if real_time && long_rounds >= REAL_TIME_LONG_ROUNDS {
+                pydx_remote::leave_real_time_priority();
+                real_time = false;
+            }
             if after > next_round + interval {
                 // Too far behind to catch up: skip the rounds that were due.
                 let behind = after - next_round;
@@ -671,6 +683,16 @@ fn read_tasks(
     }
     reading.rounds = 0;
 }
+
+/// Sampling intervals at least this long (rates up to 1 kHz) take real-time
+/// priority where allowed (see `pydx_remote::take_real_time_priority`): a
+/// sample is then taken when it is due, not when a busy CPU is next given
+/// up. The sampling thread returns to the normal policy for good once
+/// [`REAL_TIME_LONG_ROUNDS`] rounds in a row take more than half their
+/// interval, so that it never keeps a CPU from the target for long.
+const REAL_TIME_SHORTEST_INTERVAL: Duration = Duration::from_millis(1);
+/// See [`REAL_TIME_SHORTEST_INTERVAL`].
+const REAL_TIME_LONG_ROUNDS: u32 = 10;
 
 /// Random intervals averaging the nominal one, so that sampling cannot lock
 /// onto a periodic pattern in the target (every 10 ms timer, say).

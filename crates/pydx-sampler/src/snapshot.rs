@@ -13,8 +13,8 @@ use pydx_libraries::statement_arguments;
 use pydx_native::{merge, unwind_until, MergedFrame, NativeStack, NativeUnwinder, PythonCall};
 use pydx_profile::{Activity, CodeKind};
 use pydx_remote::{
-    process_alive, PerfStackSampler, ProcessPause, RunState, SyscallState, ThreadStateReader,
-    UserPosition,
+    process_alive, PerfStackSampler, ProcessPause, RunState, Switch, SwitchesOver, SyscallState,
+    ThreadStateReader, UserPosition,
 };
 
 /// The x86_64 `futex` system call number.
@@ -706,15 +706,26 @@ impl Snapshotter {
             .woke_ns
             .take()
             .unwrap_or_else(pydx_remote::monotonic_ns);
+        let stacks_read_at = pydx_remote::monotonic_ns();
         let read_started = self
             .native
             .as_ref()
             .is_some_and(|native| native.perf.is_some())
-            .then(pydx_remote::monotonic_ns);
+            .then_some(stacks_read_at);
+        // The span in which the stacks were first copied from the target,
+        // without a pause (see `unpaused_read_activity`).
+        let mut read_span = None;
+        // After a torn read, the threads read whole then (not read again).
+        let mut whole_ids: Option<Vec<u32>> = None;
         let (threads, states_before) = match self.consistency {
-            Consistency::NonBlocking => (self.process.threads().map(unreadable_code_as_torn), None),
+            Consistency::NonBlocking => {
+                let read = self.process.threads().map(unreadable_code_as_torn);
+                read_span = self.process.last_read_span();
+                (read, None)
+            }
             Consistency::PausedWhenTorn => {
                 let read = self.process.threads().map(unreadable_code_as_torn);
+                read_span = self.process.last_read_span();
                 let torn: Vec<Option<u32>> = match &read {
                     Ok(threads) => threads
                         .iter()
@@ -733,6 +744,13 @@ impl Snapshotter {
                             Ok((again, states, pause, _)) => {
                                 paused = Some(pause);
                                 self.paused_again = true;
+                                whole_ids = only.map(|torn| {
+                                    whole
+                                        .iter()
+                                        .filter_map(|t| t.native_id)
+                                        .filter(|tid| !torn.contains(tid))
+                                        .collect()
+                                });
                                 (again.map(|again| keep_whole(again, whole)), Some(states))
                             }
                             Err(SnapshotError::Pause(_)) => (Ok(whole), None),
@@ -756,6 +774,7 @@ impl Snapshotter {
             }
         };
         let mut threads = threads.map_err(|e| self.walk_error(e))?;
+        let read_span = read_span.filter(|&(start, _)| start >= stacks_read_at);
         if self.files_checked.elapsed() >= FORGET_EXITED_EVERY {
             self.files_checked = std::time::Instant::now();
             self.os_states.forget_exited_threads();
@@ -779,25 +798,49 @@ impl Snapshotter {
             let gil_contended = python
                 .gil_address
                 .is_some_and(|gil| contended.contains(&gil));
-            let activity = match (&states_before, python.native_id) {
-                (_, None) => Activity::Unknown,
-                (Some(states), Some(tid)) => match states.iter().find(|s| s.tid == tid) {
-                    Some(state) => classify(
-                        &python,
-                        state.run,
-                        state.waiting_for_cpu,
-                        gil_contended,
-                        || state.syscall,
-                    ),
-                    None => Activity::Unknown,
-                },
-                (None, Some(tid)) => {
-                    let run = self.os_states.cpu_state(tid);
-                    let waiting_for_cpu =
-                        run == Some(RunState::Running) && self.os_states.waits_for_cpu(tid, woke);
-                    classify(&python, run, waiting_for_cpu, gil_contended, || {
-                        self.os_states.syscall(tid)
-                    })
+            let read_unpaused = |tid: &u32| {
+                states_before.is_none() || whole_ids.as_ref().is_some_and(|ids| ids.contains(tid))
+            };
+            let activity = match (python.native_id, &states_before) {
+                (None, _) => Activity::Unknown,
+                // Read again paused after a torn read (or read paused): its
+                // state from just before the pause, unless it slept while it
+                // was first read (the sample's time) and may have been read
+                // asleep.
+                (Some(tid), Some(states)) if !read_unpaused(&tid) => {
+                    match states.iter().find(|s| s.tid == tid) {
+                        Some(state)
+                            if read_span.is_some_and(|(start, end)| {
+                                self.os_states
+                                    .switches_over(tid, start, end)
+                                    .is_some_and(|over| over.slept)
+                            }) && may_be_asleep(&python, gil_contended) =>
+                        {
+                            classify(
+                                &python,
+                                Some(RunState::Sleeping),
+                                false,
+                                gil_contended,
+                                || {
+                                    state
+                                        .syscall
+                                        .filter(|s| !matches!(s, SyscallState::Running))
+                                },
+                            )
+                        }
+                        Some(state) => classify(
+                            &python,
+                            state.run,
+                            state.waiting_for_cpu,
+                            gil_contended,
+                            || state.syscall,
+                        ),
+                        None => Activity::Unknown,
+                    }
+                }
+                (Some(tid), _) => {
+                    let span = read_span.unwrap_or((stacks_read_at, pydx_remote::monotonic_ns()));
+                    self.unpaused_read_activity(&python, tid, span, woke, gil_contended)
                 }
             };
             snapshots.push(ThreadSnapshot {
@@ -810,6 +853,44 @@ impl Snapshotter {
         let more = read_more(self, &mut snapshots);
         drop(paused);
         Ok((snapshots, more))
+    }
+
+    /// The activity of thread `tid`, whose stack `python` was copied without
+    /// a pause in `span` (`CLOCK_MONOTONIC` nanoseconds). A thread switched
+    /// onto or off its CPU in that span may have been copied before or after
+    /// the switch: one asleep at some point of it (when the read began, or
+    /// from some time in it) counts as running only if it was read where it
+    /// cannot sleep (see [`may_be_asleep`]), else a running sample would land
+    /// on the line where it sleeps. One switched only after the span is
+    /// classified as it was in it; one not switched since, as it is now.
+    fn unpaused_read_activity(
+        &mut self,
+        python: &PythonThread,
+        tid: u32,
+        (start, end): (u64, u64),
+        woke: u64,
+        gil_contended: bool,
+    ) -> Activity {
+        let over = self.os_states.switches_over(tid, start, end);
+        let during = over
+            .and_then(|over| state_over_read(&over, woke, may_be_asleep(python, gil_contended)));
+        let (run, waiting_for_cpu) = match during {
+            Some((run, waiting)) => (Some(run), waiting),
+            None => {
+                let run = self.os_states.cpu_state(tid);
+                let waiting =
+                    run == Some(RunState::Running) && self.os_states.waits_for_cpu(tid, woke);
+                (run, waiting)
+            }
+        };
+        // One switched since it was read and running now cannot tell what it
+        // slept in then.
+        let switched = over.is_some();
+        classify(python, run, waiting_for_cpu, gil_contended, || {
+            self.os_states
+                .syscall(tid)
+                .filter(|s| !switched || !matches!(s, SyscallState::Running))
+        })
     }
 
     /// Pauses the process (with `only`, just those of its threads) and
@@ -1123,6 +1204,38 @@ fn classify(
     }
 }
 
+/// The CPU state of a thread whose stack was read without a pause, from
+/// its switches in and after the read (`over`), and whether it was waiting
+/// for a CPU: asleep if it slept at some point of the read and
+/// `may_be_asleep` where it was read; else as it was at the read's end
+/// (preempted before `woke`, when the sampling thread got its CPU, is
+/// waiting for a CPU). `None` when its switches that far back are gone.
+fn state_over_read(
+    over: &SwitchesOver,
+    woke: u64,
+    may_be_asleep: bool,
+) -> Option<(RunState, bool)> {
+    Some(match over.at_end? {
+        _ if over.slept && may_be_asleep => (RunState::Sleeping, false),
+        (Switch::Preempted, at) => (RunState::Running, at < woke),
+        _ => (RunState::Running, false),
+    })
+}
+
+/// Whether `thread`, asleep at some point while its stack was read, may
+/// have been read asleep: its innermost Python frame is in a call to native
+/// code (where a thread sleeps), or unknown, or its GIL is contended (a
+/// thread waits for the GIL wherever the interpreter handed it over).
+/// Otherwise it was read running Python code, before it slept or after it
+/// woke.
+fn may_be_asleep(thread: &PythonThread, gil_contended: bool) -> bool {
+    gil_contended
+        || thread
+            .frames
+            .first()
+            .is_none_or(|frame| frame.calling != Some(false))
+}
+
 /// `text` cut at `max_chars` characters, with `…` added if it was longer.
 fn cut(mut text: String, max_chars: usize) -> String {
     if let Some((end, _)) = text.char_indices().nth(max_chars) {
@@ -1234,6 +1347,83 @@ mod tests {
             classify(&thread(true), Some(RunState::Running), true, true, || None),
             Activity::CpuWait
         );
+    }
+
+    #[test]
+    fn a_thread_that_slept_while_read_is_running_only_if_read_running_python() {
+        let over = |at_end, slept| SwitchesOver {
+            at_end: Some(at_end),
+            slept,
+        };
+        let woke = 1_000;
+        // Woken during the read (asleep when it began): read where it slept
+        // unless its stack shows Python code running.
+        let woken = over((Switch::In, 1_010), true);
+        assert_eq!(
+            state_over_read(&woken, woke, true),
+            Some((RunState::Sleeping, false))
+        );
+        assert_eq!(
+            state_over_read(&woken, woke, false),
+            Some((RunState::Running, false))
+        );
+        // Gone to sleep during the read.
+        let slept = over((Switch::Asleep, 1_020), true);
+        assert_eq!(
+            state_over_read(&slept, woke, true),
+            Some((RunState::Sleeping, false))
+        );
+        // On its CPU throughout, switched only after the read.
+        let ran = over((Switch::In, 500), false);
+        assert_eq!(
+            state_over_read(&ran, woke, true),
+            Some((RunState::Running, false))
+        );
+        // Preempted before the sampling thread got its CPU: waiting for one;
+        // after, by the sampling thread itself: running.
+        assert_eq!(
+            state_over_read(&over((Switch::Preempted, 900), false), woke, true),
+            Some((RunState::Running, true))
+        );
+        assert_eq!(
+            state_over_read(&over((Switch::Preempted, 1_000), false), woke, true),
+            Some((RunState::Running, false))
+        );
+        // Its switches before the read are gone: not settled here.
+        let unknown = SwitchesOver {
+            at_end: None,
+            slept: true,
+        };
+        assert_eq!(state_over_read(&unknown, woke, true), None);
+    }
+
+    #[test]
+    fn only_a_thread_read_inside_a_call_or_waiting_for_the_gil_may_be_asleep() {
+        let thread = |calling: Option<bool>| PythonThread {
+            thread_id: 1,
+            native_id: Some(2),
+            name: None,
+            holds_gil: false,
+            gil_address: None,
+            frames: vec![Frame {
+                code: Arc::new(CodeInfo::named(0x1000, "handler", "app.py", 1)),
+                line: 3,
+                addr: 0x2000,
+                calling,
+                entry: false,
+                call_frame: 0,
+            }],
+            truncated: false,
+            error: None,
+            request: None,
+        };
+        assert!(may_be_asleep(&thread(Some(true)), false));
+        assert!(may_be_asleep(&thread(None), false));
+        assert!(!may_be_asleep(&thread(Some(false)), false));
+        assert!(may_be_asleep(&thread(Some(false)), true));
+        let mut no_frames = thread(Some(false));
+        no_frames.frames.clear();
+        assert!(may_be_asleep(&no_frames, false));
     }
 
     #[test]
