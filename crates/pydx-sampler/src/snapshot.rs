@@ -814,7 +814,7 @@ impl Snapshotter {
                                 self.os_states
                                     .switches_over(tid, start, end)
                                     .is_some_and(|over| over.slept)
-                            }) && may_be_asleep(&python, gil_contended) =>
+                            }) && may_be_asleep(&python) =>
                         {
                             classify(
                                 &python,
@@ -872,8 +872,7 @@ impl Snapshotter {
         gil_contended: bool,
     ) -> Activity {
         let over = self.os_states.switches_over(tid, start, end);
-        let during = over
-            .and_then(|over| state_over_read(&over, woke, may_be_asleep(python, gil_contended)));
+        let during = over.and_then(|over| state_over_read(&over, woke, may_be_asleep(python)));
         let (run, waiting_for_cpu) = match during {
             Some((run, waiting)) => (Some(run), waiting),
             None => {
@@ -1224,16 +1223,15 @@ fn state_over_read(
 
 /// Whether `thread`, asleep at some point while its stack was read, may
 /// have been read asleep: its innermost Python frame is in a call to native
-/// code (where a thread sleeps), or unknown, or its GIL is contended (a
-/// thread waits for the GIL wherever the interpreter handed it over).
+/// code (where a thread sleeps in I/O, on a lock or a timer), or unknown.
 /// Otherwise it was read running Python code, before it slept or after it
-/// woke.
-fn may_be_asleep(thread: &PythonThread, gil_contended: bool) -> bool {
-    gil_contended
-        || thread
-            .frames
-            .first()
-            .is_none_or(|frame| frame.calling != Some(false))
+/// woke (or where it handed the GIL over, which it held running up to
+/// there).
+fn may_be_asleep(thread: &PythonThread) -> bool {
+    thread
+        .frames
+        .first()
+        .is_none_or(|frame| frame.calling != Some(false))
 }
 
 /// `text` cut at `max_chars` characters, with `…` added if it was longer.
@@ -1398,7 +1396,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_thread_read_inside_a_call_or_waiting_for_the_gil_may_be_asleep() {
+    fn only_a_thread_read_inside_a_call_may_be_asleep() {
         let thread = |calling: Option<bool>| PythonThread {
             thread_id: 1,
             native_id: Some(2),
@@ -1417,13 +1415,12 @@ mod tests {
             error: None,
             request: None,
         };
-        assert!(may_be_asleep(&thread(Some(true)), false));
-        assert!(may_be_asleep(&thread(None), false));
-        assert!(!may_be_asleep(&thread(Some(false)), false));
-        assert!(may_be_asleep(&thread(Some(false)), true));
+        assert!(may_be_asleep(&thread(Some(true))));
+        assert!(may_be_asleep(&thread(None)));
+        assert!(!may_be_asleep(&thread(Some(false))));
         let mut no_frames = thread(Some(false));
         no_frames.frames.clear();
-        assert!(may_be_asleep(&no_frames, false));
+        assert!(may_be_asleep(&no_frames));
     }
 
     #[test]
